@@ -1,0 +1,169 @@
+"""The gateway's error tree.
+
+Every error the gateway raises on purpose is a ``GatewayError``. Errors that a caller can
+cause carry a stable problem ``code`` and HTTP ``status``; ``gateway.web.problems`` turns them
+into ``application/problem+json`` in one place, and the CLI turns them into a one-line message.
+
+    GatewayError
+    ├── ProblemError                    an error a caller caused; has code + status
+    │   ├── AuthError                   401: signature_missing, signature_invalid, unknown_key,
+    │   │                                    token_invalid, token_replayed
+    │   ├── ForbiddenError              403: sender_mismatch, recipient_unknown, partner_suspended,
+    │   │                                    forbidden
+    │   ├── NotFoundError               404: not_found
+    │   ├── ConflictError               409: id_conflict, payment_conflict, state_conflict
+    │   ├── PayloadTooLargeError        413: payload_too_large
+    │   ├── UnsupportedMediaTypeError   415: unsupported_media_type
+    │   ├── InvalidMessageError         400/422: malformed_json, schema_violation, stale_message,
+    │   │                                    clock_skew, unknown_type
+    │   └── RateLimitedError            429: rate_limited (with retry_after)
+    ├── ConfigError                     the operator's configuration is wrong; refuses to start
+    ├── IntegrityError                  stored evidence does not verify (audit)
+    └── DeliveryError                   an outbound call failed; ``retryable`` decides retries
+        ├── TransientDeliveryError      nothing was delivered; safe to send again later
+        ├── OutcomeUnknownError         sent, but no answer: ask before sending again
+        └── PermanentDeliveryError      the counterparty refused; retrying cannot help
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "ConflictError",
+    "DeliveryError",
+    "ForbiddenError",
+    "GatewayError",
+    "IntegrityError",
+    "InvalidMessageError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PayloadTooLargeError",
+    "PermanentDeliveryError",
+    "ProblemError",
+    "RateLimitedError",
+    "TransientDeliveryError",
+    "UnsupportedMediaTypeError",
+]
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class ProblemError(GatewayError):
+    """An error the caller caused, answered as problem+json with a stable code."""
+
+    status: int = 400
+    codes: frozenset[str] = frozenset()
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        if self.codes and code not in self.codes:
+            raise ValueError(f"{type(self).__name__} has no code {code!r}")
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+class AuthError(ProblemError):
+    """The request's signature or token does not prove who sent it."""
+
+    status = 401
+    codes = frozenset(
+        {"signature_missing", "signature_invalid", "unknown_key", "token_invalid", "token_replayed"}
+    )
+
+
+class ForbiddenError(ProblemError):
+    """The caller is known but may not do this."""
+
+    status = 403
+    codes = frozenset({"sender_mismatch", "recipient_unknown", "partner_suspended", "forbidden"})
+
+
+class NotFoundError(ProblemError):
+    """The resource does not exist, or is not the caller's to see."""
+
+    status = 404
+    codes = frozenset({"not_found"})
+
+
+class ConflictError(ProblemError):
+    """The request contradicts something already stored."""
+
+    status = 409
+    codes = frozenset({"id_conflict", "payment_conflict", "state_conflict"})
+
+
+class PayloadTooLargeError(ProblemError):
+    """The body is larger than the protocol allows."""
+
+    status = 413
+    codes = frozenset({"payload_too_large"})
+
+
+class UnsupportedMediaTypeError(ProblemError):
+    """The body's media type is not one the endpoint reads."""
+
+    status = 415
+    codes = frozenset({"unsupported_media_type"})
+
+
+class InvalidMessageError(ProblemError):
+    """The message is authentic but not acceptable as it stands."""
+
+    codes = frozenset(
+        {"malformed_json", "schema_violation", "stale_message", "clock_skew", "unknown_type"}
+    )
+
+    def __init__(self, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(code, detail, **extra)
+        # Unparseable bytes are a syntax error (400); everything else parsed fine but is
+        # semantically unacceptable (422).
+        self.status = 400 if code == "malformed_json" else 422
+
+
+class RateLimitedError(ProblemError):
+    """The partner sent more than its configured rate."""
+
+    status = 429
+    codes = frozenset({"rate_limited"})
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__("rate_limited", detail)
+        self.retry_after = retry_after
+
+
+class ConfigError(GatewayError):
+    """The operator's configuration is invalid; the message says which setting and why."""
+
+
+class IntegrityError(GatewayError):
+    """Stored evidence does not verify."""
+
+
+class DeliveryError(GatewayError):
+    """An outbound call to a partner or rail did not succeed."""
+
+    retryable: bool = True
+
+
+class TransientDeliveryError(DeliveryError):
+    """Nothing was delivered (refused connection, 5xx before acceptance); send again later."""
+
+    retryable = True
+
+
+class OutcomeUnknownError(DeliveryError):
+    """The request went out but no answer came back; ask for the status before resending."""
+
+    retryable = True
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The counterparty refused the request for good; retrying cannot help."""
+
+    retryable = False

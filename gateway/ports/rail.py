@@ -1,0 +1,137 @@
+"""The rail adapter seam: what the hub needs from a payout rail, and nothing more.
+
+A rail adapter translates and transports; it never touches the database and never decides to
+retry. It raises the ``DeliveryError`` subclasses of ``gateway.errors`` and the dispatcher's one
+retry policy decides what happens next:
+
+- ``TransientDeliveryError``: the rail certainly did not take the payout (connection refused,
+  429/503 before acceptance); it may be sent again.
+- ``OutcomeUnknownError``: the request may have reached the rail (timeout or reset after
+  sending, a 5xx from a rail that might have acted): ask ``status`` before sending again.
+- ``PermanentDeliveryError``: the rail refused the payout for good (bad account, bad request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+import httpx
+
+from gateway.money import Money
+
+__all__ = [
+    "PayoutInstruction",
+    "PayoutState",
+    "PayoutStatus",
+    "RailAdapter",
+    "StatementLine",
+]
+
+
+class PayoutState(StrEnum):
+    """A payout's state as the rail reports it."""
+
+    accepted = "accepted"
+    processing = "processing"
+    paid = "paid"
+    failed = "failed"
+    returned = "returned"
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutInstruction:
+    """One payout to send. ``idempotency_key`` is derived from the payment id, never an attempt."""
+
+    payment_id: str
+    idempotency_key: str
+    amount: Money
+    beneficiary_name: str
+    provider: str
+    account: str
+    reference: str  # remittance information / end-to-end id shown to the beneficiary
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutStatus:
+    """What the rail says of one payout."""
+
+    idempotency_key: str
+    state: PayoutState
+    rail_reference: str | None = None
+    reason: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One entry of a rail's statement (settlement CSV, camt.053/054), for reconciliation."""
+
+    statement_id: str
+    line_no: int
+    amount: Money
+    credit: bool  # True for CRDT, False for DBIT
+    booked_on: date
+    value_on: date | None = None
+    end_to_end_id: str | None = None
+    rail_reference: str | None = None
+    status: str = "BOOK"
+    reversal: bool = False
+    return_reason: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+class RailAdapter(Protocol):
+    """A payout rail. Implementations live in ``adapters/rails/<name>/``."""
+
+    name: str
+
+    async def submit(
+        self, client: httpx.AsyncClient, payouts: Sequence[PayoutInstruction]
+    ) -> list[PayoutStatus]:
+        """Send payouts (one request each, or one batch file) and return the rail's answers.
+
+        Args:
+            client: the hub's shared HTTP client; every call sets an explicit timeout.
+            payouts: instructions, each with its idempotency key.
+
+        Returns:
+            One status per payout, in the same order.
+
+        Raises:
+            TransientDeliveryError, OutcomeUnknownError, PermanentDeliveryError: for a batch
+                rail, about the whole batch; a per-request rail returns per-payout failures as
+                statuses only when the rail answered, and raises otherwise.
+        """
+        ...
+
+    async def status(self, client: httpx.AsyncClient, idempotency_key: str) -> PayoutStatus | None:
+        """Ask the rail what became of a payout; ``None`` if the rail never received it.
+
+        Raises:
+            TransientDeliveryError: the rail could not be asked now.
+        """
+        ...
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> PayoutStatus:
+        """Verify a status callback's authenticity and parse it.
+
+        Raises:
+            AuthError: signature_invalid if the callback is not authentic.
+            InvalidMessageError: schema_violation if it cannot be parsed.
+        """
+        ...
+
+    def parse_statement(self, data: bytes) -> list[StatementLine]:
+        """Parse a statement file (settlement CSV, camt.053 or camt.054) into lines.
+
+        Raises:
+            InvalidMessageError: schema_violation naming the line and field that is wrong.
+        """
+        ...
+
+
+RailConfig = Mapping[str, Any]
