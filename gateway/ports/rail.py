@@ -21,10 +21,12 @@ from typing import Any, Protocol
 
 import httpx
 
+from gateway.errors import DeliveryError
 from gateway.money import Money
 
 __all__ = [
     "PayoutInstruction",
+    "PayoutResult",
     "PayoutState",
     "PayoutStatus",
     "RailAdapter",
@@ -64,6 +66,19 @@ class PayoutStatus:
     rail_reference: str | None = None
     reason: str | None = None
     at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutResult:
+    """One payout's outcome in a multi-payout submit: the rail's status, or why there is none.
+
+    Exactly one of ``status`` and ``error`` is set. Adapters that send several payouts at once
+    offer ``submit_each`` returning these, so one payout's error never hides another's answer.
+    """
+
+    idempotency_key: str
+    status: PayoutStatus | None = None
+    error: DeliveryError | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,68 @@
+"""Statement amounts in currencies the gateway does not pay in (EUR, SEK, JPY ...).
+
+``gateway.money.Money`` deliberately refuses currencies outside the gateway's six (and
+``gateway.envelope`` asserts that table), so the table cannot simply grow. A bank statement
+still carries other currencies (fees, FX legs, the public camt samples), and reconciliation must
+see those lines to report them. ``StatementMoney`` is a ``Money`` that accepts any ISO 4217
+currency listed below, exact in integer minor units; the gateway's own currencies keep using
+plain ``Money`` (``statement_money`` picks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from gateway.money import MINOR_UNITS, Money
+
+__all__ = ["ISO4217_MINOR_UNITS", "StatementMoney", "statement_money"]
+
+_TWO = "AED AUD BGN BRL CAD CHF CNY CZK DKK EUR GBP HKD HUF INR ILS LKR MXN NOK NZD PHP PLN RON"
+_TWO += " SAR SEK SGD THB TRY TWD USD ZAR"
+ISO4217_MINOR_UNITS: dict[str, int] = {
+    **dict.fromkeys(_TWO.split(" "), 2),
+    **dict.fromkeys(("CLP", "ISK", "JPY", "KRW", "VND"), 0),
+    **dict.fromkeys(("BHD", "JOD", "KWD", "OMR", "TND"), 3),
+    **MINOR_UNITS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StatementMoney(Money):
+    """A statement amount in a currency outside the gateway's payout currencies."""
+
+    def __post_init__(self) -> None:
+        if self.currency not in ISO4217_MINOR_UNITS:
+            raise ValueError(f"unknown currency {self.currency!r}")
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.minor).scaleb(-ISO4217_MINOR_UNITS[self.currency])
+
+    def amount_str(self) -> str:
+        digits = ISO4217_MINOR_UNITS[self.currency]
+        sign = "-" if self.minor < 0 else ""
+        whole, frac = divmod(abs(self.minor), 10**digits)
+        return f"{sign}{whole}.{frac:0{digits}d}" if digits else f"{sign}{whole}"
+
+
+def statement_money(text: str, currency: str) -> Money:
+    """Parse a statement decimal (any number of trailing zeros) exactly into minor units.
+
+    Raises:
+        ValueError: unknown currency, not a plain non-negative decimal, or a fraction of the
+            currency's minor unit (never rounded: a statement that does not add up is reported).
+    """
+    value = text.strip()
+    if not value or any(ch not in "0123456789." for ch in value) or value.count(".") > 1:
+        raise ValueError(f"amount {text!r} is not a non-negative decimal")
+    if currency not in ISO4217_MINOR_UNITS:
+        raise ValueError(f"unknown currency {currency!r}")
+    try:
+        scaled = Decimal(value).scaleb(ISO4217_MINOR_UNITS[currency])
+    except InvalidOperation as exc:
+        raise ValueError(f"amount {text!r} is not a decimal") from exc
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"amount {text!r} has a fraction of a minor unit of {currency}")
+    cls = Money if currency in MINOR_UNITS else StatementMoney
+    return cls(int(scaled), currency)

@@ -1,0 +1,178 @@
+"""Fault injection rules, shared by the simulators.
+
+A rule names a ``Fault`` and fires either with probability ``rate`` (drawn from a seeded RNG, so
+a run is reproducible) or on the next ``count`` matching events, or both (``count`` caps how
+often a probabilistic rule fires). Request faults may be limited to a path prefix and method.
+
+Request faults (applied by ``FaultMiddleware`` around the whole app, so every endpoint has them):
+
+- ``latency``: wait ``seconds`` before handling.
+- ``timeout``: handle (the rail acts), then hold the answer ``seconds``: past the client's read
+  timeout this is a read timeout after sending.
+- ``error_before``: answer ``status`` (5xx) without acting.
+- ``error_after``: act, then answer ``status`` instead: the "paid but answered with an error" case.
+- ``reset_before`` / ``reset_after``: drop the TCP connection (RST) without answering, before or
+  after acting.
+- ``throttle``: answer ``status`` (429 or 503) with ``Retry-After: retry_after`` without acting.
+
+Simulator faults (consulted by the simulators' own code):
+
+- ``lost_callback``: a callback is never sent; ``duplicate_callback``: it is sent twice.
+- ``statement_missing`` / ``statement_extra`` / ``statement_duplicate`` / ``statement_mismatch``:
+  a statement drops a line, gains a line for an unknown payout, repeats a line, or reports an
+  amount one minor unit off.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["REQUEST_FAULTS", "Fault", "FaultRule", "FaultRuleIn", "Faults"]
+
+
+class Fault(StrEnum):
+    """What can go wrong."""
+
+    latency = "latency"
+    timeout = "timeout"
+    error_before = "error_before"
+    error_after = "error_after"
+    reset_before = "reset_before"
+    reset_after = "reset_after"
+    throttle = "throttle"
+    lost_callback = "lost_callback"
+    duplicate_callback = "duplicate_callback"
+    statement_missing = "statement_missing"
+    statement_extra = "statement_extra"
+    statement_duplicate = "statement_duplicate"
+    statement_mismatch = "statement_mismatch"
+
+
+REQUEST_FAULTS = frozenset(
+    {
+        Fault.latency,
+        Fault.timeout,
+        Fault.error_before,
+        Fault.error_after,
+        Fault.reset_before,
+        Fault.reset_after,
+        Fault.throttle,
+    }
+)
+
+
+@dataclass(slots=True)
+class FaultRule:
+    """One armed fault; ``count`` counts down as it fires (``None``: unlimited)."""
+
+    fault: Fault
+    rate: float = 1.0
+    count: int | None = None
+    seconds: float = 0.0
+    status: int = 500
+    retry_after: int = 1
+    path: str | None = None
+    method: str | None = None
+
+    def matches(self, fault: Fault, path: str, method: str) -> bool:
+        return (
+            self.fault == fault
+            and (self.count is None or self.count > 0)
+            and (self.path is None or path.startswith(self.path))
+            and (self.method is None or self.method.upper() == method.upper())
+        )
+
+
+class FaultRuleIn(BaseModel):
+    """The JSON form of a ``FaultRule`` for ``POST /_sim/faults``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fault: Fault
+    rate: float = Field(1.0, ge=0.0, le=1.0)
+    count: int | None = Field(None, ge=1)
+    seconds: float = Field(0.0, ge=0.0, le=60.0)
+    status: int = Field(500, ge=400, le=599)
+    retry_after: int = Field(1, ge=0, le=3600)
+    path: str | None = None
+    method: str | None = None
+
+
+class Faults:
+    """A thread-safe set of fault rules with a seeded RNG (the server runs in another thread)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._rules: list[FaultRule] = []
+        self.fired: Counter[Fault] = Counter()
+
+    def add(
+        self,
+        fault: Fault | str,
+        *,
+        rate: float = 1.0,
+        count: int | None = None,
+        seconds: float = 0.0,
+        status: int = 500,
+        retry_after: int = 1,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> FaultRule:
+        """Arm a fault; ``count=N`` makes it fire on the next N matching events only."""
+        rule = FaultRuleIn(
+            fault=Fault(fault),
+            rate=rate,
+            count=count,
+            seconds=seconds,
+            status=status,
+            retry_after=retry_after,
+            path=path,
+            method=method,
+        )
+        return self.add_rule(rule)
+
+    def add_rule(self, rule: FaultRuleIn) -> FaultRule:
+        """Arm a fault described by its validated JSON form."""
+        armed = FaultRule(**rule.model_dump())
+        with self._lock:
+            self._rules.append(armed)
+        return armed
+
+    def next(self, fault: Fault | str, n: int = 1, **kwargs: Any) -> FaultRule:
+        """Arm a fault for the next ``n`` matching events."""
+        return self.add(fault, count=n, **kwargs)
+
+    def clear(self, reseed: int | None = None) -> None:
+        """Disarm every fault (and optionally reseed the RNG)."""
+        with self._lock:
+            self._rules.clear()
+            self.fired.clear()
+            if reseed is not None:
+                self._rng.seed(reseed)
+
+    def draw(self, fault: Fault, path: str = "", method: str = "") -> FaultRule | None:
+        """Return the rule that fires for this event, consuming one of its ``count``."""
+        with self._lock:
+            for rule in self._rules:
+                if not rule.matches(fault, path, method):
+                    continue
+                if rule.rate < 1.0 and self._rng.random() >= rule.rate:
+                    continue
+                if rule.count is not None:
+                    rule.count -= 1
+                self.fired[fault] += 1
+                return rule
+            return None
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Return the armed rules as JSON-able dicts."""
+        with self._lock:
+            return [asdict(r) for r in self._rules if r.count is None or r.count > 0]

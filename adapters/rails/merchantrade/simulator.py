@@ -1,0 +1,384 @@
+"""A Merchantrade rail simulator for tests, the demo and benchmarks (loopback only).
+
+It speaks the wire format of this package (see its docstring) and keeps an in-memory,
+thread-safe ledger keyed by idempotency key: a key is paid at most once; the same key with the
+same body answers the existing payout; with a different body, 409.
+
+Lifecycle: ``accepted`` on creation, then each ``advance`` step moves a payout one state:
+``accepted -> processing -> paid`` (accounts starting ``FAIL``: ``-> failed``; accounts starting
+``RET``: ``paid -> returned`` one step later). Steps run every ``tick_seconds`` (if set) or on
+``advance()`` / ``POST /_sim/advance``. Every state change is sent as a signed callback to
+``callback_url`` (if set).
+
+Admin API (unauthenticated, loopback): ``POST/GET/DELETE /_sim/faults``, ``GET /_sim/ledger``,
+``POST /_sim/advance?key=K``. In process: ``sim.faults``, ``sim.ledger()``, ``sim.advance()``.
+
+Usage::
+
+    sim = MerchantradeSimulator(MerchantradeSimConfig(callback_url=...), Faults(seed=1)).start()
+    ... sim.url ...
+    sim.stop()
+
+or ``python -m adapters.rails.merchantrade.simulator --port 8701`` (``serve``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from adapters.rails import _hmac
+from adapters.rails._sim import CallbackSender, Fault, Faults, SimApp, ThreadedServer
+from adapters.rails._sim.server import add_fault_routes, run_blocking
+from adapters.rails.merchantrade.settlement import SettlementRow, render_settlement
+from gateway.errors import AuthError, InvalidMessageError
+from gateway.money import Money
+from gateway.ports.rail import PayoutState
+
+__all__ = [
+    "MerchantradeSimConfig",
+    "MerchantradeSimulator",
+    "SimPayout",
+    "create_app",
+    "serve",
+]
+
+
+class MerchantradeSimConfig(BaseModel):
+    """The simulator's side of the secrets, and its behaviour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_keys: dict[str, str] = {"px-test": "sim-request-secret"}  # key id -> HMAC secret
+    callback_secret: str = "sim-callback-secret"
+    callback_url: str | None = None
+    tick_seconds: float | None = Field(None, gt=0)  # None: advance only when asked
+    callback_attempts: int = Field(3, ge=1, le=10)
+    fee: Decimal = Decimal("0.50")
+
+
+class PayoutIn(BaseModel):
+    """The request body the rail accepts."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    amount: str = Field(pattern=r"^(0|[1-9][0-9]{0,14})(\.[0-9]+)?$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    beneficiary_name: str = Field(min_length=1, max_length=140)
+    account: str = Field(min_length=1, max_length=64)
+    provider: str = Field(min_length=1, max_length=64)
+    reference: str = Field(min_length=1, max_length=140)
+
+
+@dataclass
+class SimPayout:
+    """One payout in the simulator's ledger."""
+
+    key: str
+    digest: str
+    request: PayoutIn
+    rail_reference: str
+    state: PayoutState = PayoutState.accepted
+    reason: str | None = None
+    paid_count: int = 0
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "idempotency_key": self.key,
+            "rail_reference": self.rail_reference,
+            "state": self.state.value,
+            "reason": self.reason,
+            "amount": self.request.amount,
+            "currency": self.request.currency,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+def _problem(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+class MerchantradeSimulator:
+    """The simulated rail: ledger, lifecycle, callbacks, settlement and its HTTP app."""
+
+    def __init__(self, config: MerchantradeSimConfig | None = None, faults: Faults | None = None):
+        self.config = config or MerchantradeSimConfig()
+        self.faults = faults or Faults()
+        self._lock = threading.Lock()
+        self._payouts: dict[str, SimPayout] = {}
+        self._seq = 0
+        self.callbacks = CallbackSender(
+            self.faults,
+            lambda body: _hmac.callback_headers(self.config.callback_secret, body),
+            attempts=self.config.callback_attempts,
+        )
+        self.app = self._build_app()
+        self._server: ThreadedServer | None = None
+
+    # -- in-process control -------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> MerchantradeSimulator:
+        """Serve on 127.0.0.1 in a background thread (port 0: ephemeral)."""
+        self._server = ThreadedServer(self.app, port=port).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "simulator not started"
+        return self._server.url
+
+    def ledger(self) -> dict[str, int]:
+        """Return how many times each idempotency key was paid (the invariant: at most 1)."""
+        with self._lock:
+            return {k: p.paid_count for k, p in self._payouts.items()}
+
+    def payout(self, key: str) -> SimPayout | None:
+        """Return a copy-free view of one payout (for assertions)."""
+        with self._lock:
+            return self._payouts.get(key)
+
+    def advance(self, key: str | None = None, steps: int = 1) -> int:
+        """Move one payout (or all) ``steps`` lifecycle steps; return how many changed."""
+        changed = 0
+        for _ in range(steps):
+            with self._lock:
+                targets = (
+                    [self._payouts[key]]
+                    if key in self._payouts
+                    else (list(self._payouts.values()) if key is None else [])
+                )
+                moved = [p for p in targets if self._step(p)]
+            for p in moved:
+                self._notify(p)
+            changed += len(moved)
+        return changed
+
+    def _step(self, p: SimPayout) -> bool:
+        account = p.request.account
+        if p.state == PayoutState.accepted:
+            p.state = PayoutState.processing
+        elif p.state == PayoutState.processing:
+            if account.startswith("FAIL"):
+                p.state, p.reason = PayoutState.failed, "wallet_blocked"
+            else:
+                p.state = PayoutState.paid
+                p.paid_count += 1
+        elif p.state == PayoutState.paid and account.startswith("RET"):
+            p.state, p.reason = PayoutState.returned, "wallet_closed"
+        else:
+            return False
+        p.updated_at = datetime.now(UTC)
+        return True
+
+    def _notify(self, p: SimPayout) -> None:
+        if self.config.callback_url:
+            with self._lock:
+                doc = {"event": "payout.status", "payout": p.wire()}
+            self.callbacks.enqueue(self.config.callback_url, json.dumps(doc).encode())
+
+    # -- settlement ------------------------------------------------------------------------------
+
+    def settlement(self, day: date) -> bytes:
+        """Render the settlement CSV of ``day``, with any armed statement faults applied."""
+        status_of = {
+            PayoutState.paid: "PAID",
+            PayoutState.returned: "RETURNED",
+            PayoutState.failed: "FAILED",
+        }
+        with self._lock:
+            rows: list[SettlementRow] = [
+                (
+                    day.isoformat(),
+                    p.key,
+                    p.rail_reference,
+                    p.request.amount,
+                    p.request.currency,
+                    status_of[p.state],
+                    Money.of(self.config.fee, p.request.currency).amount_str(),
+                )
+                for p in self._payouts.values()
+                if p.state in status_of and p.updated_at.date() == day
+            ]
+        path = f"/v1/settlements/{day}.csv"
+        if rows and self.faults.draw(Fault.statement_missing, path):
+            rows.pop()
+        if rows and self.faults.draw(Fault.statement_duplicate, path):
+            rows.append(rows[0])
+        if rows and self.faults.draw(Fault.statement_mismatch, path):
+            first = rows[0]
+            bumped = Money.parse(first[3], first[4])
+            rows[0] = (
+                *first[:3],
+                Money(bumped.minor + 1, bumped.currency).amount_str(),
+                *first[4:],
+            )  # type: ignore[assignment]
+        if self.faults.draw(Fault.statement_extra, path):
+            rows.append(
+                (
+                    day.isoformat(),
+                    "unknown-payout-1",
+                    "MT-EXTRA",
+                    "1.00",
+                    "MYR",
+                    "PAID",
+                    Money.of(self.config.fee, "MYR").amount_str(),
+                )
+            )
+        return render_settlement(rows)
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def _verify(self, request: Request, body: bytes) -> JSONResponse | None:
+        try:
+            _hmac.verify_request(
+                self.config.api_keys,
+                request.headers,
+                request.method,
+                request.scope.get("raw_path", request.url.path.encode()).decode("ascii"),
+                body,
+            )
+        except (AuthError, InvalidMessageError) as exc:
+            return _problem(401, exc.code, exc.detail)
+        return None
+
+    def _create(self, key: str, payout: PayoutIn) -> tuple[int, SimPayout]:
+        digest = hashlib.sha256(
+            json.dumps(payout.model_dump(), sort_keys=True).encode()
+        ).hexdigest()
+        with self._lock:
+            existing = self._payouts.get(key)
+            if existing is not None:
+                return (200 if existing.digest == digest else 409), existing
+            self._seq += 1
+            created = SimPayout(key, digest, payout, rail_reference=f"MT{self._seq:010d}")
+            self._payouts[key] = created
+        self._notify(created)
+        return 201, created
+
+    def _build_app(self) -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.callbacks.start()
+            ticker = asyncio.create_task(self._tick()) if self.config.tick_seconds else None
+            try:
+                yield
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
+                await self.callbacks.stop()
+
+        app = SimApp(self.faults, title="merchantrade simulator", lifespan=lifespan)
+        add_fault_routes(app, self.faults)
+
+        @app.post("/v1/payouts")
+        async def create_payout(request: Request) -> Response:
+            body = await request.body()
+            if denied := self._verify(request, body):
+                return denied
+            key = request.headers.get("Idempotency-Key", "")
+            if not key or len(key) > 128:
+                return _problem(400, "idempotency_key_required", "Idempotency-Key: 1..128 chars")
+            try:
+                payout = PayoutIn.model_validate_json(body)
+                Money.parse(payout.amount, payout.currency)
+            except (ValidationError, ValueError) as exc:
+                return _problem(422, "invalid_payout", str(exc).splitlines()[0])
+            status, p = self._create(key, payout)
+            if status == 409:
+                return _problem(409, "idempotency_key_reused", "same key, different payout")
+            with self._lock:
+                doc = p.wire()
+            return JSONResponse(doc, status_code=status)
+
+        @app.get("/v1/payouts/{key}")
+        async def get_payout(key: str, request: Request) -> Response:
+            if denied := self._verify(request, b""):
+                return denied
+            with self._lock:
+                p = self._payouts.get(key)
+                doc = p.wire() if p else None
+            if doc is None:
+                return _problem(404, "not_found", "no payout with this key")
+            return JSONResponse(doc)
+
+        @app.get("/v1/settlements/{day}.csv")
+        async def get_settlement(day: str, request: Request) -> Response:
+            if denied := self._verify(request, b""):
+                return denied
+            try:
+                when = date.fromisoformat(day)
+            except ValueError:
+                return _problem(400, "bad_date", "YYYY-MM-DD")
+            return Response(self.settlement(when), media_type="text/csv")
+
+        @app.get("/_sim/ledger")
+        async def ledger() -> Mapping[str, Any]:
+            with self._lock:
+                return {
+                    k: {**p.wire(), "paid_count": p.paid_count} for k, p in self._payouts.items()
+                }
+
+        @app.post("/_sim/advance")
+        async def advance(key: str | None = None, steps: int = 1) -> Mapping[str, int]:
+            return {"changed": self.advance(key, min(steps, 10))}
+
+        return app
+
+    async def _tick(self) -> None:
+        assert self.config.tick_seconds is not None
+        while True:
+            await asyncio.sleep(self.config.tick_seconds)
+            self.advance()
+
+
+def create_app(
+    config: MerchantradeSimConfig | None = None, faults: Faults | None = None
+) -> FastAPI:
+    """Build the simulator's FastAPI app (its ``MerchantradeSimulator`` is ``app.state.sim``)."""
+    sim = MerchantradeSimulator(config, faults)
+    sim.app.state.sim = sim
+    return sim.app
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8701,
+    config: MerchantradeSimConfig | None = None,
+    faults: Faults | None = None,
+) -> None:
+    """Run the simulator in the foreground (standalone, for the demo)."""
+    run_blocking(create_app(config, faults), host, port, None)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8701)
+    parser.add_argument("--callback-url")
+    parser.add_argument("--tick-seconds", type=float, default=1.0)
+    args = parser.parse_args()
+    serve(
+        args.host,
+        args.port,
+        MerchantradeSimConfig(callback_url=args.callback_url, tick_seconds=args.tick_seconds),
+    )
