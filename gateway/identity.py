@@ -1,78 +1,258 @@
 """Canonical identity documents and phone numbers: strict validation that says what is wrong.
 
-These check the *canonical* spellings used inside PX/1 envelopes (ASCII digits, one spelling per
-scheme). Partner-native spellings (Burmese digits, dashed CNICs, Bikram Sambat dates) are turned
-into canonical ones by the partner's adapter before they reach here.
+These check the *canonical* spellings used inside PX/1 envelopes: ASCII only, one spelling per
+scheme, nothing normalised silently. Partner-native spellings (Burmese digits, dashed CNICs,
+district names in mixed case) are turned into canonical ones by the partner's adapter
+(``adapters/partners/common``) before they reach here, so a non-canonical value here is a bug
+in an adapter or a bad message, and the error says which part is wrong.
+
+Canonical spellings::
+
+    ID-NIK   3171015708450001         16 digits PPRRSS DDMMYY XXXX (day + 40 for women)
+    MM-NRC   12/OUKAMA(N)123456       state 1-14 / township code (type) 5-6 digits
+    NP-CTZ   KATHMANDU:27-01-71-12345 issuing district : digit groups joined by single '-'
+    PK-CNIC  3520112345671            13 digits, first digit the province 1-7
+    BD-NID   1234567890               10, 13 or 17 digits (17 = birth year + the old 13)
+
+Every public function returns its input unchanged when valid, so callers can compare the result
+with the input to detect a non-canonical spelling, and raises ``ValueError`` otherwise.
+``python-stdnum`` and ``phonenumbers`` do the checks they are good at; their exceptions are
+translated here into messages that name the failing part.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
 
 import phonenumbers
 from stdnum import exceptions as stdnum_exc
 from stdnum.id import nik as stdnum_nik
 from stdnum.pk import cnic as stdnum_cnic
 
-__all__ = ["SCHEMES", "normalise_national_id", "validate_passport_no", "validate_phone"]
+__all__ = [
+    "NEPAL_DISTRICTS",
+    "SCHEMES",
+    "normalise_national_id",
+    "validate_passport_no",
+    "validate_phone",
+]
 
-SCHEMES = ("ID-NIK", "MM-NRC", "NP-CTZ", "PK-CNIC", "BD-NID")
+SCHEMES: tuple[str, ...] = ("ID-NIK", "MM-NRC", "NP-CTZ", "PK-CNIC", "BD-NID")
 
-_NRC = re.compile(r"^(1[0-4]|[1-9])/([A-Z]{3,9})\((N|E|P|T|R|S)\)([0-9]{5,6})$")
-_NP_CTZ = re.compile(r"^([A-Z]+(?:_[A-Z]+)*):([0-9]+(?:-[0-9]+)*)$")
-_DIGITS = re.compile(r"^[0-9]+$")
-_PASSPORT = re.compile(r"^[A-Z0-9]{1,9}$")
+# The 77 districts since the 2015 constitution, grouped by province. Nawalparasi and Rukum were
+# each split in two, so the bare old names are not districts any more. Spellings follow the
+# romanisation most used by Nepal's District Administration Offices; adapters map variants.
+_DISTRICTS_BY_PROVINCE: dict[str, tuple[str, ...]] = {
+    "KOSHI": (
+        "BHOJPUR", "DHANKUTA", "ILAM", "JHAPA", "KHOTANG", "MORANG", "OKHALDHUNGA",
+        "PANCHTHAR", "SANKHUWASABHA", "SOLUKHUMBU", "SUNSARI", "TAPLEJUNG", "TERHATHUM",
+        "UDAYAPUR",
+    ),
+    "MADHESH": (
+        "BARA", "DHANUSHA", "MAHOTTARI", "PARSA", "RAUTAHAT", "SAPTARI", "SARLAHI", "SIRAHA",
+    ),
+    "BAGMATI": (
+        "BHAKTAPUR", "CHITWAN", "DHADING", "DOLAKHA", "KATHMANDU", "KAVREPALANCHOK",
+        "LALITPUR", "MAKWANPUR", "NUWAKOT", "RAMECHHAP", "RASUWA", "SINDHULI", "SINDHUPALCHOK",
+    ),
+    "GANDAKI": (
+        "BAGLUNG", "GORKHA", "KASKI", "LAMJUNG", "MANANG", "MUSTANG", "MYAGDI",
+        "NAWALPARASI_EAST", "PARBAT", "SYANGJA", "TANAHUN",
+    ),
+    "LUMBINI": (
+        "ARGHAKHANCHI", "BANKE", "BARDIYA", "DANG", "GULMI", "KAPILVASTU", "NAWALPARASI_WEST",
+        "PALPA", "PYUTHAN", "ROLPA", "RUKUM_EAST", "RUPANDEHI",
+    ),
+    "KARNALI": (
+        "DAILEKH", "DOLPA", "HUMLA", "JAJARKOT", "JUMLA", "KALIKOT", "MUGU", "RUKUM_WEST",
+        "SALYAN", "SURKHET",
+    ),
+    "SUDURPASHCHIM": (
+        "ACHHAM", "BAITADI", "BAJHANG", "BAJURA", "DADELDHURA", "DARCHULA", "DOTI", "KAILALI",
+        "KANCHANPUR",
+    ),
+}  # fmt: skip
+
+NEPAL_DISTRICTS: frozenset[str] = frozenset(
+    d for districts in _DISTRICTS_BY_PROVINCE.values() for d in districts
+)
+assert len(NEPAL_DISTRICTS) == 77, "Nepal has 77 districts"
+
+# Pre-2015 districts that were split: a value naming one cannot say which half issued it.
+_SPLIT_DISTRICTS: dict[str, tuple[str, str]] = {
+    "NAWALPARASI": ("NAWALPARASI_EAST", "NAWALPARASI_WEST"),
+    "RUKUM": ("RUKUM_EAST", "RUKUM_WEST"),
+}
+
+# Passport patterns stricter than ICAO's, per issuing state (ISO 3166 alpha-2). Data, not logic:
+# add a state here when its format is confirmed.
+_PASSPORT_BY_NATIONALITY: dict[str, tuple[re.Pattern[str], str]] = {
+    "ID": (re.compile(r"[A-C][0-9]{7}"), "a letter A-C followed by 7 digits, e.g. B1234567"),
+}
+_ALPHA3_TO_ALPHA2 = {"IDN": "ID", "MMR": "MM", "NPL": "NP", "PAK": "PK", "BGD": "BD", "MYS": "MY"}
+
+# Patterns are used with fullmatch: re's '$' also matches before a trailing newline.
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_NRC_SHAPE = re.compile(
+    r"(?P<state>[^/]*)/(?P<township>[^(]*)\((?P<type>[^)]*)\)(?P<serial>.*)", re.DOTALL
+)
+_NRC_TOWNSHIP = re.compile(r"[A-Z]{3,12}")
+_NRC_TYPES = "NEPTRS"
+_CTZ_NUMBER = re.compile(r"[0-9]+(?:-[0-9]+)*")
+_CTZ_MAX_DIGITS = 20
+_PASSPORT = re.compile(r"[A-Z0-9]{1,9}")
+_BD_TZ = timezone(timedelta(hours=6))
+_BD_FIRST_BIRTH_YEAR = 1900
+
+
+def _require_ascii_digits(scheme: str, value: str, lengths: tuple[int, ...]) -> None:
+    if not _ASCII_DIGITS.fullmatch(value):
+        bad = sorted({c for c in value if not ("0" <= c <= "9")})
+        raise ValueError(
+            f"{scheme} must be ASCII digits only; found {', '.join(map(repr, bad))}"
+        )
+    if len(value) not in lengths:
+        *most, last = (str(n) for n in lengths)
+        wanted = f"{', '.join(most)} or {last}" if most else last
+        raise ValueError(f"{scheme} must be {wanted} digits, got {len(value)}")
 
 
 def _nik(value: str) -> str:
-    if not _DIGITS.match(value) or len(value) != 16:
-        raise ValueError("ID-NIK must be exactly 16 ASCII digits")
+    _require_ascii_digits("ID-NIK", value, (16,))
+    day, month, yy = int(value[6:8]), int(value[8:10]), int(value[10:12])
+    # stdnum takes the day modulo 40, which would accept 81..91; only 1-31 and 41-71 exist.
+    if not (1 <= day <= 31 or 41 <= day <= 71):
+        raise ValueError(
+            f"ID-NIK birth day {value[6:8]!r} (digits 7-8) must be 01-31, or 41-71 for women"
+        )
+    if not 1 <= month <= 12:
+        raise ValueError(f"ID-NIK birth month {value[8:10]!r} (digits 9-10) must be 01-12")
+    real_day = day - 40 if day > 40 else day
+    # The year has two digits, so the date is real if it exists in either century.
+    if not any(_is_date(century + yy, month, real_day) for century in (1900, 2000)):
+        raise ValueError(
+            f"ID-NIK birth date {real_day:02d}-{month:02d}-{yy:02d} (digits 7-12) "
+            "is not a real date"
+        )
+    if value[12:] == "0000":
+        raise ValueError("ID-NIK serial (last 4 digits) starts at 0001, got 0000")
     try:
-        return str(stdnum_nik.validate(value))
+        stdnum_nik.validate(value)
     except stdnum_exc.ValidationError as exc:
-        raise ValueError(f"ID-NIK {value!r} is not valid: {exc.message}") from exc
+        raise ValueError(
+            f"ID-NIK region code {value[:4]!r} (province and regency, digits 1-4) is unknown"
+        ) from exc
+    return value
+
+
+def _is_date(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
 
 
 def _nrc(value: str) -> str:
-    if not _NRC.match(value):
+    if not value.isascii():
         raise ValueError(
-            "MM-NRC must look like 12/OUKAMA(N)123456: state 1-14, township code, "
-            "type N/E/P/T/R/S in brackets, 5-6 ASCII digits"
+            "MM-NRC must be ASCII, e.g. 12/OUKAMA(N)123456; Burmese digits and type words "
+            "are converted by the partner adapter"
         )
+    shape = _NRC_SHAPE.fullmatch(value)
+    if shape is None:
+        raise ValueError(
+            "MM-NRC must look like 12/OUKAMA(N)123456: state, '/', township code, "
+            "type in brackets, serial"
+        )
+    state, township = shape["state"], shape["township"]
+    nrc_type, serial = shape["type"], shape["serial"]
+    if not (_ASCII_DIGITS.fullmatch(state) and state[0] != "0" and 1 <= int(state) <= 14):
+        raise ValueError(f"MM-NRC state {state!r} must be a number 1-14 without leading zero")
+    if not _NRC_TOWNSHIP.fullmatch(township):
+        raise ValueError(
+            f"MM-NRC township code {township!r} must be 3-12 upper-case letters A-Z"
+        )
+    if len(nrc_type) != 1 or nrc_type not in _NRC_TYPES:
+        raise ValueError(f"MM-NRC type {nrc_type!r} must be one of N, E, P, T, R, S")
+    if not (_ASCII_DIGITS.fullmatch(serial) and len(serial) in (5, 6)):
+        raise ValueError(f"MM-NRC serial {serial!r} must be 5 or 6 ASCII digits")
     return value
 
 
 def _np_ctz(value: str) -> str:
-    if not _NP_CTZ.match(value):
+    district, sep, number = value.partition(":")
+    if not sep:
         raise ValueError(
-            "NP-CTZ must be DISTRICT:NUMBER, e.g. KATHMANDU:27-01-71-12345 "
-            "(issuing district in capitals, digits separated by '-')"
+            "NP-CTZ must be DISTRICT:NUMBER, e.g. KATHMANDU:27-01-71-12345 (the number is "
+            "only unique within its issuing district)"
         )
+    if district not in NEPAL_DISTRICTS:
+        raise ValueError(_unknown_district_message(district))
+    if not _CTZ_NUMBER.fullmatch(number):
+        raise ValueError(
+            f"NP-CTZ number {number!r} must be ASCII digit groups joined by single '-', "
+            "e.g. 27-01-71-12345 ('/' separators are converted by the partner adapter)"
+        )
+    digits = len(number.replace("-", ""))
+    if digits > _CTZ_MAX_DIGITS:
+        raise ValueError(f"NP-CTZ number has {digits} digits, at most {_CTZ_MAX_DIGITS}")
     return value
+
+
+def _unknown_district_message(district: str) -> str:
+    if district in _SPLIT_DISTRICTS:
+        east, west = _SPLIT_DISTRICTS[district]
+        return f"NP-CTZ district {district!r} was split in 2015: use {east} or {west}"
+    hint = ""
+    close = difflib.get_close_matches(district.upper().replace(" ", "_"), NEPAL_DISTRICTS, n=1)
+    if close:
+        hint = f" (did you mean {close[0]}?)"
+    return (
+        f"NP-CTZ district {district!r} is not one of Nepal's 77 districts in canonical "
+        f"spelling (upper-case ASCII, '_' for spaces){hint}"
+    )
 
 
 def _cnic(value: str) -> str:
-    if not _DIGITS.match(value) or len(value) != 13:
-        raise ValueError("PK-CNIC must be exactly 13 ASCII digits without dashes")
+    _require_ascii_digits("PK-CNIC", value, (13,))
+    if value[0] not in stdnum_cnic.PROVINCES:
+        raise ValueError(f"PK-CNIC first digit {value[0]!r} must be a province code 1-7")
     try:
-        return str(stdnum_cnic.validate(value))
+        stdnum_cnic.validate(value)
     except stdnum_exc.ValidationError as exc:
-        raise ValueError(f"PK-CNIC {value!r} is not valid: {exc.message}") from exc
-
-
-def _bd_nid(value: str) -> str:
-    if not _DIGITS.match(value) or len(value) not in (10, 13, 17):
-        raise ValueError("BD-NID must be 10, 13 or 17 ASCII digits")
+        # Province and length are checked above, so stdnum can only object to the last digit.
+        raise ValueError(
+            f"PK-CNIC last digit {value[-1]!r} must be 1-9 (odd for men, even for women)"
+        ) from exc
     return value
 
 
-_VALIDATORS = {
+def _bd_nid(value: str) -> str:
+    _require_ascii_digits("BD-NID", value, (10, 13, 17))
+    if len(value) == 17:
+        year = int(value[:4])
+        # Bangladesh's calendar year, so a number issued on 1 January local time is accepted.
+        this_year = datetime.now(_BD_TZ).year
+        if not _BD_FIRST_BIRTH_YEAR <= year <= this_year:
+            raise ValueError(
+                f"BD-NID of 17 digits starts with the birth year; {value[:4]!r} is not "
+                f"between {_BD_FIRST_BIRTH_YEAR} and {this_year}"
+            )
+    return value
+
+
+_VALIDATORS: dict[str, Callable[[str], str]] = {
     "ID-NIK": _nik,
     "MM-NRC": _nrc,
     "NP-CTZ": _np_ctz,
     "PK-CNIC": _cnic,
     "BD-NID": _bd_nid,
 }
+assert tuple(_VALIDATORS) == SCHEMES
 
 
 def normalise_national_id(scheme: str, value: str) -> str:
@@ -80,28 +260,44 @@ def normalise_national_id(scheme: str, value: str) -> str:
     try:
         validator = _VALIDATORS[scheme]
     except KeyError:
-        raise ValueError(f"unknown national id scheme {scheme!r} (one of {', '.join(SCHEMES)})")
+        raise ValueError(
+            f"unknown national id scheme {scheme!r} (one of {', '.join(SCHEMES)})"
+        ) from None
+    if not value:
+        raise ValueError(f"{scheme} value is empty")
     return validator(value)
 
 
 def validate_phone(value: str) -> str:
-    """Return the E.164 number unchanged if it is a valid E.164 number."""
+    """Return the phone number unchanged if it is a valid number written in strict E.164."""
     if not value.startswith("+"):
         raise ValueError("phone must be E.164, starting with '+' and the country code")
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:
         raise ValueError(f"phone {value!r} is not a phone number: {exc}") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"phone {value!r} is not a valid number for its country")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if e164 != value:
-        raise ValueError(f"phone {value!r} is not in E.164 form (expected {e164})")
+        raise ValueError(
+            f"phone {value!r} is not in E.164 form ('+', country code, digits only): "
+            f"write {e164}"
+        )
+    if not phonenumbers.is_valid_number(number):
+        region = phonenumbers.region_code_for_number(number) or "its country code"
+        raise ValueError(f"phone {value!r} is not a valid number for {region}")
     return value
 
 
-def validate_passport_no(value: str) -> str:
-    """Check an ICAO 9303 document number: up to 9 of A-Z and 0-9."""
-    if not _PASSPORT.match(value):
-        raise ValueError("passport_no must be 1-9 characters of A-Z and 0-9 (ICAO 9303)")
+def validate_passport_no(value: str, nationality: str | None = None) -> str:
+    """Return an ICAO 9303 document number unchanged, checked against the issuer's format."""
+    if not _PASSPORT.fullmatch(value):
+        raise ValueError(
+            f"passport_no {value!r} must be 1-9 characters of A-Z and 0-9 (ICAO 9303), "
+            "upper case, no spaces or '<' fillers"
+        )
+    if nationality is not None:
+        code = _ALPHA3_TO_ALPHA2.get(nationality.upper(), nationality.upper())
+        rule = _PASSPORT_BY_NATIONALITY.get(code)
+        if rule is not None and not rule[0].fullmatch(value):
+            raise ValueError(f"passport_no {value!r} issued by {code} must be {rule[1]}")
     return value
