@@ -1,0 +1,63 @@
+"""create_app(): the FastAPI application; the lifespan builds the hub and its background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from gateway.config import Settings
+from gateway.hub import Hub, build_hub
+from gateway.jobs import run_background_jobs
+from gateway.messages.api import router as px1_router
+from gateway.web.problems import install_problem_handlers
+
+__all__ = ["app_from_env", "create_app"]
+
+log = logging.getLogger("gateway.app")
+
+DESCRIPTION = """\
+The PX/1 hub of PERKESO's cross-border benefit portability gateway.
+
+Partners send signed messages (`POST /v1/messages`, detached JWS in `X-JWS-Signature`) and
+read receipts, inbox and tracking with a bearer JWT. Every error is `application/problem+json`
+with a stable `code`. See the project README for the wire profile of each partner.
+"""
+
+
+def create_app(settings: Settings | None = None, hub: Hub | None = None,
+               background_jobs: bool | None = None) -> FastAPI:
+    """Build the app. Tests pass a ready ``hub``; ``serve`` passes settings."""
+    settings = settings or (hub.settings if hub else Settings())
+    jobs = settings.dispatch_in_serve if background_jobs is None else background_jobs
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = hub is None
+        the_hub = hub or build_hub(settings)
+        app.state.hub = the_hub
+        task = asyncio.create_task(run_background_jobs(the_hub)) if jobs else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if own:
+                await the_hub.close()
+
+    app = FastAPI(title="PX gateway", version="1", description=DESCRIPTION, lifespan=lifespan)
+    if hub is not None:
+        app.state.hub = hub  # usable at once, also by in-process test clients without lifespan
+    install_problem_handlers(app)
+    app.include_router(px1_router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers (``gateway serve --workers N``)."""
+    return create_app(Settings())

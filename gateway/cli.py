@@ -1,0 +1,244 @@
+"""The ``gateway`` command. Bad input ends with one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from gateway.bootstrap import prepare_instance
+from gateway.config import Settings
+from gateway.errors import ConfigError, GatewayError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="PERKESO cross-border benefit portability gateway (PX/1 hub).")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+audit_app = typer.Typer(no_args_is_help=True, help="The evidence log's hash chain.")
+keys_app = typer.Typer(no_args_is_help=True, help="Signing keys and tokens.")
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+
+log = logging.getLogger("gateway")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "GATEWAY_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise ConfigError(f"{name}: {first['msg']}") from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+async def _ensure_schema(settings: Settings) -> None:
+    from gateway.migrate import current_revision, head_revision, upgrade
+
+    if settings.is_production:
+        current, head = await current_revision(settings.database_url), head_revision(
+            settings.database_url)
+        if current != head:
+            raise ConfigError(f"database schema is at {current}, not {head}: "
+                              "run `gateway db upgrade` first")
+        return
+    await upgrade(settings.database_url)
+    log.info("database schema is at head (%s)", _redact(settings.database_url))
+
+
+def _redact(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}://{rest}"
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (GATEWAY_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (GATEWAY_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+) -> None:
+    """Run the hub. With no settings, creates a development instance on SQLite."""
+    import os
+
+    import uvicorn
+
+    settings = _settings()
+    _logging(settings.log_level)
+    prepare_instance(settings)
+    asyncio.run(_ensure_schema(settings))
+    n = workers or settings.workers
+    log.info("PX gateway listening on http://%s:%s (%s worker%s, database %s)",
+             host or settings.host, port or settings.port, n, "s" if n > 1 else "",
+             _redact(settings.database_url))
+    # Workers re-read settings from the environment; pin what the command line chose.
+    os.environ.setdefault("GATEWAY_ENV", settings.env)
+    uvicorn.run("gateway.app:app_from_env", factory=True, host=host or settings.host,
+                port=port or settings.port, workers=n, log_level=settings.log_level.lower(),
+                access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the database schema to the newest revision."""
+    from gateway.migrate import head_revision, upgrade
+
+    settings = _settings()
+    asyncio.run(upgrade(settings.database_url))
+    typer.echo(f"database at revision {head_revision(settings.database_url)}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    settle_minutes: Annotated[int, typer.Option(help="Unchained records older than this "
+                                                "are reported.")] = 5,
+) -> None:
+    """Check the evidence chain and every chained record; name the first broken record."""
+    from datetime import timedelta
+
+    from gateway.db import create_engine
+    from gateway.evidence import verify_chain
+
+    settings = _settings()
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            report = await verify_chain(engine, settle=timedelta(minutes=settle_minutes))
+        finally:
+            await engine.dispose()
+        if report.broken:
+            typer.echo(f"BROKEN after {report.checked} good records: {report.broken}", err=True)
+            return 1
+        if report.unchained:
+            typer.echo(f"{report.unchained} record(s) older than {settle_minutes} min are not "
+                       "in the chain (is the chainer running?)", err=True)
+            return 1
+        assert report.head is not None
+        typer.echo(f"ok: {report.checked} records, head seq {report.head.seq} "
+                   f"{report.head.chain_sha256}")
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@audit_app.command("chain")
+def audit_chain() -> None:
+    """Append every committed, unchained record to the chain now (the job does this too)."""
+    from gateway.db import create_engine
+    from gateway.evidence import chain_pending
+
+    settings = _settings()
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        total = 0
+        try:
+            while n := await chain_pending(engine, full_sweep=True):
+                total += n
+        finally:
+            await engine.dispose()
+        return total
+
+    typer.echo(f"chained {asyncio.run(run())} record(s)")
+
+
+@audit_app.command("head")
+def audit_head() -> None:
+    """Print the chain's head (sequence and hash), to anchor it outside the database."""
+    from gateway.db import create_engine
+    from gateway.evidence import chain_head
+
+    settings = _settings()
+
+    async def run() -> str:
+        engine = create_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                head = await chain_head(conn)
+        finally:
+            await engine.dispose()
+        return f"{head.seq} {head.chain_sha256}"
+
+    typer.echo(asyncio.run(run()))
+
+
+@keys_app.command("generate")
+def keys_generate(
+    kid: Annotated[str, typer.Option(help="Key id, unique across all parties.")],
+    out: Annotated[Path, typer.Option(help="Private JWK file to create (mode 600).")],
+    alg: Annotated[str, typer.Option(help="EdDSA or ES256.")] = "EdDSA",
+    public_out: Annotated[Path | None, typer.Option(help="Also write the public JWKS here.")]
+    = None,
+) -> None:
+    """Generate a signing key (the hub's, or a partner's for testing)."""
+    from gateway.keys import write_private_key, write_public_jwks
+
+    if out.exists():
+        raise ConfigError(f"{out} already exists; refusing to overwrite a key")
+    jwk = write_private_key(out, kid, alg)
+    if public_out:
+        write_public_jwks(public_out, [jwk])
+    typer.echo(f"wrote {out}" + (f" and {public_out}" if public_out else ""))
+
+
+@keys_app.command("sign")
+def keys_sign(
+    key: Annotated[Path, typer.Option(help="Private JWK (or JWKS) of the signer.")],
+    body: Annotated[Path, typer.Argument(help="File whose exact bytes to sign.")],
+) -> None:
+    """Print the detached JWS (X-JWS-Signature value) of a file's exact bytes."""
+    from gateway.keys import load_signer
+
+    if not body.is_file():
+        raise ConfigError(f"{body} is not a file")
+    typer.echo(load_signer(key, "signer").sign(body.read_bytes()))
+
+
+@keys_app.command("token")
+def keys_token(
+    key: Annotated[Path, typer.Option(help="The partner's private JWK.")],
+    partner: Annotated[str, typer.Option(help="The partner id (iss and sub).")],
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds (at most 300).")] = 120,
+) -> None:
+    """Print a bearer JWT for a partner's GET requests (testing and integration)."""
+    from gateway.envelope import HUB_PARTY
+    from gateway.keys import load_signer
+
+    if not 1 <= ttl <= 300:
+        raise ConfigError("--ttl must be between 1 and 300 seconds")
+    typer.echo(load_signer(key, partner).token(HUB_PARTY, ttl=ttl))
+
+
+@app.command("jwks")
+def print_jwks() -> None:
+    """Print the hub's public JWKS."""
+    from gateway.envelope import HUB_PARTY
+    from gateway.keys import load_signer
+
+    settings = _settings()
+    typer.echo(json.dumps(load_signer(settings.signing_key_file, HUB_PARTY).jwks(), indent=1))
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except GatewayError as exc:
+        typer.echo(f"gateway: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Time: timezone-aware UTC inside the hub; offsets only at the edges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+__all__ = ["Clock", "iso_millis", "utcnow"]
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_millis(moment: datetime) -> str:
+    """Format as RFC 3339 UTC with milliseconds, e.g. 2026-11-21T08:15:31.204Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,0 +1,72 @@
+"""Settings, read once from the environment (prefix ``GATEWAY_``) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.errors import ConfigError
+
+__all__ = ["Settings", "async_database_url"]
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Paths are relative to the working directory."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///./gateway.db"
+    partners_file: Path = Path("partners.toml")
+    signing_key_file: Path = Path("hub.jwk.json")
+    # Back-office (service-to-service) credentials: a TOML file of named bearer tokens.
+    backoffice_tokens_file: Path = Path("backoffice.toml")
+    rails_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8400, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    # Dispatchers inside `serve`: the embedded default has no other process to run them.
+    dispatch_in_serve: bool = True
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_message_age_seconds: int = Field(default=24 * 3600, ge=60)
+    max_clock_skew_seconds: int = Field(default=300, ge=0)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        async_database_url(value)
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def async_url(self) -> str:
+        return async_database_url(self.database_url)
+
+
+def async_database_url(url: str) -> str:
+    """Map an operator's database URL to the async driver the gateway uses."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"GATEWAY_DATABASE_URL {url!r} is not a URL")
+    mapping = {
+        "sqlite": "sqlite+aiosqlite",
+        "sqlite+aiosqlite": "sqlite+aiosqlite",
+        "postgresql": "postgresql+asyncpg",
+        "postgres": "postgresql+asyncpg",
+        "postgresql+asyncpg": "postgresql+asyncpg",
+        "postgresql+psycopg": "postgresql+psycopg",
+    }
+    if scheme not in mapping:
+        raise ConfigError(
+            f"GATEWAY_DATABASE_URL scheme {scheme!r} is not supported "
+            "(use sqlite:///path or postgresql+asyncpg:// or postgresql+psycopg://)"
+        )
+    return f"{mapping[scheme]}://{rest}"

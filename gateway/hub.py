@@ -1,0 +1,62 @@
+"""The hub's long-lived parts, built once per process and shared by requests and jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.adapter_registry import partner_adapters
+from gateway.clock import Clock, utcnow
+from gateway.config import Settings
+from gateway.db import create_engine
+from gateway.envelope import HUB_PARTY
+from gateway.keys import load_signer
+from gateway.messages.intake import Intake
+from gateway.partners import PartnerRegistry, load_registry
+from gateway.ports.partner import PartnerAdapter
+from gateway.signing import Signer
+from gateway.uow import UnitOfWork
+
+__all__ = ["Hub", "build_hub"]
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    engine: AsyncEngine
+    registry: PartnerRegistry
+    signer: Signer
+    adapters: dict[str, PartnerAdapter]
+    clock: Clock = utcnow
+    intake: Intake = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.intake = Intake(
+            self.registry, self.adapters, self.signer, self.uow,
+            max_body_bytes=self.settings.max_body_bytes,
+            max_age=timedelta(seconds=self.settings.max_message_age_seconds),
+            max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
+            clock=self.clock,
+        )
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine)
+
+    async def ping_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_hub(settings: Settings, clock: Clock = utcnow) -> Hub:
+    """Load keys and registry (validated) and create the engine; no I/O on the database yet."""
+    adapters = partner_adapters()
+    registry = load_registry(settings.partners_file, frozenset(adapters))
+    signer = load_signer(settings.signing_key_file, HUB_PARTY)
+    engine = create_engine(settings.database_url, settings.db_pool_size)
+    return Hub(settings, engine, registry, signer, adapters, clock)

@@ -1,0 +1,102 @@
+"""PX/1 partner endpoints: thin HTTP over the intake, receipts and key services."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from starlette.responses import Response
+
+from gateway.errors import PayloadTooLargeError
+from gateway.hub import Hub
+from gateway.messages.receipts import find_receipt
+from gateway.messages.tokens import authenticate_partner
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["PX/1"])
+
+_PROBLEMS = {
+    status: {"description": f"problem+json; codes: {codes}",
+             "content": {"application/problem+json": {}}}
+    for status, codes in {
+        400: "malformed_json", 401: "signature_missing, signature_invalid, unknown_key",
+        403: "sender_mismatch, recipient_unknown, partner_suspended", 409: "id_conflict",
+        413: "payload_too_large", 415: "unsupported_media_type",
+        422: "schema_violation, stale_message, clock_skew, unknown_type",
+        429: "rate_limited (Retry-After)",
+    }.items()
+}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError("payload_too_large",
+                                   f"the body is {declared} bytes; at most {limit} are accepted")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError("payload_too_large",
+                                       f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/v1/messages",
+    status_code=202,
+    summary="Send a signed PX/1 message (or an adapter's wire format) to the hub",
+    description=(
+        "Body: the envelope's exact bytes; header `X-JWS-Signature: <protected>..<signature>` "
+        "(detached JWS, EdDSA or ES256). `202` new message stored (signed receipt), `200` "
+        "duplicate (same id, same bytes: the original receipt, status `duplicate`), `409` "
+        "same id with a different body. A `2xx` is sent only after the message is committed. "
+        "The receipt's signature is in the response's `X-JWS-Signature`."
+    ),
+    responses={200: {"description": "duplicate: the original receipt again"}, **_PROBLEMS},
+)
+async def post_message(
+    request: Request,
+    x_jws_signature: Annotated[str | None, Header()] = None,
+    content_type: Annotated[str | None, Header()] = None,
+) -> Response:
+    hub: Hub = request.app.state.hub
+    body = await _read_body(request, hub.settings.max_body_bytes)
+    result = await hub.intake.receive(body, x_jws_signature, content_type)
+    return Response(result.body, status_code=result.status_code, media_type=result.media_type,
+                    headers={"X-JWS-Signature": result.signature})
+
+
+@router.get(
+    "/v1/receipts/{message_id}",
+    summary="The receipt the hub gave for one of the caller's messages, byte for byte",
+    description="Bearer JWT (iss = sub = partner id, aud = MY-PERKESO, exp ≤ iat + 300, "
+    "unique jti). The original signature is in `X-JWS-Signature`. A partner sees only its own.",
+    responses={401: _PROBLEMS[401], 404: {"description": "not_found"}},
+)
+async def get_receipt(
+    request: Request, message_id: str,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    hub: Hub = request.app.state.hub
+    async with hub.uow() as uow:
+        partner_id = await authenticate_partner(uow.conn, hub.registry, authorization, hub.clock)
+        receipt = await find_receipt(uow.conn, partner_id, message_id)
+        await uow.commit()
+    return Response(receipt.body, media_type="application/json",
+                    headers={"X-JWS-Signature": receipt.signature})
+
+
+@router.get("/.well-known/jwks.json", summary="The hub's public signing keys (JWKS)")
+async def jwks(request: Request) -> dict[str, object]:
+    hub: Hub = request.app.state.hub
+    return hub.signer.jwks()
+
+
+@router.get("/healthz", summary="Liveness and database reachability", tags=["ops"])
+async def healthz(request: Request) -> dict[str, str]:
+    hub: Hub = request.app.state.hub
+    await hub.ping_database()
+    return {"status": "ok"}

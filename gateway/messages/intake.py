@@ -1,0 +1,308 @@
+"""Intake: verify, validate and durably store a partner's message; answer with a signed receipt.
+
+The order of checks is the protocol's: the body's signature is verified over the exact bytes
+before anything reads them, so an unauthenticated caller learns nothing about validation. Each
+message is one INSERT (evidence row) plus one outbox row, committed together; the receipt is
+signed *before* the insert so that it is stored in the same row and a ``2xx`` is only ever sent
+for something committed. Idempotency rests on the unique ``(sender, message_id)`` constraint
+and ``INSERT ... ON CONFLICT DO NOTHING``: concurrent duplicates on any number of processes
+resolve to exactly one insert, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.clock import Clock, iso_millis, utcnow
+from gateway.db import messages, outbox
+from gateway.envelope import HUB_PARTY, PARTNER_TO_HUB, Envelope
+from gateway.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidMessageError,
+    PayloadTooLargeError,
+    ProblemError,
+    UnsupportedMediaTypeError,
+)
+from gateway.messages.ratelimit import RateLimiter
+from gateway.partners import Partner, PartnerRegistry
+from gateway.ports.partner import DecodedItem, ItemResult, PartnerAdapter
+from gateway.signing import Signer, verify_detached
+from gateway.uow import UnitOfWorkFactory
+
+__all__ = ["Intake", "IntakeResponse", "describe_validation_error"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResponse:
+    status_code: int
+    body: bytes
+    media_type: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    envelope: Envelope
+    message_id: str
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """Say which fields are wrong and why, in one line."""
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc or 'body'}: {msg}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+class Intake:
+    """Receive partner messages (``POST /v1/messages``)."""
+
+    def __init__(
+        self,
+        registry: PartnerRegistry,
+        adapters: Mapping[str, PartnerAdapter],
+        signer: Signer,
+        uow: UnitOfWorkFactory,
+        *,
+        max_body_bytes: int,
+        max_age: timedelta,
+        max_skew: timedelta,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.registry = registry
+        self.adapters = adapters
+        self.signer = signer
+        self.uow = uow
+        self.max_body_bytes = max_body_bytes
+        self.max_age = max_age
+        self.max_skew = max_skew
+        self.clock = clock
+        self.rate_limiter = RateLimiter()
+        self._media_types = frozenset(mt for a in adapters.values() for mt in a.media_types)
+
+    async def receive(
+        self, body: bytes, signature: str | None, media_type: str | None
+    ) -> IntakeResponse:
+        """Handle one request body; return the response to send, or raise a ProblemError."""
+        if len(body) > self.max_body_bytes:
+            raise PayloadTooLargeError(
+                "payload_too_large", f"the body is {len(body)} bytes; at most "
+                f"{self.max_body_bytes} are accepted"
+            )
+        mt = _media_type(media_type)
+        if mt not in self._media_types:
+            raise UnsupportedMediaTypeError(
+                "unsupported_media_type",
+                f"Content-Type {media_type!r} is not accepted "
+                f"(one of {', '.join(sorted(self._media_types))})",
+            )
+        signed = verify_detached(body, signature, self.registry.keys)
+        partner = self.registry.get(signed.party)
+        assert partner is not None  # every key in the ring belongs to a registered partner
+        if partner.suspended:
+            raise ForbiddenError("partner_suspended", f"partner {partner.id} is suspended")
+        adapter = self.adapters[partner.adapter]
+        if mt not in adapter.media_types:
+            raise UnsupportedMediaTypeError(
+                "unsupported_media_type",
+                f"{partner.id} sends {', '.join(sorted(adapter.media_types))}, not {mt}",
+            )
+        self.rate_limiter.take(partner.id, partner.rate_limit_per_minute)
+
+        items = adapter.decode(body)
+        if not adapter.batch:
+            result = await self._one(partner, adapter, items[0], signature or "", signed.kid)
+            status = 202 if result.status == "accepted" else 200
+            assert result.receipt is not None and result.receipt_signature is not None
+            return IntakeResponse(
+                status, result.receipt, adapter.receipt_media_type, result.receipt_signature
+            )
+        results = []
+        for item in items:
+            try:
+                results.append(
+                    await self._one(partner, adapter, item, signature or "", signed.kid)
+                )
+            except ProblemError as exc:
+                results.append(ItemResult("refused", problem=_problem(exc), line=item.line))
+        rendered = adapter.render_batch(results)
+        return IntakeResponse(
+            200, rendered, adapter.receipt_media_type, self.signer.sign(rendered)
+        )
+
+    async def _one(
+        self,
+        partner: Partner,
+        adapter: PartnerAdapter,
+        item: DecodedItem,
+        signature: str,
+        kid: str,
+    ) -> ItemResult:
+        if item.error is not None:
+            raise item.error
+        assert item.envelope is not None
+        checked = self._check(partner, item.envelope)
+        env = checked.envelope
+        now = self.clock()
+        body_sha256 = hashlib.sha256(item.wire).hexdigest()
+        receipt = {
+            "receipt_id": str(uuid.uuid4()),
+            "message_id": env.id,
+            "sender": env.sender,
+            "status": "accepted",
+            "received_at": iso_millis(now),
+            "body_sha256": body_sha256,
+        }
+        receipt_bytes = adapter.render_receipt(receipt)
+        receipt_sig = self.signer.sign(receipt_bytes)
+        stale = self._timing_problem(env.sent_at, now)
+        async with self.uow() as uow:
+            if stale is None:
+                pk = await _insert_message(uow.conn, {
+                    "direction": "in",
+                    "partner_id": partner.id,
+                    "message_id": checked.message_id,
+                    "sender": env.sender,
+                    "recipient": env.recipient,
+                    "type": env.type,
+                    "correlation_id": env.correlation_id,
+                    "sent_at": env.sent_at,
+                    "received_at": now,
+                    "wire": item.wire,
+                    "wire_media_type": next(iter(sorted(adapter.media_types))),
+                    "canonical": None if item.envelope == item.wire else item.envelope,
+                    "body_sha256": body_sha256,
+                    "signature": signature,
+                    "kid": kid,
+                    "receipt": receipt_bytes,
+                    "receipt_signature": receipt_sig,
+                })
+                if pk is not None:
+                    await uow.conn.execute(insert(outbox).values(
+                        kind="process_inbound", destination="hub",
+                        ordering_key=f"{partner.id}:{env.correlation_id}" if env.correlation_id
+                        else None,
+                        ref=str(pk), state="pending", attempts=0, next_attempt_at=now,
+                        created_at=now, updated_at=now,
+                    ))
+                    await uow.commit()
+                    return ItemResult("accepted", env.id, receipt_bytes, receipt_sig,
+                                      line=item.line)
+            existing = (await uow.conn.execute(
+                select(messages.c.body_sha256, messages.c.receipt)
+                .where(messages.c.sender == env.sender,
+                       messages.c.message_id == checked.message_id)
+            )).first()
+        if existing is None:
+            assert stale is not None
+            raise stale
+        if existing.body_sha256 != body_sha256:
+            raise ConflictError(
+                "id_conflict",
+                f"message {env.id} was already received from {env.sender} with a different body",
+                message_id=env.id,
+            )
+        original = adapter.parse_receipt(existing.receipt)
+        again = adapter.render_receipt({**original, "status": "duplicate"})
+        return ItemResult("duplicate", env.id, again, self.signer.sign(again), line=item.line)
+
+    def _check(self, partner: Partner, raw: bytes) -> _Checked:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidMessageError("malformed_json", f"the body is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidMessageError("schema_violation", "the envelope must be a JSON object")
+        message_id = data.get("id") if isinstance(data.get("id"), str) else None
+        try:
+            env = Envelope.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidMessageError(
+                "schema_violation", describe_validation_error(exc), message_id=message_id
+            ) from None
+        if env.sender != partner.id:
+            raise ForbiddenError(
+                "sender_mismatch",
+                f"the envelope's sender {env.sender} is not the signing partner {partner.id}",
+                message_id=env.id,
+            )
+        if env.recipient != HUB_PARTY:
+            raise ForbiddenError(
+                "recipient_unknown",
+                f"recipient {env.recipient} is not this hub ({HUB_PARTY})",
+                message_id=env.id,
+            )
+        model = PARTNER_TO_HUB.get(env.type)
+        if model is None:
+            raise InvalidMessageError(
+                "unknown_type", f"{env.type!r} is not a partner-to-hub message type of PX/1 "
+                f"version 1 (one of {', '.join(sorted(PARTNER_TO_HUB))})", message_id=env.id
+            )
+        if not partner.allows(env.type):
+            raise InvalidMessageError(
+                "unknown_type", f"{partner.id} is not configured to send {env.type}",
+                message_id=env.id,
+            )
+        try:
+            model.model_validate(env.payload)
+        except ValidationError as exc:
+            raise InvalidMessageError(
+                "schema_violation", describe_validation_error(exc, "payload"), message_id=env.id
+            ) from None
+        return _Checked(env, env.id.lower())
+
+    def _timing_problem(self, sent_at: datetime, now: datetime) -> InvalidMessageError | None:
+        # Not raised at once: a retry of a message that was accepted before it went stale
+        # must still get its original receipt (200), so the caller looks for it first.
+        if sent_at < now - self.max_age:
+            return InvalidMessageError(
+                "stale_message", f"sent_at {sent_at.isoformat()} is older than "
+                f"{int(self.max_age.total_seconds())} s"
+            )
+        if sent_at > now + self.max_skew:
+            return InvalidMessageError(
+                "clock_skew", f"sent_at {sent_at.isoformat()} is more than "
+                f"{int(self.max_skew.total_seconds())} s in the future"
+            )
+        return None
+
+
+async def _insert_message(conn: AsyncConnection, row: dict[str, Any]) -> int | None:
+    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        ins(messages)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["sender", "message_id"])
+        .returning(messages.c.pk)
+    )
+    return (await conn.execute(stmt)).scalar_one_or_none()
+
+
+def _media_type(value: str | None) -> str:
+    if not value:
+        return ""
+    main, _, params = value.partition(";")
+    charset = params.strip().lower()
+    if charset and charset.replace(" ", "") not in ("charset=utf-8", 'charset="utf-8"'):
+        return f"{main.strip().lower()};{charset}"
+    return main.strip().lower()
+
+
+def _problem(exc: ProblemError) -> dict[str, Any]:
+    return {"code": exc.code, "status": exc.status, "detail": exc.detail, **exc.extra}

@@ -1,0 +1,54 @@
+"""Schema migrations (Alembic) run from code: ``gateway db upgrade`` and the dev auto-upgrade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from gateway.db import create_engine
+
+__all__ = ["alembic_config", "head_revision", "current_revision", "upgrade"]
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+async def current_revision(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            def _rev(sync_conn: Connection) -> str | None:
+                return MigrationContext.configure(sync_conn).get_current_revision()
+            return await conn.run_sync(_rev)
+    finally:
+        await engine.dispose()
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Upgrade the database at ``url`` to ``revision``."""
+    engine = create_engine(url)
+    cfg = alembic_config(url)
+    try:
+        async with engine.connect() as conn:
+            def _up(sync_conn: Connection) -> None:
+                cfg.attributes["connection"] = sync_conn
+                command.upgrade(cfg, revision)
+            await conn.run_sync(_up)
+            await conn.commit()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,70 @@
+"""Map the error tree to ``application/problem+json`` (RFC 9457): the one place that does."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from gateway.errors import ProblemError, RateLimitedError
+
+__all__ = ["PROBLEM_BASE", "install_problem_handlers", "problem_response"]
+
+PROBLEM_BASE = "https://px.perkeso.example/problems/"
+log = logging.getLogger("gateway.web")
+
+_TITLES = {
+    400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
+    405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
+    415: "Unsupported media type", 422: "Unprocessable message", 429: "Too many requests",
+    500: "Internal error", 503: "Unavailable",
+}
+
+
+def problem_response(status: int, code: str, detail: str, **extra: Any) -> Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra.pop("retry_after"))
+        body.pop("retry_after", None)
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/problem+json")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_req: Request, exc: ProblemError) -> Response:
+        extra = dict(exc.extra)
+        if isinstance(exc, RateLimitedError):
+            extra["retry_after"] = exc.retry_after
+        return problem_response(exc.status, exc.code, exc.detail, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return problem_response(422, "schema_violation", f"{where}: {first['msg']}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(req: Request, exc: Exception) -> Response:
+        # Log the internals for operators; tell the caller nothing about them.
+        log.exception("unexpected error on %s %s", req.method, req.url.path)
+        return problem_response(500, "internal_error", "the hub could not handle the request; "
+                                "nothing was acknowledged, it is safe to retry")

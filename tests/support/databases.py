@@ -1,0 +1,99 @@
+"""Test databases: a fresh, migrated SQLite file or PostgreSQL database per test.
+
+PostgreSQL is used when ``GATEWAY_TEST_PG_URL`` is set (``.ci/run`` sets it) and is then
+*required*: an unreachable server fails the tests instead of skipping them. Without the
+variable, a developer's run still tries the local server and skips PostgreSQL (visibly) only if
+nothing answers. Every test database has a unique name and is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from gateway.migrate import upgrade
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def pg_admin_url() -> tuple[str, bool]:
+    """Return the admin URL and whether PostgreSQL is required."""
+    url = os.environ.get("GATEWAY_TEST_PG_URL")
+    return (url, True) if url else (DEFAULT_PG, bool(os.environ.get("CI")))
+
+
+def _asyncpg_dsn(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return "postgresql://" + rest
+
+
+async def pg_reachable(url: str) -> str | None:
+    try:
+        conn = await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await conn.close()
+    return None
+
+
+def _with_db(url: str, name: str) -> str:
+    base, _, _old = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+class PgTemplate:
+    """A migrated template database, cloned per test (CREATE DATABASE ... TEMPLATE)."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.template = f"px_tpl_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+    async def _admin(self) -> asyncpg.Connection:
+        return await asyncpg.connect(_asyncpg_dsn(self.admin_url), timeout=10)
+
+    async def create(self) -> None:
+        conn = await self._admin()
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.template}"')
+        finally:
+            await conn.close()
+        await upgrade(_with_db(self.admin_url, self.template).replace(
+            "postgresql://", "postgresql+asyncpg://", 1))
+
+    async def clone(self) -> str:
+        name = f"px_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+        conn = await self._admin()
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        finally:
+            await conn.close()
+        return name
+
+    def url(self, name: str) -> str:
+        return _with_db(self.admin_url, name).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    async def drop(self, name: str) -> None:
+        conn = await self._admin()
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+class SqliteTemplate:
+    """A migrated SQLite file, copied per test."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "template.db"
+
+    async def create(self) -> None:
+        await upgrade(f"sqlite:///{self.path}")
+
+    def clone(self, dest: Path) -> str:
+        shutil.copyfile(self.path, dest)
+        return f"sqlite:///{dest}"
