@@ -90,6 +90,62 @@ def serve(
                 access_log=False)
 
 
+@app.command()
+def dispatch(
+    processes: Annotated[int, typer.Option(help="Dispatcher processes to run.")] = 1,
+    batch: Annotated[int, typer.Option(help="Tasks claimed per round.")] = 200,
+) -> None:
+    """Run outbox dispatchers (and the evidence chainer) until interrupted.
+
+    On PostgreSQL any number of dispatchers may run, in any number of hosts. On SQLite run
+    one (or let `gateway serve` run it).
+    """
+    settings = _settings()
+    _logging(settings.log_level)
+    if processes < 1:
+        raise ConfigError("--processes must be at least 1")
+    if processes > 1 and settings.async_url.startswith("sqlite"):
+        raise ConfigError("SQLite takes one dispatcher; use PostgreSQL for several")
+    if processes == 1:
+        _dispatch_forever(settings, batch)
+        return
+    import multiprocessing
+
+    procs = [multiprocessing.Process(target=_dispatch_forever, args=(settings, batch))
+             for _ in range(processes)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+
+
+def _dispatch_forever(settings: Settings, batch: int) -> None:
+    import signal
+
+    from gateway.hub import build_hub
+    from gateway.jobs import run_housekeeping
+
+    async def run() -> None:
+        hub = build_hub(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        chain = asyncio.create_task(run_housekeeping(hub))
+        log.info("dispatcher started (batch %d)", batch)
+        try:
+            await hub.dispatcher(batch=batch).run(stop)
+        finally:
+            chain.cancel()
+            await hub.close()
+
+    asyncio.run(run())
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the database schema to the newest revision."""

@@ -15,6 +15,9 @@ from gateway.db import create_engine
 from gateway.envelope import HUB_PARTY
 from gateway.keys import load_signer
 from gateway.messages.intake import Intake
+from gateway.messages.outbound import Outbound
+from gateway.messages.processing import InboundProcessor
+from gateway.outbox.dispatcher import Dispatcher, Handler
 from gateway.partners import PartnerRegistry, load_registry
 from gateway.ports.partner import PartnerAdapter
 from gateway.signing import Signer
@@ -32,8 +35,10 @@ class Hub:
     adapters: dict[str, PartnerAdapter]
     clock: Clock = utcnow
     intake: Intake = field(init=False)
+    outbound: Outbound = field(init=False)
 
     def __post_init__(self) -> None:
+        self.outbound = Outbound(self.registry, self.adapters, self.signer)
         self.intake = Intake(
             self.registry, self.adapters, self.signer, self.uow,
             max_body_bytes=self.settings.max_body_bytes,
@@ -44,6 +49,16 @@ class Hub:
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)
+
+    def handlers(self) -> dict[str, Handler]:
+        """Every kind of outbox work this hub does, by kind."""
+        handlers: list[Handler] = [
+            InboundProcessor(self.engine, self.outbound, self.clock),
+        ]
+        return {h.kind: h for h in handlers}
+
+    def dispatcher(self, **options: object) -> Dispatcher:
+        return Dispatcher(self.engine, self.handlers(), clock=self.clock, **options)  # type: ignore[arg-type]
 
     async def ping_database(self) -> None:
         async with self.engine.connect() as conn:

@@ -33,5 +33,10 @@ async def run_housekeeping(hub: Hub, interval: float = 1.0) -> None:
         await asyncio.sleep(interval)
 
 
+async def run_dispatcher(hub: Hub, stop: asyncio.Event | None = None) -> None:
+    await hub.dispatcher().run(stop or asyncio.Event())
+
+
 async def run_background_jobs(hub: Hub) -> None:
-    await asyncio.gather(run_housekeeping(hub))
+    """Housekeeping and one dispatcher, for a single-process (embedded) deployment."""
+    await asyncio.gather(run_housekeeping(hub), run_dispatcher(hub))

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from adapters.rails import _hmac
+from adapters.rails._results import raise_for_results
 from adapters.rails._transport import error_for_response, send
 from adapters.rails.merchantrade.config import MerchantradeConfig
 from adapters.rails.merchantrade.settlement import parse_settlement
@@ -19,7 +20,6 @@ from gateway.errors import (
     DeliveryError,
     InvalidMessageError,
     OutcomeUnknownError,
-    PermanentDeliveryError,
     TransientDeliveryError,
 )
 from gateway.ports.rail import (
@@ -30,7 +30,7 @@ from gateway.ports.rail import (
     StatementLine,
 )
 
-__all__ = ["MerchantradeRail", "payout_body", "raise_for_results"]
+__all__ = ["MerchantradeRail", "parse_status", "payout_body"]
 
 _STATES = {s.value: s for s in PayoutState}
 
@@ -75,28 +75,6 @@ def parse_status(doc: Any, where: str) -> PayoutStatus:
         if when.tzinfo is None:
             raise InvalidMessageError("schema_violation", f"{where}: updated_at lacks an offset")
     return PayoutStatus(key, _STATES[state], rail_reference=ref, reason=reason, at=when)
-
-
-def raise_for_results(results: Sequence[PayoutResult]) -> list[PayoutStatus]:
-    """Return the statuses if every payout has one; otherwise raise the most cautious error.
-
-    Unknown outcome wins over transient, transient over permanent: whichever the dispatcher
-    does for the whole submit is then safe for every payout in it (asking ``status`` is harmless
-    for one that was answered; resending an answered payout is deduplicated by its key). The
-    raised error carries ``results`` so no payout's answer is lost.
-    """
-    errors = [r.error for r in results if r.error is not None]
-    if not errors:
-        return [r.status for r in results if r.status is not None]
-    if len(results) == 1:
-        raise errors[0]
-    for cls in (OutcomeUnknownError, TransientDeliveryError, PermanentDeliveryError):
-        picked = [e for e in errors if isinstance(e, cls)]
-        if picked:
-            err = cls(f"{len(errors)} of {len(results)} payouts failed; first: {picked[0]}")
-            err.results = list(results)  # type: ignore[attr-defined]
-            raise err from picked[0]
-    raise errors[0]  # pragma: no cover - every DeliveryError is one of the three
 
 
 class MerchantradeRail:

@@ -5,8 +5,8 @@ thread-safe ledger keyed by idempotency key: a key is paid at most once; the sam
 same body answers the existing payout; with a different body, 409.
 
 Lifecycle: ``accepted`` on creation, then each ``advance`` step moves a payout one state:
-``accepted -> processing -> paid`` (accounts starting ``FAIL``: ``-> failed``; accounts starting
-``RET``: ``paid -> returned`` one step later). Steps run every ``tick_seconds`` (if set) or on
+``accepted -> processing -> paid`` (``_sim.lifecycle``: accounts starting ``FAIL`` fail, ``RET``
+are returned after payment). Steps run every ``tick_seconds`` (if set) or on
 ``advance()`` / ``POST /_sim/advance``. Every state change is sent as a signed callback to
 ``callback_url`` (if set).
 
@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.rails import _hmac
 from adapters.rails._sim import CallbackSender, Fault, Faults, SimApp, ThreadedServer
+from adapters.rails._sim.lifecycle import next_state
 from adapters.rails._sim.server import add_fault_routes, run_blocking
 from adapters.rails.merchantrade.settlement import SettlementRow, render_settlement
 from gateway.errors import AuthError, InvalidMessageError
@@ -174,19 +175,13 @@ class MerchantradeSimulator:
         return changed
 
     def _step(self, p: SimPayout) -> bool:
-        account = p.request.account
-        if p.state == PayoutState.accepted:
-            p.state = PayoutState.processing
-        elif p.state == PayoutState.processing:
-            if account.startswith("FAIL"):
-                p.state, p.reason = PayoutState.failed, "wallet_blocked"
-            else:
-                p.state = PayoutState.paid
-                p.paid_count += 1
-        elif p.state == PayoutState.paid and account.startswith("RET"):
-            p.state, p.reason = PayoutState.returned, "wallet_closed"
-        else:
+        step = next_state(p.state, p.request.account)
+        if step is None:
             return False
+        p.state, reason = step
+        p.reason = reason or p.reason
+        if p.state == PayoutState.paid:
+            p.paid_count += 1
         p.updated_at = datetime.now(UTC)
         return True
 

@@ -1,0 +1,91 @@
+"""Hardened, namespace-agnostic XML helpers for ISO 20022 messages.
+
+Parsing never touches the network, never resolves entities, never loads a DTD and refuses any
+document with a DOCTYPE at all (ISO 20022 messages have none; a DOCTYPE is only ever an attack).
+Lookups use local names so one reader serves every version of a message (the namespace URI
+changes with each version; the paths we read do not).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from gateway.errors import InvalidMessageError
+
+__all__ = ["all_", "child", "document", "localname", "parse", "sub", "text"]
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+)
+
+
+def parse(data: bytes, what: str) -> etree._Element:
+    """Parse bytes safely; return the root element.
+
+    Raises:
+        InvalidMessageError: schema_violation for malformed XML or any DOCTYPE.
+    """
+    try:
+        tree = etree.fromstring(data, _PARSER).getroottree()
+    except etree.XMLSyntaxError as exc:
+        raise InvalidMessageError(
+            "schema_violation", f"{what}: not well-formed XML: {exc}"
+        ) from exc
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise InvalidMessageError("schema_violation", f"{what}: DOCTYPE is not allowed")
+    return tree.getroot()
+
+
+def localname(el: etree._Element) -> str:
+    """Return an element's name without its namespace."""
+    return etree.QName(el).localname
+
+
+def document(root: etree._Element, what: str) -> tuple[str, etree._Element]:
+    """Return ``(namespace, message element)`` of an ISO 20022 ``Document``."""
+    if localname(root) != "Document" or len(root) != 1:
+        raise InvalidMessageError(
+            "schema_violation", f"{what}: root must be Document with one message element"
+        )
+    return etree.QName(root).namespace or "", root[0]
+
+
+def child(el: etree._Element | None, *path: str) -> etree._Element | None:
+    """Return the first element at ``path`` (local names) below ``el``, or None."""
+    for name in path:
+        if el is None:
+            return None
+        el = next((c for c in el if isinstance(c.tag, str) and localname(c) == name), None)
+    return el
+
+
+def all_(el: etree._Element | None, name: str) -> list[etree._Element]:
+    """Return the direct children of ``el`` named ``name``."""
+    if el is None:
+        return []
+    return [c for c in el if isinstance(c.tag, str) and localname(c) == name]
+
+
+def text(el: etree._Element | None, *path: str) -> str | None:
+    """Return the stripped text at ``path`` below ``el``, or None if absent or empty."""
+    found = child(el, *path) if path else el
+    if found is None or found.text is None:
+        return None
+    value = found.text.strip()
+    return value or None
+
+
+def sub(
+    parent: etree._Element, ns: str, name: str, value: str | None = None, **attrs: str
+) -> etree._Element:
+    """Append element ``{ns}name`` (with text ``value`` and attributes) to ``parent``."""
+    el = etree.SubElement(parent, f"{{{ns}}}{name}", attrs)
+    if value is not None:
+        el.text = value
+    return el

@@ -1,0 +1,97 @@
+"""Hub -> partner messages: build, sign and store the envelope, and queue its delivery.
+
+Called inside the caller's unit of work, so a message exists if and only if the business change
+that caused it committed (the outbox rule). The stored ``wire`` is exactly what the partner
+receives and what the hub signed: for a PX/1 partner the canonical envelope, for others the
+adapter's translation of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db import message_state, messages
+from gateway.envelope import HUB_PARTY, HUB_TO_PARTNER
+from gateway.errors import InvalidMessageError, NotFoundError
+from gateway.messages.intake import describe_validation_error
+from gateway.outbox.records import enqueue
+from gateway.partners import PartnerRegistry
+from gateway.ports.partner import PartnerAdapter
+from gateway.signing import Signer
+
+__all__ = ["OutboundMessage", "Outbound"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    pk: int
+    message_id: str
+    envelope: bytes
+
+
+class Outbound:
+    """Creates hub messages to partners."""
+
+    def __init__(self, registry: PartnerRegistry, adapters: dict[str, PartnerAdapter],
+                 signer: Signer) -> None:
+        self.registry = registry
+        self.adapters = adapters
+        self.signer = signer
+
+    async def send(
+        self, conn: AsyncConnection, *, partner_id: str, type_: str, payload: dict[str, Any],
+        now: datetime, correlation_id: str | None = None, message_id: str | None = None,
+    ) -> OutboundMessage:
+        """Store a signed hub message for ``partner_id`` and queue it (push) or post it to
+        the partner's inbox (pull).
+
+        Raises:
+            NotFoundError: the partner is not registered.
+            InvalidMessageError: unknown_type or schema_violation of the payload.
+        """
+        partner = self.registry.get(partner_id)
+        if partner is None:
+            raise NotFoundError("not_found", f"no partner {partner_id!r} in the registry")
+        model = HUB_TO_PARTNER.get(type_)
+        if model is None:
+            raise InvalidMessageError(
+                "unknown_type", f"{type_!r} is not a hub-to-partner message type "
+                f"(one of {', '.join(sorted(HUB_TO_PARTNER))})")
+        try:
+            model.model_validate(payload)
+        except ValidationError as exc:
+            raise InvalidMessageError("schema_violation",
+                                      describe_validation_error(exc, "payload")) from None
+        message_id = message_id or str(uuid.uuid4())
+        envelope = orjson.dumps({
+            "id": message_id, "type": type_, "version": 1, "sender": HUB_PARTY,
+            "recipient": partner.id,
+            "sent_at": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "correlation_id": correlation_id, "payload": payload,
+        })
+        adapter = self.adapters[partner.adapter]
+        wire = adapter.encode(envelope)
+        pk = (await conn.execute(insert(messages).values(
+            direction="out", partner_id=partner.id, message_id=message_id, sender=HUB_PARTY,
+            recipient=partner.id, type=type_, correlation_id=correlation_id, sent_at=now,
+            received_at=now, wire=wire, wire_media_type=adapter.receipt_media_type,
+            canonical=None if wire == envelope else envelope,
+            body_sha256=hashlib.sha256(wire).hexdigest(), signature=self.signer.sign(wire),
+            kid=self.signer.kid,
+        ).returning(messages.c.pk))).scalar_one()
+        await conn.execute(insert(message_state).values(
+            message_pk=pk, state="queued", updated_at=now))
+        if partner.mode == "push":
+            await enqueue(conn, kind="deliver", destination=partner.id, ref=str(pk), now=now,
+                          ordering_key=f"{partner.id}:{correlation_id}" if correlation_id
+                          else None)
+        return OutboundMessage(pk, message_id, envelope)

@@ -1,0 +1,83 @@
+"""Processing of accepted inbound messages: the ``process_inbound`` outbox handler.
+
+Intake only stores; the effects of a message (a claim recorded, a pension stopped, a hub
+message acknowledged) happen here, after commit, with the outbox's retries. Each message type
+has at most one processor, registered in ``PROCESSORS`` by the module that owns the domain; a
+type without a processor is simply recorded as processed. A processor runs inside the task's
+unit of work: its changes, any hub messages it sends and the task's completion commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.clock import Clock
+from gateway.db import messages
+from gateway.envelope import Envelope
+from gateway.messages.outbound import Outbound
+from gateway.outbox.records import Task, complete
+from gateway.uow import UnitOfWork
+
+__all__ = ["PROCESSORS", "InboundProcessor", "ProcessingContext", "Processor"]
+
+log = logging.getLogger("gateway.processing")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingContext:
+    conn: AsyncConnection
+    now: datetime
+    message_pk: int
+    partner_id: str
+    outbound: Outbound
+
+
+Processor = Callable[[ProcessingContext, Envelope], Awaitable[None]]
+
+# message type -> processor; filled by the domain modules (see gateway/processors.py).
+PROCESSORS: dict[str, Processor] = {}
+
+
+class InboundProcessor:
+    kind = "process_inbound"
+    batch_size = 1
+
+    def __init__(self, engine: AsyncEngine, outbound: Outbound, clock: Clock,
+                 processors: dict[str, Processor] | None = None) -> None:
+        self.engine = engine
+        self.outbound = outbound
+        self.clock = clock
+        self.processors = PROCESSORS if processors is None else processors
+
+    async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
+        results: list[BaseException | None] = []
+        for task in tasks:
+            try:
+                await self._one(task)
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    async def _one(self, task: Task) -> None:
+        async with UnitOfWork(self.engine) as uow:
+            row = (await uow.conn.execute(
+                select(messages.c.pk, messages.c.partner_id, messages.c.wire,
+                       messages.c.canonical).where(messages.c.pk == int(task.ref))
+            )).one()
+            envelope = Envelope.model_validate(orjson.loads(row.canonical or row.wire))
+            processor = self.processors.get(envelope.type)
+            now = self.clock()
+            if processor is not None:
+                await processor(ProcessingContext(uow.conn, now, row.pk, row.partner_id,
+                                                  self.outbound), envelope)
+            await complete(uow.conn, task, now)
+            await uow.commit()
+        log.info("processed %s %s from %s", envelope.type, envelope.id, row.partner_id)

@@ -1,0 +1,66 @@
+"""Claim due outbox work for one dispatcher.
+
+PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of dispatcher processes claim disjoint
+work without waiting on each other; each claimed task gets a lease, and a task whose lease ran
+out (its dispatcher died) becomes claimable again. SQLite: the whole claim is one
+``BEGIN IMMEDIATE`` transaction, so claims are serialised and equally exclusive.
+
+Order per ``ordering_key``: a task is claimable only while no earlier task with the same key is
+unfinished (pending, leased or dead), so a ``payment.notice`` can never overtake its payment
+and partner messages of one case arrive in the order they were written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.db import outbox
+from gateway.outbox.records import UNFINISHED, Task
+
+__all__ = ["claim"]
+
+
+async def claim(
+    engine: AsyncEngine, *, owner: str, now: datetime, lease: timedelta, limit: int,
+    kinds: Sequence[str] | None = None, skip_destinations: Sequence[str] = (),
+) -> list[Task]:
+    """Lease up to ``limit`` due tasks to ``owner`` and return them, oldest first."""
+    earlier = outbox.alias("earlier")
+    due = or_(
+        and_(outbox.c.state == "pending", outbox.c.next_attempt_at <= now),
+        and_(outbox.c.state == "leased", outbox.c.lease_expires_at < now),
+    )
+    blocked = exists().where(
+        earlier.c.ordering_key == outbox.c.ordering_key,
+        earlier.c.pk < outbox.c.pk,
+        earlier.c.state.in_(UNFINISHED),
+    )
+    candidates = select(outbox.c.pk).where(due, ~blocked)
+    if kinds:
+        candidates = candidates.where(outbox.c.kind.in_(list(kinds)))
+    if skip_destinations:
+        candidates = candidates.where(outbox.c.destination.not_in(list(skip_destinations)))
+    candidates = candidates.order_by(outbox.c.pk).limit(limit)
+    async with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True, of=outbox)
+        pks = list((await conn.execute(candidates)).scalars())
+        if not pks:
+            return []
+        rows = (await conn.execute(
+            update(outbox)
+            .where(outbox.c.pk.in_(pks))
+            .values(state="leased", lease_owner=owner, lease_expires_at=now + lease,
+                    attempts=outbox.c.attempts + 1, updated_at=now)
+            .returning(outbox.c.pk, outbox.c.kind, outbox.c.destination,
+                       outbox.c.ordering_key, outbox.c.ref, outbox.c.attempts,
+                       outbox.c.created_at)
+        )).all()
+    tasks = [Task(r.pk, r.kind, r.destination, r.ordering_key, r.ref, r.attempts,
+                  r.created_at, owner) for r in rows]
+    tasks.sort(key=lambda t: t.pk)
+    return tasks

@@ -1,0 +1,157 @@
+"""The dispatcher: claim due outbox work, hand it to its handler, apply the retry policy.
+
+A handler does its business change and ``records.complete`` in one unit of work, and returns
+per task either ``None`` (done) or the exception that stopped it. The dispatcher turns
+exceptions into a reschedule or a dead letter through the one retry policy, and feeds the
+circuit breaker of the task's destination. Handlers never retry on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.clock import Clock, utcnow
+from gateway.outbox.breaker import CircuitBreakers
+from gateway.outbox.claiming import claim
+from gateway.outbox.records import LeaseLost, Task, dead_letter, reschedule
+from gateway.outbox.retry import RetryPolicy
+from gateway.uow import UnitOfWork
+
+__all__ = ["Dispatcher", "Handler"]
+
+log = logging.getLogger("gateway.dispatch")
+
+
+class Handler(Protocol):
+    """Does one kind of outbox work."""
+
+    kind: str
+    batch_size: int  # how many tasks of this kind one call may take (1: one at a time)
+
+    async def handle(self, tasks: Sequence[Task]) -> Sequence[BaseException | None]:
+        """Do the work of ``tasks``; complete each in its own business transaction.
+
+        Returns:
+            Per task, None if it was completed, else the exception that stopped it.
+        """
+        ...
+
+
+def _owner_id() -> str:
+    return f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        handlers: Mapping[str, Handler],
+        *,
+        policy: RetryPolicy | None = None,
+        breakers: CircuitBreakers | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 200,
+        concurrency: int = 32,
+        idle_sleep: float = 0.05,
+        clock: Clock = utcnow,
+        kinds: Sequence[str] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.handlers = dict(handlers)
+        self.policy = policy or RetryPolicy()
+        self.breakers = breakers or CircuitBreakers()
+        self.lease = lease
+        self.batch = batch
+        self.idle_sleep = idle_sleep
+        self.clock = clock
+        self.kinds = list(kinds) if kinds else list(self.handlers)
+        self.owner = _owner_id()
+        self._sem = asyncio.Semaphore(concurrency)
+
+    async def run_once(self) -> int:
+        """Claim one batch and work it off; return how many tasks were claimed."""
+        tasks = await claim(
+            self.engine, owner=self.owner, now=self.clock(), lease=self.lease,
+            limit=self.batch, kinds=self.kinds,
+            skip_destinations=self.breakers.open_destinations(),
+        )
+        if not tasks:
+            return 0
+        groups: dict[tuple[str, str], list[Task]] = defaultdict(list)
+        for t in tasks:
+            groups[(t.kind, t.destination)].append(t)
+        jobs = []
+        for (kind, _dest), group in groups.items():
+            handler = self.handlers[kind]
+            size = max(1, handler.batch_size)
+            jobs += [self._run(handler, chunk) for chunk in _chunks(group, size)]
+        await asyncio.gather(*jobs)
+        return len(tasks)
+
+    async def _run(self, handler: Handler, tasks: list[Task]) -> None:
+        async with self._sem:
+            try:
+                results: Sequence[BaseException | None] = await handler.handle(tasks)
+            except Exception as exc:  # a handler bug must not lose the batch
+                log.exception("handler %s failed on %d task(s)", handler.kind, len(tasks))
+                results = [exc] * len(tasks)
+        for task, error in zip(tasks, results, strict=True):
+            if error is None:
+                self.breakers.success(task.destination)
+                continue
+            await self._failed(task, error)
+
+    async def _failed(self, task: Task, error: BaseException) -> None:
+        if isinstance(error, LeaseLost):
+            log.warning("outbox %s: lease lost, another dispatcher owns it", task.pk)
+            return
+        self.breakers.failure(task.destination)
+        now = self.clock()
+        decision = self.policy.decide(error, task.attempts, now - task.created_at)
+        text = f"{type(error).__name__}: {error}"
+        try:
+            async with UnitOfWork(self.engine) as uow:
+                if decision.retry:
+                    await reschedule(uow.conn, task, now, decision.delay, text)
+                else:
+                    await dead_letter(uow.conn, task, now, f"{decision.reason}: {text}")
+                await uow.commit()
+        except LeaseLost:
+            return
+        log.info("outbox %s (%s to %s) attempt %d failed: %s; %s", task.pk, task.kind,
+                 task.destination, task.attempts, text,
+                 f"retry in {decision.delay.total_seconds():.1f}s" if decision.retry
+                 else "dead-lettered")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set; sleep briefly when there is nothing to do."""
+        while not stop.is_set():
+            try:
+                n = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database went away for a moment: try again shortly
+                log.exception("dispatcher %s: claim failed", self.owner)
+                n = 0
+                await asyncio.sleep(1.0)
+            if n == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.idle_sleep)
+                except TimeoutError:
+                    pass
+
+
+def _chunks(tasks: list[Task], size: int) -> list[list[Task]]:
+    # Claiming yields at most one task per ordering key (later ones wait for the earlier to
+    # finish), so any split of a claimed batch keeps the order per key.
+    return [tasks[i:i + size] for i in range(0, len(tasks), size)]
