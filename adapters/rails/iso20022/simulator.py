@@ -1,0 +1,367 @@
+"""An ISO 20022 bank rail simulator (loopback only) for tests, the demo and benchmarks.
+
+Endpoints (all signed like the adapter's requests, ``adapters.rails._hmac``):
+
+- ``POST /pain001``: a pain.001.001.09 batch; answered 200 with a pain.002 acknowledgement.
+  Idempotent by ``MsgId`` (same MsgId, same transactions: the current statuses; different
+  transactions: 409) and by ``EndToEndId`` for ever (a known id with the same content is not paid
+  again and reports its status; with other content it is rejected ``RJCT``/``AM05``).
+- ``GET /pain002/{EndToEndId}``: a pain.002 for one transaction, or 404.
+- ``GET /camt053/{YYYY-MM-DD}?version=08|02``: the statement of the day: a ``DBIT`` entry per
+  paid transaction (or, with ``batch_booking``, one per batch and currency with a ``TxDtls`` each),
+  and a ``CRDT`` entry with ``RtrInf/Rsn/Cd`` ``AC06`` for each return.
+
+Lifecycle and test rules as in ``adapters.rails._sim.lifecycle`` (``FAIL``/``RET`` accounts);
+pain.002 codes: accepted ``ACCP``, processing ``ACSP``, paid ``ACSC``, failed ``RJCT``/``AC04``,
+returned ``ACSC``/``RTRN``. State changes are pushed as signed pain.002 callbacks when
+``callback_url`` is set. Faults and admin API as in the Merchantrade simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.rails import _hmac
+from adapters.rails._sim import CallbackSender, Fault, Faults, SimApp, ThreadedServer
+from adapters.rails._sim.lifecycle import next_state
+from adapters.rails._sim.server import add_fault_routes, run_blocking
+from adapters.rails.iso20022.camt import CamtEntry, render_camt053
+from adapters.rails.iso20022.pain import (
+    Pain001Tx,
+    StatusEntry,
+    build_pain002,
+    parse_pain001,
+)
+from gateway.errors import AuthError, InvalidMessageError
+from gateway.money import Money
+from gateway.ports.rail import PayoutState
+
+__all__ = ["Iso20022SimConfig", "Iso20022Simulator", "SimTx", "create_app", "serve"]
+
+XML = "application/xml"
+_CODES = {
+    PayoutState.accepted: ("ACCP", None),
+    PayoutState.processing: ("ACSP", None),
+    PayoutState.paid: ("ACSC", None),
+    PayoutState.failed: ("RJCT", "AC04"),
+    PayoutState.returned: ("ACSC", "RTRN"),
+}
+
+
+class Iso20022SimConfig(BaseModel):
+    """The bank's side of the secrets, and its behaviour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_keys: dict[str, str] = {"px-test": "sim-request-secret"}
+    callback_secret: str = "sim-callback-secret"
+    callback_url: str | None = None
+    tick_seconds: float | None = Field(None, gt=0)
+    callback_attempts: int = Field(3, ge=1, le=10)
+    account: str = "MY-PERKESO-0001"
+    batch_booking: bool = False
+
+
+@dataclass
+class SimTx:
+    """One transaction in the bank's ledger."""
+
+    tx: Pain001Tx
+    msg_id: str
+    rail_reference: str
+    state: PayoutState = PayoutState.accepted
+    paid_count: int = 0
+    paid_on: date | None = None
+    returned_on: date | None = None
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def status(self) -> StatusEntry:
+        code, reason = _CODES[self.state]
+        return StatusEntry(self.tx.end_to_end_id, code, reason, self.rail_reference)
+
+
+class Iso20022Simulator:
+    """The simulated bank: ledger by EndToEndId, batches by MsgId, statements, HTTP app."""
+
+    def __init__(self, config: Iso20022SimConfig | None = None, faults: Faults | None = None):
+        self.config = config or Iso20022SimConfig()
+        self.faults = faults or Faults()
+        self._lock = threading.Lock()
+        self._txs: dict[str, SimTx] = {}
+        self._batches: dict[str, frozenset[tuple[str, ...]]] = {}
+        self._seq = 0
+        self.callbacks = CallbackSender(
+            self.faults,
+            lambda body: _hmac.callback_headers(self.config.callback_secret, body),
+            attempts=self.config.callback_attempts,
+            content_type=XML,
+        )
+        self.app = self._build_app()
+        self._server: ThreadedServer | None = None
+
+    def start(self, port: int = 0) -> Iso20022Simulator:
+        """Serve on 127.0.0.1 in a background thread (port 0: ephemeral)."""
+        self._server = ThreadedServer(self.app, port=port).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "simulator not started"
+        return self._server.url
+
+    def ledger(self) -> dict[str, int]:
+        """Return how many times each EndToEndId was paid (the invariant: at most 1)."""
+        with self._lock:
+            return {k: t.paid_count for k, t in self._txs.items()}
+
+    def advance(self, key: str | None = None, steps: int = 1) -> int:
+        """Move one transaction (or all) ``steps`` lifecycle steps; return how many changed."""
+        changed = 0
+        for _ in range(steps):
+            with self._lock:
+                targets = (
+                    [self._txs[key]]
+                    if key in self._txs
+                    else (list(self._txs.values()) if key is None else [])
+                )
+                moved = [t for t in targets if self._step(t)]
+                reports = [self._report(t.msg_id, [t.status()]) for t in moved]
+            if self.config.callback_url:
+                for body in reports:
+                    self.callbacks.enqueue(self.config.callback_url, body)
+            changed += len(moved)
+        return changed
+
+    def _step(self, t: SimTx) -> bool:
+        step = next_state(t.state, t.tx.account)
+        if step is None:
+            return False
+        t.state = step[0]
+        t.updated_at = datetime.now(UTC)
+        if t.state == PayoutState.paid:
+            t.paid_count += 1
+            t.paid_on = t.updated_at.date()
+        elif t.state == PayoutState.returned:
+            t.returned_on = t.updated_at.date()
+        return True
+
+    def _report(self, msg_id: str, entries: list[StatusEntry], group: str | None = None) -> bytes:
+        self._seq += 1
+        return build_pain002(f"SIM2-{self._seq:08d}", msg_id, group, entries, datetime.now(UTC))
+
+    def accept(self, data: bytes) -> tuple[int, bytes]:
+        """Take a pain.001; return (HTTP status, pain.002 or error text)."""
+        msg_id, txs = parse_pain001(data)
+        fingerprint = frozenset(t.fingerprint() for t in txs)
+        with self._lock:
+            known = self._batches.get(msg_id)
+            if known is not None and known != fingerprint:
+                return 409, b"MsgId reused for a different batch"
+            self._batches[msg_id] = fingerprint
+            entries: list[StatusEntry] = []
+            created: list[SimTx] = []
+            for tx in txs:
+                existing = self._txs.get(tx.end_to_end_id)
+                if existing is None:
+                    self._seq += 1
+                    existing = SimTx(tx, msg_id, f"BK{self._seq:010d}")
+                    self._txs[tx.end_to_end_id] = existing
+                    created.append(existing)
+                elif existing.tx.fingerprint() != tx.fingerprint():
+                    entries.append(StatusEntry(tx.end_to_end_id, "RJCT", "AM05"))
+                    continue
+                entries.append(existing.status())
+            ack = self._report(msg_id, entries)
+            pushes = [self._report(msg_id, [t.status()]) for t in created]
+        if self.config.callback_url:
+            for body in pushes:
+                self.callbacks.enqueue(self.config.callback_url, body)
+        return 200, ack
+
+    def statement(self, day: date, version: str = "08") -> bytes:
+        """Render the camt.053 of ``day`` with any armed statement faults applied."""
+        with self._lock:
+            paid = [t for t in self._txs.values() if t.paid_on == day]
+            returned = [t for t in self._txs.values() if t.returned_on == day]
+        entries: list[CamtEntry] = []
+        if self.config.batch_booking:
+            groups: dict[tuple[str, str], list[SimTx]] = {}
+            for t in paid:
+                groups.setdefault((t.msg_id, t.tx.amount.currency), []).append(t)
+            for (msg_id, ccy), members in groups.items():
+                total = Money(sum(t.tx.amount.minor for t in members), ccy)
+                ids = [(t.tx.end_to_end_id, t.tx.amount) for t in members]
+                entries.append(CamtEntry(total, False, day, f"BATCH-{msg_id[:20]}", ids))
+        else:
+            entries += [
+                CamtEntry(
+                    t.tx.amount, False, day, t.rail_reference, [(t.tx.end_to_end_id, t.tx.amount)]
+                )
+                for t in paid
+            ]
+        entries += [
+            CamtEntry(
+                t.tx.amount,
+                True,
+                day,
+                f"R{t.rail_reference}",
+                [(t.tx.end_to_end_id, t.tx.amount)],
+                return_reason="AC06",
+            )
+            for t in returned
+        ]
+        path = f"/camt053/{day}"
+        if entries and self.faults.draw(Fault.statement_missing, path):
+            entries.pop()
+        if entries and self.faults.draw(Fault.statement_duplicate, path):
+            entries.append(entries[0])
+        if entries and self.faults.draw(Fault.statement_mismatch, path):
+            first = entries[0]
+            bumped = Money(first.amount.minor + 1, first.amount.currency)
+            entries[0] = CamtEntry(
+                bumped,
+                first.credit,
+                day,
+                first.account_servicer_ref,
+                [(e2e, bumped) for e2e, _ in first.end_to_end_ids[:1]],
+            )
+        if self.faults.draw(Fault.statement_extra, path):
+            extra = Money(100, "MYR")
+            entries.append(CamtEntry(extra, False, day, "BK-EXTRA", [("unknown-e2e-1", extra)]))
+        return render_camt053(
+            f"SIM-{day:%Y%m%d}", self.config.account, datetime.now(UTC), entries, version=version
+        )
+
+    def _verify(self, request: Request, body: bytes) -> Response | None:
+        try:
+            _hmac.verify_request(
+                self.config.api_keys,
+                request.headers,
+                request.method,
+                request.scope.get("raw_path", request.url.path.encode()).decode("ascii"),
+                body,
+            )
+        except (AuthError, InvalidMessageError) as exc:
+            return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=401)
+        return None
+
+    def _build_app(self) -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.callbacks.start()
+            ticker = asyncio.create_task(self._tick()) if self.config.tick_seconds else None
+            try:
+                yield
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
+                await self.callbacks.stop()
+
+        app = SimApp(self.faults, title="iso20022 bank simulator", lifespan=lifespan)
+        add_fault_routes(app, self.faults)
+
+        @app.post("/pain001")
+        async def pain001(request: Request) -> Response:
+            body = await request.body()
+            if denied := self._verify(request, body):
+                return denied
+            try:
+                status, answer = self.accept(body)
+            except InvalidMessageError as exc:
+                return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=422)
+            if status != 200:
+                return JSONResponse(
+                    {"error": "msgid_reused", "detail": answer.decode()}, status_code=status
+                )
+            return Response(answer, media_type=XML)
+
+        @app.get("/pain002/{end_to_end_id}")
+        async def pain002(end_to_end_id: str, request: Request) -> Response:
+            if denied := self._verify(request, b""):
+                return denied
+            with self._lock:
+                t = self._txs.get(end_to_end_id)
+                body = self._report(t.msg_id, [t.status()]) if t else None
+            if body is None:
+                return JSONResponse({"error": "not_found"}, status_code=404)
+            return Response(body, media_type=XML)
+
+        @app.get("/camt053/{day}")
+        async def camt053(day: str, request: Request, version: str = "08") -> Response:
+            if denied := self._verify(request, b""):
+                return denied
+            try:
+                when = date.fromisoformat(day)
+            except ValueError:
+                return JSONResponse({"error": "bad_date"}, status_code=400)
+            if version not in ("02", "08"):
+                return JSONResponse({"error": "bad_version"}, status_code=400)
+            return Response(self.statement(when, version), media_type=XML)
+
+        @app.get("/_sim/ledger")
+        async def ledger() -> Mapping[str, Any]:
+            with self._lock:
+                return {
+                    k: {"state": t.state.value, "paid_count": t.paid_count, "msg_id": t.msg_id}
+                    for k, t in self._txs.items()
+                }
+
+        @app.post("/_sim/advance")
+        async def advance(key: str | None = None, steps: int = 1) -> Mapping[str, int]:
+            return {"changed": self.advance(key, min(steps, 10))}
+
+        return app
+
+    async def _tick(self) -> None:
+        assert self.config.tick_seconds is not None
+        while True:
+            await asyncio.sleep(self.config.tick_seconds)
+            self.advance()
+
+
+def create_app(config: Iso20022SimConfig | None = None, faults: Faults | None = None) -> FastAPI:
+    """Build the simulator's FastAPI app (its ``Iso20022Simulator`` is ``app.state.sim``)."""
+    sim = Iso20022Simulator(config, faults)
+    sim.app.state.sim = sim
+    return sim.app
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8702,
+    config: Iso20022SimConfig | None = None,
+    faults: Faults | None = None,
+) -> None:
+    """Run the simulator in the foreground (standalone, for the demo)."""
+    run_blocking(create_app(config, faults), host, port, None)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="ISO 20022 bank rail simulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8702)
+    parser.add_argument("--callback-url")
+    parser.add_argument("--tick-seconds", type=float, default=1.0)
+    args = parser.parse_args()
+    serve(
+        args.host,
+        args.port,
+        Iso20022SimConfig(callback_url=args.callback_url, tick_seconds=args.tick_seconds),
+    )
