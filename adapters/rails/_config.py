@@ -13,10 +13,10 @@ class RailTimeouts(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    connect: float = Field(2.0, gt=0, le=60)
-    read: float = Field(10.0, gt=0, le=300)
-    write: float = Field(10.0, gt=0, le=300)
-    pool: float = Field(2.0, gt=0, le=60)
+    connect: float = Field(default=2.0, gt=0, le=60)
+    read: float = Field(default=10.0, gt=0, le=300)
+    write: float = Field(default=10.0, gt=0, le=300)
+    pool: float = Field(default=2.0, gt=0, le=60)
 
     def httpx(self) -> httpx.Timeout:
         """Return the equivalent ``httpx.Timeout``."""

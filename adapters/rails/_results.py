@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.errors import OutcomeUnknownError, PermanentDeliveryError, TransientDeliveryError
+from gateway.errors import (
+    DeliveryError,
+    OutcomeUnknownError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from gateway.ports.rail import PayoutResult, PayoutStatus
 
 __all__ = ["raise_for_results"]
@@ -26,7 +31,9 @@ def raise_for_results(results: Sequence[PayoutResult]) -> list[PayoutStatus]:
     for cls in (OutcomeUnknownError, TransientDeliveryError, PermanentDeliveryError):
         picked = [e for e in errors if isinstance(e, cls)]
         if picked:
-            err = cls(f"{len(errors)} of {len(results)} payouts failed; first: {picked[0]}")
+            err: DeliveryError = cls(
+                f"{len(errors)} of {len(results)} payouts failed; first: {picked[0]}"
+            )
             err.results = list(results)  # type: ignore[attr-defined]
             raise err from picked[0]
     raise errors[0]  # every DeliveryError subclass is one of the three above

@@ -96,11 +96,11 @@ class FaultRuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     fault: Fault
-    rate: float = Field(1.0, ge=0.0, le=1.0)
-    count: int | None = Field(None, ge=1)
-    seconds: float = Field(0.0, ge=0.0, le=60.0)
-    status: int = Field(500, ge=400, le=599)
-    retry_after: int = Field(1, ge=0, le=3600)
+    rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    count: int | None = Field(default=None, ge=1)
+    seconds: float = Field(default=0.0, ge=0.0, le=60.0)
+    status: int = Field(default=500, ge=400, le=599)
+    retry_after: int = Field(default=1, ge=0, le=3600)
     path: str | None = None
     method: str | None = None
 

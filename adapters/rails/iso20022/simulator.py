@@ -67,8 +67,8 @@ class Iso20022SimConfig(BaseModel):
     api_keys: dict[str, str] = {"px-test": "sim-request-secret"}
     callback_secret: str = "sim-callback-secret"
     callback_url: str | None = None
-    tick_seconds: float | None = Field(None, gt=0)
-    callback_attempts: int = Field(3, ge=1, le=10)
+    tick_seconds: float | None = Field(default=None, gt=0)
+    callback_attempts: int = Field(default=3, ge=1, le=10)
     account: str = "MY-PERKESO-0001"
     batch_booking: bool = False
 

@@ -19,8 +19,10 @@ class MerchantradeConfig(BaseModel):
     hmac_secret: SecretStr  # signs our requests
     callback_secret: SecretStr  # verifies the rail's callbacks
     timeouts: RailTimeouts = RailTimeouts()
-    max_concurrency: int = Field(8, ge=1, le=64)  # parallel requests of one multi-payout submit
-    callback_max_age_seconds: int = Field(300, ge=1, le=3600)
+    max_concurrency: int = Field(
+        default=8, ge=1, le=64
+    )  # parallel requests of one multi-payout submit
+    callback_max_age_seconds: int = Field(default=300, ge=1, le=3600)
 
     @field_validator("base_url")
     @classmethod

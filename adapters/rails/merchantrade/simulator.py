@@ -66,8 +66,8 @@ class MerchantradeSimConfig(BaseModel):
     api_keys: dict[str, str] = {"px-test": "sim-request-secret"}  # key id -> HMAC secret
     callback_secret: str = "sim-callback-secret"
     callback_url: str | None = None
-    tick_seconds: float | None = Field(None, gt=0)  # None: advance only when asked
-    callback_attempts: int = Field(3, ge=1, le=10)
+    tick_seconds: float | None = Field(default=None, gt=0)  # None: advance only when asked
+    callback_attempts: int = Field(default=3, ge=1, le=10)
     fee: Decimal = Decimal("0.50")
 
 
