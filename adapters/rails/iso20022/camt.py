@@ -29,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 
 from lxml import etree
 
@@ -324,8 +323,3 @@ def render_camt053(
             if e.return_reason:
                 sub(sub(sub(tx, "RtrInf"), "Rsn"), "Cd", e.return_reason)
     return etree.tostring(doc, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-
-def decimal_sum(values: Sequence[Money]) -> Decimal:
-    """Return the exact decimal sum of amounts (CtrlSum)."""
-    return sum((m.amount for m in values), Decimal(0))

@@ -22,7 +22,6 @@ import csv
 import io
 from collections.abc import Iterable
 from datetime import date
-from decimal import Decimal
 
 from gateway.errors import InvalidMessageError
 from gateway.money import Money
@@ -127,8 +126,3 @@ def render_settlement(rows: Iterable[SettlementRow]) -> bytes:
     writer.writerow(COLUMNS)
     writer.writerows(rows)
     return out.getvalue().encode()
-
-
-def fee_string(fee: Decimal, currency: str) -> str:
-    """Return a fee as a wire decimal for ``currency``."""
-    return Money.of(fee, currency).amount_str()
