@@ -143,6 +143,7 @@ async def test_pain002_callbacks(
     before = len(sink.snapshot())
     iso_sim.faults.next(Fault.lost_callback)  # the "accepted" push is lost
     await iso_rail.submit(client, [payout(30, account="RET-1")])
+    assert iso_sim.callbacks.wait_idle(5)
     iso_sim.faults.next(Fault.duplicate_callback)
     iso_sim.advance(steps=3)  # processing (twice), paid, returned
     assert iso_sim.callbacks.wait_idle(5)

@@ -184,6 +184,7 @@ async def test_callbacks_signed_lost_and_duplicated(
 ) -> None:
     before = len(sink.snapshot())
     await mt_rail.submit(client, [payout(30)])  # callback: accepted
+    assert mt_sim.callbacks.wait_idle(5)  # so the next fault cannot hit this callback
     mt_sim.faults.next(Fault.lost_callback)
     mt_sim.advance()  # processing: lost
     mt_sim.faults.next(Fault.duplicate_callback)
