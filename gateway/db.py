@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -29,7 +30,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
 from gateway.config import async_database_url
 
@@ -166,15 +166,197 @@ delivery_receipts = Table(
     UniqueConstraint("message_pk", name="uq_delivery_receipts_message_pk"),
 )
 
+# --- payments (gateway.payments) -------------------------------------------------------------
+# One row per payment instructed by the back office (or created from a pension schedule). The
+# rail's idempotency key is derived from payment_id once, at instruction, and never changes.
+payments = Table(
+    "payments",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("payment_id", String(35), nullable=False),
+    Column("idempotency_key", String(35), nullable=False),
+    Column("request_sha256", String(64), nullable=False),  # what was instructed (idempotency)
+    Column("state", String(16), nullable=False),
+    Column("rail", String(32), nullable=False),
+    Column("partner_id", String(40), nullable=True),  # the beneficiary's partner institution
+    Column("benefit", String(40), nullable=False),
+    Column("claim_ref", String(64), nullable=True),
+    Column("socso_claim_no", String(64), nullable=True),
+    Column("pension_ref", String(64), nullable=True),
+    Column("period", String(7), nullable=True),  # YYYY-MM for a pension payment
+    Column("beneficiary_name", String(500), nullable=False),
+    Column("beneficiary_id", String(120), nullable=True),  # "scheme:value"
+    Column("provider", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("account_name", String(500), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),  # what the rail pays, in `currency`
+    Column("currency", String(3), nullable=False),
+    Column("base_minor", BigInteger, nullable=False),  # the benefit as decided, in MYR
+    Column("base_currency", String(3), nullable=False),
+    Column("fx_rate", String(40), nullable=True),
+    Column("fx_source", String(200), nullable=True),
+    Column("fx_at", TS, nullable=True),
+    Column("fx_exact", String(40), nullable=True),  # converted amount before rounding
+    Column("fx_rounding_minor", BigInteger, nullable=True),  # paid - exact, in minor units
+    Column("rail_reference", String(128), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("confirmed", String(16), nullable=True),  # the partner's payment.confirm outcome
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("paid_at", TS, nullable=True),
+    UniqueConstraint("payment_id", name="uq_payments_payment_id"),
+    UniqueConstraint("idempotency_key", name="uq_payments_idempotency_key"),
+    Index("ix_payments_state_updated", "state", "updated_at"),
+    Index("ix_payments_claim_ref", "claim_ref"),
+    Index("ix_payments_pension_ref", "pension_ref"),
+)
+
+# Every state change of a payment with its cause; never updated or deleted.
+payment_events = Table(
+    "payment_events",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("payment_pk", BigInteger, ForeignKey("payments.pk"), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("cause", String(40), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("at", TS, nullable=False),
+    Index("ix_payment_events_payment", "payment_pk", "pk"),
+)
+
+# Periodic pensions: the payments of each period are created from the schedule.
+pension_schedules = Table(
+    "pension_schedules",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("pension_ref", String(64), nullable=False),
+    Column("request_sha256", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # active / suspended / stopped / ended
+    Column("reason", Text, nullable=True),
+    Column("partner_id", String(40), nullable=True),
+    Column("benefit", String(40), nullable=False),
+    Column("beneficiary_name", String(500), nullable=False),
+    Column("beneficiary_id", String(120), nullable=True),
+    Column("rail", String(32), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("account_name", String(500), nullable=False),
+    Column("monthly_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("start_on", Date, nullable=False),
+    Column("end_on", Date, nullable=True),
+    Column("next_period", String(7), nullable=False),  # first period not yet created
+    Column("life_certificate_due_on", Date, nullable=True),
+    Column("died_on", Date, nullable=True),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("pension_ref", name="uq_pension_schedules_pension_ref"),
+    Index("ix_pension_schedules_state", "state", "next_period"),
+)
+
+pension_events = Table(
+    "pension_events",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("schedule_pk", BigInteger, ForeignKey("pension_schedules.pk"), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("cause", String(40), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("at", TS, nullable=False),
+    Index("ix_pension_events_schedule", "schedule_pk", "pk"),
+)
+
+
+# --- partners (gateway.claims, gateway.messages.delivery/inbox) ------------------------------
+# A claim notified by a partner; the hub assigns socso_claim_no when it records it.
+claims = Table(
+    "claims",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("partner_id", String(40), nullable=False),
+    Column("claim_ref", String(64), nullable=False),  # the partner's reference
+    Column("socso_claim_no", String(64), nullable=False),
+    Column("benefit", String(40), nullable=False),
+    Column("status", String(20), nullable=False),  # received/.../cancelled
+    Column("correlation_id", String(128), nullable=True),
+    Column("message_pk", BigInteger, ForeignKey("messages.pk"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("partner_id", "claim_ref", name="uq_claims_partner_claim_ref"),
+    UniqueConstraint("socso_claim_no", name="uq_claims_socso_claim_no"),
+)
+
+# Documents a partner delivered (document.deliver, or attached to claim.notify).
+claim_documents = Table(
+    "claim_documents",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("partner_id", String(40), nullable=False),
+    Column("claim_ref", String(64), nullable=False),
+    Column("request_id", String(64), nullable=True),
+    Column("kind", String(40), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("filename", String(255), nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("message_pk", BigInteger, ForeignKey("messages.pk"), nullable=False),
+    Column("received_at", TS, nullable=False),
+    Index("ix_claim_documents_claim", "partner_id", "claim_ref"),
+)
+
+# message.cancel requests (a partner's for its messages, the hub's for its own) and outcome.
+message_cancellations = Table(
+    "message_cancellations",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("partner_id", String(40), nullable=False),
+    Column("sender", String(40), nullable=False),  # whose message is cancelled
+    Column("cancelled_message_id", String(36), nullable=False),
+    Column("cancel_message_pk", BigInteger, ForeignKey("messages.pk"), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("outcome", String(20), nullable=False),  # cancelled / too_late / not_found
+    Column("created_at", TS, nullable=False),
+    Index("ix_message_cancellations_target", "sender", "cancelled_message_id"),
+)
+
+# A batch request (MM-SSB's JSON Lines) exactly as received, with the signature over it: the
+# per-line message rows hold their line's bytes, and batch_lines says which batch line it was.
+partner_batches = Table(
+    "partner_batches",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("partner_id", String(40), nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("kid", String(128), nullable=False),
+)
+
+batch_lines = Table(
+    "batch_lines",
+    metadata,
+    Column("batch_pk", BigInteger, ForeignKey("partner_batches.pk"), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("message_pk", BigInteger, ForeignKey("messages.pk"), nullable=True),
+    Column("status", String(16), nullable=False),  # accepted / duplicate / refused
+)
+
+
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     """Create the async engine for a GATEWAY_DATABASE_URL (SQLite or PostgreSQL)."""
     async_url = async_database_url(url)
     if async_url.startswith("sqlite"):
-        engine = create_async_engine(async_url, poolclass=NullPool)
+        # A small pool: opening a SQLite connection (and its PRAGMAs) per request is costly;
+        # several processes may still share the file, serialised by SQLite's own lock.
+        engine = create_async_engine(async_url, pool_size=5, max_overflow=5)
         _tune_sqlite(engine)
         return engine
     return create_async_engine(
-        async_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        # No pre-ping: it costs a round trip per request; a dead connection raises a
+        # disconnect error, SQLAlchemy discards it and the caller's request fails cleanly.
+        async_url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
 
 

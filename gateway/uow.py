@@ -6,12 +6,30 @@ of work that is left without ``commit()`` rolls back, so an exception can never 
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 __all__ = ["UnitOfWork", "UnitOfWorkFactory"]
+
+# SQLite has one writer at a time. Coroutines of one process queue on an asyncio lock rather
+# than on SQLite's busy handler, which sleeps in growing steps and makes long latency tails;
+# other processes still wait on the file lock (busy_timeout).
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = (
+    weakref.WeakKeyDictionary())
+_LOCK_TIMEOUT = 30.0
+
+
+def _writer_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = _SQLITE_WRITERS.get(engine)
+    if lock is None:
+        lock = _SQLITE_WRITERS[engine] = asyncio.Lock()
+    return lock
 
 
 class UnitOfWork:
@@ -22,15 +40,27 @@ class UnitOfWork:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._tx: AsyncTransaction | None = None
+        self._lock = _writer_lock(engine)
 
     async def __aenter__(self) -> UnitOfWork:
-        self.conn = await self._engine.connect()
+        if self._lock is not None:
+            await asyncio.wait_for(self._lock.acquire(), _LOCK_TIMEOUT)
+        try:
+            self.conn = await self._engine.connect()
+        except BaseException:
+            self._release()
+            raise
         try:
             self._tx = await self.conn.begin()
         except BaseException:
             await self.conn.close()
+            self._release()
             raise
         return self
+
+    def _release(self) -> None:
+        if self._lock is not None and self._lock.locked():
+            self._lock.release()
 
     async def commit(self) -> None:
         assert self._tx is not None
@@ -46,7 +76,10 @@ class UnitOfWork:
             if self._tx is not None and self._tx.is_active:
                 await self._tx.rollback()
         finally:
-            await self.conn.close()
+            try:
+                await self.conn.close()
+            finally:
+                self._release()
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -110,8 +110,3 @@ async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def bpjstk(instance: Path) -> TestPartner:
     return TestPartner.from_registry(instance / "partners.toml", "ID-BPJSTK")
-
-
-@pytest.fixture
-def pk_partner(instance: Path) -> TestPartner:
-    return TestPartner.from_registry(instance / "partners.toml", "PK-MOPHRD")

@@ -14,6 +14,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from adapters.partners.pk_mophrd import PkMophrdAdapter
 from gateway.db import messages, outbox
 from gateway.hub import Hub
 from gateway.signing import KeyRing, verify_detached
@@ -90,11 +91,15 @@ async def test_duplicate_recognised_after_it_went_stale(client, hub, clock, bpjs
     assert (await post(client, body, headers)).json()["status"] == "duplicate"
 
 
-async def test_es256_partner(client, pk_partner: TestPartner) -> None:
-    env = pk_partner.envelope(payload=claim_payload(
-        worker={"name": "Ali Raza", "date_of_birth": "1988-01-02", "nationality": "PK",
-                "national_id": {"scheme": "PK-CNIC", "value": "3520212345671"}}))
-    body, headers = pk_partner.signed(env)
+async def test_es256_key(client, hub) -> None:
+    """A partner whose key set holds an ES256 key (rotation to a second key included)."""
+    from gateway.signing import Signer, generate_private_jwk, public_jwk
+
+    jwk = generate_private_jwk("ID-BPJSTK-es-2", "ES256")
+    hub.registry.keys.add_keyset("ID-BPJSTK", {"keys": [public_jwk(jwk)]})
+    partner = TestPartner("ID-BPJSTK", Signer("ID-BPJSTK", [jwk]))
+    body, headers = partner.signed(partner.envelope())
+    assert headers["X-JWS-Signature"].startswith("eyJhbGciOiJFUzI1NiI")
     resp = await post(client, body, headers)
     assert resp.status_code == 202, resp.text
 
