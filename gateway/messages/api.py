@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
+from gateway.envelope import Envelope
 from gateway.errors import PayloadTooLargeError
 from gateway.hub import Hub
 from gateway.messages.receipts import find_receipt
@@ -56,15 +57,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
         "The receipt's signature is in the response's `X-JWS-Signature`."
     ),
     responses={200: {"description": "duplicate: the original receipt again"}, **_PROBLEMS},
+    openapi_extra={
+        "parameters": [{"name": "X-JWS-Signature", "in": "header", "required": True,
+                        "schema": {"type": "string"},
+                        "description": "detached JWS <protected>..<signature>"}],
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": Envelope.model_json_schema()}}},
+    },
 )
-async def post_message(
-    request: Request,
-    x_jws_signature: Annotated[str | None, Header()] = None,
-    content_type: Annotated[str | None, Header()] = None,
-) -> Response:
+async def post_message(request: Request) -> Response:
+    # Headers are read from the request directly: this is the hot path, and FastAPI's
+    # per-parameter dependency resolution costs more than the lookups.
     hub: Hub = request.app.state.hub
     body = await _read_body(request, hub.settings.max_body_bytes)
-    result = await hub.intake.receive(body, x_jws_signature, content_type)
+    result = await hub.intake.receive(body, request.headers.get("x-jws-signature"),
+                                      request.headers.get("content-type"))
     return Response(result.body, status_code=result.status_code, media_type=result.media_type,
                     headers={"X-JWS-Signature": result.signature})
 
