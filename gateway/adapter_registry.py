@@ -7,14 +7,34 @@ one line here; adding a rail is a package under ``adapters/rails/`` plus one lin
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
 
 from adapters.partners.px1 import Px1Adapter
+from adapters.rails.iso20022 import Iso20022Config, Iso20022Rail
+from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
 from gateway.ports.partner import PartnerAdapter
+from gateway.ports.rail import RailAdapter
 
-__all__ = ["PARTNER_ADAPTERS", "partner_adapters"]
+__all__ = ["PARTNER_ADAPTERS", "RAIL_ADAPTERS", "RAIL_SIMULATORS", "partner_adapters"]
 
 PARTNER_ADAPTERS: dict[str, Callable[[], PartnerAdapter]] = {
     "px1": Px1Adapter,
+}
+
+
+# rail adapter name -> (its typed config, the adapter built from it); configured per deployment
+# in GATEWAY_RAILS_FILE (gateway.payments.rails).
+RAIL_ADAPTERS: dict[str, tuple[type[BaseModel], Callable[[Any], RailAdapter]]] = {
+    "merchantrade": (MerchantradeConfig, MerchantradeRail),
+    "iso20022": (Iso20022Config, Iso20022Rail),
+}
+
+# rail adapter name -> module with its simulator (imported only by `gateway simulate`/tests).
+RAIL_SIMULATORS: dict[str, str] = {
+    "merchantrade": "adapters.rails.merchantrade.simulator",
+    "iso20022": "adapters.rails.iso20022.simulator",
 }
 
 

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from gateway.backoffice.api import callbacks_router
+from gateway.backoffice.api import router as backoffice_router
 from gateway.config import Settings
 from gateway.hub import Hub, build_hub
 from gateway.jobs import run_background_jobs
@@ -55,6 +57,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
         app.state.hub = hub  # usable at once, also by in-process test clients without lifespan
     install_problem_handlers(app)
     app.include_router(px1_router)
+    app.include_router(backoffice_router)
+    app.include_router(callbacks_router)
     return app
 
 

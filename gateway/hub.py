@@ -19,6 +19,7 @@ from gateway.messages.outbound import Outbound
 from gateway.messages.processing import InboundProcessor
 from gateway.outbox.dispatcher import Dispatcher, Handler
 from gateway.partners import PartnerRegistry, load_registry
+from gateway.payments import Payments
 from gateway.ports.partner import PartnerAdapter
 from gateway.signing import Signer
 from gateway.uow import UnitOfWork
@@ -36,6 +37,7 @@ class Hub:
     clock: Clock = utcnow
     intake: Intake = field(init=False)
     outbound: Outbound = field(init=False)
+    payments: Payments = field(init=False)
 
     def __post_init__(self) -> None:
         self.outbound = Outbound(self.registry, self.adapters, self.signer)
@@ -46,6 +48,7 @@ class Hub:
             max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
             clock=self.clock,
         )
+        self.payments = Payments(self.settings, self.engine, self.outbound, self.clock)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine)
@@ -54,6 +57,7 @@ class Hub:
         """Every kind of outbox work this hub does, by kind."""
         handlers: list[Handler] = [
             InboundProcessor(self.engine, self.outbound, self.clock),
+            *self.payments.handlers(),
         ]
         return {h.kind: h for h in handlers}
 
@@ -65,6 +69,7 @@ class Hub:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        await self.payments.close()
         await self.engine.dispose()
 
 

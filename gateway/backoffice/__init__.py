@@ -1,0 +1,6 @@
+"""The back-office API: PERKESO's own systems instruct payments and pensions, query them,
+send hub messages to partners, and operate the outbox (dead letters).
+
+auth.py   service-to-service bearer tokens (GATEWAY_BACKOFFICE_TOKENS_FILE), with scopes
+api.py    the router under ``/v1/backoffice``
+"""

@@ -1,0 +1,80 @@
+"""Payments: the state machine, instructions from the back office, payouts through rails.
+
+domain.py      the payment state machine (plain Python)
+schemas.py     back-office request models (validated at the edge)
+fx.py          conversion from MYR with the rate's source and time, explicit rounding
+service.py     instruct, transition with cause, cancel, announce paid payments to partners
+repository.py  SQL for payments and their events
+payout.py      the ``payout`` outbox handler: submit once, resolve unknown outcomes, poll
+callbacks.py   rail callbacks: verify, then apply through the state machine
+pensions.py    periodic pensions: schedules, per-period payments, suspension and stop
+processors.py  inbound partner messages about payments (death.notify, life certificates, ...)
+rails.py       the rails configuration file
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.backoffice.auth import BackofficeTokens, load_tokens
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.payments.payout import PayoutHandler, PollSchedule
+from gateway.payments.rails import RailsConfig, load_rails
+from gateway.payments.service import PaymentService
+
+if TYPE_CHECKING:
+    from gateway.outbox.dispatcher import Handler
+
+__all__ = ["Payments", "rails_file_of"]
+
+
+def rails_file_of(settings: Settings) -> Path | None:
+    """GATEWAY_RAILS_FILE, or in development the ``rails.toml`` beside the partner registry."""
+    if settings.rails_file is not None:
+        return settings.rails_file
+    beside = settings.partners_file.parent / "rails.toml"
+    return beside if not settings.is_production and beside.exists() else None
+
+
+class Payments:
+    """The hub's payment parts: rails, back-office tokens, the service and the payout handler."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine, outbound: Any,
+                 clock: Clock) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.clock = clock
+        self.config: RailsConfig = load_rails(rails_file_of(settings))
+        self.rails = self.config.rails
+        tokens_file = settings.backoffice_tokens_file
+        # Production refuses to start without the file (bootstrap); development without one
+        # simply has no back-office client.
+        self.tokens = load_tokens(tokens_file) if tokens_file.exists() else BackofficeTokens([])
+        self.service = PaymentService(self.rails, outbound)
+        self._http: httpx.AsyncClient | None = None
+
+    def http(self) -> httpx.AsyncClient:
+        """The one HTTP client for rail calls (each call sets its own explicit timeout)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200,
+                                                               max_keepalive_connections=100))
+        return self._http
+
+    def handlers(self) -> list[Handler]:
+        polls = PollSchedule(self.config.poll_after_seconds, self.config.poll_max_seconds)
+        return [PayoutHandler(self.engine, self.rails, self.service, self.http, self.clock,
+                              batch_size=self.config.batch_size, polls=polls)]
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+HttpFactory = Callable[[], httpx.AsyncClient]

@@ -1,0 +1,256 @@
+"""The ``payout`` outbox handler: send payments to their rail exactly once, then follow them.
+
+One outbox task per payment (kind ``payout``, destination the rail, ref the payment id) lives
+until the payment's outcome is known:
+
+- ``instructed``: submit it with its idempotency key (derived from the payment id, so a
+  resend after a crash is recognised by the rail as the same payout and never paid twice).
+- ``unknown`` (a timeout, reset or 5xx after sending): ask the rail for its status first;
+  only if the rail has no record is it sent again.
+- ``submitted``: poll the rail's status (callbacks are hints and may be lost); while the
+  payout is pending the task is deferred with a growing delay.
+- ``paid``/``failed``/``returned``/``cancelled``: nothing to do; the task completes.
+
+Tasks are handled in batches (``batch_size``): one read of the payments, the rail calls (in
+parallel, or one pain.001 file for a batch rail), then one transaction that locks the payments,
+applies what the rail said through the state machine (a callback may have moved a payment in
+the meantime: a stale answer is ignored), and completes or defers every task still leased.
+A failure returned for a task goes back to the dispatcher's one retry policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.clock import Clock
+from gateway.db import outbox
+from gateway.errors import DeliveryError, OutcomeUnknownError, PermanentDeliveryError
+from gateway.money import Money
+from gateway.outbox.records import LeaseLost, Task
+from gateway.payments import repository as repo
+from gateway.payments.domain import Cause, PaymentState, after_rail_state, transition
+from gateway.payments.service import PAYOUT_KIND, Change, PaymentService
+from gateway.ports.rail import PayoutInstruction, PayoutResult, PayoutStatus, RailAdapter
+from gateway.uow import UnitOfWork
+
+__all__ = ["PayoutHandler", "PollSchedule"]
+
+log = logging.getLogger("gateway.payout")
+
+P = PaymentState
+
+
+@dataclass(frozen=True, slots=True)
+class PollSchedule:
+    """When to ask the rail again about a submitted payout (callbacks may be lost)."""
+
+    first: float = 30.0  # seconds after submission
+    maximum: float = 3600.0
+
+    def delay(self, polls: int) -> timedelta:
+        base = min(self.first * (2 ** max(0, polls)), self.maximum)
+        return timedelta(seconds=base * random.uniform(1.0, 1.1))
+
+
+@dataclass(slots=True)
+class _Outcome:
+    status: PayoutStatus | None = None  # what the rail said
+    cause: Cause = Cause.rail_answer
+    error: BaseException | None = None
+    sent: bool = False  # the error came from a submit (it may have reached the rail)
+    resent_after_unknown: bool = False
+    done: bool = False  # nothing to do: complete the task
+
+
+class PayoutHandler:
+    kind = PAYOUT_KIND
+
+    def __init__(self, engine: AsyncEngine, rails: Mapping[str, RailAdapter],
+                 service: PaymentService, http: Callable[[], httpx.AsyncClient], clock: Clock,
+                 *, batch_size: int = 100, polls: PollSchedule | None = None,
+                 status_concurrency: int = 16) -> None:
+        self.engine = engine
+        self.rails = rails
+        self.service = service
+        self.http = http
+        self.clock = clock
+        self.batch_size = batch_size
+        self.polls = polls or PollSchedule()
+        self._status_gate = asyncio.Semaphore(status_concurrency)
+
+    async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
+        rail = self.rails.get(tasks[0].destination)
+        if rail is None:
+            err = PermanentDeliveryError(f"rail {tasks[0].destination!r} is not configured")
+            return [err] * len(tasks)
+        async with self.engine.connect() as conn:
+            rows = await repo.by_ids(conn, [t.ref for t in tasks])
+        outcomes: dict[int, _Outcome] = {}
+        to_send: list[Task] = []
+        to_ask: list[Task] = []
+        for t in tasks:
+            row = rows.get(t.ref)
+            if row is None:
+                outcomes[t.pk] = _Outcome(error=LookupError(f"no payment {t.ref}"))
+            elif row.state == P.instructed:
+                to_send.append(t)
+            elif row.state in (P.unknown, P.submitted):
+                to_ask.append(t)
+            else:
+                outcomes[t.pk] = _Outcome(done=True)
+        client = self.http()
+        # 1. Ask before sending again: an unknown outcome or a pending payout.
+        asked = await asyncio.gather(*(self._ask(rail, client, rows[t.ref].idempotency_key)
+                                       for t in to_ask))
+        for t, answer in zip(to_ask, asked, strict=True):
+            state = rows[t.ref].state
+            if isinstance(answer, BaseException):
+                outcomes[t.pk] = _Outcome(error=answer)
+            elif answer is not None:
+                outcomes[t.pk] = _Outcome(status=answer, cause=Cause.status_poll)
+            elif state == P.unknown:
+                to_send.append(t)  # the rail never got it: sending again is safe
+            else:
+                outcomes[t.pk] = _Outcome(error=OutcomeUnknownError(
+                    f"rail {rail.name} has no record of submitted payment {t.ref}"))
+        # 2. Send.
+        if to_send:
+            payouts = [_instruction(rows[t.ref]) for t in to_send]
+            results = await _submit(rail, client, payouts)
+            for t, res in zip(to_send, results, strict=True):
+                again = rows[t.ref].state == P.unknown
+                if res.error is not None:
+                    outcomes[t.pk] = _Outcome(error=res.error, sent=True,
+                                              resent_after_unknown=again)
+                else:
+                    outcomes[t.pk] = _Outcome(status=res.status, resent_after_unknown=again)
+        # 3. Record, in one transaction.
+        return await self._record(tasks, outcomes)
+
+    async def _ask(self, rail: RailAdapter, client: httpx.AsyncClient,
+                   key: str) -> PayoutStatus | None | BaseException:
+        async with self._status_gate:
+            try:
+                return await rail.status(client, key)
+            except Exception as exc:  # returned per task, so one failure hides no answer
+                return exc
+
+    async def _record(self, tasks: Sequence[Task],
+                      outcomes: dict[int, _Outcome]) -> list[BaseException | None]:
+        now = self.clock()
+        results: dict[int, BaseException | None] = {}
+        async with UnitOfWork(self.engine) as uow:
+            conn = uow.conn
+            owned = set((await conn.execute(
+                select(outbox.c.pk).where(
+                    outbox.c.pk.in_([t.pk for t in tasks]), outbox.c.state == "leased",
+                    outbox.c.lease_owner == tasks[0].lease_owner,
+                ).order_by(outbox.c.pk).with_for_update()
+            )).scalars())
+            rows = await repo.by_ids(conn, [t.ref for t in tasks], lock=True)
+            complete_pks: list[int] = []
+            defer: list[tuple[int, timedelta]] = []
+            for t in tasks:
+                o = outcomes[t.pk]
+                row = rows.get(t.ref)
+                err: BaseException | None = o.error
+                state = P(row.state) if row is not None else None
+                if row is not None and o.status is not None and o.status.idempotency_key != \
+                        row.idempotency_key:
+                    err = OutcomeUnknownError(f"rail answered about {o.status.idempotency_key}")
+                elif row is not None and not o.done:
+                    err, state = await self._apply(conn, row, o, now)
+                if t.pk not in owned:
+                    results[t.pk] = LeaseLost(f"outbox task {t.pk} was taken over")
+                    continue
+                results[t.pk] = err
+                if err is not None:
+                    continue  # the dispatcher reschedules or dead-letters it
+                if state in (P.submitted, P.unknown):
+                    defer.append((t.pk, self.polls.delay(max(0, t.attempts - 1))))
+                else:
+                    complete_pks.append(t.pk)
+            if complete_pks:
+                await conn.execute(update(outbox).where(outbox.c.pk.in_(complete_pks)).values(
+                    state="done", lease_owner=None, lease_expires_at=None, last_error=None,
+                    updated_at=now))
+            for pk, delay in defer:
+                await conn.execute(update(outbox).where(outbox.c.pk == pk).values(
+                    state="pending", lease_owner=None, lease_expires_at=None, last_error=None,
+                    next_attempt_at=now + delay, updated_at=now))
+            await uow.commit()
+        return [results[t.pk] for t in tasks]
+
+    async def _apply(self, conn: AsyncConnection, r: RowMapping, o: _Outcome,
+                     now: datetime) -> tuple[BaseException | None, PaymentState]:
+        """Apply one outcome to the (locked, current) payment; return the task's error and
+        the payment's state after it."""
+        state = P(r.state)
+        if o.resent_after_unknown and state == P.unknown:
+            tr = transition(state, P.instructed, Cause.rail_no_record,
+                            "the rail had no record after an unknown outcome; sent again")
+            assert tr is not None
+            await self.service.apply(conn, [Change(r, tr)], now)
+            r = (await repo.by_ids(conn, [r.payment_id]))[r.payment_id]
+            state = P.instructed
+        if o.status is not None:
+            s = o.status
+            detail = f"rail says {s.state.value}" + (f" ({s.reason})" if s.reason else "")
+            tr = after_rail_state(state, s.state, o.cause, detail)
+            if tr is not None:
+                await self.service.apply(conn, [Change(r, tr, s.rail_reference, s.reason, s.at)],
+                                         now)
+                state = tr.to_state
+            return None, state
+        err = o.error
+        if isinstance(err, OutcomeUnknownError) and o.sent and state == P.instructed:
+            tr = transition(state, P.unknown, Cause.rail_unknown, _text(err))
+            assert tr is not None
+            await self.service.apply(conn, [Change(r, tr)], now)
+            state = P.unknown
+        elif isinstance(err, PermanentDeliveryError) and o.sent and state == P.instructed:
+            # Left instructed: the task is dead-lettered for an operator (retry after fixing
+            # the cause, or cancel the payment); nothing was paid.
+            await self.service.note(conn, r, Cause.rail_refused, _text(err), now)
+        return err, state
+
+
+def _text(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"[:1000]
+
+
+def _instruction(r: RowMapping) -> PayoutInstruction:
+    ref = f"PERKESO {r.benefit} {r.claim_ref or r.pension_ref}"
+    return PayoutInstruction(
+        payment_id=r.payment_id, idempotency_key=r.idempotency_key,
+        amount=Money(r.amount_minor, r.currency), beneficiary_name=r.account_name,
+        provider=r.provider, account=r.account, reference=ref[:140],
+    )
+
+
+async def _submit(rail: RailAdapter, client: httpx.AsyncClient,
+                  payouts: list[PayoutInstruction]) -> list[PayoutResult]:
+    """Submit, getting one result per payout (adapters with ``submit_each`` say per payout)."""
+    each = getattr(rail, "submit_each", None)
+    try:
+        if each is not None:
+            return list(await each(client, payouts))
+        statuses = await rail.submit(client, payouts)
+        return [PayoutResult(p.idempotency_key, status=s)
+                for p, s in zip(payouts, statuses, strict=True)]
+    except DeliveryError as exc:
+        return [PayoutResult(p.idempotency_key, error=exc) for p in payouts]
+    except Exception as exc:  # an adapter bug after sending: treat as possibly sent
+        unknown = OutcomeUnknownError(f"rail {rail.name} submit failed: {exc!r}")
+        return [PayoutResult(p.idempotency_key, error=unknown) for p in payouts]
+

@@ -1,0 +1,248 @@
+"""Periodic pensions: a schedule (monthly amount, start, end) creates one payment per period.
+
+A period is a calendar month ``YYYY-MM``; its payment is created on the period's first day (or
+later, if the run is late: missed periods are caught up, each its own payment) with the id
+``<pension_ref>.<YYYYMM>``, so running the job twice, or in two processes, can never create a
+period twice. States of a schedule:
+
+    active ──▶ suspended (life certificate overdue) ──▶ active (certificate received)
+    active | suspended ──▶ stopped (death notified)          active ──▶ ended (after end_on)
+
+Every change is recorded in ``pension_events`` with its cause and reason. A death stops the
+schedule and cancels the person's payments not yet sent for periods after the death.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db import payments, pension_events, pension_schedules
+from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
+from gateway.money import Money
+from gateway.payments.domain import Cause, PaymentState
+from gateway.payments.schemas import PaymentIn, PensionIn, canonical_sha256
+from gateway.payments.service import PaymentService
+
+__all__ = [
+    "LIFE_CERTIFICATE_MONTHS",
+    "create_schedule",
+    "period_of",
+    "record_life_certificate",
+    "run_due",
+    "schedule_view",
+    "stop_for_death",
+]
+
+log = logging.getLogger("gateway.pensions")
+
+# How long a life certificate is good for; configuration-like data, not logic.
+LIFE_CERTIFICATE_MONTHS = 12
+
+
+def period_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _next_period(period: str) -> str:
+    y, m = int(period[:4]), int(period[5:])
+    return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def _add_months(day: date, months: int) -> date:
+    y, m = divmod(day.month - 1 + months, 12)
+    year, month = day.year + y, m + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+async def create_schedule(conn: AsyncConnection, service: PaymentService, req: PensionIn,
+                          now: datetime) -> tuple[RowMapping, bool]:
+    """Record a pension schedule; idempotent by ``pension_ref``.
+
+    Raises:
+        ConflictError: payment_conflict, the reference is taken by a different schedule.
+        InvalidMessageError: schema_violation, the rail is not configured.
+    """
+    digest = canonical_sha256(req)
+    existing = await _by_ref(conn, req.pension_ref)
+    if existing is not None:
+        if existing.request_sha256 != digest:
+            raise ConflictError("payment_conflict", f"pension {req.pension_ref} already has a "
+                                "different schedule")
+        return existing, False
+    if req.rail not in service.rails:
+        raise InvalidMessageError("schema_violation", f"rail: {req.rail!r} is not configured")
+    pk = (await conn.execute(insert(pension_schedules).values(
+        pension_ref=req.pension_ref, request_sha256=digest, state="active",
+        partner_id=req.partner_id, benefit=req.benefit.value,
+        beneficiary_name=req.beneficiary.name, beneficiary_id=req.beneficiary.id_text(),
+        rail=req.rail, provider=req.payout.provider, account=req.payout.account,
+        account_name=req.payout.account_name, monthly_minor=req.monthly_amount.value().minor,
+        currency="MYR", start_on=req.start_on, end_on=req.end_on,
+        next_period=period_of(req.start_on),
+        life_certificate_due_on=req.life_certificate_due_on, created_at=now, updated_at=now,
+    ).returning(pension_schedules.c.pk))).scalar_one()
+    await _event(conn, pk, None, "active", "instructed", "schedule created", now)
+    row = await _by_ref(conn, req.pension_ref)
+    assert row is not None
+    return row, True
+
+
+async def run_due(conn: AsyncConnection, service: PaymentService, today: date, now: datetime,
+                  limit: int = 200) -> int:
+    """Create the payments of every due period of active schedules; return how many.
+
+    Suspends a schedule whose life certificate is overdue instead of paying it.
+    """
+    current = period_of(today)
+    q = (select(pension_schedules)
+         .where(pension_schedules.c.state == "active",
+                pension_schedules.c.next_period <= current)
+         .order_by(pension_schedules.c.pk).limit(limit))
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    created = 0
+    for s in list((await conn.execute(q)).mappings()):
+        due = s.life_certificate_due_on
+        if due is not None and today > due:
+            await _set_state(conn, s, "suspended", "life_certificate_overdue",
+                             f"life certificate was due on {due.isoformat()}", now)
+            continue
+        period = s.next_period
+        end = period_of(s.end_on) if s.end_on else None
+        while period <= current and (end is None or period <= end):
+            req = PaymentIn.model_validate({
+                "payment_id": f"{s.pension_ref}.{period.replace('-', '')}",
+                "partner_id": s.partner_id,
+                "beneficiary": {"name": s.beneficiary_name,
+                                "national_id": _nid(s.beneficiary_id)},
+                "benefit": s.benefit, "pension_ref": s.pension_ref,
+                "amount": Money(s.monthly_minor, s.currency).wire(), "rail": s.rail,
+                "payout": {"provider": s.provider, "account": s.account,
+                           "account_name": s.account_name},
+            })
+            _, new = await service.instruct(conn, req, now, period=period)
+            created += int(new)
+            period = _next_period(period)
+        await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
+                           .values(next_period=period, updated_at=now))
+        if end is not None and period > end:
+            await _set_state(conn, s, "ended", "schedule_ended",
+                             f"last period {end} created", now)
+    return created
+
+
+async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner_id: str,
+                         pension_ref: str | None, claim_ref: str | None, died_on: date,
+                         now: datetime) -> tuple[int, int]:
+    """Stop the schedule and cancel unsent later payments; return (schedules, payments)."""
+    detail = f"death on {died_on.isoformat()} notified by {partner_id}"
+    stopped = 0
+    q = select(payments.c.payment_id).where(payments.c.state == PaymentState.instructed.value,
+                                            payments.c.partner_id == partner_id)
+    if pension_ref is not None:
+        s = await _by_ref(conn, pension_ref, lock=True)
+        if s is not None and s.partner_id == partner_id and s.state != "stopped":
+            await _set_state(conn, s, "stopped", "death_notified", detail, now)
+            await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
+                               .values(died_on=died_on))
+            stopped = 1
+        elif s is not None and s.partner_id != partner_id:
+            log.warning("death.notify from %s for another partner's pension ignored", partner_id)
+            return 0, 0
+        q = q.where(payments.c.pension_ref == pension_ref,
+                    payments.c.period > period_of(died_on))
+    else:
+        q = q.where(payments.c.claim_ref == claim_ref)
+    cancelled = 0
+    for payment_id in list((await conn.execute(q)).scalars()):
+        try:
+            await service.cancel(conn, payment_id, Cause.death_notified, detail, now)
+            cancelled += 1
+        except ConflictError:
+            pass  # sent to the rail meanwhile: it can no longer be stopped here
+    return stopped, cancelled
+
+
+async def record_life_certificate(conn: AsyncConnection, partner_id: str, pension_ref: str,
+                                  certified_on: date, now: datetime) -> bool:
+    """Extend the certificate's validity and resume a schedule suspended for lack of it."""
+    s = await _by_ref(conn, pension_ref, lock=True)
+    if s is None or s.partner_id != partner_id:
+        log.warning("life certificate from %s for unknown pension ignored", partner_id)
+        return False
+    due = _add_months(certified_on, LIFE_CERTIFICATE_MONTHS)
+    await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
+                       .values(life_certificate_due_on=due, updated_at=now))
+    if s.state == "suspended":
+        await _set_state(conn, s, "active", "life_certificate_received",
+                         f"certified on {certified_on.isoformat()}; next due {due}", now)
+    else:
+        await _event(conn, s.pk, s.state, s.state, "life_certificate_received",
+                     f"certified on {certified_on.isoformat()}; next due {due}", now)
+    return True
+
+
+async def get_schedule(conn: AsyncConnection, pension_ref: str) -> dict[str, Any]:
+    s = await _by_ref(conn, pension_ref)
+    if s is None:
+        raise NotFoundError("not_found", f"no pension schedule {pension_ref}")
+    events = (await conn.execute(select(pension_events).where(
+        pension_events.c.schedule_pk == s.pk).order_by(pension_events.c.pk))).mappings()
+    return schedule_view(s, list(events))
+
+
+def schedule_view(s: RowMapping, events: list[RowMapping] | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "pension_ref": s.pension_ref, "state": s.state, "reason": s.reason,
+        "partner_id": s.partner_id, "benefit": s.benefit,
+        "monthly_amount": Money(s.monthly_minor, s.currency).wire(),
+        "start_on": s.start_on.isoformat(),
+        "end_on": s.end_on.isoformat() if s.end_on else None, "next_period": s.next_period,
+        "life_certificate_due_on": s.life_certificate_due_on.isoformat()
+        if s.life_certificate_due_on else None,
+        "died_on": s.died_on.isoformat() if s.died_on else None, "rail": s.rail,
+    }
+    if events is not None:
+        view["events"] = [{"from": e.from_state, "to": e.to_state, "cause": e.cause,
+                           "detail": e.detail, "at": e.at.isoformat()} for e in events]
+    return view
+
+
+async def _by_ref(conn: AsyncConnection, ref: str, lock: bool = False) -> RowMapping | None:
+    q = select(pension_schedules).where(pension_schedules.c.pension_ref == ref)
+    if lock:
+        q = q.with_for_update()
+    return (await conn.execute(q)).mappings().first()
+
+
+async def _set_state(conn: AsyncConnection, s: RowMapping, state: str, cause: str, detail: str,
+                     now: datetime) -> None:
+    await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk).values(
+        state=state, reason=f"{cause}: {detail}", updated_at=now))
+    await _event(conn, s.pk, s.state, state, cause, detail, now)
+    log.info("pension %s: %s -> %s (%s)", s.pension_ref, s.state, state, cause)
+
+
+async def _event(conn: AsyncConnection, pk: int, from_state: str | None, to_state: str,
+                 cause: str, detail: str, now: datetime) -> None:
+    await conn.execute(insert(pension_events).values(schedule_pk=pk, from_state=from_state,
+                                                     to_state=to_state, cause=cause,
+                                                     detail=detail, at=now))
+
+
+def _nid(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    scheme, _, value = text.partition(":")
+    return {"scheme": scheme, "value": value}

@@ -1,0 +1,101 @@
+"""Processors of inbound partner messages about payments and pensions (``PROCESSORS``).
+
+Each runs inside the inbound task's unit of work (gateway.messages.processing), so its effects
+commit with the message's processing, exactly once. A message about another partner's pension
+or payment changes nothing (and is logged): a partner can never act on another's beneficiary.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from gateway.db import payments, pension_schedules
+from gateway.envelope import BeneficiaryUpdate, DeathNotify, Envelope, LifeCertificateSubmit
+from gateway.envelope import PaymentConfirm as PaymentConfirmPayload
+from gateway.messages.processing import PROCESSORS, ProcessingContext
+from gateway.payments import pensions
+from gateway.payments import repository as repo
+from gateway.payments.domain import Cause, PaymentState
+from gateway.payments.service import PaymentService
+
+__all__ = ["install_payment_processors"]
+
+log = logging.getLogger("gateway.payments.processors")
+
+
+def _service(ctx: ProcessingContext) -> PaymentService:
+    return PaymentService((), ctx.outbound)  # no rail needed: nothing here is sent to a rail
+
+
+async def death_notify(ctx: ProcessingContext, env: Envelope) -> None:
+    p = DeathNotify.model_validate(env.payload)
+    stopped, cancelled = await pensions.stop_for_death(
+        ctx.conn, _service(ctx), ctx.partner_id, p.pension_ref, p.claim_ref, p.died_on, ctx.now)
+    log.info("death.notify %s: %d schedule(s) stopped, %d payment(s) cancelled", env.id,
+             stopped, cancelled)
+
+
+async def life_certificate_submit(ctx: ProcessingContext, env: Envelope) -> None:
+    p = LifeCertificateSubmit.model_validate(env.payload)
+    await pensions.record_life_certificate(ctx.conn, ctx.partner_id, p.pension_ref,
+                                           p.certified_on, ctx.now)
+
+
+async def payment_confirm(ctx: ProcessingContext, env: Envelope) -> None:
+    p = PaymentConfirmPayload.model_validate(env.payload)
+    row = (await repo.by_ids(ctx.conn, [p.payment_id], lock=True)).get(p.payment_id)
+    if row is None or row.partner_id != ctx.partner_id:
+        log.warning("payment.confirm %s for an unknown payment ignored", env.id)
+        return
+    detail = f"{p.outcome} on {p.confirmed_on.isoformat()}" + (f": {p.reason}" if p.reason
+                                                                 else "")
+    await _service(ctx).note(ctx.conn, row, Cause.partner_confirmed, detail, ctx.now,
+                             confirmed=p.outcome)
+
+
+async def beneficiary_update(ctx: ProcessingContext, env: Envelope) -> None:
+    p = BeneficiaryUpdate.model_validate(env.payload)
+    if p.payout is None:
+        return  # contact details are not kept by payments
+    new = {"provider": p.payout.provider, "account": p.payout.account,
+           "account_name": p.payout.account_name}
+    if p.pension_ref is not None:
+        s = (await ctx.conn.execute(select(pension_schedules).where(
+            pension_schedules.c.pension_ref == p.pension_ref,
+            pension_schedules.c.partner_id == ctx.partner_id))).mappings().first()
+        if s is not None:
+            await ctx.conn.execute(pension_schedules.update().where(
+                pension_schedules.c.pk == s.pk).values(**new, updated_at=ctx.now))
+        match = payments.c.pension_ref == p.pension_ref
+    else:
+        match = payments.c.claim_ref == p.claim_ref
+    # Only payments not yet sent can change account; one already at the rail keeps its own.
+    ids = list((await ctx.conn.execute(select(payments.c.payment_id).where(
+        match, payments.c.partner_id == ctx.partner_id,
+        payments.c.state == PaymentState.instructed.value))).scalars())
+    service = _service(ctx)
+    for row in (await repo.by_ids(ctx.conn, ids, lock=True)).values():
+        if row.state == PaymentState.instructed.value:
+            await service.note(ctx.conn, row, Cause.payout_updated,
+                               f"payout account changed by {env.id}", ctx.now, **new)
+
+
+PAYMENT_PROCESSORS = {
+    "death.notify": death_notify,
+    "life_certificate.submit": life_certificate_submit,
+    "payment.confirm": payment_confirm,
+    "beneficiary.update": beneficiary_update,
+}
+
+
+def install_payment_processors(processors: dict = PROCESSORS) -> None:  # type: ignore[type-arg]
+    """Register the payment processors (refuses to replace another owner's)."""
+    for type_, processor in PAYMENT_PROCESSORS.items():
+        existing = processors.setdefault(type_, processor)
+        if existing is not processor:
+            raise RuntimeError(f"a processor for {type_} is already registered")
+
+
+install_payment_processors()

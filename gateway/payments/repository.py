@@ -1,0 +1,60 @@
+"""SQL for payments and their events (Core; inside the caller's transaction, never commits)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db import payment_events, payments
+
+__all__ = ["by_ids", "by_key", "events_of", "insert_events", "update_many"]
+
+
+async def by_ids(conn: AsyncConnection, payment_ids: Sequence[str], *,
+                 lock: bool = False) -> dict[str, RowMapping]:
+    """Return payments by payment id; ``lock`` takes their row locks (PostgreSQL) in pk order."""
+    if not payment_ids:
+        return {}
+    q = select(payments).where(payments.c.payment_id.in_(list(payment_ids))).order_by(
+        payments.c.pk)
+    if lock:
+        q = q.with_for_update(of=payments)
+    return {r.payment_id: r for r in (await conn.execute(q)).mappings()}
+
+
+async def by_key(conn: AsyncConnection, rail: str, idempotency_key: str, *,
+                 lock: bool = False) -> RowMapping | None:
+    q = select(payments).where(payments.c.idempotency_key == idempotency_key,
+                               payments.c.rail == rail)
+    if lock:
+        q = q.with_for_update(of=payments)
+    return (await conn.execute(q)).mappings().first()
+
+
+_UPDATABLE = ("state", "rail_reference", "reason", "paid_at", "updated_at", "provider",
+              "account", "account_name", "confirmed")
+
+
+async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write new column values (all of ``_UPDATABLE``) of several payments in one statement."""
+    if not rows:
+        return
+    stmt = update(payments).where(payments.c.pk == bindparam("b_pk")).values(
+        {c: bindparam(f"b_{c}") for c in _UPDATABLE})
+    await conn.execute(stmt, [{"b_pk": r["pk"], **{f"b_{c}": r[c] for c in _UPDATABLE}}
+                              for r in rows])
+
+
+async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(payment_events), list(rows))
+
+
+async def events_of(conn: AsyncConnection, payment_pk: int) -> list[RowMapping]:
+    q = select(payment_events).where(payment_events.c.payment_pk == payment_pk).order_by(
+        payment_events.c.pk)
+    return list((await conn.execute(q)).mappings())

@@ -1,0 +1,252 @@
+"""Payment services: instruct, transition (with its cause), cancel, and announce a payment.
+
+Services work inside the caller's unit of work and never commit. Every state change goes
+through ``apply``: it checks the state machine, writes the new state and its event in the same
+transaction, and, when a payment becomes ``paid``, queues the ``payment.notice`` and the
+``claim.status`` ``paid`` to the beneficiary's partner through the outbox (same transaction:
+the notice exists if and only if the payment is recorded as paid).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.db import metadata, payments
+from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
+from gateway.money import Money
+from gateway.outbox.records import enqueue
+from gateway.payments import repository as repo
+from gateway.payments.domain import Cause, PaymentState, Transition, transition
+from gateway.payments.fx import convert
+from gateway.payments.schemas import PaymentIn, canonical_sha256
+
+__all__ = ["PAYOUT_KIND", "Change", "PaymentService", "payment_view"]
+
+log = logging.getLogger("gateway.payments")
+
+PAYOUT_KIND = "payout"
+# Deterministic ids for the messages a payment causes: a second attempt to announce the same
+# payment collides on (sender, message_id) instead of sending twice.
+_NOTICE_NS = uuid.UUID("6f0c8f3e-4a51-4f0e-9a57-3c1b8d2e7a10")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A transition of one payment, with what the rail told us about it."""
+
+    row: RowMapping
+    transition: Transition
+    rail_reference: str | None = None
+    reason: str | None = None
+    at: datetime | None = None  # the rail's time of the change, if it said
+
+
+class PaymentService:
+    def __init__(self, rails: Collection[str], outbound: Any | None) -> None:
+        self.rails = rails  # configured rail names (live view of the hub's registry)
+        self.outbound = outbound  # gateway.messages.outbound.Outbound
+
+    # -- instruct ----------------------------------------------------------------------------
+
+    async def instruct(self, conn: AsyncConnection, req: PaymentIn, now: datetime, *,
+                       period: str | None = None) -> tuple[RowMapping, bool]:
+        """Record a payment and queue its payout; idempotent by ``payment_id``.
+
+        Returns:
+            The payment row and whether it was created now (False: an identical instruction).
+
+        Raises:
+            ConflictError: payment_conflict, the id is taken by a different instruction.
+            InvalidMessageError: schema_violation (unknown rail, bad conversion).
+        """
+        digest = canonical_sha256(req)
+        existing = (await repo.by_ids(conn, [req.payment_id])).get(req.payment_id)
+        if existing is not None:
+            if existing.request_sha256 != digest:
+                raise ConflictError("payment_conflict", f"payment {req.payment_id} was already "
+                                    "instructed with different content")
+            return existing, False
+        if req.rail not in self.rails:
+            raise InvalidMessageError("schema_violation", f"rail: {req.rail!r} is not configured "
+                                      f"(one of {', '.join(sorted(self.rails)) or 'none'})")
+        base = req.amount.value()
+        paid, fx = base, None
+        if req.fx is not None and req.fx.currency != "MYR":
+            try:
+                fx = convert(base, req.fx.currency, req.fx.rate_decimal(), req.fx.source, req.fx.at)
+            except ValueError as exc:
+                raise InvalidMessageError("schema_violation", f"fx: {exc}") from None
+            paid = fx.paid
+            if paid.minor <= 0:
+                raise InvalidMessageError("schema_violation", "fx: converted amount is zero")
+        values: dict[str, Any] = dict(
+            payment_id=req.payment_id, idempotency_key=idempotency_key(req.payment_id),
+            request_sha256=digest, state=PaymentState.instructed.value, rail=req.rail,
+            partner_id=req.partner_id, benefit=req.benefit.value, claim_ref=req.claim_ref,
+            socso_claim_no=req.socso_claim_no, pension_ref=req.pension_ref, period=period,
+            beneficiary_name=req.beneficiary.name, beneficiary_id=req.beneficiary.id_text(),
+            provider=req.payout.provider, account=req.payout.account,
+            account_name=req.payout.account_name, amount_minor=paid.minor,
+            currency=paid.currency, base_minor=base.minor, base_currency=base.currency,
+            created_at=now, updated_at=now,
+        )
+        if fx is not None:
+            values.update(fx_rate=str(fx.rate), fx_source=fx.source, fx_at=fx.at,
+                          fx_exact=str(fx.exact), fx_rounding_minor=fx.rounding_minor)
+        pk = (await conn.execute(insert(payments).values(**values).returning(payments.c.pk))
+              ).scalar_one()
+        detail = f"{paid} via {req.rail}" + (f" ({base} at {fx.rate}, {fx.source})" if fx else "")
+        await repo.insert_events(conn, [dict(payment_pk=pk, from_state=None,
+                                              to_state=PaymentState.instructed.value,
+                                              cause=Cause.instructed.value, detail=detail,
+                                              at=now)])
+        await enqueue(conn, kind=PAYOUT_KIND, destination=req.rail, ref=req.payment_id, now=now)
+        row = (await repo.by_ids(conn, [req.payment_id]))[req.payment_id]
+        log.info("payment %s instructed: %s via %s", req.payment_id, paid, req.rail)
+        return row, True
+
+    # -- transitions -------------------------------------------------------------------------
+
+    async def apply(self, conn: AsyncConnection, changes: Sequence[Change], now: datetime) -> None:
+        """Write transitions (already checked by the state machine) and their events."""
+        if not changes:
+            return
+        updates, events, paid = [], [], []
+        for ch in changes:
+            tr, row = ch.transition, ch.row
+            assert tr.from_state is not None and row.state == tr.from_state.value, (
+                f"payment {row.payment_id} is {row.state}, not {tr.from_state}")
+            new = dict(row)
+            new.update(state=tr.to_state.value, updated_at=now)
+            if ch.rail_reference:
+                new["rail_reference"] = ch.rail_reference
+            if ch.reason or tr.to_state in (PaymentState.failed, PaymentState.returned,
+                                            PaymentState.cancelled):
+                new["reason"] = ch.reason or tr.detail
+            if tr.to_state == PaymentState.paid:
+                new["paid_at"] = ch.at or now
+                paid.append(new)
+            updates.append(new)
+            events.append(dict(payment_pk=row.pk, from_state=tr.from_state.value,
+                               to_state=tr.to_state.value, cause=tr.cause.value,
+                               detail=tr.detail, at=now))
+        await repo.update_many(conn, updates)
+        await repo.insert_events(conn, events)
+        for new in paid:
+            await self._announce_paid(conn, new, now)
+
+    async def note(self, conn: AsyncConnection, row: RowMapping, cause: Cause, detail: str,
+                   now: datetime, **values: Any) -> None:
+        """Record an event that is not a state change (and optional column changes)."""
+        if values:
+            new = dict(row)
+            new.update(values, updated_at=now)
+            await repo.update_many(conn, [new])
+        await repo.insert_events(conn, [dict(payment_pk=row.pk, from_state=row.state,
+                                              to_state=row.state, cause=cause.value,
+                                              detail=detail, at=now)])
+
+    async def cancel(self, conn: AsyncConnection, payment_id: str, cause: Cause, detail: str,
+                     now: datetime) -> RowMapping:
+        """Cancel a payment that has not been sent to its rail.
+
+        Raises:
+            NotFoundError: no such payment.
+            ConflictError: state_conflict, it has already gone to the rail.
+        """
+        row = (await repo.by_ids(conn, [payment_id], lock=True)).get(payment_id)
+        if row is None:
+            raise NotFoundError("not_found", f"no payment {payment_id}")
+        if row.state != PaymentState.instructed.value:
+            raise ConflictError("state_conflict", f"payment {payment_id} is {row.state}; only "
+                                "an instructed payment (not yet sent) can be cancelled")
+        tr = transition(PaymentState(row.state), PaymentState.cancelled, cause, detail)
+        assert tr is not None
+        await self.apply(conn, [Change(row, tr)], now)
+        return (await repo.by_ids(conn, [payment_id]))[payment_id]
+
+    # -- announcing --------------------------------------------------------------------------
+
+    async def _announce_paid(self, conn: AsyncConnection, p: dict[str, Any],
+                             now: datetime) -> None:
+        partner = p["partner_id"]
+        if not partner or self.outbound is None or self.outbound.registry.get(partner) is None:
+            return
+        correlation = p["claim_ref"] or p["pension_ref"]
+        ref = {"claim_ref": p["claim_ref"]} if p["claim_ref"] else {"pension_ref": p["pension_ref"]}
+        amount = Money(p["amount_minor"], p["currency"])
+        payload = {
+            "payment_id": p["payment_id"], **ref, "benefit": p["benefit"],
+            "amount": amount.wire(),
+            "paid_via": {"rail": p["rail"], "reference": p["rail_reference"] or p["payment_id"]},
+            "paid_at": _iso(p["paid_at"] or now),
+        }
+        await self.outbound.send(
+            conn, partner_id=partner, type_="payment.notice", payload=payload, now=now,
+            correlation_id=correlation,
+            message_id=str(uuid.uuid5(_NOTICE_NS, f"payment.notice:{p['payment_id']}")))
+        if p["claim_ref"]:
+            claim_no = p["socso_claim_no"] or await _socso_claim_no(conn, partner, p["claim_ref"])
+            if claim_no is None:
+                log.warning("payment %s: no socso_claim_no for claim; claim.status not sent",
+                            p["payment_id"])
+                return
+            await self.outbound.send(
+                conn, partner_id=partner, type_="claim.status", now=now,
+                payload={"claim_ref": p["claim_ref"], "socso_claim_no": claim_no,
+                         "status": "paid"},
+                correlation_id=correlation,
+                message_id=str(uuid.uuid5(_NOTICE_NS, f"claim.status.paid:{p['payment_id']}")))
+
+
+def idempotency_key(payment_id: str) -> str:
+    """The rail's idempotency key: the payment id itself (never an attempt number)."""
+    return payment_id
+
+
+async def _socso_claim_no(conn: AsyncConnection, partner: str, claim_ref: str) -> str | None:
+    # The claims table belongs to claim intake (issue 3); look it up only if it exists.
+    claims = metadata.tables.get("claims")
+    if claims is None or not {"partner_id", "claim_ref", "socso_claim_no"} <= set(claims.c.keys()):
+        return None
+    q = select(claims.c.socso_claim_no).where(claims.c.partner_id == partner,
+                                              claims.c.claim_ref == claim_ref)
+    value = (await conn.execute(q)).scalar()
+    return str(value) if value else None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def payment_view(row: RowMapping, events: Sequence[RowMapping] | None = None) -> dict[str, Any]:
+    """The back office's JSON view of a payment."""
+    view: dict[str, Any] = {
+        "payment_id": row.payment_id, "state": row.state, "rail": row.rail,
+        "idempotency_key": row.idempotency_key, "partner_id": row.partner_id,
+        "benefit": row.benefit, "claim_ref": row.claim_ref, "pension_ref": row.pension_ref,
+        "period": row.period, "beneficiary": {"name": row.beneficiary_name},
+        "amount": Money(row.amount_minor, row.currency).wire(),
+        "base_amount": Money(row.base_minor, row.base_currency).wire(),
+        "rail_reference": row.rail_reference, "reason": row.reason,
+        "confirmed": row.confirmed,
+        "created_at": _iso(row.created_at), "updated_at": _iso(row.updated_at),
+        "paid_at": _iso(row.paid_at) if row.paid_at else None,
+    }
+    if row.fx_rate:
+        view["fx"] = {"rate": row.fx_rate, "source": row.fx_source,
+                      "at": _iso(row.fx_at) if row.fx_at else None, "exact": row.fx_exact,
+                      "rounding_minor": row.fx_rounding_minor}
+    if events is not None:
+        view["events"] = [{"from": e.from_state, "to": e.to_state, "cause": e.cause,
+                           "detail": e.detail, "at": _iso(e.at)} for e in events]
+    return view

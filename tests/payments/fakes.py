@@ -1,0 +1,130 @@
+"""An in-memory rail at the adapter seam, with its own ledger and scripted faults."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from gateway.errors import (
+    AuthError,
+    DeliveryError,
+    OutcomeUnknownError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from gateway.ports.rail import (
+    PayoutInstruction,
+    PayoutResult,
+    PayoutState,
+    PayoutStatus,
+    StatementLine,
+)
+
+
+@dataclass
+class FakePayout:
+    instruction: PayoutInstruction
+    reference: str
+    state: PayoutState = PayoutState.accepted
+    paid_count: int = 0
+    received: int = 1  # how many submits with this key reached the rail
+
+
+class FakeRail:
+    """Faults for the next submits (one per payout), in order:
+
+    ``transient`` (not received), ``lost`` (not received, answer lost: unknown outcome),
+    ``unknown_after`` (received and acted on, answer lost), ``permanent`` (refused).
+    ``status_faults``: ``transient`` for the next status queries.
+    """
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.payouts: dict[str, FakePayout] = {}
+        self.submit_faults: list[str] = []
+        self.status_faults: list[str] = []
+        self.submits = 0
+        self.status_calls = 0
+
+    # -- the seam ----------------------------------------------------------------------------
+
+    async def submit(self, client: httpx.AsyncClient,
+                     payouts: Sequence[PayoutInstruction]) -> list[PayoutStatus]:
+        results = await self.submit_each(client, payouts)
+        for r in results:
+            if r.error is not None:
+                raise r.error
+        return [r.status for r in results if r.status is not None]
+
+    async def submit_each(self, client: httpx.AsyncClient,
+                          payouts: Sequence[PayoutInstruction]) -> list[PayoutResult]:
+        out = []
+        for p in payouts:
+            self.submits += 1
+            fault = self.submit_faults.pop(0) if self.submit_faults else None
+            err: DeliveryError | None = None
+            if fault == "transient":
+                err = TransientDeliveryError("connection refused")
+            elif fault == "lost":
+                err = OutcomeUnknownError("read timeout (request lost)")
+            elif fault == "permanent":
+                err = PermanentDeliveryError("HTTP 422 invalid_account")
+            if err is not None:
+                out.append(PayoutResult(p.idempotency_key, error=err))
+                continue
+            existing = self.payouts.get(p.idempotency_key)
+            if existing is None:
+                existing = self.payouts[p.idempotency_key] = FakePayout(
+                    p, f"FK{len(self.payouts) + 1:06d}", received=0)
+            elif existing.instruction != p:
+                out.append(PayoutResult(p.idempotency_key,
+                                        error=PermanentDeliveryError("HTTP 409 key reused")))
+                continue
+            existing.received += 1
+            if fault == "unknown_after":
+                out.append(PayoutResult(p.idempotency_key,
+                                        error=OutcomeUnknownError("HTTP 502 after acting")))
+                continue
+            out.append(PayoutResult(p.idempotency_key, status=self._status(existing)))
+        return out
+
+    async def status(self, client: httpx.AsyncClient, idempotency_key: str) -> PayoutStatus | None:
+        self.status_calls += 1
+        if self.status_faults:
+            self.status_faults.pop(0)
+            raise TransientDeliveryError("status: connection refused")
+        p = self.payouts.get(idempotency_key)
+        return self._status(p) if p else None
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> PayoutStatus:
+        if headers.get("x-fake-signature") != "good":
+            raise AuthError("signature_invalid", "bad callback signature")
+        doc = json.loads(body)
+        return PayoutStatus(doc["key"], PayoutState(doc["state"]), doc.get("reference"),
+                            doc.get("reason"))
+
+    def parse_statement(self, data: bytes) -> list[StatementLine]:
+        return []
+
+    # -- test control ------------------------------------------------------------------------
+
+    def _status(self, p: FakePayout) -> PayoutStatus:
+        return PayoutStatus(p.instruction.idempotency_key, p.state, p.reference,
+                            "account_blocked" if p.state == PayoutState.failed else None)
+
+    def settle(self, key: str, state: PayoutState = PayoutState.paid) -> None:
+        p = self.payouts[key]
+        if state == PayoutState.paid and p.state != PayoutState.paid:
+            p.paid_count += 1
+        p.state = state
+
+    def callback(self, key: str) -> bytes:
+        p = self.payouts[key]
+        return json.dumps({"key": key, "state": p.state.value, "reference": p.reference}).encode()
+
+    def ledger(self) -> dict[str, int]:
+        return {k: p.paid_count for k, p in self.payouts.items()}
