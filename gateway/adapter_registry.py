@@ -11,16 +11,33 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from adapters.partners.mm_ssb import MmSsbAdapter
+from adapters.partners.np_feb import NpFebAdapter
+from adapters.partners.pk_mophrd import PkMophrdAdapter
 from adapters.partners.px1 import Px1Adapter
 from adapters.rails.iso20022 import Iso20022Config, Iso20022Rail
 from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
 from gateway.ports.partner import PartnerAdapter
 from gateway.ports.rail import RailAdapter
 
-__all__ = ["PARTNER_ADAPTERS", "RAIL_ADAPTERS", "RAIL_SIMULATORS", "partner_adapters"]
+__all__ = [
+    "PARTNER_ADAPTERS", "PARTNER_SIMULATORS", "RAIL_ADAPTERS", "RAIL_SIMULATORS",
+    "partner_adapters",
+]
 
 PARTNER_ADAPTERS: dict[str, Callable[[], PartnerAdapter]] = {
     "px1": Px1Adapter,
+    "mm_ssb": MmSsbAdapter,
+    "np_feb": NpFebAdapter,
+    "pk_mophrd": PkMophrdAdapter,
+}
+
+# adapter name -> module with ``build_simulator`` (imported only by `gateway simulate`/tests).
+PARTNER_SIMULATORS: dict[str, str] = {
+    "px1": "adapters.partners.px1.simulator",
+    "mm_ssb": "adapters.partners.mm_ssb.simulator",
+    "np_feb": "adapters.partners.np_feb.simulator",
+    "pk_mophrd": "adapters.partners.pk_mophrd.simulator",
 }
 
 

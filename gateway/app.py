@@ -15,6 +15,7 @@ from gateway.config import Settings
 from gateway.hub import Hub, build_hub
 from gateway.jobs import run_background_jobs
 from gateway.messages.api import router as px1_router
+from gateway.messages.partner_api import router as partner_router
 from gateway.web.problems import install_problem_handlers
 
 __all__ = ["app_from_env", "create_app"]
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
     app.include_router(px1_router)
     app.include_router(backoffice_router)
     app.include_router(callbacks_router)
+    app.include_router(partner_router)
     return app
 
 

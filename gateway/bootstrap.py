@@ -33,9 +33,9 @@ class DevPartner:
 
 DEV_PARTNERS = (
     DevPartner("ID-BPJSTK", "BPJS Ketenagakerjaan", "ID", "px1", "push", "EdDSA", 8411),
-    DevPartner("MM-SSB", "Social Security Board", "MM", "px1", "pull", "EdDSA", 8412),
-    DevPartner("NP-FEB", "Foreign Employment Board", "NP", "px1", "push", "ES256", 8413),
-    DevPartner("PK-MOPHRD", "Ministry of Overseas Pakistanis & HRD", "PK", "px1", "push",
+    DevPartner("MM-SSB", "Social Security Board", "MM", "mm_ssb", "pull", "EdDSA", 8412),
+    DevPartner("NP-FEB", "Foreign Employment Board", "NP", "np_feb", "push", "ES256", 8413),
+    DevPartner("PK-MOPHRD", "Ministry of Overseas Pakistanis & HRD", "PK", "pk_mophrd", "push",
                "ES256", 8414),
     DevPartner("BD-WEWB", "Wage Earners' Welfare Board", "BD", "px1", "push", "EdDSA", 8415),
 )

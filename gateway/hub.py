@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,17 +15,23 @@ from gateway.config import Settings
 from gateway.db import create_engine
 from gateway.envelope import HUB_PARTY
 from gateway.keys import load_signer
+from gateway.messages.delivery import DeliveryHandler
 from gateway.messages.intake import Intake
 from gateway.messages.outbound import Outbound
-from gateway.messages.processing import InboundProcessor
+from gateway.messages.processing import PROCESSORS, InboundProcessor
 from gateway.outbox.dispatcher import Dispatcher, Handler
+from gateway.partner_processing import install_partner_processors
 from gateway.partners import PartnerRegistry, load_registry
 from gateway.payments import Payments
+from gateway.payments.processors import install_payment_processors
 from gateway.ports.partner import PartnerAdapter
 from gateway.signing import Signer
 from gateway.uow import UnitOfWork
 
 __all__ = ["Hub", "build_hub"]
+
+install_partner_processors(PROCESSORS)
+install_payment_processors(PROCESSORS)
 
 
 @dataclass
@@ -38,9 +45,12 @@ class Hub:
     intake: Intake = field(init=False)
     outbound: Outbound = field(init=False)
     payments: Payments = field(init=False)
+    # One HTTP client for partner deliveries (timeouts are per request, from the registry).
+    partner_http: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
         self.outbound = Outbound(self.registry, self.adapters, self.signer)
+        self.partner_http = httpx.AsyncClient(follow_redirects=False)
         self.intake = Intake(
             self.registry, self.adapters, self.signer, self.uow,
             max_body_bytes=self.settings.max_body_bytes,
@@ -57,6 +67,8 @@ class Hub:
         """Every kind of outbox work this hub does, by kind."""
         handlers: list[Handler] = [
             InboundProcessor(self.engine, self.outbound, self.clock),
+            DeliveryHandler(self.engine, self.registry, self.adapters, self.partner_http,
+                            self.clock),
             *self.payments.handlers(),
         ]
         return {h.kind: h for h in handlers}
@@ -70,6 +82,7 @@ class Hub:
 
     async def close(self) -> None:
         await self.payments.close()
+        await self.partner_http.aclose()
         await self.engine.dispose()
 
 

@@ -36,6 +36,7 @@ from gateway.errors import (
     ProblemError,
     UnsupportedMediaTypeError,
 )
+from gateway.messages.batches import record_batch_lines, store_batch
 from gateway.messages.ratelimit import RateLimiter
 from gateway.partners import Partner, PartnerRegistry
 from gateway.ports.partner import DecodedItem, ItemResult, PartnerAdapter
@@ -133,6 +134,11 @@ class Intake:
             return IntakeResponse(
                 status, result.receipt, adapter.receipt_media_type, result.receipt_signature
             )
+        async with self.uow() as uow:
+            batch_pk = await store_batch(uow.conn, partner_id=partner.id, body=body,
+                                         signature=signature or "", kid=signed.kid,
+                                         now=self.clock())
+            await uow.commit()
         results = []
         for item in items:
             try:
@@ -141,6 +147,9 @@ class Intake:
                 )
             except ProblemError as exc:
                 results.append(ItemResult("refused", problem=_problem(exc), line=item.line))
+        async with self.uow() as uow:
+            await record_batch_lines(uow.conn, batch_pk, partner.id, results)
+            await uow.commit()
         rendered = adapter.render_batch(results)
         return IntakeResponse(
             200, rendered, adapter.receipt_media_type, self.signer.sign(rendered)

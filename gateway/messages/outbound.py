@@ -19,9 +19,11 @@ from pydantic import ValidationError
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.clock import iso_millis
 from gateway.db import message_state, messages
 from gateway.envelope import HUB_PARTY, HUB_TO_PARTNER
 from gateway.errors import InvalidMessageError, NotFoundError
+from gateway.messages.cancel import cancel_hub_message
 from gateway.messages.intake import describe_validation_error
 from gateway.outbox.records import enqueue
 from gateway.partners import PartnerRegistry
@@ -71,11 +73,16 @@ class Outbound:
         except ValidationError as exc:
             raise InvalidMessageError("schema_violation",
                                       describe_validation_error(exc, "payload")) from None
+        if type_ == "message.cancel":
+            # Stop the cancelled message if it has not gone out yet; the cancel is sent anyway,
+            # since a pull partner may have fetched it without acknowledging.
+            await cancel_hub_message(conn, partner.id, payload["message_id"],
+                                     payload["reason"], now)
         message_id = message_id or str(uuid.uuid4())
         envelope = orjson.dumps({
             "id": message_id, "type": type_, "version": 1, "sender": HUB_PARTY,
             "recipient": partner.id,
-            "sent_at": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "sent_at": iso_millis(now),
             "correlation_id": correlation_id, "payload": payload,
         })
         adapter = self.adapters[partner.adapter]
@@ -83,7 +90,7 @@ class Outbound:
         pk = (await conn.execute(insert(messages).values(
             direction="out", partner_id=partner.id, message_id=message_id, sender=HUB_PARTY,
             recipient=partner.id, type=type_, correlation_id=correlation_id, sent_at=now,
-            received_at=now, wire=wire, wire_media_type=adapter.receipt_media_type,
+            received_at=now, wire=wire, wire_media_type=adapter.wire_media_type,
             canonical=None if wire == envelope else envelope,
             body_sha256=hashlib.sha256(wire).hexdigest(), signature=self.signer.sign(wire),
             kid=self.signer.kid,

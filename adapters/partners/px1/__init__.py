@@ -3,6 +3,11 @@
 The wire bytes *are* the canonical envelope, so ``decode`` and ``encode`` pass bytes through
 untouched: re-serialising would change bytes a signature covers (and could re-encode Bengali
 or Burmese text). Receipts are compact UTF-8 JSON.
+
+Wire profile: ``POST /v1/messages``, ``Content-Type: application/json``, body = the PX/1
+envelope, ``X-JWS-Signature`` = detached JWS over the body. Push delivery: the hub POSTs the
+same to the partner's endpoint and expects ``2xx`` with a signed PX/1 receipt (JSON) in the
+body and its detached JWS in ``X-JWS-Signature``.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import orjson
 
+from adapters.partners.common.transport import post_signed
 from gateway.errors import InvalidMessageError
-from gateway.ports.partner import DecodedItem, ItemResult
+from gateway.ports.partner import DecodedItem, DeliveryAnswer, ItemResult
 
 __all__ = ["Px1Adapter"]
 
@@ -23,6 +30,7 @@ class Px1Adapter:
 
     name = "px1"
     media_types = frozenset({"application/json"})
+    wire_media_type = "application/json"
     receipt_media_type = "application/json"
     batch = False
 
@@ -46,3 +54,8 @@ class Px1Adapter:
 
     def render_batch(self, results: Sequence[ItemResult]) -> bytes:
         raise NotImplementedError("PX/1 carries one message per request")
+
+    async def deliver(self, client: httpx.AsyncClient, endpoint: str, wire: bytes,
+                      signature: str, *, timeout: float) -> DeliveryAnswer:
+        return await post_signed(client, endpoint, wire, signature,
+                                 media_type=self.wire_media_type, timeout=timeout)
