@@ -16,4 +16,5 @@ def utcnow() -> datetime:
 
 def iso_millis(moment: datetime) -> str:
     """Format as RFC 3339 UTC with milliseconds, e.g. 2026-11-21T08:15:31.204Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -23,7 +23,7 @@ def load_signer(path: Path, party: str) -> Signer:
         raise ConfigError(f"signing key file {path} is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"signing key file {path} must hold a JWK or a JWKS object")
-    keys = data["keys"] if "keys" in data else [data]
+    keys = data.get("keys", [data])
     if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
         raise ConfigError(f"signing key file {path}: 'keys' must be a list of JWKs")
     try:

@@ -133,7 +133,8 @@ def load_registry(path: Path, adapters: frozenset[str] | None = None) -> Partner
             except FileNotFoundError:
                 raise ConfigError(f"partners.{pid}.jwks_file {jwks_path} does not exist") from None
             except (ValueError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"partners.{pid}.jwks_file {jwks_path}: not JSON: {exc}") from None
+                raise ConfigError(
+                    f"partners.{pid}.jwks_file {jwks_path}: not JSON: {exc}") from None
         assert jwks is not None
         if not isinstance(jwks, dict):
             raise ConfigError(f"partners.{pid}: the key set must be a JWKS object")

@@ -186,7 +186,8 @@ def verify_detached(body: bytes, signature: str | None, keys: KeyRing) -> Verifi
     try:
         jws.deserialize_compact(compact, party_key.key, algorithms=[party_key.alg])
     except (JoseError, ValueError, binascii.Error):
-        raise AuthError("signature_invalid", "the signature does not verify over the body") from None
+        raise AuthError("signature_invalid",
+                        "the signature does not verify over the body") from None
     return VerifiedSignature(party_key.kid, party_key.party, party_key.alg)
 
 

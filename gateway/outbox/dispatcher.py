@@ -9,6 +9,7 @@ circuit breaker of the task's destination. Handlers never retry on their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -145,10 +146,8 @@ class Dispatcher:
                 n = 0
                 await asyncio.sleep(1.0)
             if n == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.idle_sleep)
-                except TimeoutError:
-                    pass
 
 
 def _chunks(tasks: list[Task], size: int) -> list[list[Task]]:
