@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -43,6 +44,9 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
         the_hub = hub or build_hub(settings)
         app.state.hub = the_hub
         task = asyncio.create_task(run_background_jobs(the_hub)) if jobs else None
+        # Long-lived start-up objects leave the collector's view: full collections then scan
+        # only per-request garbage, which keeps pauses (and so latency tails) short.
+        gc.freeze()
         try:
             yield
         finally:
