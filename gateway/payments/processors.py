@@ -14,7 +14,7 @@ from sqlalchemy import select
 from gateway.db import payments, pension_schedules
 from gateway.envelope import BeneficiaryUpdate, DeathNotify, Envelope, LifeCertificateSubmit
 from gateway.envelope import PaymentConfirm as PaymentConfirmPayload
-from gateway.messages.processing import PROCESSORS, ProcessingContext
+from gateway.messages.processing import ProcessingContext, Processor
 from gateway.payments import pensions
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState
@@ -82,7 +82,7 @@ async def beneficiary_update(ctx: ProcessingContext, env: Envelope) -> None:
                                f"payout account changed by {env.id}", ctx.now, **new)
 
 
-PAYMENT_PROCESSORS = {
+PAYMENT_PROCESSORS: dict[str, Processor] = {
     "death.notify": death_notify,
     "life_certificate.submit": life_certificate_submit,
     "payment.confirm": payment_confirm,
@@ -90,12 +90,9 @@ PAYMENT_PROCESSORS = {
 }
 
 
-def install_payment_processors(processors: dict = PROCESSORS) -> None:  # type: ignore[type-arg]
+def install_payment_processors(processors: dict[str, Processor]) -> None:
     """Register the payment processors (refuses to replace another owner's)."""
     for type_, processor in PAYMENT_PROCESSORS.items():
         existing = processors.setdefault(type_, processor)
         if existing is not processor:
             raise RuntimeError(f"a processor for {type_} is already registered")
-
-
-install_payment_processors()

@@ -95,8 +95,8 @@ async def test_scopes_are_enforced(hub, client, rail, instance) -> None:
 
     from gateway.backoffice.auth import load_tokens
     path = instance / "ro.toml"
-    path.write_text('[clients.reader]\ntoken_sha256 = "%s"\nscopes = ["payments:read"]\n'
-                    % hashlib.sha256(b"reader-token").hexdigest())
+    digest = hashlib.sha256(b"reader-token").hexdigest()
+    path.write_text(f'[clients.reader]\ntoken_sha256 = "{digest}"\nscopes = ["payments:read"]\n')
     hub.payments.tokens = load_tokens(path)
     headers = {"Authorization": "Bearer reader-token"}
     assert (await client.get("/v1/backoffice/payments", headers=headers)).status_code == 200

@@ -1,0 +1,84 @@
+"""The payment state machine and FX rounding: plain Python, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from gateway.money import Money
+from gateway.payments.domain import (
+    FINAL,
+    TRANSITIONS,
+    Cause,
+    IllegalTransition,
+    PaymentState,
+    after_rail_state,
+    transition,
+)
+from gateway.payments.fx import convert
+from gateway.ports.rail import PayoutState
+
+P = PaymentState
+
+
+@pytest.mark.parametrize("current", list(P))
+@pytest.mark.parametrize("target", list(P))
+def test_every_transition_is_allowed_or_refused(current: P, target: P) -> None:
+    if current == target:
+        assert transition(current, target, Cause.callback) is None
+    elif target in TRANSITIONS[current]:
+        tr = transition(current, target, Cause.callback, "why")
+        assert tr is not None and (tr.from_state, tr.to_state, tr.detail) == (current, target,
+                                                                              "why")
+    else:
+        with pytest.raises(IllegalTransition):
+            transition(current, target, Cause.callback)
+
+
+def test_final_states() -> None:
+    assert {P.failed, P.returned, P.cancelled} == FINAL
+    assert TRANSITIONS[P.paid] == {P.returned}
+
+
+@pytest.mark.parametrize(("current", "rail", "expected"), [
+    (P.instructed, PayoutState.accepted, P.submitted),
+    (P.instructed, PayoutState.paid, P.paid),
+    (P.instructed, PayoutState.failed, P.failed),
+    (P.unknown, PayoutState.processing, P.submitted),
+    (P.unknown, PayoutState.paid, P.paid),
+    (P.unknown, PayoutState.returned, P.returned),
+    (P.submitted, PayoutState.paid, P.paid),
+    (P.submitted, PayoutState.failed, P.failed),
+    (P.submitted, PayoutState.returned, P.returned),
+    (P.paid, PayoutState.returned, P.returned),
+    # stale, repeated or contradicting reports change nothing
+    (P.submitted, PayoutState.accepted, None),
+    (P.paid, PayoutState.processing, None),
+    (P.paid, PayoutState.paid, None),
+    (P.paid, PayoutState.failed, None),
+    (P.failed, PayoutState.paid, None),
+    (P.cancelled, PayoutState.paid, None),
+])
+def test_rail_reports(current: P, rail: PayoutState, expected: P | None) -> None:
+    tr = after_rail_state(current, rail, Cause.status_poll)
+    assert (tr.to_state if tr else None) == expected
+
+
+def test_fx_two_decimal_currency_rounds_half_even() -> None:
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    c = convert(Money.parse("100.00", "MYR"), "BDT", Decimal("26.12345"), "bank", at)
+    assert c.paid == Money.parse("2612.34", "BDT") and c.exact == Decimal("2612.3450000")
+    assert c.rounding_minor == 0  # 261234.5 minor -> paid 261234: -0.5 rounds half-even to 0
+    c = convert(Money.parse("100.00", "MYR"), "NPR", Decimal("28.4567"), "bank", at)
+    assert c.paid == Money.parse("2845.67", "NPR") and c.rounding_minor == 0
+
+
+def test_fx_whole_unit_currency_rounds_down_and_records_difference() -> None:
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    c = convert(Money.parse("10.00", "MYR"), "PKR", Decimal("63.789"), "SBP", at)
+    assert c.paid == Money.parse("637.00", "PKR")
+    assert c.rounding_minor == -89  # paid 637.00 - exact 637.89
+    with pytest.raises(ValueError):
+        convert(Money.parse("10.00", "MYR"), "PKR", Decimal("0"), "SBP", at)
