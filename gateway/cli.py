@@ -24,6 +24,10 @@ keys_app = typer.Typer(no_args_is_help=True, help="Signing keys and tokens.")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+simulate_app = typer.Typer(no_args_is_help=True, help="Simulators of partners and rails.")
+schemas_app = typer.Typer(no_args_is_help=True, help="The JSON Schemas under schemas/.")
+app.add_typer(simulate_app, name="simulate")
+app.add_typer(schemas_app, name="schemas")
 
 log = logging.getLogger("gateway")
 
@@ -276,6 +280,40 @@ def keys_token(
     if not 1 <= ttl <= 300:
         raise ConfigError("--ttl must be between 1 and 300 seconds")
     typer.echo(load_signer(key, partner).token(HUB_PARTY, ttl=ttl))
+
+
+@simulate_app.command("partner")
+def simulate_partner(
+    partner_id: Annotated[str, typer.Argument(help="Partner id, e.g. NP-FEB.")],
+    port: Annotated[int, typer.Option(help="Port of the simulator's endpoint.")],
+    hub: Annotated[str, typer.Option(help="The hub's base URL.")] = "http://127.0.0.1:8400",
+    registry: Annotated[Path, typer.Option(help="Partner registry (its keys/ folder holds "
+                                           "the partners' development keys).")]
+    = Path("partners.toml"),
+    poll_every: Annotated[float, typer.Option(help="Inbox polling period (pull).")] = 2.0,
+) -> None:
+    """Run a partner's simulator: its wire format, its key, push endpoint or inbox polling."""
+    from gateway.simulate import run_partner_simulator
+
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a TCP port")
+    if not hub.startswith(("http://", "https://")):
+        raise ConfigError(f"--hub {hub!r} must be an http(s) URL")
+    _logging("INFO")
+    run_partner_simulator(partner_id, port=port, hub_url=hub, registry_file=registry,
+                          poll_every=poll_every)
+
+
+@schemas_app.command("write")
+def schemas_write(
+    out: Annotated[Path | None, typer.Option(help="Folder (default: the project's schemas/).")]
+    = None,
+) -> None:
+    """Regenerate the JSON Schema of every message type from the models."""
+    from gateway.schemas import SCHEMA_DIR, write_schemas
+
+    paths = write_schemas(out or SCHEMA_DIR)
+    typer.echo(f"wrote {len(paths)} schemas to {out or SCHEMA_DIR}")
 
 
 @app.command("jwks")
