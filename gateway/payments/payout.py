@@ -57,9 +57,11 @@ class PollSchedule:
     first: float = 30.0  # seconds after submission
     maximum: float = 3600.0
 
-    def delay(self, polls: int) -> timedelta:
-        base = min(self.first * (2 ** max(0, polls)), self.maximum)
-        return timedelta(seconds=base * random.uniform(1.0, 1.1))
+    def delay(self, age: timedelta) -> timedelta:
+        """Wait about as long as the payout has been pending (between first and maximum), so
+        polls thin out as a payout ages; jittered so a run's payouts do not poll in step."""
+        base = min(max(age.total_seconds(), self.first), self.maximum)
+        return timedelta(seconds=base * random.uniform(1.0, 1.2))
 
 
 @dataclass(slots=True)
@@ -176,8 +178,8 @@ class PayoutHandler:
                 results[t.pk] = err
                 if err is not None:
                     continue  # the dispatcher reschedules or dead-letters it
-                if state in (P.submitted, P.unknown):
-                    defer.append((t.pk, self.polls.delay(max(0, t.attempts - 1))))
+                if row is not None and state in (P.submitted, P.unknown):
+                    defer.append((t.pk, self.polls.delay(now - row.created_at)))
                 else:
                     complete_pks.append(t.pk)
             if complete_pks:
@@ -185,9 +187,11 @@ class PayoutHandler:
                     state="done", lease_owner=None, lease_expires_at=None, last_error=None,
                     updated_at=now))
             for pk, delay in defer:
+                # A pending payout is not a failure: attempts restart, so a later error's
+                # backoff is not inflated by the polls before it.
                 await conn.execute(update(outbox).where(outbox.c.pk == pk).values(
                     state="pending", lease_owner=None, lease_expires_at=None, last_error=None,
-                    next_attempt_at=now + delay, updated_at=now))
+                    attempts=0, next_attempt_at=now + delay, updated_at=now))
             await uow.commit()
         return [results[t.pk] for t in tasks]
 
