@@ -28,7 +28,7 @@ from sqlalchemy import Table, and_, exists, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clock import Clock, utcnow
-from gateway.db import delivery_receipts, evidence_chain, messages
+from gateway.db import delivery_receipts, evidence_chain, messages, partner_batches
 
 __all__ = ["ChainHead", "VerifyReport", "chain_head", "chain_pending", "verify_chain"]
 
@@ -64,9 +64,17 @@ def _receipt_digest(r: Any) -> str:
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
+def _batch_digest(r: Any) -> str:
+    fields = ["partner_batches", str(r.pk), r.partner_id, _ts(r.received_at), _sha(r.body),
+              r.body_sha256, r.signature, r.kid]
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
 _RECORDS: dict[str, tuple[Table, Callable[[Any], str]]] = {
     "messages": (messages, _message_digest),
     "delivery_receipts": (delivery_receipts, _receipt_digest),
+    # A batch's exact bytes and the signature over them: the proof behind its lines' rows.
+    "partner_batches": (partner_batches, _batch_digest),
 }
 
 

@@ -156,3 +156,13 @@ async def test_mm_ssb_batch_keeps_good_lines(stack: Stack) -> None:
     assert results[2]["problem"]["code"] == "malformed_json"
     again = await sim.send_raw(stack.client, lines[0] + b"\n")
     assert orjson.loads(again.content.splitlines()[0])["status"] == "duplicate"
+
+
+async def test_mm_ssb_batch_is_chained_evidence(stack: Stack) -> None:
+    from gateway.evidence import chain_pending, verify_chain
+
+    sim = stack.sims["MM-SSB"]
+    await sim.send_batch(stack.client, [sim.claim("MM-C-1"), sim.claim("MM-C-2")])
+    assert await chain_pending(stack.hub.engine, clock=stack.clock) == 3  # batch + 2 lines
+    report = await verify_chain(stack.hub.engine, clock=stack.clock)
+    assert report.ok and report.checked == 3
