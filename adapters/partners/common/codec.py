@@ -114,7 +114,10 @@ def to_canonical(value: Any, dialect: Dialect, path: str) -> Any:
         out: dict[str, Any] = {}
         for key, item in value.items():
             where = f"{path}.{key}" if path else str(key)
-            name = _at(where, partial(dialect.key_in, path=where), key)
+            try:
+                name = dialect.key_in(key, where)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
             if name in out:
                 raise ValueError(f"{where}: field {name} is given twice")
             if name == "national_id" and isinstance(item, dict):
