@@ -75,6 +75,9 @@ def prepare_instance(settings: Settings) -> list[str]:
             raise ConfigError(f"production needs GATEWAY_SIGNING_KEY_FILE; {key} does not exist")
         if not registry.exists():
             raise ConfigError(f"production needs GATEWAY_PARTNERS_FILE; {registry} does not exist")
+        if not settings.backoffice_tokens_file.exists():
+            raise ConfigError("production needs GATEWAY_BACKOFFICE_TOKENS_FILE; "
+                              f"{settings.backoffice_tokens_file} does not exist")
         return created
     if not key.exists():
         write_private_key(key, "MY-PERKESO-dev-1", "EdDSA")
@@ -83,6 +86,25 @@ def prepare_instance(settings: Settings) -> list[str]:
         write_dev_registry(registry)
         created.append(f"created development partner registry {registry} with keys in "
                        f"{registry.parent / 'keys'}")
+    created += _prepare_payments(settings)
     for line in created:
         log.warning(line)
+    return created
+
+
+def _prepare_payments(settings: Settings) -> list[str]:
+    """Development back-office token and a rails file pointing at the local rail simulators."""
+    from gateway.backoffice.auth import write_dev_tokens
+    from gateway.payments.rails import write_dev_rails
+
+    created = []
+    if not settings.backoffice_tokens_file.exists():
+        _, token_file = write_dev_tokens(settings.backoffice_tokens_file)
+        created.append(f"created development back-office client {settings.backoffice_tokens_file}"
+                       f"; its bearer token is in {token_file}")
+    rails = settings.rails_file or settings.partners_file.parent / "rails.toml"
+    if not rails.exists():
+        write_dev_rails(rails)
+        created.append(f"created development rails file {rails} (simulators: `gateway simulate "
+                       "rail merchantrade --port 8701`, `... iso20022 --port 8702`)")
     return created

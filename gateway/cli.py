@@ -304,6 +304,36 @@ def simulate_partner(
                           poll_every=poll_every)
 
 
+@simulate_app.command("rail")
+def simulate_rail(
+    name: Annotated[str, typer.Argument(help="Rail name: merchantrade or iso20022.")],
+    port: Annotated[int, typer.Option(help="Port of the simulator.")],
+    hub: Annotated[str, typer.Option(help="The hub's base URL (for callbacks).")]
+    = "http://127.0.0.1:8400",
+    tick: Annotated[float, typer.Option(help="Seconds per payout lifecycle step.")] = 1.0,
+) -> None:
+    """Run a payout rail's simulator with the secrets of the rails file (GATEWAY_RAILS_FILE)."""
+    from gateway.payments import rails_file_of
+    from gateway.payments.sandbox import serve_rail_simulator
+
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port} is not a TCP port")
+    _logging("INFO")
+    serve_rail_simulator(name, port=port, rails_file=rails_file_of(_settings()), hub_url=hub,
+                         tick_seconds=tick)
+
+
+@app.command()
+def demo(
+    keep: Annotated[Path | None, typer.Option(help="Keep the demo's files in this folder.")]
+    = None,
+) -> None:
+    """Play the scripted scenario on loopback simulators; exit 0 only if every invariant held."""
+    from gateway.demo import run_demo
+
+    raise typer.Exit(run_demo(keep))
+
+
 @schemas_app.command("write")
 def schemas_write(
     out: Annotated[Path | None, typer.Option(help="Folder (default: the project's schemas/).")]

@@ -24,7 +24,6 @@ from gateway.partner_processing import install_partner_processors
 from gateway.partners import PartnerRegistry, load_registry
 from gateway.payments import Payments
 from gateway.payments.processors import install_payment_processors
-from gateway.payments.processors import install_payment_processors
 from gateway.ports.partner import PartnerAdapter
 from gateway.signing import Signer
 from gateway.uow import UnitOfWork
@@ -32,7 +31,6 @@ from gateway.uow import UnitOfWork
 __all__ = ["Hub", "build_hub"]
 
 install_partner_processors(PROCESSORS)
-install_payment_processors(PROCESSORS)
 install_payment_processors(PROCESSORS)
 
 

@@ -84,3 +84,30 @@ def write_rails_file(path: Path, urls: dict[str, str], *, read_timeout: float = 
                   "write = 2.0", "pool = 5.0", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def serve_rail_simulator(name: str, *, port: int, rails_file: Path | None, hub_url: str,
+                         tick_seconds: float = 1.0) -> None:
+    """Run one rail's simulator in the foreground with the secrets of the hub's rails file.
+
+    Raises:
+        ConfigError: unknown rail, or the rails file lacks it.
+    """
+    from gateway.adapter_registry import RAIL_SIMULATORS
+    from gateway.errors import ConfigError
+    from gateway.payments.rails import load_rails
+
+    cfg = load_rails(rails_file) if rails_file else None
+    section = cfg.raw.get(name) if cfg else None
+    kind = (section or {}).get("adapter", name) if section else name
+    if kind not in RAIL_SIMULATORS:
+        raise ConfigError(f"no simulator for rail {name!r} (one of "
+                          f"{', '.join(sorted(RAIL_SIMULATORS))})")
+    module = importlib.import_module(RAIL_SIMULATORS[kind])
+    config_cls = next(getattr(module, n) for n in dir(module) if n.endswith("SimConfig"))
+    secrets = ({section["api_key_id"]: section["hmac_secret"]}, section["callback_secret"]) \
+        if section else ({SIM_KEY_ID: SIM_REQUEST_SECRET}, SIM_CALLBACK_SECRET)
+    config = config_cls(api_keys=secrets[0], callback_secret=secrets[1],
+                        callback_url=f"{hub_url.rstrip('/')}/v1/rails/{name}/callbacks",
+                        tick_seconds=tick_seconds)
+    module.serve("127.0.0.1", port, config)
