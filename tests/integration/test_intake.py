@@ -14,7 +14,6 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from adapters.partners.pk_mophrd import PkMophrdAdapter
 from gateway.db import messages, outbox
 from gateway.hub import Hub
 from gateway.signing import KeyRing, verify_detached

@@ -8,7 +8,6 @@ nothing answers. Every test database has a unique name and is dropped afterwards
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
@@ -35,7 +34,7 @@ def _asyncpg_dsn(url: str) -> str:
 async def pg_reachable(url: str) -> str | None:
     try:
         conn = await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return f"{type(exc).__name__}: {exc}"
     await conn.close()
     return None
