@@ -205,7 +205,10 @@ class Intake:
                     "receipt_signature": receipt_sig,
                 }, {
                     "kind": "process_inbound", "destination": "hub",
-                    "ordering_key": f"{partner.id}:{env.correlation_id}"
+                    # Inbound processing is ordered per case among the partner's own
+                    # messages only; the "in:" namespace keeps it from queueing behind the
+                    # hub's undelivered messages to the partner on the same case.
+                    "ordering_key": f"in:{partner.id}:{env.correlation_id}"
                     if env.correlation_id else None,
                     **now_row,
                 })
