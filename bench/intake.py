@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +51,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     rss_mb: float
+    latencies: list[float] = field(default_factory=list, repr=False)
 
     @property
     def rps(self) -> float:
@@ -145,6 +146,15 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) ->
     raise SystemExit(f"server on port {port} did not start")
 
 
+def _merge(parts: list[Result]) -> Result:
+    lat = sorted(x for p in parts for x in p.latencies)
+    return Result(parts[0].name, sum(p.requests for p in parts),
+                  sum(p.errors for p in parts), sum(p.seconds for p in parts),
+                  statistics.median(lat) * 1000 if lat else 0.0,
+                  lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else 0.0,
+                  max(p.rss_mb for p in parts))
+
+
 def _measure(name: str, port: int, server: subprocess.Popen[bytes], reqs: list[bytes],
              concurrency: int, seconds: float) -> Result:
     q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
@@ -155,7 +165,7 @@ def _measure(name: str, port: int, server: subprocess.Popen[bytes], reqs: list[b
     lat.sort()
     p50 = statistics.median(lat) * 1000 if lat else 0.0
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else 0.0
-    return Result(name, n, errs, elapsed, p50, p99, _tree_rss_mb(server.pid))
+    return Result(name, n, errs, elapsed, p50, p99, _tree_rss_mb(server.pid), lat)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -177,7 +187,8 @@ async def _pg_db(action: str, name: str) -> None:
         await conn.close()
 
 
-def run(databases: list[str], concurrencies: list[int], seconds: float, workers: int) -> int:
+def run(databases: list[str], concurrencies: list[int], seconds: float, workers: int,
+        rounds: int = 3) -> int:
     work = Path(tempfile.mkdtemp(prefix="px-bench-"))
     write_private_key(work / "hub.jwk.json", "MY-PERKESO-bench-1")
     write_dev_registry(work / "partners.toml")
@@ -215,7 +226,7 @@ def run(databases: list[str], concurrencies: list[int], seconds: float, workers:
             _wait_port(gport, gw)
             _wait_port(fport, fl)
             for c in concurrencies:
-                n = int(seconds * 4000) + c * 5
+                n = int(seconds * 4000) + c * 5 * rounds
                 bodies = []
                 for _ in range(n):
                     env_ = {"id": str(uuid.uuid4()), "type": "claim.notify", "version": 1,
@@ -224,10 +235,19 @@ def run(databases: list[str], concurrencies: list[int], seconds: float, workers:
                             "correlation_id": "BENCH", "payload": payload}
                     body = orjson.dumps(env_)
                     bodies.append((body, partner.sign(body)))
-                floor = _measure("floor", fport, fl, _requests("/floor", fport, bodies), c,
-                                 seconds)
-                gate = _measure("gateway", gport, gw, _requests("/v1/messages", gport, bodies),
-                                c, seconds)
+                # Alternate short slices of floor and gateway so that the machine's noise
+                # (it is shared) falls on both sides alike.
+                slices = max(1, rounds)
+                per = seconds / slices
+                chunk = len(bodies) // slices
+                floor_parts, gate_parts = [], []
+                for i in range(slices):
+                    part = bodies[i * chunk:(i + 1) * chunk]
+                    floor_parts.append(_measure("floor", fport, fl,
+                                                _requests("/floor", fport, part), c, per))
+                    gate_parts.append(_measure("gateway", gport, gw,
+                                               _requests("/v1/messages", gport, part), c, per))
+                floor, gate = _merge(floor_parts), _merge(gate_parts)
                 rows.append((db, c, floor, gate))
                 _print_pair(db, c, floor, gate)
         finally:
@@ -256,9 +276,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--concurrency", default="16,64")
     ap.add_argument("--databases", default="postgresql,sqlite")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating floor/gateway slices per measurement")
     a = ap.parse_args()
     sys.exit(run(a.databases.split(","), [int(x) for x in a.concurrency.split(",")],
-                 a.seconds, a.workers))
+                 a.seconds, a.workers, a.rounds))
 
 
 if __name__ == "__main__":
