@@ -45,6 +45,31 @@ def test_acknowledged_messages_survive_kill_9(instance: Path, db_url: str) -> No
         server.stop()
 
 
+def test_concurrent_duplicates_across_worker_processes(instance: Path, db_url: str) -> None:
+    """One message sent on 24 connections at once to 2 worker processes: one 202, the rest
+    200, all with the same receipt."""
+    import asyncio
+
+    env = gateway_env(instance, db_url, GATEWAY_DISPATCH_IN_SERVE="false")
+    partner = TestPartner.from_registry(instance / "partners.toml", "ID-BPJSTK")
+    server = Server(env, instance, workers=2)
+
+    async def burst() -> list[httpx.Response]:
+        body, headers = partner.signed(partner.envelope(sent_at=datetime.now(UTC)))
+        limits = httpx.Limits(max_connections=24)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as http:
+            return await asyncio.gather(*[http.post("/v1/messages", content=body,
+                                                    headers=headers) for _ in range(24)])
+
+    try:
+        responses = asyncio.run(burst())
+    finally:
+        server.stop()
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] * 23 + [202]
+    assert len({r.json()["receipt_id"] for r in responses}) == 1
+
+
 def test_audit_verify_cli_finds_a_flipped_byte(instance: Path, tmp_path: Path) -> None:
     """Through the real CLI on SQLite: chain, verify ok, flip one byte, verify names it."""
     from tests.support.processes import free_port

@@ -42,13 +42,15 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path,
 class Server:
     """``gateway serve`` in a child process; ``kill()`` is a real SIGKILL."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path, port: int | None = None,
+                 workers: int = 1) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = cwd / f"serve-{self.port}-{time.monotonic_ns()}.log"
         self._fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()/kill()
         self.proc = subprocess.Popen(
-            GATEWAY + ["serve", "--port", str(self.port)], env=env, cwd=cwd,
+            GATEWAY + ["serve", "--port", str(self.port), "--workers", str(workers)],
+            env=env, cwd=cwd,
             stdout=self._fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         self._wait_ready()
