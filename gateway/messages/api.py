@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
@@ -17,7 +17,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["PX/1"])
 
-_PROBLEMS = {
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"description": f"problem+json; codes: {codes}",
              "content": {"application/problem+json": {}}}
     for status, codes in {
