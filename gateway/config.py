@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     # Dispatchers inside `serve`: the embedded default has no other process to run them.
     dispatch_in_serve: bool = True
+    # How often housekeeping creates due pension payments and suspends overdue schedules.
+    pension_run_every_seconds: float = Field(default=60.0, gt=0)
+    # A destination (partner, rail) that failed this often in a row is left alone this long.
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_message_age_seconds: int = Field(default=24 * 3600, ge=60)
     max_clock_skew_seconds: int = Field(default=300, ge=0)

@@ -19,11 +19,14 @@ from gateway.messages.delivery import DeliveryHandler
 from gateway.messages.intake import Intake
 from gateway.messages.outbound import Outbound
 from gateway.messages.processing import PROCESSORS, InboundProcessor
+from gateway.messages.tracking import PAYMENT_SOURCES
+from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.dispatcher import Dispatcher, Handler
 from gateway.partner_processing import install_partner_processors
 from gateway.partners import PartnerRegistry, load_registry
 from gateway.payments import Payments
 from gateway.payments.processors import install_payment_processors
+from gateway.payments.tracking import install_payment_tracking
 from gateway.ports.partner import PartnerAdapter
 from gateway.signing import Signer
 from gateway.uow import UnitOfWork
@@ -32,6 +35,7 @@ __all__ = ["Hub", "build_hub"]
 
 install_partner_processors(PROCESSORS)
 install_payment_processors(PROCESSORS)
+install_payment_tracking(PAYMENT_SOURCES)
 
 
 @dataclass
@@ -74,6 +78,8 @@ class Hub:
         return {h.kind: h for h in handlers}
 
     def dispatcher(self, **options: object) -> Dispatcher:
+        options.setdefault("breakers", CircuitBreakers(
+            cooldown=self.settings.breaker_cooldown_seconds))
         return Dispatcher(self.engine, self.handlers(), clock=self.clock, **options)  # type: ignore[arg-type]
 
     async def ping_database(self) -> None:

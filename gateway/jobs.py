@@ -1,22 +1,59 @@
-"""Periodic housekeeping that runs beside the API: evidence chaining and token-jti purging."""
+"""Periodic housekeeping beside the API and the dispatchers: evidence chaining, token-jti
+purging, and the pension schedules (due periods' payments, overdue life certificates)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from gateway.evidence import chain_pending
 from gateway.hub import Hub
 from gateway.messages.tokens import purge_expired_tokens
+from gateway.payments import pensions
 
-__all__ = ["run_background_jobs"]
+__all__ = ["run_background_jobs", "run_housekeeping", "run_pension_schedules"]
 
 log = logging.getLogger("gateway.jobs")
 
+_PENSION_BATCH = 200
+_PENSION_MAX_BATCHES = 50  # per run; the next run carries on
+
+
+async def run_pension_schedules(hub: Hub) -> tuple[int, int]:
+    """Suspend schedules whose life certificate is overdue, then create the payments of every
+    due period; each batch in its own transaction. Return (suspended, created).
+
+    Safe to run in several processes at once (see ``gateway.payments.pensions``).
+    """
+    now = hub.clock()
+    today = now.date()
+    suspended = created = 0
+    for _ in range(_PENSION_MAX_BATCHES):
+        async with hub.uow() as uow:
+            n = await pensions.suspend_overdue(uow.conn, today, now, limit=_PENSION_BATCH)
+            await uow.commit()
+        suspended += n
+        if n < _PENSION_BATCH:
+            break
+    for _ in range(_PENSION_MAX_BATCHES):
+        async with hub.uow() as uow:
+            n = await pensions.run_due(uow.conn, hub.payments.service, today, now,
+                                       limit=_PENSION_BATCH)
+            await uow.commit()
+        created += n
+        if n == 0:
+            break
+    if suspended or created:
+        log.info("pension schedules: %d suspended, %d payment(s) created", suspended, created)
+    return suspended, created
+
 
 async def run_housekeeping(hub: Hub, interval: float = 1.0) -> None:
-    """Chain new evidence every ``interval`` seconds; sweep fully and purge jtis each minute."""
+    """Chain new evidence every ``interval`` seconds; sweep fully and purge jtis each minute;
+    run the pension schedules every ``settings.pension_run_every_seconds`` (first at start)."""
     tick = 0
+    pensions_due = time.monotonic()
     while True:
         try:
             full = tick % 60 == 0
@@ -29,6 +66,14 @@ async def run_housekeeping(hub: Hub, interval: float = 1.0) -> None:
             raise
         except Exception:  # a job must outlive a database hiccup; the next tick retries
             log.exception("housekeeping failed; retrying")
+        if time.monotonic() >= pensions_due:
+            pensions_due = time.monotonic() + hub.settings.pension_run_every_seconds
+            try:
+                await run_pension_schedules(hub)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("pension schedules failed; retrying at the next run")
         tick += 1
         await asyncio.sleep(interval)
 

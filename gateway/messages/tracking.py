@@ -4,7 +4,8 @@ Only what the calling partner is a party to is returned; another partner's threa
 correlation id is invisible (and an unknown thread is ``not_found``, not an empty list, so the
 answer does not reveal whether someone else has one). Payments are owned by another module:
 it registers a source in ``PAYMENT_SOURCES`` returning the thread's payments as dicts
-(``payment_id``, ``state``, ``at`` ...), oldest first.
+(``payment_id``, ``state``, ``at`` ...), oldest first; ``gateway.payments.tracking`` is the one
+registered by the hub. A thread exists for a partner if it has a message or a payment in it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ async def track(conn: AsyncConnection, partner_id: str, correlation_id: str) -> 
                messages.c.correlation_id == correlation_id)
         .order_by(messages.c.received_at, messages.c.pk)
     )).all()
-    if not rows:
+    payments: list[dict[str, Any]] = []
+    for source in PAYMENT_SOURCES:
+        payments += await source(conn, partner_id, correlation_id)
+    if not rows and not payments:
         raise NotFoundError("not_found", f"no thread {correlation_id!r} for {partner_id}")
     items = []
     for r in rows:
@@ -58,7 +62,4 @@ async def track(conn: AsyncConnection, partner_id: str, correlation_id: str) -> 
             "state": state,
             **({"state_at": iso_millis(r.updated_at)} if r.updated_at else {}),
         })
-    payments: list[dict[str, Any]] = []
-    for source in PAYMENT_SOURCES:
-        payments += await source(conn, partner_id, correlation_id)
     return {"correlation_id": correlation_id, "messages": items, "payments": payments}

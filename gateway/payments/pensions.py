@@ -8,6 +8,13 @@ period twice. States of a schedule:
     active ──▶ suspended (life certificate overdue) ──▶ active (certificate received)
     active | suspended ──▶ stopped (death notified)          active ──▶ ended (after end_on)
 
+Periods are created on schedule by the dispatchers' housekeeping (``gateway.jobs``, every
+``GATEWAY_PENSION_RUN_EVERY_SECONDS``, in ``serve`` on the embedded default and in ``dispatch``)
+and on demand by the back office (``POST /v1/backoffice/pensions/run``); both call ``run_due``.
+Several dispatchers may run it at once: on PostgreSQL each takes the schedules it works on with
+``FOR UPDATE SKIP LOCKED`` (another run skips them, and re-reads their advanced
+``next_period``), and a period's payment id is unique, so no period is created twice.
+
 Every change is recorded in ``pension_events`` with its cause and reason. A death stops the
 schedule and cancels the person's payments not yet sent for periods after the death.
 """
@@ -37,6 +44,7 @@ __all__ = [
     "run_due",
     "schedule_view",
     "stop_for_death",
+    "suspend_overdue",
 ]
 
 log = logging.getLogger("gateway.pensions")
@@ -140,6 +148,28 @@ async def run_due(conn: AsyncConnection, service: PaymentService, today: date, n
             await _set_state(conn, s, "ended", "schedule_ended",
                              f"last period {end} created", now)
     return created
+
+
+async def suspend_overdue(conn: AsyncConnection, today: date, now: datetime,
+                          limit: int = 200) -> int:
+    """Suspend active schedules whose life certificate is overdue; return how many.
+
+    ``run_due`` also suspends an overdue schedule when its next period falls due; this does it
+    as soon as the certificate is late, so the schedule's state says so at once.
+    """
+    q = (select(pension_schedules)
+         .where(pension_schedules.c.state == "active",
+                pension_schedules.c.life_certificate_due_on < today)
+         .order_by(pension_schedules.c.pk).limit(limit))
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    n = 0
+    for s in list((await conn.execute(q)).mappings()):
+        await _set_state(conn, s, "suspended", "life_certificate_overdue",
+                         f"life certificate was due on {s.life_certificate_due_on.isoformat()}",
+                         now)
+        n += 1
+    return n
 
 
 async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner_id: str,
