@@ -59,8 +59,7 @@ def _dispatcher_main(env: dict[str, str]) -> None:
 
 
 def _floor_main(url: str, n: int, start: int) -> None:
-    import httpx
-
+    from adapters.rails._pool import rail_client
     from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
     from gateway.money import Money
     from gateway.payments.sandbox import SIM_CALLBACK_SECRET, SIM_KEY_ID, SIM_REQUEST_SECRET
@@ -71,7 +70,7 @@ def _floor_main(url: str, n: int, start: int) -> None:
         callback_secret=SIM_CALLBACK_SECRET, max_concurrency=CONCURRENCY))
 
     async def run() -> None:
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=200)) as client:
+        async with rail_client(max_connections=200) as client:
             async def chunk(lo: int) -> None:
                 await rail.submit_each(client, [PayoutInstruction(
                     f"FLOOR-{i}", f"FLOOR-{i}", Money(125000, "MYR"), "Worker", "MTWALLET",

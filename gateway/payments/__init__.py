@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.rails._pool import rail_client
 from gateway.backoffice.auth import BackofficeTokens, load_tokens
 from gateway.clock import Clock
 from gateway.config import Settings
@@ -62,8 +63,9 @@ class Payments:
     def http(self) -> httpx.AsyncClient:
         """The one HTTP client for rail calls (each call sets its own explicit timeout)."""
         if self._http is None:
-            self._http = httpx.AsyncClient(limits=httpx.Limits(max_connections=200,
-                                                               max_keepalive_connections=100))
+            # RailTransport: keep-alive pool whose per-request cost does not grow with the
+            # number of connections (httpcore's does; see adapters/rails/_pool.py).
+            self._http = rail_client(max_connections=200)
         return self._http
 
     def handlers(self) -> list[Handler]:

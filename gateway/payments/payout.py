@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -162,6 +162,7 @@ class PayoutHandler:
             rows = await repo.by_ids(conn, [t.ref for t in tasks], lock=True)
             complete_pks: list[int] = []
             defer: list[tuple[int, timedelta]] = []
+            changes: list[Change] = []  # the rail's answers, written in one statement each
             for t in tasks:
                 o = outcomes[t.pk]
                 row = rows.get(t.ref)
@@ -171,7 +172,7 @@ class PayoutHandler:
                         row.idempotency_key:
                     err = OutcomeUnknownError(f"rail answered about {o.status.idempotency_key}")
                 elif row is not None and not o.done:
-                    err, state = await self._apply(conn, row, o, now)
+                    err, state = await self._apply(conn, row, o, now, changes)
                 if t.pk not in owned:
                     results[t.pk] = LeaseLost(f"outbox task {t.pk} was taken over")
                     continue
@@ -182,23 +183,31 @@ class PayoutHandler:
                     defer.append((t.pk, self.polls.delay(now - row.created_at)))
                 else:
                     complete_pks.append(t.pk)
+            await self.service.apply(conn, changes, now)
             if complete_pks:
                 await conn.execute(update(outbox).where(outbox.c.pk.in_(complete_pks)).values(
                     state="done", lease_owner=None, lease_expires_at=None, last_error=None,
                     updated_at=now))
-            for pk, delay in defer:
+            if defer:
                 # A pending payout is not a failure: attempts restart, so a later error's
-                # backoff is not inflated by the polls before it.
-                await conn.execute(update(outbox).where(outbox.c.pk == pk).values(
-                    state="pending", lease_owner=None, lease_expires_at=None, last_error=None,
-                    attempts=0, next_attempt_at=now + delay, updated_at=now))
+                # backoff is not inflated by the polls before it. One executemany (pipelined
+                # by the driver), not a round trip per task.
+                await conn.execute(
+                    update(outbox).where(outbox.c.pk == bindparam("b_pk")).values(
+                        state="pending", lease_owner=None, lease_expires_at=None,
+                        last_error=None, attempts=0, next_attempt_at=bindparam("b_next"),
+                        updated_at=now),
+                    [{"b_pk": pk, "b_next": now + delay} for pk, delay in defer])
             await uow.commit()
         return [results[t.pk] for t in tasks]
 
     async def _apply(self, conn: AsyncConnection, r: RowMapping, o: _Outcome,
-                     now: datetime) -> tuple[BaseException | None, PaymentState]:
+                     now: datetime, changes: list[Change]) -> tuple[BaseException | None,
+                                                                  PaymentState]:
         """Apply one outcome to the (locked, current) payment; return the task's error and
-        the payment's state after it."""
+        the payment's state after it. The rail's answer is appended to ``changes`` (written
+        for the whole batch at once by the caller, in the same transaction); the rare other
+        transitions are written here."""
         state = P(r.state)
         if o.resent_after_unknown and state == P.unknown:
             tr = transition(state, P.instructed, Cause.rail_no_record,
@@ -212,8 +221,7 @@ class PayoutHandler:
             detail = f"rail says {s.state.value}" + (f" ({s.reason})" if s.reason else "")
             tr = after_rail_state(state, s.state, o.cause, detail)
             if tr is not None:
-                await self.service.apply(conn, [Change(r, tr, s.rail_reference, s.reason, s.at)],
-                                         now)
+                changes.append(Change(r, tr, s.rail_reference, s.reason, s.at))
                 state = tr.to_state
             return None, state
         err = o.error
