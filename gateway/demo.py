@@ -55,9 +55,10 @@ __all__ = ["run_demo"]
 
 PARTNERS = ["ID-BPJSTK", "MM-SSB", "NP-FEB", "PK-MOPHRD", "BD-WEWB"]
 SHORT = {"ID-BPJSTK": "ID", "MM-SSB": "MM", "NP-FEB": "NP", "PK-MOPHRD": "PK", "BD-WEWB": "BD"}
-RAIL_FAULTS = [("timeout", {"seconds": 1.0}), ("error_after", {"status": 500}),
-               ("error_before", {"status": 503}), ("reset_after", {}),
-               ("throttle", {"status": 429}), ("lost_callback", {}), ("duplicate_callback", {})]
+RAIL_FAULTS: list[tuple[str, dict[str, Any]]] = [
+    ("timeout", {"seconds": 1.0}), ("error_after", {"status": 500}),
+    ("error_before", {"status": 503}), ("reset_after", {}), ("throttle", {"status": 429}),
+    ("lost_callback", {}), ("duplicate_callback", {})]
 PARTNER_FAULTS = {"NP-FEB": "error_5xx", "PK-MOPHRD": "reset", "BD-WEWB": "error_after"}
 DOCUMENT_REQUESTS = ["NP-FEB", "MM-SSB", "PK-MOPHRD"]  # first claim of each
 REJECTED = "DEMO-BD-2"
@@ -325,13 +326,12 @@ async def _scenario(sc: Scenario, http: httpx.AsyncClient, api: httpx.AsyncClien
     sc.progress.begin("decisions (claim.status)")
     for ref, c in sc.claims.items():
         status = "rejected" if ref == REJECTED else "approved"
-        payload: dict[str, Any] = {"claim_ref": ref, "socso_claim_no": c.get("socso_claim_no",
-                                                                              "?"),
-                                   "status": status}
+        decision: dict[str, Any] = {"claim_ref": ref, "status": status,
+                                    "socso_claim_no": c.get("socso_claim_no", "?")}
         if status == "rejected":
-            payload["reason"] = "The incident is not covered: it happened outside employment"
+            decision["reason"] = "The incident is not covered: it happened outside employment"
         r = await api.post("/v1/backoffice/messages", json={
-            "partner_id": c["partner"], "type": "claim.status", "payload": payload,
+            "partner_id": c["partner"], "type": "claim.status", "payload": decision,
             "correlation_id": ref})
         _check(sc, r, f"claim.status {status} {ref}")
     sc.progress.end(True, f"{len(sc.claims) - 1} approved, 1 rejected ({REJECTED})")
