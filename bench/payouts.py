@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,14 +34,19 @@ CONCURRENCY = 32  # parallel requests per submit_each call (merchantrade max_con
 def _sim_main(port: int, ready: mp.Event) -> None:  # type: ignore[valid-type]
     import logging
 
-    from adapters.rails.merchantrade.simulator import MerchantradeSimConfig, serve
+    import uvicorn
+
+    from adapters.rails.merchantrade.simulator import MerchantradeSimConfig, create_app
     from gateway.payments.sandbox import SIM_CALLBACK_SECRET, SIM_KEY_ID, SIM_REQUEST_SECRET
 
     logging.disable(logging.INFO)
-    ready.set()  # type: ignore[attr-defined]
-    serve("127.0.0.1", port, MerchantradeSimConfig(
+    app = create_app(MerchantradeSimConfig(
         api_keys={SIM_KEY_ID: SIM_REQUEST_SECRET}, callback_secret=SIM_CALLBACK_SECRET,
         callback_url=None, tick_seconds=None))
+    ready.set()  # type: ignore[attr-defined]
+    # uvloop + httptools (uvicorn's fastest), no access log: the simulator is not what is measured.
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                log_level="warning", access_log=False, lifespan="on")
 
 
 def _dispatcher_main(env: dict[str, str]) -> None:
@@ -71,13 +77,18 @@ def _floor_main(url: str, n: int, start: int) -> None:
 
     async def run() -> None:
         async with rail_client(max_connections=200) as client:
-            async def chunk(lo: int) -> None:
-                await rail.submit_each(client, [PayoutInstruction(
+            async def chunk(lo: int) -> int:
+                results = await rail.submit_each(client, [PayoutInstruction(
                     f"FLOOR-{i}", f"FLOOR-{i}", Money(125000, "MYR"), "Worker", "MTWALLET",
                     "60123456789", "PERKESO bench") for i in range(lo, min(lo + BATCH,
                                                                            start + n))])
+                return sum(1 for r in results if r.status is not None)
+
+            accepted = 0
             for lo in range(start, start + n, 2 * BATCH):  # two chunks at a time, as the hub
-                await asyncio.gather(chunk(lo), chunk(lo + BATCH))
+                accepted += sum(await asyncio.gather(chunk(lo), chunk(lo + BATCH)))
+            if accepted != n:  # a floor that skipped work would flatter nothing, but say so
+                raise SystemExit(f"floor: only {accepted} of {n} payouts accepted")
 
     asyncio.run(run())
 
@@ -161,7 +172,57 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_config(admin: str, n: int, k: int, folder: Path) -> tuple[float, float, float]:
+@dataclass
+class Result:
+    dispatchers: int
+    n: int
+    rate: float  # payments/s through the hub
+    peak_rss_mb: float  # the largest VmHWM of the dispatcher processes
+    sim_rss_mb: float  # the simulator's VmHWM (its ledger holds every payout: grows with N)
+    floor: float | None  # payouts/s of the bare loop against a fresh simulator, same setup
+
+
+def _timed_dispatch(url: str, n: int, k: int, env: dict[str, str]) -> tuple[float, float]:
+    started = time.monotonic()
+    procs = [mp.Process(target=_dispatcher_main, args=(env,), daemon=True) for _ in range(k)]
+    for p in procs:
+        p.start()
+    peak = 0.0
+    try:
+        while True:
+            time.sleep(0.5)
+            peak = max([peak] + [_peak_rss_mb(p.pid or 0) for p in procs])
+            done = asyncio.run(_submitted(url))
+            sys.stderr.write(f"\r  {k} dispatcher(s), N={n}: {done}/{n}")
+            if done >= n:
+                break
+            if not all(p.is_alive() for p in procs):
+                raise SystemExit("a dispatcher died")
+        elapsed = time.monotonic() - started
+    finally:
+        sys.stderr.write("\n")
+        for p in procs:
+            p.terminate()
+            p.join(10)
+    return n / elapsed, peak
+
+
+def _timed_floor(sim_url: str, n: int, k: int) -> float:
+    share = n // k
+    started = time.monotonic()
+    floors = [mp.Process(target=_floor_main, args=(sim_url, share, i * share)) for i in range(k)]
+    for p in floors:
+        p.start()
+    for p in floors:
+        p.join()
+    if any(p.exitcode != 0 for p in floors):
+        raise SystemExit("the floor loop failed")
+    return (share * k) / (time.monotonic() - started)
+
+
+def run_config(admin: str, n: int, k: int, folder: Path, *, floor: bool = True) -> Result:
+    """One configuration: fresh database, fresh simulator, k dispatchers; then (if ``floor``)
+    a fresh simulator driven by k bare loops."""
     from gateway.bootstrap import write_dev_registry
     from gateway.keys import write_private_key
     from gateway.payments.sandbox import write_rails_file
@@ -179,59 +240,57 @@ def run_config(admin: str, n: int, k: int, folder: Path) -> tuple[float, float, 
                "GATEWAY_PARTNERS_FILE": str(folder / "partners.toml"),
                "GATEWAY_SIGNING_KEY_FILE": str(folder / "hub.jwk.json"),
                "GATEWAY_LOG_LEVEL": "WARNING", "GATEWAY_DB_POOL_SIZE": "8"}
-        started = time.monotonic()
-        procs = [mp.Process(target=_dispatcher_main, args=(env,), daemon=True)
-                 for _ in range(k)]
-        for p in procs:
-            p.start()
-        peak = 0.0
-        while True:
-            time.sleep(0.5)
-            peak = max([peak] + [_peak_rss_mb(p.pid or 0) for p in procs])
-            done = asyncio.run(_submitted(url))
-            sys.stderr.write(f"\r  {k} dispatcher(s): {done}/{n}")
-            if done >= n:
-                break
-        elapsed = time.monotonic() - started
-        sys.stderr.write("\n")
-        for p in procs:
-            p.terminate()
-            p.join(10)
-        floor_started = time.monotonic()
-        share = n // k
-        floors = [mp.Process(target=_floor_main, args=(sim_url, share, i * share))
-                  for i in range(k)]
-        for p in floors:
-            p.start()
-        for p in floors:
-            p.join()
-        floor = (share * k) / (time.monotonic() - floor_started)
-        return n / elapsed, peak, floor
+        rate, peak = _timed_dispatch(url, n, k, env)
+        sim_rss = _peak_rss_mb(sim.pid or 0)
     finally:
         sim.terminate()
         sim.join(5)
         asyncio.run(_drop(admin, url))
+    floor_rate = None
+    if floor:
+        # A fresh simulator, so the floor's ledger starts as empty as the hub's did.
+        sim, sim_url = _start_sim()
+        try:
+            floor_rate = _timed_floor(sim_url, n, k)
+        finally:
+            sim.terminate()
+            sim.join(5)
+    return Result(k, n, rate, peak, sim_rss, floor_rate)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="payout benchmark (see module docstring)")
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--dispatchers", default="1,2,4")
+    parser.add_argument("--small-n", type=int, default=10_000,
+                        help="also run 2 dispatchers with this N (no floor) to show that the "
+                             "dispatchers' memory does not grow with N; 0 to skip")
     args = parser.parse_args()
     admin = os.environ.get("GATEWAY_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     admin = admin.replace("postgresql://", "postgresql+asyncpg://", 1)
     mp.set_start_method("spawn")
-    results = []
+    results: list[Result] = []
+    small: Result | None = None
+    total = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.small_n:
+            small = run_config(admin, args.small_n, 2, Path(tmp), floor=False)
         for k in [int(x) for x in args.dispatchers.split(",")]:
-            rate, peak, floor = run_config(admin, args.n, k, Path(tmp))
-            results.append((k, rate, peak, floor))
-    print(f"\npayout run: {args.n} payments, merchantrade simulator, PostgreSQL, "
-          f"{os.cpu_count()} CPUs")
-    print(f"{'dispatchers':>11} {'payments/s':>11} {'peak RSS MB':>12} {'floor/s':>9} "
-          f"{'ratio':>6}")
-    for k, rate, peak, floor in results:
-        print(f"{k:>11} {rate:>11.0f} {peak:>12.0f} {floor:>9.0f} {rate / floor:>6.2f}")
+            results.append(run_config(admin, args.n, k, Path(tmp)))
+    print(f"\npayout run: {args.n} payments, merchantrade simulator (1 process, uvloop + "
+          f"httptools), PostgreSQL, {os.cpu_count()} CPUs, {time.monotonic() - total:.0f} s")
+    print(f"{'dispatchers':>11} {'payments/s':>11} {'floor/s':>9} {'ratio':>6} "
+          f"{'peak RSS MB':>12} {'sim RSS MB':>11}")
+    for r in results:
+        assert r.floor is not None
+        print(f"{r.dispatchers:>11} {r.rate:>11.0f} {r.floor:>9.0f} {r.rate / r.floor:>6.2f} "
+              f"{r.peak_rss_mb:>12.0f} {r.sim_rss_mb:>11.0f}")
+    if small is not None:
+        big = next((r for r in results if r.dispatchers == 2), None)
+        print(f"memory flat in N: 2 dispatchers, peak RSS (largest dispatcher) "
+              f"{small.peak_rss_mb:.0f} MB at N={small.n}"
+              + (f", {big.peak_rss_mb:.0f} MB at N={big.n}" if big else "")
+              + f" ({small.rate:.0f} payments/s at N={small.n})")
 
 
 if __name__ == "__main__":

@@ -160,6 +160,8 @@ class Faults:
 
     def draw(self, fault: Fault, path: str = "", method: str = "") -> FaultRule | None:
         """Return the rule that fires for this event, consuming one of its ``count``."""
+        if not self._rules:  # nothing armed (the common case): no lock per request
+            return None
         with self._lock:
             for rule in self._rules:
                 if not rule.matches(fault, path, method):

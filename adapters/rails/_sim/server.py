@@ -108,14 +108,25 @@ class FaultMiddleware:
 
 
 class SimApp(FastAPI):
-    """A FastAPI app whose outermost layer is the fault middleware."""
+    """A FastAPI app whose outermost layer is the fault middleware.
 
-    def __init__(self, faults: Faults, **kwargs: Any) -> None:
+    ``fast_path`` (optional) wraps FastAPI's stack inside the fault middleware: a plain ASGI layer
+    that answers a simulator's hot endpoint itself (a benchmark sends thousands of requests a
+    second; FastAPI's routing and middleware cost more than the simulated rail's work) and
+    passes everything else on. Faults apply to it exactly as to the routes behind it.
+    """
+
+    def __init__(self, faults: Faults, fast_path: Callable[[ASGIApp], ASGIApp] | None = None,
+                 **kwargs: Any) -> None:
         self.faults = faults
+        self.fast_path = fast_path
         super().__init__(**kwargs)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return FaultMiddleware(super().build_middleware_stack(), self.faults)
+        inner = super().build_middleware_stack()
+        if self.fast_path is not None:
+            inner = self.fast_path(inner)
+        return FaultMiddleware(inner, self.faults)
 
 
 def add_fault_routes(app: FastAPI, faults: Faults) -> None:

@@ -85,6 +85,8 @@ class MerchantradeRail:
     def __init__(self, config: MerchantradeConfig) -> None:
         self.config = config
         self._timeout = config.timeouts.httpx()
+        self._payout_url = config.base_url + "/v1/payouts"
+        self._payout_path = httpx.URL(self._payout_url).raw_path.decode("ascii")  # as signed
 
     def _headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         secret = self.config.hmac_secret.get_secret_value()
@@ -115,13 +117,12 @@ class MerchantradeRail:
     async def _submit_one(
         self, client: httpx.AsyncClient, payout: PayoutInstruction
     ) -> PayoutStatus:
-        path = "/v1/payouts"
-        url = self.config.base_url + path
+        url = self._payout_url
         body = payout_body(payout)
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": payout.idempotency_key,
-            **self._headers("POST", httpx.URL(url).raw_path.decode("ascii"), body),
+            **self._headers("POST", self._payout_path, body),
         }
         what = f"merchantrade payout {payout.idempotency_key}"
         response = await send(

@@ -36,9 +36,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.rails import _hmac
 from adapters.rails._sim import CallbackSender, Fault, Faults, SimApp, ThreadedServer
@@ -111,6 +113,10 @@ class SimPayout:
 
 def _problem(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def _raw_path(scope: Scope) -> str:
+    return scope.get("raw_path", scope["path"].encode()).decode("ascii")
 
 
 class MerchantradeSimulator:
@@ -244,17 +250,67 @@ class MerchantradeSimulator:
     # -- HTTP ------------------------------------------------------------------------------------
 
     def _verify(self, request: Request, body: bytes) -> JSONResponse | None:
+        denied = self._denied(request.headers, request.method, _raw_path(request.scope), body)
+        return None if denied is None else _problem(denied[0], **denied[1])
+
+    def _denied(self, headers: Mapping[str, str], method: str, path: str,
+                body: bytes) -> tuple[int, dict[str, str]] | None:
         try:
-            _hmac.verify_request(
-                self.config.api_keys,
-                request.headers,
-                request.method,
-                request.scope.get("raw_path", request.url.path.encode()).decode("ascii"),
-                body,
-            )
+            _hmac.verify_request(self.config.api_keys, headers, method, path, body)
         except (AuthError, InvalidMessageError) as exc:
-            return _problem(401, exc.code, exc.detail)
+            return 401, {"error": exc.code, "detail": exc.detail}
         return None
+
+    def create_from_wire(self, headers: Mapping[str, str], path: str,
+                         body: bytes) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/payouts``: verify, validate, create or find; return status and JSON doc.
+
+        ``headers`` must have lower-case names (as ASGI gives them)."""
+        if denied := self._denied(headers, "POST", path, body):
+            return denied
+        key = headers.get("idempotency-key", "")
+        if not key or len(key) > 128:
+            return 400, {"error": "idempotency_key_required",
+                         "detail": "Idempotency-Key: 1..128 chars"}
+        try:
+            payout = PayoutIn.model_validate_json(body)
+            Money.parse(payout.amount, payout.currency)
+        except (ValidationError, ValueError) as exc:
+            return 422, {"error": "invalid_payout", "detail": str(exc).splitlines()[0]}
+        status, p = self._create(key, payout)
+        if status == 409:
+            return 409, {"error": "idempotency_key_reused", "detail": "same key, different payout"}
+        with self._lock:
+            return status, p.wire()
+
+    def _fast_path(self, app: ASGIApp) -> ASGIApp:
+        """Answer ``POST /v1/payouts`` in plain ASGI (inside the fault middleware); pass on the
+        rest to FastAPI."""
+
+        async def fast(scope: Scope, receive: Receive, send: Send) -> None:
+            if not (scope["type"] == "http" and scope["method"] == "POST"
+                    and scope["path"] == "/v1/payouts"):
+                await app(scope, receive, send)
+                return
+            chunks: list[bytes] = []
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+            headers: dict[str, str] = {}
+            for name, value in scope["headers"]:  # the first of repeated headers, as Starlette
+                headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+            status, doc = self.create_from_wire(headers, _raw_path(scope), b"".join(chunks))
+            payload = orjson.dumps(doc)
+            await send({"type": "http.response.start", "status": status, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+
+        return fast
 
     def _create(self, key: str, payout: PayoutIn) -> tuple[int, SimPayout]:
         digest = hashlib.sha256(
@@ -282,28 +338,11 @@ class MerchantradeSimulator:
                     ticker.cancel()
                 await self.callbacks.stop()
 
-        app = SimApp(self.faults, title="merchantrade simulator", lifespan=lifespan)
+        app = SimApp(self.faults, fast_path=self._fast_path, title="merchantrade simulator",
+                     lifespan=lifespan)
         add_fault_routes(app, self.faults)
 
-        @app.post("/v1/payouts")
-        async def create_payout(request: Request) -> Response:
-            body = await request.body()
-            if denied := self._verify(request, body):
-                return denied
-            key = request.headers.get("Idempotency-Key", "")
-            if not key or len(key) > 128:
-                return _problem(400, "idempotency_key_required", "Idempotency-Key: 1..128 chars")
-            try:
-                payout = PayoutIn.model_validate_json(body)
-                Money.parse(payout.amount, payout.currency)
-            except (ValidationError, ValueError) as exc:
-                return _problem(422, "invalid_payout", str(exc).splitlines()[0])
-            status, p = self._create(key, payout)
-            if status == 409:
-                return _problem(409, "idempotency_key_reused", "same key, different payout")
-            with self._lock:
-                doc = p.wire()
-            return JSONResponse(doc, status_code=status)
+        # POST /v1/payouts is answered by ``_fast_path`` (plain ASGI, no FastAPI routing).
 
         @app.get("/v1/payouts/{key}")
         async def get_payout(key: str, request: Request) -> Response:
