@@ -1,15 +1,23 @@
 """Payout benchmark: N payments through the outbox to the Merchantrade simulator on PostgreSQL,
 with 1, 2 and 4 dispatcher processes, against a floor measured in the same run.
 
-    .venv/bin/python -m bench.payouts                 # 100,000 payments (the issue's figure)
-    .venv/bin/python -m bench.payouts --n 20000 --dispatchers 1,2
+    .venv/bin/python -m bench.payouts                 # 100,000 payments, 1, 2 and 4 dispatchers
+    .venv/bin/python -m bench.payouts --n 20000 --dispatchers 1,2 --small-n 0
 
 For each dispatcher count: a fresh database with N instructed payments (instructing is not
-timed), the simulator in its own process, then the time until every payment is ``submitted``
-(the rail accepted it, the payment and its event recorded, the outbox task deferred for its
-status poll). payments/s = N / that time; peak RSS = the largest VmHWM of the dispatchers.
-The floor: the same simulator driven directly by a minimal loop (the adapter's ``submit_each``
-in chunks of the handler's batch, the same number of processes and concurrency), no database.
+timed), a fresh simulator in its own process, then the time until every payment is
+``submitted`` (the rail accepted it, the payment and its event recorded, the outbox task
+deferred for its status poll). payments/s = N / that time; peak RSS = the largest VmHWM of the
+dispatchers; CPU ms/payment = the CPU time of all dispatchers (or of the simulator) / N.
+The floor: a fresh simulator driven directly by a minimal loop (the adapter's ``submit_each``
+over the same HTTP client, in chunks of the handler's batch, two chunks at a time, the same
+number of processes), no database; every payout must be accepted.
+Before the table, 2 dispatchers run ``--small-n`` payments (no floor): their peak RSS next to
+the one at N shows that memory does not grow with N.
+
+The simulator is one process (uvicorn with uvloop and httptools, no access log) with its
+in-memory ledger (exact: a key paid at most once, same key and another body: 409), HMAC
+verification of every request and the fault middleware in place (no fault armed).
 PostgreSQL: GATEWAY_BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/test).
 """
 
@@ -180,9 +188,20 @@ class Result:
     peak_rss_mb: float  # the largest VmHWM of the dispatcher processes
     sim_rss_mb: float  # the simulator's VmHWM (its ledger holds every payout: grows with N)
     floor: float | None  # payouts/s of the bare loop against a fresh simulator, same setup
+    disp_cpu_ms: float = 0.0  # CPU ms per payment, all dispatchers together
+    sim_cpu_ms: float = 0.0  # CPU ms per payment, the simulator
 
 
-def _timed_dispatch(url: str, n: int, k: int, env: dict[str, str]) -> tuple[float, float]:
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _timed_dispatch(url: str, n: int, k: int,
+                    env: dict[str, str]) -> tuple[float, float, float]:
     started = time.monotonic()
     procs = [mp.Process(target=_dispatcher_main, args=(env,), daemon=True) for _ in range(k)]
     for p in procs:
@@ -199,12 +218,13 @@ def _timed_dispatch(url: str, n: int, k: int, env: dict[str, str]) -> tuple[floa
             if not all(p.is_alive() for p in procs):
                 raise SystemExit("a dispatcher died")
         elapsed = time.monotonic() - started
+        cpu = sum(_cpu_seconds(p.pid or 0) for p in procs)
     finally:
         sys.stderr.write("\n")
         for p in procs:
             p.terminate()
             p.join(10)
-    return n / elapsed, peak
+    return n / elapsed, peak, cpu
 
 
 def _timed_floor(sim_url: str, n: int, k: int) -> float:
@@ -240,8 +260,8 @@ def run_config(admin: str, n: int, k: int, folder: Path, *, floor: bool = True) 
                "GATEWAY_PARTNERS_FILE": str(folder / "partners.toml"),
                "GATEWAY_SIGNING_KEY_FILE": str(folder / "hub.jwk.json"),
                "GATEWAY_LOG_LEVEL": "WARNING", "GATEWAY_DB_POOL_SIZE": "8"}
-        rate, peak = _timed_dispatch(url, n, k, env)
-        sim_rss = _peak_rss_mb(sim.pid or 0)
+        rate, peak, cpu = _timed_dispatch(url, n, k, env)
+        sim_rss, sim_cpu = _peak_rss_mb(sim.pid or 0), _cpu_seconds(sim.pid or 0)
     finally:
         sim.terminate()
         sim.join(5)
@@ -255,7 +275,7 @@ def run_config(admin: str, n: int, k: int, folder: Path, *, floor: bool = True) 
         finally:
             sim.terminate()
             sim.join(5)
-    return Result(k, n, rate, peak, sim_rss, floor_rate)
+    return Result(k, n, rate, peak, sim_rss, floor_rate, 1000 * cpu / n, 1000 * sim_cpu / n)
 
 
 def main() -> None:
@@ -280,11 +300,12 @@ def main() -> None:
     print(f"\npayout run: {args.n} payments, merchantrade simulator (1 process, uvloop + "
           f"httptools), PostgreSQL, {os.cpu_count()} CPUs, {time.monotonic() - total:.0f} s")
     print(f"{'dispatchers':>11} {'payments/s':>11} {'floor/s':>9} {'ratio':>6} "
-          f"{'peak RSS MB':>12} {'sim RSS MB':>11}")
+          f"{'peak RSS MB':>12} {'sim RSS MB':>11} {'CPU ms/payment: hub':>20} {'sim':>5}")
     for r in results:
         assert r.floor is not None
         print(f"{r.dispatchers:>11} {r.rate:>11.0f} {r.floor:>9.0f} {r.rate / r.floor:>6.2f} "
-              f"{r.peak_rss_mb:>12.0f} {r.sim_rss_mb:>11.0f}")
+              f"{r.peak_rss_mb:>12.0f} {r.sim_rss_mb:>11.0f} {r.disp_cpu_ms:>20.2f} "
+              f"{r.sim_cpu_ms:>5.2f}")
     if small is not None:
         big = next((r for r in results if r.dispatchers == 2), None)
         print(f"memory flat in N: 2 dispatchers, peak RSS (largest dispatcher) "
