@@ -1,5 +1,9 @@
 """The one place where the hub learns which adapters exist: name -> implementation.
 
+It is also the only module of ``gateway`` that imports ``adapters``: the simulator tooling that
+``gateway simulate`` and ``gateway demo`` drive (fault plans, loopback servers) is re-exported
+from here.
+
 Adding a partner with its own wire format is a new package under ``adapters/partners/`` plus
 one line here; adding a rail is a package under ``adapters/rails/`` plus one line here.
 """
@@ -11,10 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from adapters.partners.common.simulator import PartnerSimulator
 from adapters.partners.mm_ssb import MmSsbAdapter
 from adapters.partners.np_feb import NpFebAdapter
 from adapters.partners.pk_mophrd import PkMophrdAdapter
 from adapters.partners.px1 import Px1Adapter
+from adapters.rails._pool import rail_client
+from adapters.rails._sim import Faults, ThreadedServer
 from adapters.rails.iso20022 import Iso20022Config, Iso20022Rail
 from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
 from gateway.ports.partner import PartnerAdapter
@@ -22,7 +29,7 @@ from gateway.ports.rail import RailAdapter
 
 __all__ = [
     "PARTNER_ADAPTERS", "PARTNER_SIMULATORS", "RAIL_ADAPTERS", "RAIL_SIMULATORS",
-    "partner_adapters",
+    "Faults", "PartnerSimulator", "ThreadedServer", "partner_adapters", "rail_client",
 ]
 
 PARTNER_ADAPTERS: dict[str, Callable[[], PartnerAdapter]] = {

@@ -142,8 +142,7 @@ def run_demo(keep: Path | None = None) -> int:
 async def _demo(folder: Path) -> int:
     import dataclasses
 
-    from adapters.rails._sim import Faults, ThreadedServer
-    from gateway.adapter_registry import PARTNER_SIMULATORS
+    from gateway.adapter_registry import PARTNER_SIMULATORS, Faults, ThreadedServer
     from gateway.app import create_app
     from gateway.backoffice.auth import write_dev_tokens
     from gateway.bootstrap import DEV_PARTNERS, dev_key_path, prepare_instance, write_dev_registry

@@ -20,8 +20,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from adapters.partners.common.simulator import PartnerSimulator
-from gateway.adapter_registry import PARTNER_SIMULATORS, partner_adapters
+from gateway.adapter_registry import PARTNER_SIMULATORS, PartnerSimulator, partner_adapters
 from gateway.bootstrap import dev_key_path
 from gateway.errors import ConfigError
 from gateway.keys import load_signer

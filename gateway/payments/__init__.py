@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.rails._pool import rail_client
+from gateway.adapter_registry import rail_client
 from gateway.backoffice.auth import BackofficeTokens, load_tokens
 from gateway.clock import Clock
 from gateway.config import Settings

@@ -50,8 +50,7 @@ def start_rail_sims(names: list[str], *, hub_url: str | None, tick_seconds: floa
                     faults: dict[str, Any] | None = None,
                     ports: dict[str, int] | None = None) -> RailSims:
     """Start each named rail's simulator on loopback; callbacks go to the hub's endpoint."""
-    from adapters.rails._sim import Faults
-    from gateway.adapter_registry import RAIL_SIMULATORS
+    from gateway.adapter_registry import RAIL_SIMULATORS, Faults
 
     running = RailSims()
     for name in names:
