@@ -7,12 +7,18 @@ and ledger rules. Faults are configured through a ``Faults`` object (in process)
 
 from adapters.rails._sim.callbacks import CallbackSender
 from adapters.rails._sim.faults import Fault, FaultRule, Faults
-from adapters.rails._sim.server import SimApp, ThreadedServer, add_fault_routes
+from adapters.rails._sim.server import (
+    LoopbackServed,
+    SimApp,
+    ThreadedServer,
+    add_fault_routes,
+)
 
 __all__ = [
     "CallbackSender",
     "Fault",
     "FaultRule",
+    "LoopbackServed",
     "Faults",
     "SimApp",
     "ThreadedServer",

@@ -16,7 +16,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from fastapi import FastAPI
@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.rails._sim.faults import Fault, FaultRuleIn, Faults
 
-__all__ = ["FaultMiddleware", "SimApp", "ThreadedServer", "add_fault_routes"]
+__all__ = ["FaultMiddleware", "LoopbackServed", "SimApp", "ThreadedServer", "add_fault_routes"]
 
 ADMIN_PREFIX = "/_sim"
 
@@ -212,3 +212,26 @@ def run_blocking(app: ASGIApp, host: str, port: int, on_start: Callable[[], None
     if on_start is not None:
         on_start()
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+
+
+class LoopbackServed:
+    """``start``/``stop``/``url`` for a simulator object that has an ASGI ``app``."""
+
+    app: Any
+    _server: ThreadedServer | None = None
+
+    def start(self, port: int = 0) -> Self:
+        """Serve on 127.0.0.1 in a background thread (port 0: ephemeral)."""
+        self._server = ThreadedServer(self.app, port=port).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "simulator not started"
+        return self._server.url

@@ -33,7 +33,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.rails import _hmac
-from adapters.rails._sim import CallbackSender, Fault, Faults, SimApp, ThreadedServer
+from adapters.rails._sim import (
+    CallbackSender,
+    Fault,
+    Faults,
+    LoopbackServed,
+    SimApp,
+)
 from adapters.rails._sim.lifecycle import next_state
 from adapters.rails._sim.server import add_fault_routes, run_blocking
 from adapters.rails.iso20022.camt import CamtEntry, render_camt053
@@ -91,7 +97,7 @@ class SimTx:
         return StatusEntry(self.tx.end_to_end_id, code, reason, self.rail_reference)
 
 
-class Iso20022Simulator:
+class Iso20022Simulator(LoopbackServed):
     """The simulated bank: ledger by EndToEndId, batches by MsgId, statements, HTTP app."""
 
     def __init__(self, config: Iso20022SimConfig | None = None, faults: Faults | None = None):
@@ -108,23 +114,6 @@ class Iso20022Simulator:
             content_type=XML,
         )
         self.app = self._build_app()
-        self._server: ThreadedServer | None = None
-
-    def start(self, port: int = 0) -> Iso20022Simulator:
-        """Serve on 127.0.0.1 in a background thread (port 0: ephemeral)."""
-        self._server = ThreadedServer(self.app, port=port).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "simulator not started"
-        return self._server.url
 
     def ledger(self) -> dict[str, int]:
         """Return how many times each EndToEndId was paid (the invariant: at most 1)."""

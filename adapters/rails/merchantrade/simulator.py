@@ -43,7 +43,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.rails import _hmac
-from adapters.rails._sim import CallbackSender, Fault, Faults, SimApp, ThreadedServer
+from adapters.rails._sim import (
+    CallbackSender,
+    Fault,
+    Faults,
+    LoopbackServed,
+    SimApp,
+)
 from adapters.rails._sim.lifecycle import next_state
 from adapters.rails._sim.server import add_fault_routes, run_blocking
 from adapters.rails.merchantrade.settlement import SettlementRow, render_settlement
@@ -119,7 +125,7 @@ def _raw_path(scope: Scope) -> str:
     return scope.get("raw_path", scope["path"].encode()).decode("ascii")
 
 
-class MerchantradeSimulator:
+class MerchantradeSimulator(LoopbackServed):
     """The simulated rail: ledger, lifecycle, callbacks, settlement and its HTTP app."""
 
     def __init__(self, config: MerchantradeSimConfig | None = None, faults: Faults | None = None):
@@ -134,25 +140,8 @@ class MerchantradeSimulator:
             attempts=self.config.callback_attempts,
         )
         self.app = self._build_app()
-        self._server: ThreadedServer | None = None
 
     # -- in-process control -------------------------------------------------------------------
-
-    def start(self, port: int = 0) -> MerchantradeSimulator:
-        """Serve on 127.0.0.1 in a background thread (port 0: ephemeral)."""
-        self._server = ThreadedServer(self.app, port=port).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "simulator not started"
-        return self._server.url
 
     def ledger(self) -> dict[str, int]:
         """Return how many times each idempotency key was paid (the invariant: at most 1)."""
