@@ -33,6 +33,7 @@ from gateway.errors import (
     PermanentDeliveryError,
     ProblemError,
 )
+from gateway.outbox.dispatcher import handle_each
 from gateway.outbox.records import Task, complete
 from gateway.partners import PartnerRegistry
 from gateway.ports.partner import PartnerAdapter
@@ -63,14 +64,7 @@ class DeliveryHandler:
         self.clock = clock
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
-        results: list[BaseException | None] = []
-        for task in tasks:
-            try:
-                await self._one(task)
-                results.append(None)
-            except Exception as exc:
-                results.append(exc)
-        return results
+        return await handle_each(tasks, self._one)
 
     async def _one(self, task: Task) -> None:
         pk = int(task.ref)

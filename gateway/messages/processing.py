@@ -22,6 +22,7 @@ from gateway.clock import Clock
 from gateway.db import messages
 from gateway.envelope import Envelope
 from gateway.messages.outbound import Outbound
+from gateway.outbox.dispatcher import handle_each
 from gateway.outbox.records import Task, complete
 from gateway.uow import UnitOfWork
 
@@ -57,14 +58,7 @@ class InboundProcessor:
         self.processors = PROCESSORS if processors is None else processors
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
-        results: list[BaseException | None] = []
-        for task in tasks:
-            try:
-                await self._one(task)
-                results.append(None)
-            except Exception as exc:
-                results.append(exc)
-        return results
+        return await handle_each(tasks, self._one)
 
     async def _one(self, task: Task) -> None:
         async with UnitOfWork(self.engine) as uow:

@@ -15,7 +15,7 @@ import os
 import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol
 
@@ -28,7 +28,7 @@ from gateway.outbox.records import LeaseLost, Task, dead_letter, reschedule
 from gateway.outbox.retry import RetryPolicy
 from gateway.uow import UnitOfWork
 
-__all__ = ["Dispatcher", "Handler"]
+__all__ = ["Dispatcher", "Handler", "handle_each"]
 
 log = logging.getLogger("gateway.dispatch")
 
@@ -46,6 +46,20 @@ class Handler(Protocol):
             Per task, None if it was completed, else the exception that stopped it.
         """
         ...
+
+
+async def handle_each(
+    tasks: Sequence[Task], one: Callable[[Task], Awaitable[None]]
+) -> list[BaseException | None]:
+    """Run ``one`` for each task in turn; one task's failure never hides another's result."""
+    results: list[BaseException | None] = []
+    for task in tasks:
+        try:
+            await one(task)
+            results.append(None)
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 def _owner_id() -> str:
