@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, insert
 from starlette.responses import Response
 
+from gateway.config import Settings
 from gateway.db import create_engine
 
 metadata = MetaData()
@@ -31,7 +32,8 @@ def _b64(s: str) -> bytes:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    engine = create_engine(os.environ["FLOOR_DB_URL"], pool_size=10)
+    # The same pool as the gateway's (GATEWAY_DB_POOL_SIZE), so both pay the same for it.
+    engine = create_engine(os.environ["FLOOR_DB_URL"], pool_size=Settings().db_pool_size)
     app.state.engine = engine
     app.state.key = Ed25519PublicKey.from_public_bytes(_b64(os.environ["FLOOR_PUBLIC_X"]))
     yield

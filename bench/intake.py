@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 import orjson
@@ -68,14 +69,21 @@ async def _worker(port: int, reqs: list[bytes], idx: list[int], deadline: float,
             req = reqs[idx[0]]
             idx[0] += 1
             t0 = time.perf_counter()
-            writer.write(req)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
+            try:
+                writer.write(req)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head[9:12])
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                # The server dropped the connection: count it, open another, go on.
+                errs[0] += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
             lat.append(time.perf_counter() - t0)
             if status not in (200, 202):
                 errs[0] += 1
@@ -168,6 +176,21 @@ def _measure(name: str, port: int, server: subprocess.Popen[bytes], reqs: list[b
     return Result(name, n, errs, elapsed, p50, p99, _tree_rss_mb(server.pid), lat)
 
 
+def _measure_fresh(kind: str, command: list[str], path: str, env: dict[str, str], cwd: Path,
+                   log: IO[bytes], bodies: list[tuple[bytes, str]], concurrency: int,
+                   seconds: float) -> Result:
+    """Start one server, measure it, stop it: each side has the database's connections (and
+    the machine) to itself while it is measured."""
+    port = free_port()
+    proc = subprocess.Popen(command + [str(port)], env=env, cwd=cwd, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        _wait_port(port, proc)
+        return _measure(kind, port, proc, _requests(path, port, bodies), concurrency, seconds)
+    finally:
+        _stop(proc)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -188,7 +211,7 @@ async def _pg_db(action: str, name: str) -> None:
 
 
 def run(databases: list[str], concurrencies: list[int], seconds: float, workers: int,
-        rounds: int = 3) -> int:
+        rounds: int = 3, pool_size: int = 32) -> int:
     work = Path(tempfile.mkdtemp(prefix="px-bench-"))
     write_private_key(work / "hub.jwk.json", "MY-PERKESO-bench-1")
     write_dev_registry(work / "partners.toml")
@@ -196,7 +219,8 @@ def run(databases: list[str], concurrencies: list[int], seconds: float, workers:
     public_x = json.loads((work / "keys" / "ID-BPJSTK.jwks.json").read_text())["keys"][0]["x"]
     payload = json.loads((Path(__file__).parent / "claim_payload.json").read_text())
     rows = []
-    print(f"# intake benchmark: {workers} workers, {seconds:.0f} s per run, "
+    print(f"# intake benchmark: {workers} workers, {seconds:.0f} s per measurement in "
+          f"{rounds} alternating slices, database pool {pool_size} per worker (both sides), "
           f"{os.cpu_count()} cores, load generator on the same machine")
     for db in databases:
         pg_name = f"px_bench_{uuid.uuid4().hex[:8]}"
@@ -213,18 +237,17 @@ def run(databases: list[str], concurrencies: list[int], seconds: float, workers:
                    GATEWAY_SIGNING_KEY_FILE=str(work / "hub.jwk.json"),
                    GATEWAY_DISPATCH_IN_SERVE="false", GATEWAY_LOG_LEVEL="WARNING",
                    FLOOR_DB_URL=url, FLOOR_PUBLIC_X=public_x)
-        gport, fport = free_port(), free_port()
+        env["GATEWAY_DB_POOL_SIZE"] = str(pool_size)
         log = open(work / f"servers-{db}.log", "wb")  # noqa: SIM115
-        gw = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port",
-                               str(gport), "--workers", str(workers)], env=env, cwd=work,
-                              stdout=log, stderr=subprocess.STDOUT)
-        fl = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.floor:app", "--port",
-                               str(fport), "--workers", str(workers), "--log-level",
-                               "warning", "--no-access-log"], env=env, cwd=Path.cwd(),
-                              stdout=log, stderr=subprocess.STDOUT)
+        commands = {
+            "floor": [sys.executable, "-m", "uvicorn", "bench.floor:app", "--workers",
+                      str(workers), "--log-level", "warning", "--no-access-log", "--port"],
+            "gateway": [sys.executable, "-m", "gateway.cli", "serve", "--workers", str(workers),
+                        "--port"],
+        }
+        paths = {"floor": "/floor", "gateway": "/v1/messages"}
+
         try:
-            _wait_port(gport, gw)
-            _wait_port(fport, fl)
             for c in concurrencies:
                 n = int(seconds * 4000) + c * 5 * rounds
                 bodies = []
@@ -243,16 +266,14 @@ def run(databases: list[str], concurrencies: list[int], seconds: float, workers:
                 floor_parts, gate_parts = [], []
                 for i in range(slices):
                     part = bodies[i * chunk:(i + 1) * chunk]
-                    floor_parts.append(_measure("floor", fport, fl,
-                                                _requests("/floor", fport, part), c, per))
-                    gate_parts.append(_measure("gateway", gport, gw,
-                                               _requests("/v1/messages", gport, part), c, per))
+                    for kind, parts in (("floor", floor_parts), ("gateway", gate_parts)):
+                        parts.append(_measure_fresh(
+                            kind, commands[kind], paths[kind], env,
+                            work if kind == "gateway" else Path.cwd(), log, part, c, per))
                 floor, gate = _merge(floor_parts), _merge(gate_parts)
                 rows.append((db, c, floor, gate))
                 _print_pair(db, c, floor, gate)
         finally:
-            _stop(gw)
-            _stop(fl)
             log.close()
             if db == "postgresql":
                 asyncio.run(_pg_db("drop", pg_name))
@@ -278,9 +299,12 @@ def main() -> None:
     ap.add_argument("--databases", default="postgresql,sqlite")
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating floor/gateway slices per measurement")
+    ap.add_argument("--pool-size", type=int, default=32,
+                    help="GATEWAY_DB_POOL_SIZE for both servers (at least the connections "
+                    "per worker, so neither churns database connections)")
     a = ap.parse_args()
     sys.exit(run(a.databases.split(","), [int(x) for x in a.concurrency.split(",")],
-                 a.seconds, a.workers, a.rounds))
+                 a.seconds, a.workers, a.rounds, a.pool_size))
 
 
 if __name__ == "__main__":

@@ -356,7 +356,7 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         # No pre-ping: it costs a round trip per request; a dead connection raises a
         # disconnect error, SQLAlchemy discards it and the caller's request fails cleanly.
-        async_url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+        async_url, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800
     )
 
 

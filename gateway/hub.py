@@ -64,8 +64,8 @@ class Hub:
         )
         self.payments = Payments(self.settings, self.engine, self.outbound, self.clock)
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
+    def uow(self, *, single_statement: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, single_statement=single_statement)
 
     def handlers(self) -> dict[str, Handler]:
         """Every kind of outbox work this hub does, by kind."""

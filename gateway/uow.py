@@ -37,10 +37,15 @@ class UnitOfWork:
 
     conn: AsyncConnection
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, single_statement: bool = False) -> None:
         self._engine = engine
         self._tx: AsyncTransaction | None = None
         self._lock = _writer_lock(engine)
+        # A unit of work that writes with exactly one statement needs no BEGIN/COMMIT on
+        # PostgreSQL: the statement is its own transaction, atomic and durably committed
+        # before the server answers. That saves two round trips on the intake hot path.
+        # SQLite keeps its explicit (BEGIN IMMEDIATE) transaction.
+        self._autocommit = single_statement and engine.dialect.name == "postgresql"
 
     async def __aenter__(self) -> UnitOfWork:
         if self._lock is not None:
@@ -51,7 +56,10 @@ class UnitOfWork:
             self._release()
             raise
         try:
-            self._tx = await self.conn.begin()
+            if self._autocommit:
+                self.conn = await self.conn.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                self._tx = await self.conn.begin()
         except BaseException:
             await self.conn.close()
             self._release()
@@ -63,6 +71,8 @@ class UnitOfWork:
             self._lock.release()
 
     async def commit(self) -> None:
+        if self._autocommit:
+            return  # the single statement committed when it ran
         assert self._tx is not None
         await self._tx.commit()
 
@@ -82,4 +92,4 @@ class UnitOfWork:
                 self._release()
 
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
+UnitOfWorkFactory = Callable[..., UnitOfWork]

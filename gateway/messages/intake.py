@@ -181,7 +181,9 @@ class Intake:
         receipt_bytes = adapter.render_receipt(receipt)
         receipt_sig = self.signer.sign(receipt_bytes)
         stale = self._timing_problem(env.sent_at, now)
-        async with self.uow() as uow:
+        # One write statement on PostgreSQL (see _insert_message_and_task); a duplicate's
+        # lookup after it only reads.
+        async with self.uow(single_statement=True) as uow:
             if stale is None:
                 now_row = {"state": "pending", "attempts": 0, "next_attempt_at": now,
                            "created_at": now, "updated_at": now}
