@@ -28,6 +28,7 @@ __all__ = [
     "DATE_FIELDS",
     "Dialect",
     "camel_to_snake",
+    "canonical_envelope",
     "local_timestamp",
     "snake_to_camel",
     "to_canonical",
@@ -132,6 +133,25 @@ def to_canonical(value: Any, dialect: Dialect, path: str) -> Any:
     if isinstance(value, list):
         return [to_canonical(v, dialect, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
+
+
+def canonical_envelope(header: dict[str, Any], payload: Any, dialect: Dialect, *,
+                       header_path: str, payload_path: str) -> dict[str, Any]:
+    """Finish an envelope from a partner header already mapped to canonical names: its
+    ``sent_at`` in UTC and its payload in canonical names and spellings.
+
+    Raises:
+        ValueError: naming the partner's own field that is wrong.
+    """
+    env = dict(header)
+    if isinstance(env.get("sent_at"), str):
+        try:
+            env["sent_at"] = utc_timestamp(env["sent_at"])
+        except ValueError as exc:
+            raise ValueError(f"{header_path}.sentAt: {exc}") from None
+    env["payload"] = (to_canonical(payload, dialect, payload_path)
+                      if isinstance(payload, dict) else payload)
+    return env
 
 
 def to_wire(value: Any, dialect: Dialect, path: str = "") -> Any:

@@ -48,11 +48,10 @@ from adapters.partners.common.bikram_sambat import ad_to_bs, bs_to_ad, format_bs
 from adapters.partners.common.codec import (
     Dialect,
     camel_to_snake,
+    canonical_envelope,
     local_timestamp,
     snake_to_camel,
-    to_canonical,
     to_wire,
-    utc_timestamp,
 )
 from adapters.partners.common.ctz import parse_ctz, split_ctz
 from adapters.partners.common.transport import post_signed
@@ -198,17 +197,12 @@ class NpFebAdapter:
         if unknown:
             raise schema_violation(f"febMessage: unknown elements {unknown}", message_id)
         version = root.get("version")
-        env: dict[str, Any] = {"version": 1 if version == "1" else version}
+        header: dict[str, Any] = {"version": 1 if version == "1" else version}
         for name, value in data.items():
-            env[_HEADER[name]] = value
+            header[_HEADER[name]] = value
         try:
-            if isinstance(env.get("sent_at"), str):
-                try:
-                    env["sent_at"] = utc_timestamp(env["sent_at"])
-                except ValueError as exc:
-                    raise ValueError(f"febMessage.sentAt: {exc}") from None
-            env["payload"] = (to_canonical(payload, DIALECT, "febMessage.payload")
-                              if isinstance(payload, dict) else payload)
+            env = canonical_envelope(header, payload, DIALECT, header_path="febMessage",
+                                     payload_path="febMessage.payload")
         except ValueError as exc:
             raise schema_violation(str(exc), message_id) from None
         return [DecodedItem(wire=wire, envelope=dump(env))]

@@ -33,11 +33,10 @@ from adapters.partners.common.cnic import format_cnic_dashed, parse_cnic
 from adapters.partners.common.codec import (
     Dialect,
     camel_to_snake,
+    canonical_envelope,
     local_timestamp,
     snake_to_camel,
-    to_canonical,
     to_wire,
-    utc_timestamp,
 )
 from adapters.partners.common.dates import format_ddmmyyyy, parse_ddmmyyyy
 from adapters.partners.common.transport import post_signed
@@ -107,16 +106,10 @@ class PkMophrdAdapter:
         if unknown:
             raise schema_violation(f"header: unknown fields {unknown} (one of "
                                    f"{', '.join(_HEADER)})", message_id)
-        env: dict[str, Any] = {}
-        for wire_name, value in header.items():
-            env[_HEADER[wire_name]] = value
+        mapped = {_HEADER[wire_name]: value for wire_name, value in header.items()}
         try:
-            if isinstance(env.get("sent_at"), str):
-                try:
-                    env["sent_at"] = utc_timestamp(env["sent_at"])
-                except ValueError as exc:
-                    raise ValueError(f"header.sentAt: {exc}") from None
-            env["payload"] = to_canonical(body, DIALECT, "body")
+            env = canonical_envelope(mapped, body, DIALECT, header_path="header",
+                                     payload_path="body")
         except ValueError as exc:
             raise schema_violation(str(exc), message_id) from None
         return [DecodedItem(wire=wire, envelope=dump(env))]
