@@ -198,7 +198,7 @@ class Intake:
                     "sent_at": env.sent_at,
                     "received_at": now,
                     "wire": item.wire,
-                    "wire_media_type": next(iter(sorted(adapter.media_types))),
+                    "wire_media_type": adapter.wire_media_type,
                     "canonical": None if item.envelope == item.wire else item.envelope,
                     "body_sha256": body_sha256,
                     "signature": signature,
