@@ -65,7 +65,11 @@ class Cause(StrEnum):
 
 P = PaymentState
 TRANSITIONS: dict[PaymentState, frozenset[PaymentState]] = {
-    P.instructed: frozenset({P.submitted, P.unknown, P.paid, P.failed, P.cancelled}),
+    # A rail may report any state on the hub's first recorded contact: a dispatcher that
+    # sent the payout and died before recording the answer leaves it instructed, and the
+    # resend (same idempotency key) then learns what became of it meanwhile, even returned.
+    P.instructed: frozenset({P.submitted, P.unknown, P.paid, P.failed, P.returned,
+                             P.cancelled}),
     P.unknown: frozenset({P.instructed, P.submitted, P.paid, P.failed, P.returned}),
     P.submitted: frozenset({P.paid, P.failed, P.returned}),
     P.paid: frozenset({P.returned}),

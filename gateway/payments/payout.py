@@ -181,6 +181,12 @@ class PayoutHandler:
                     continue  # the dispatcher reschedules or dead-letters it
                 if row is not None and state in (P.submitted, P.unknown):
                     defer.append((t.pk, self.polls.delay(now - row.created_at)))
+                elif row is not None and state == P.instructed:
+                    # The task is the payment's only way to the rail: it completes only once
+                    # the payment has left ``instructed``, never on an answer that moved
+                    # nothing (the payment would wait for a callback that may be lost).
+                    results[t.pk] = OutcomeUnknownError(
+                        f"payment {t.ref} is still instructed after the rail's answer")
                 else:
                     complete_pks.append(t.pk)
             await self.service.apply(conn, changes, now)

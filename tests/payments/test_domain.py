@@ -46,6 +46,7 @@ def test_final_states() -> None:
     (P.instructed, PayoutState.accepted, P.submitted),
     (P.instructed, PayoutState.paid, P.paid),
     (P.instructed, PayoutState.failed, P.failed),
+    (P.instructed, PayoutState.returned, P.returned),  # resent after a crash, already returned
     (P.unknown, PayoutState.processing, P.submitted),
     (P.unknown, PayoutState.paid, P.paid),
     (P.unknown, PayoutState.returned, P.returned),

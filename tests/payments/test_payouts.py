@@ -327,3 +327,27 @@ async def test_batch_of_many(hub, client, auth, rail, dispatcher, clock) -> None
     assert len(r.json()["payments"]) == 120
     assert set(rail.ledger().values()) == {1} and len(rail.ledger()) == 120
     await ledgers_agree(hub, rail)
+
+
+async def test_resend_after_crash_finds_the_payout_already_returned(hub, client, auth, rail,
+                                                                   dispatcher, clock) -> None:
+    """A dispatcher sent the payout and died before recording the answer; by the time the
+    task is taken over the rail has paid and returned it. The resend (same key) learns that,
+    the payment is returned, the task is done, and nothing was paid twice."""
+    from gateway.payments.payout import _instruction
+    from gateway.payments.repository import by_ids
+
+    await instruct(client, auth)
+    async with hub.engine.connect() as conn:
+        row = (await by_ids(conn, ["PAY-0001"]))["PAY-0001"]
+    await rail.submit_each(httpx.AsyncClient(), [_instruction(row)])  # the dead dispatcher's send
+    rail.settle("PAY-0001", PayoutState.paid)
+    rail.settle("PAY-0001", PayoutState.returned)
+    await dispatcher.run_once()
+    assert (await state_of(client, auth, "PAY-0001"))["state"] == "returned"
+    async with hub.engine.connect() as conn:
+        states = set((await conn.execute(select(outbox.c.state).where(
+            outbox.c.kind == "payout"))).scalars())
+    assert states == {"done"}
+    assert rail.payouts["PAY-0001"].received == 2 and rail.ledger() == {"PAY-0001": 1}
+    await ledgers_agree(hub, rail)
