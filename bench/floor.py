@@ -19,7 +19,7 @@ from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, insert
 from starlette.responses import Response
 
 from gateway.config import Settings
-from gateway.db import create_engine
+from gateway.storage.engine import create_engine
 
 metadata = MetaData()
 floor_rows = Table("floor_rows", metadata, Column("pk", Integer, primary_key=True),

@@ -35,9 +35,9 @@ import asyncpg
 import orjson
 
 from bench.floor import create_schema
-from gateway.bootstrap import dev_key_path, write_dev_registry
-from gateway.keys import load_signer, write_private_key
-from gateway.migrate import upgrade
+from gateway.protocol.keys import load_signer, write_private_key
+from gateway.runtime.bootstrap import dev_key_path, write_dev_registry
+from gateway.storage.migrate import upgrade
 from tests.support.processes import free_port
 
 PG_ADMIN = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

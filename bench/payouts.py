@@ -45,7 +45,7 @@ def _sim_main(port: int, ready: mp.Event) -> None:  # type: ignore[valid-type]
     import uvicorn
 
     from adapters.rails.merchantrade.simulator import MerchantradeSimConfig, create_app
-    from gateway.payments.sandbox import SIM_CALLBACK_SECRET, SIM_KEY_ID, SIM_REQUEST_SECRET
+    from gateway.sandbox.rails import SIM_CALLBACK_SECRET, SIM_KEY_ID, SIM_REQUEST_SECRET
 
     logging.disable(logging.INFO)
     app = create_app(MerchantradeSimConfig(
@@ -59,8 +59,8 @@ def _sim_main(port: int, ready: mp.Event) -> None:  # type: ignore[valid-type]
 
 def _dispatcher_main(env: dict[str, str]) -> None:
     os.environ.update(env)
+    from gateway.composition import build_hub
     from gateway.config import Settings
-    from gateway.hub import build_hub
     from gateway.outbox.dispatcher import Dispatcher
 
     async def run() -> None:
@@ -76,8 +76,8 @@ def _floor_main(url: str, n: int, start: int) -> None:
     from adapters.rails._pool import rail_client
     from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
     from gateway.money import Money
-    from gateway.payments.sandbox import SIM_CALLBACK_SECRET, SIM_KEY_ID, SIM_REQUEST_SECRET
     from gateway.ports.rail import PayoutInstruction
+    from gateway.sandbox.rails import SIM_CALLBACK_SECRET, SIM_KEY_ID, SIM_REQUEST_SECRET
 
     rail = MerchantradeRail(MerchantradeConfig(
         base_url=url, api_key_id=SIM_KEY_ID, hmac_secret=SIM_REQUEST_SECRET,
@@ -102,7 +102,7 @@ def _floor_main(url: str, n: int, start: int) -> None:
 
 
 def _start_sim() -> tuple[mp.Process, str]:
-    from gateway.payments.sandbox import free_port
+    from gateway.sandbox.rails import free_port
 
     port = free_port()
     ready = mp.Event()
@@ -122,8 +122,8 @@ def _start_sim() -> tuple[mp.Process, str]:
 async def _prepare(admin: str, n: int) -> str:
     import asyncpg
 
-    from gateway.migrate import upgrade
     from gateway.payments.service import PAYOUT_KIND, idempotency_key
+    from gateway.storage.migrate import upgrade
 
     name = f"px_bench_{uuid.uuid4().hex[:8]}"
     conn = await asyncpg.connect(admin.replace("+asyncpg", ""))
@@ -243,9 +243,9 @@ def _timed_floor(sim_url: str, n: int, k: int) -> float:
 def run_config(admin: str, n: int, k: int, folder: Path, *, floor: bool = True) -> Result:
     """One configuration: fresh database, fresh simulator, k dispatchers; then (if ``floor``)
     a fresh simulator driven by k bare loops."""
-    from gateway.bootstrap import write_dev_registry
-    from gateway.keys import write_private_key
-    from gateway.payments.sandbox import write_rails_file
+    from gateway.protocol.keys import write_private_key
+    from gateway.runtime.bootstrap import write_dev_registry
+    from gateway.sandbox.rails import write_rails_file
 
     url = asyncio.run(_prepare(admin, n))
     sim, sim_url = _start_sim()

@@ -12,11 +12,11 @@ from fastapi import FastAPI
 
 from gateway.backoffice.api import callbacks_router
 from gateway.backoffice.api import router as backoffice_router
+from gateway.composition import Hub, build_hub
 from gateway.config import Settings
-from gateway.hub import Hub, build_hub
-from gateway.jobs import run_background_jobs
 from gateway.messages.api import router as px1_router
 from gateway.messages.partner_api import router as partner_router
+from gateway.runtime.jobs import run_background_jobs
 from gateway.web.problems import install_problem_handlers
 
 __all__ = ["app_from_env", "create_app"]

@@ -12,9 +12,9 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from gateway.bootstrap import prepare_instance
 from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError
+from gateway.runtime.bootstrap import prepare_instance
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="PERKESO cross-border benefit portability gateway (PX/1 hub).")
@@ -48,7 +48,7 @@ def _logging(level: str) -> None:
 
 
 async def _ensure_schema(settings: Settings) -> None:
-    from gateway.migrate import current_revision, head_revision, upgrade
+    from gateway.storage.migrate import current_revision, head_revision, upgrade
 
     if settings.is_production:
         current, head = await current_revision(settings.database_url), head_revision(
@@ -130,8 +130,8 @@ def dispatch(
 def _dispatch_forever(settings: Settings, batch: int) -> None:
     import signal
 
-    from gateway.hub import build_hub
-    from gateway.jobs import run_housekeeping
+    from gateway.composition import build_hub
+    from gateway.runtime.jobs import run_housekeeping
 
     async def run() -> None:
         hub = build_hub(settings)
@@ -153,7 +153,7 @@ def _dispatch_forever(settings: Settings, batch: int) -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the database schema to the newest revision."""
-    from gateway.migrate import head_revision, upgrade
+    from gateway.storage.migrate import head_revision, upgrade
 
     settings = _settings()
     asyncio.run(upgrade(settings.database_url))
@@ -168,8 +168,8 @@ def audit_verify(
     """Check the evidence chain and every chained record; name the first broken record."""
     from datetime import timedelta
 
-    from gateway.db import create_engine
-    from gateway.evidence import verify_chain
+    from gateway.evidence.chain import verify_chain
+    from gateway.storage.engine import create_engine
 
     settings = _settings()
 
@@ -197,8 +197,8 @@ def audit_verify(
 @audit_app.command("chain")
 def audit_chain() -> None:
     """Append every committed, unchained record to the chain now (the job does this too)."""
-    from gateway.db import create_engine
-    from gateway.evidence import chain_pending
+    from gateway.evidence.chain import chain_pending
+    from gateway.storage.engine import create_engine
 
     settings = _settings()
 
@@ -218,8 +218,8 @@ def audit_chain() -> None:
 @audit_app.command("head")
 def audit_head() -> None:
     """Print the chain's head (sequence and hash), to anchor it outside the database."""
-    from gateway.db import create_engine
-    from gateway.evidence import chain_head
+    from gateway.evidence.chain import chain_head
+    from gateway.storage.engine import create_engine
 
     settings = _settings()
 
@@ -244,7 +244,7 @@ def keys_generate(
     = None,
 ) -> None:
     """Generate a signing key (the hub's, or a partner's for testing)."""
-    from gateway.keys import write_private_key, write_public_jwks
+    from gateway.protocol.keys import write_private_key, write_public_jwks
 
     if out.exists():
         raise ConfigError(f"{out} already exists; refusing to overwrite a key")
@@ -260,7 +260,7 @@ def keys_sign(
     body: Annotated[Path, typer.Argument(help="File whose exact bytes to sign.")],
 ) -> None:
     """Print the detached JWS (X-JWS-Signature value) of a file's exact bytes."""
-    from gateway.keys import load_signer
+    from gateway.protocol.keys import load_signer
 
     if not body.is_file():
         raise ConfigError(f"{body} is not a file")
@@ -274,8 +274,8 @@ def keys_token(
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds (at most 300).")] = 120,
 ) -> None:
     """Print a bearer JWT for a partner's GET requests (testing and integration)."""
-    from gateway.envelope import HUB_PARTY
-    from gateway.keys import load_signer
+    from gateway.protocol.envelope import HUB_PARTY
+    from gateway.protocol.keys import load_signer
 
     if not 1 <= ttl <= 300:
         raise ConfigError("--ttl must be between 1 and 300 seconds")
@@ -293,7 +293,7 @@ def simulate_partner(
     poll_every: Annotated[float, typer.Option(help="Inbox polling period (pull).")] = 2.0,
 ) -> None:
     """Run a partner's simulator: its wire format, its key, push endpoint or inbox polling."""
-    from gateway.simulate import run_partner_simulator
+    from gateway.sandbox.simulate import run_partner_simulator
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port")
@@ -314,7 +314,7 @@ def simulate_rail(
 ) -> None:
     """Run a payout rail's simulator with the secrets of the rails file (GATEWAY_RAILS_FILE)."""
     from gateway.payments import rails_file_of
-    from gateway.payments.sandbox import serve_rail_simulator
+    from gateway.sandbox.rails import serve_rail_simulator
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port")
@@ -329,7 +329,7 @@ def demo(
     = None,
 ) -> None:
     """Play the scripted scenario on loopback simulators; exit 0 only if every invariant held."""
-    from gateway.demo import run_demo
+    from gateway.sandbox.demo import run_demo
 
     raise typer.Exit(run_demo(keep))
 
@@ -340,7 +340,7 @@ def schemas_write(
     = None,
 ) -> None:
     """Regenerate the JSON Schema of every message type from the models."""
-    from gateway.schemas import SCHEMA_DIR, write_schemas
+    from gateway.protocol.jsonschema import SCHEMA_DIR, write_schemas
 
     paths = write_schemas(out or SCHEMA_DIR)
     typer.echo(f"wrote {len(paths)} schemas to {out or SCHEMA_DIR}")
@@ -349,8 +349,8 @@ def schemas_write(
 @app.command("jwks")
 def print_jwks() -> None:
     """Print the hub's public JWKS."""
-    from gateway.envelope import HUB_PARTY
-    from gateway.keys import load_signer
+    from gateway.protocol.envelope import HUB_PARTY
+    from gateway.protocol.keys import load_signer
 
     settings = _settings()
     typer.echo(json.dumps(load_signer(settings.signing_key_file, HUB_PARTY).jwks(), indent=1))

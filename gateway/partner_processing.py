@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.claims import process_claim_notify, process_document_deliver
+from gateway.claims.processors import process_claim_notify, process_document_deliver
 from gateway.messages.acks import process_receipt_ack
 from gateway.messages.cancel import process_message_cancel
 from gateway.messages.processing import Processor

@@ -7,7 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from gateway.db import create_engine, metadata
+from gateway.storage.engine import create_engine
+from gateway.storage.tables import metadata
 
 config = context.config
 target_metadata = metadata

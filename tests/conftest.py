@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from gateway.app import create_app
-from gateway.bootstrap import write_dev_registry
+from gateway.composition import Hub, build_hub
 from gateway.config import Settings
-from gateway.hub import Hub, build_hub
-from gateway.keys import write_private_key
+from gateway.protocol.keys import write_private_key
+from gateway.runtime.bootstrap import write_dev_registry
 from tests.support.databases import PgTemplate, SqliteTemplate, pg_admin_url, pg_reachable
 from tests.support.partners import NOW, TestPartner
 

@@ -1,7 +1,7 @@
 """Statement amounts in currencies the gateway does not pay in (EUR, SEK, JPY ...).
 
 ``gateway.money.Money`` deliberately refuses currencies outside the gateway's six (and
-``gateway.envelope`` asserts that table), so the table cannot simply grow. A bank statement
+``gateway.protocol.envelope`` asserts that table), so the table cannot simply grow. A bank statement
 still carries other currencies (fees, FX legs, the public camt samples), and reconciliation must
 see those lines to report them. ``StatementMoney`` is a ``Money`` that accepts any ISO 4217
 currency listed below, exact in integer minor units; the gateway's own currencies keep using

@@ -18,16 +18,16 @@ from sqlalchemy import select, update
 from starlette.responses import JSONResponse
 
 from gateway.backoffice.auth import BackofficeClient
-from gateway.db import outbox, payments
-from gateway.envelope import PartyId, Ref, Text
+from gateway.composition import Hub
 from gateway.errors import NotFoundError
-from gateway.hub import Hub
 from gateway.payments import pensions
 from gateway.payments import repository as repo
 from gateway.payments.callbacks import handle_callback
 from gateway.payments.domain import Cause
-from gateway.payments.schemas import PaymentIn, PensionIn
+from gateway.payments.requests import PaymentIn, PensionIn
 from gateway.payments.service import payment_view
+from gateway.protocol.envelope import PartyId, Ref, Text
+from gateway.storage.tables import outbox, payments
 
 __all__ = ["callbacks_router", "router"]
 

@@ -12,9 +12,9 @@ import logging
 
 from sqlalchemy import select, update
 
-from gateway.db import message_state, messages
-from gateway.envelope import HUB_PARTY, Envelope, ReceiptAck
 from gateway.messages.processing import ProcessingContext
+from gateway.protocol.envelope import HUB_PARTY, Envelope, ReceiptAck
+from gateway.storage.tables import message_state, messages
 
 __all__ = ["process_receipt_ack"]
 

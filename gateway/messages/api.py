@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
-from gateway.envelope import Envelope
+from gateway.composition import Hub
 from gateway.errors import PayloadTooLargeError
-from gateway.hub import Hub
 from gateway.messages.receipts import find_receipt
 from gateway.messages.tokens import authenticate_partner
+from gateway.protocol.envelope import Envelope
 
 __all__ = ["router"]
 

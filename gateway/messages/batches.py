@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db import batch_lines, messages, partner_batches
 from gateway.ports.partner import ItemResult
+from gateway.storage.tables import batch_lines, messages, partner_batches
 
 __all__ = ["record_batch_lines", "store_batch"]
 

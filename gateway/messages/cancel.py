@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db import claims, message_cancellations, message_state, messages, outbox
-from gateway.envelope import HUB_PARTY, ClaimNotify, Envelope, MessageCancel
+from gateway.protocol.envelope import HUB_PARTY, ClaimNotify, Envelope, MessageCancel
+from gateway.storage.tables import claims, message_cancellations, message_state, messages, outbox
 
 if TYPE_CHECKING:  # processing imports outbound, which imports this module
     from gateway.messages.processing import ProcessingContext

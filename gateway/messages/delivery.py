@@ -25,8 +25,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.clock import Clock
-from gateway.db import delivery_receipts, message_state, messages
-from gateway.envelope import HUB_PARTY, Receipt
 from gateway.errors import (
     AuthError,
     OutcomeUnknownError,
@@ -35,10 +33,12 @@ from gateway.errors import (
 )
 from gateway.outbox.dispatcher import handle_each
 from gateway.outbox.records import Task, complete
-from gateway.partners import PartnerRegistry
 from gateway.ports.partner import PartnerAdapter
-from gateway.signing import verify_detached
-from gateway.uow import UnitOfWork
+from gateway.protocol.envelope import HUB_PARTY, Receipt
+from gateway.protocol.partners import PartnerRegistry
+from gateway.protocol.signing import verify_detached
+from gateway.storage.tables import delivery_receipts, message_state, messages
+from gateway.storage.uow import UnitOfWork
 
 __all__ = ["DeliveryHandler"]
 

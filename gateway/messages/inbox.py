@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db import message_state, messages
 from gateway.errors import ForbiddenError, InvalidMessageError
-from gateway.partners import PartnerRegistry
-from gateway.signing import b64url_encode
+from gateway.protocol.partners import PartnerRegistry
+from gateway.protocol.signing import b64url_encode
+from gateway.storage.tables import message_state, messages
 
 __all__ = ["MAX_LIMIT", "InboxPage", "read_inbox"]
 

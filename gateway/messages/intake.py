@@ -26,8 +26,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, iso_millis, utcnow
-from gateway.db import messages, outbox
-from gateway.envelope import HUB_PARTY, PARTNER_TO_HUB, Envelope
 from gateway.errors import (
     ConflictError,
     ForbiddenError,
@@ -38,10 +36,12 @@ from gateway.errors import (
 )
 from gateway.messages.batches import record_batch_lines, store_batch
 from gateway.messages.ratelimit import RateLimiter
-from gateway.partners import Partner, PartnerRegistry
 from gateway.ports.partner import DecodedItem, ItemResult, PartnerAdapter
-from gateway.signing import Signer, verify_detached
-from gateway.uow import UnitOfWorkFactory
+from gateway.protocol.envelope import HUB_PARTY, PARTNER_TO_HUB, Envelope
+from gateway.protocol.partners import Partner, PartnerRegistry
+from gateway.protocol.signing import Signer, verify_detached
+from gateway.storage.tables import messages, outbox
+from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["Intake", "IntakeResponse", "describe_validation_error"]
 

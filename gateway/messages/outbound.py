@@ -20,15 +20,15 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import iso_millis
-from gateway.db import message_state, messages
-from gateway.envelope import HUB_PARTY, HUB_TO_PARTNER
 from gateway.errors import InvalidMessageError, NotFoundError
 from gateway.messages.cancel import cancel_hub_message
 from gateway.messages.intake import describe_validation_error
 from gateway.outbox.records import enqueue
-from gateway.partners import PartnerRegistry
 from gateway.ports.partner import PartnerAdapter
-from gateway.signing import Signer
+from gateway.protocol.envelope import HUB_PARTY, HUB_TO_PARTNER
+from gateway.protocol.partners import PartnerRegistry
+from gateway.protocol.signing import Signer
+from gateway.storage.tables import message_state, messages
 
 __all__ = ["OutboundMessage", "Outbound"]
 

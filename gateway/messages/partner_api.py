@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 
-from gateway.hub import Hub
+from gateway.composition import Hub
 from gateway.messages.inbox import MAX_LIMIT, read_inbox
 from gateway.messages.tokens import authenticate_partner
 from gateway.messages.tracking import track

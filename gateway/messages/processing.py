@@ -19,12 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clock import Clock
-from gateway.db import messages
-from gateway.envelope import Envelope
 from gateway.messages.outbound import Outbound
 from gateway.outbox.dispatcher import handle_each
 from gateway.outbox.records import Task, complete
-from gateway.uow import UnitOfWork
+from gateway.protocol.envelope import Envelope
+from gateway.storage.tables import messages
+from gateway.storage.uow import UnitOfWork
 
 __all__ = ["PROCESSORS", "InboundProcessor", "ProcessingContext", "Processor"]
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db import messages
 from gateway.errors import NotFoundError
+from gateway.storage.tables import messages
 
 __all__ = ["StoredReceipt", "find_receipt"]
 

@@ -10,11 +10,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, utcnow
-from gateway.db import token_jtis
-from gateway.envelope import HUB_PARTY
 from gateway.errors import AuthError, ForbiddenError
-from gateway.partners import PartnerRegistry
-from gateway.signing import TOKEN_LEEWAY, verify_token
+from gateway.protocol.envelope import HUB_PARTY
+from gateway.protocol.partners import PartnerRegistry
+from gateway.protocol.signing import TOKEN_LEEWAY, verify_token
+from gateway.storage.tables import token_jtis
 
 __all__ = ["authenticate_partner", "purge_expired_tokens"]
 

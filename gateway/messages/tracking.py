@@ -18,8 +18,8 @@ from sqlalchemy import and_, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import iso_millis
-from gateway.db import message_state, messages, outbox
 from gateway.errors import NotFoundError
+from gateway.storage.tables import message_state, messages, outbox
 
 __all__ = ["PAYMENT_SOURCES", "PaymentSource", "track"]
 

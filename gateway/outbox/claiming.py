@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.db import outbox
 from gateway.outbox.records import UNFINISHED, Task
+from gateway.storage.tables import outbox
 
 __all__ = ["claim"]
 

@@ -26,7 +26,7 @@ from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.claiming import claim
 from gateway.outbox.records import LeaseLost, Task, dead_letter, reschedule
 from gateway.outbox.retry import RetryPolicy
-from gateway.uow import UnitOfWork
+from gateway.storage.uow import UnitOfWork
 
 __all__ = ["Dispatcher", "Handler", "handle_each"]
 

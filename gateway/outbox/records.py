@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db import outbox
+from gateway.storage.tables import outbox
 
 __all__ = ["LeaseLost", "Task", "complete", "dead_letter", "enqueue", "reschedule"]
 

@@ -33,7 +33,6 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clock import Clock
-from gateway.db import outbox
 from gateway.errors import DeliveryError, OutcomeUnknownError, PermanentDeliveryError
 from gateway.money import Money
 from gateway.outbox.records import LeaseLost, Task
@@ -41,7 +40,8 @@ from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState, after_rail_state, transition
 from gateway.payments.service import PAYOUT_KIND, Change, PaymentService
 from gateway.ports.rail import PayoutInstruction, PayoutResult, PayoutStatus, RailAdapter
-from gateway.uow import UnitOfWork
+from gateway.storage.tables import outbox
+from gateway.storage.uow import UnitOfWork
 
 __all__ = ["PayoutHandler", "PollSchedule"]
 

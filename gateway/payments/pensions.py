@@ -8,7 +8,7 @@ period twice. States of a schedule:
     active ──▶ suspended (life certificate overdue) ──▶ active (certificate received)
     active | suspended ──▶ stopped (death notified)          active ──▶ ended (after end_on)
 
-Periods are created on schedule by the dispatchers' housekeeping (``gateway.jobs``, every
+Periods are created on schedule by the dispatchers' housekeeping (``gateway.runtime.jobs``, every
 ``GATEWAY_PENSION_RUN_EVERY_SECONDS``, in ``serve`` on the embedded default and in ``dispatch``)
 and on demand by the back office (``POST /v1/backoffice/pensions/run``); both call ``run_due``.
 Several dispatchers may run it at once: on PostgreSQL each takes the schedules it works on with
@@ -29,12 +29,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db import payments, pension_events, pension_schedules
 from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
 from gateway.money import Money
 from gateway.payments.domain import Cause, PaymentState
-from gateway.payments.schemas import PaymentIn, PensionIn, canonical_sha256
+from gateway.payments.requests import PaymentIn, PensionIn, canonical_sha256
 from gateway.payments.service import PaymentService
+from gateway.storage.tables import payments, pension_events, pension_schedules
 
 __all__ = [
     "LIFE_CERTIFICATE_MONTHS",

@@ -11,14 +11,19 @@ import logging
 
 from sqlalchemy import select
 
-from gateway.db import payments, pension_schedules
-from gateway.envelope import BeneficiaryUpdate, DeathNotify, Envelope, LifeCertificateSubmit
-from gateway.envelope import PaymentConfirm as PaymentConfirmPayload
 from gateway.messages.processing import ProcessingContext, Processor
 from gateway.payments import pensions
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState
 from gateway.payments.service import PaymentService
+from gateway.protocol.envelope import (
+    BeneficiaryUpdate,
+    DeathNotify,
+    Envelope,
+    LifeCertificateSubmit,
+)
+from gateway.protocol.envelope import PaymentConfirm as PaymentConfirmPayload
+from gateway.storage.tables import payments, pension_schedules
 
 __all__ = ["install_payment_processors"]
 

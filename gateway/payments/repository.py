@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db import payment_events, payments
+from gateway.storage.tables import payment_events, payments
 
 __all__ = ["by_ids", "by_key", "events_of", "insert_events", "update_many"]
 

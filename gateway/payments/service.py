@@ -20,14 +20,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.db import metadata, payments
 from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
 from gateway.money import Money
 from gateway.outbox.records import enqueue
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState, Transition, transition
 from gateway.payments.fx import convert
-from gateway.payments.schemas import PaymentIn, canonical_sha256
+from gateway.payments.requests import PaymentIn, canonical_sha256
+from gateway.storage.tables import metadata, payments
 
 __all__ = ["PAYOUT_KIND", "Change", "PaymentService", "payment_view"]
 

@@ -22,10 +22,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import iso_millis
-from gateway.db import payments
 from gateway.messages.tracking import PaymentSource
 from gateway.money import Money
 from gateway.payments.domain import PaymentState
+from gateway.storage.tables import payments
 
 __all__ = ["TRACKING_STATES", "install_payment_tracking", "thread_payments"]
 

@@ -20,11 +20,11 @@ from sqlalchemy import func, select
 
 from adapters.rails._sim import Faults, ThreadedServer
 from gateway.app import create_app
+from gateway.composition import build_hub
 from gateway.config import Settings
-from gateway.db import outbox, payments
-from gateway.hub import build_hub
-from gateway.payments.sandbox import free_port, start_rail_sims, write_rails_file
-from gateway.payments.schemas import PaymentIn
+from gateway.payments.requests import PaymentIn
+from gateway.sandbox.rails import free_port, start_rail_sims, write_rails_file
+from gateway.storage.tables import outbox, payments
 from tests.payments.conftest import payment_body
 from tests.support.databases import PgTemplate
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from gateway.composition import build_hub
 from gateway.config import Settings
-from gateway.hub import build_hub
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.dispatcher import Dispatcher
 from gateway.outbox.retry import RetryPolicy

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway.db import claims, message_cancellations, message_state, messages, outbox
+from gateway.storage.tables import claims, message_cancellations, message_state, messages, outbox
 from tests.support.partners import NOW
 from tests.support.stack import Stack, running_stack
 

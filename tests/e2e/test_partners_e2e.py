@@ -15,8 +15,8 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from gateway.db import claims, delivery_receipts, message_state, messages
-from gateway.signing import verify_detached
+from gateway.protocol.signing import verify_detached
+from gateway.storage.tables import claims, delivery_receipts, message_state, messages
 from tests.support.partners import NOW
 from tests.support.stack import Stack, running_stack
 
@@ -159,7 +159,7 @@ async def test_mm_ssb_batch_keeps_good_lines(stack: Stack) -> None:
 
 
 async def test_mm_ssb_batch_is_chained_evidence(stack: Stack) -> None:
-    from gateway.evidence import chain_pending, verify_chain
+    from gateway.evidence.chain import chain_pending, verify_chain
 
     sim = stack.sims["MM-SSB"]
     await sim.send_batch(stack.client, [sim.claim("MM-C-1"), sim.claim("MM-C-2")])

@@ -17,13 +17,13 @@ from sqlalchemy import select
 
 from adapters.rails._sim import Faults, ThreadedServer
 from gateway.app import create_app
+from gateway.composition import Hub, build_hub
 from gateway.config import Settings
-from gateway.db import payments
-from gateway.hub import Hub, build_hub
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.dispatcher import Dispatcher
 from gateway.outbox.retry import RetryPolicy
-from gateway.payments.sandbox import free_port, start_rail_sims, write_rails_file
+from gateway.sandbox.rails import free_port, start_rail_sims, write_rails_file
+from gateway.storage.tables import payments
 from tests.payments.conftest import payment_body
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]

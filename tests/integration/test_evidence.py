@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from gateway.db import evidence_chain, messages
-from gateway.evidence import chain_head, chain_pending, verify_chain
-from gateway.hub import Hub
+from gateway.composition import Hub
+from gateway.evidence.chain import chain_head, chain_pending, verify_chain
+from gateway.storage.tables import evidence_chain, messages
 from tests.support.partners import TestPartner
 
 pytestmark = pytest.mark.anyio

@@ -14,9 +14,9 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from gateway.db import messages, outbox
-from gateway.hub import Hub
-from gateway.signing import KeyRing, verify_detached
+from gateway.composition import Hub
+from gateway.protocol.signing import KeyRing, verify_detached
+from gateway.storage.tables import messages, outbox
 from tests.support.partners import NOW, TestPartner, claim_payload
 
 pytestmark = pytest.mark.anyio
@@ -92,7 +92,7 @@ async def test_duplicate_recognised_after_it_went_stale(client, hub, clock, bpjs
 
 async def test_es256_key(client, hub) -> None:
     """A partner whose key set holds an ES256 key (rotation to a second key included)."""
-    from gateway.signing import Signer, generate_private_jwk, public_jwk
+    from gateway.protocol.signing import Signer, generate_private_jwk, public_jwk
 
     jwk = generate_private_jwk("ID-BPJSTK-es-2", "ES256")
     hub.registry.keys.add_keyset("ID-BPJSTK", {"keys": [public_jwk(jwk)]})

@@ -1,4 +1,4 @@
-"""The Alembic-migrated schema matches gateway.db's metadata, on SQLite and PostgreSQL."""
+"""The Alembic-migrated schema matches the tables' metadata, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from gateway.db import create_engine, metadata
+from gateway.storage.engine import create_engine
+from gateway.storage.tables import metadata
 
 pytestmark = pytest.mark.anyio
 

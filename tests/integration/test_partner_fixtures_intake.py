@@ -11,8 +11,8 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from gateway.db import batch_lines, messages, partner_batches
-from gateway.hub import Hub
+from gateway.composition import Hub
+from gateway.storage.tables import batch_lines, messages, partner_batches
 from tests.support.partners import TestPartner
 
 pytestmark = pytest.mark.anyio

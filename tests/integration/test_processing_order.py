@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from gateway.hub import Hub
+from gateway.composition import Hub
 from gateway.outbox.claiming import claim
 from tests.support.partners import TestPartner
 

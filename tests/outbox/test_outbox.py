@@ -8,14 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from gateway.db import create_engine, outbox
 from gateway.errors import OutcomeUnknownError, PermanentDeliveryError, TransientDeliveryError
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.claiming import claim
 from gateway.outbox.dispatcher import Dispatcher
 from gateway.outbox.records import LeaseLost, complete, enqueue
 from gateway.outbox.retry import RetryPolicy
-from gateway.uow import UnitOfWork
+from gateway.storage.engine import create_engine
+from gateway.storage.tables import outbox
+from gateway.storage.uow import UnitOfWork
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)

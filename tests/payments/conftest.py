@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.backoffice.auth import write_dev_tokens
+from gateway.composition import Hub
 from gateway.config import Settings
-from gateway.hub import Hub
 from tests.payments.fakes import FakeRail
 
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from gateway.db import messages, outbox, payment_events
-from gateway.hub import Hub
+from gateway.composition import Hub
 from gateway.ports.rail import PayoutState
+from gateway.storage.tables import messages, outbox, payment_events
 from tests.payments.conftest import payment_body
 from tests.payments.fakes import FakeRail
 
@@ -23,7 +23,7 @@ async def ledgers_agree(hub: Hub, rail: FakeRail) -> None:
     """Every payment the rail paid is paid once, and is paid (or returned) in the gateway."""
     assert all(n <= 1 for n in rail.ledger().values()), rail.ledger()
     async with hub.engine.connect() as conn:
-        from gateway.db import payments
+        from gateway.storage.tables import payments
         rows = (await conn.execute(select(payments.c.payment_id, payments.c.state,
                                           payments.c.idempotency_key))).all()
     paid_at_rail = {k for k, n in rail.ledger().items() if n == 1}

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from gateway.db import payments
-from gateway.hub import build_hub
-from gateway.jobs import run_housekeeping, run_pension_schedules
+from gateway.composition import build_hub
+from gateway.runtime.jobs import run_housekeeping, run_pension_schedules
+from gateway.storage.tables import payments
 from tests.payments.fakes import FakeRail
 from tests.payments.test_pensions import payments_of, pension_body
 

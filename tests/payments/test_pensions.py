@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.db import messages
-from gateway.envelope import Envelope
-from gateway.hub import Hub
+from gateway.composition import Hub
 from gateway.messages.processing import PROCESSORS, ProcessingContext
+from gateway.protocol.envelope import Envelope
+from gateway.storage.tables import messages
 from tests.payments.conftest import payment_body
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway.migrate import upgrade
+from gateway.storage.migrate import upgrade
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from gateway.bootstrap import dev_key_path
-from gateway.keys import load_signer
-from gateway.signing import Signer
+from gateway.protocol.keys import load_signer
+from gateway.protocol.signing import Signer
+from gateway.runtime.bootstrap import dev_key_path
 
 NOW = datetime(2026, 11, 21, 8, 20, 0, tzinfo=UTC)
 

@@ -16,15 +16,15 @@ import httpx
 from adapters.partners.common.simulator import PartnerSimulator
 from gateway.adapter_registry import PARTNER_SIMULATORS
 from gateway.app import create_app
-from gateway.bootstrap import DEV_PARTNERS, dev_key_path, write_dev_registry
+from gateway.composition import Hub, build_hub
 from gateway.config import Settings
-from gateway.envelope import HUB_PARTY
-from gateway.hub import Hub, build_hub
-from gateway.keys import load_signer, write_private_key
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.dispatcher import Dispatcher
 from gateway.outbox.retry import RetryPolicy
-from gateway.signing import KeyRing
+from gateway.protocol.envelope import HUB_PARTY
+from gateway.protocol.keys import load_signer, write_private_key
+from gateway.protocol.signing import KeyRing
+from gateway.runtime.bootstrap import DEV_PARTNERS, dev_key_path, write_dev_registry
 from tests.support.loopback import bind, serving
 
 __all__ = ["Stack", "running_stack"]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.identity import (
+from gateway.protocol.national_ids import (
     _DISTRICTS_BY_PROVINCE,
     NEPAL_DISTRICTS,
     SCHEMES,

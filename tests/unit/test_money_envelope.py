@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.envelope import Envelope, Money, PaymentNotice
 from gateway.money import Money as MoneyValue
+from gateway.protocol.envelope import Envelope, Money, PaymentNotice
 
 
 @given(st.integers(min_value=0, max_value=10**15), st.sampled_from(["MYR", "NPR", "BDT"]))

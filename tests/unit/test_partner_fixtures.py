@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from gateway.adapter_registry import partner_adapters
-from gateway.bootstrap import DEV_PARTNERS
-from gateway.envelope import PAYLOADS, Envelope
-from gateway.schemas import SCHEMA_DIR
+from gateway.protocol.envelope import PAYLOADS, Envelope
+from gateway.protocol.jsonschema import SCHEMA_DIR
+from gateway.runtime.bootstrap import DEV_PARTNERS
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "partners"
 ADAPTER = {p.id: p.adapter for p in DEV_PARTNERS}

@@ -38,7 +38,7 @@ from adapters.partners.common.nrc import (
     format_nrc_burmese,
     parse_nrc,
 )
-from gateway.identity import NEPAL_DISTRICTS
+from gateway.protocol.national_ids import NEPAL_DISTRICTS
 
 
 def _message(func: Callable[..., object], *args: object) -> str:

@@ -23,8 +23,8 @@ from adapters.partners.common.bikram_sambat import (
 )
 from adapters.partners.common.codec import DATE_FIELDS, DATETIME_FIELDS
 from gateway.adapter_registry import partner_adapters
-from gateway.bootstrap import DEV_PARTNERS
-from gateway.envelope import HUB_TO_PARTNER, PAYLOADS, Envelope
+from gateway.protocol.envelope import HUB_TO_PARTNER, PAYLOADS, Envelope
+from gateway.runtime.bootstrap import DEV_PARTNERS
 from tests.support.samples import sample_payload
 
 ADAPTERS = partner_adapters()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.bootstrap import write_dev_registry
 from gateway.errors import ConfigError
-from gateway.partners import load_registry
-from gateway.signing import generate_private_jwk, public_jwk
+from gateway.protocol.partners import load_registry
+from gateway.protocol.signing import generate_private_jwk, public_jwk
+from gateway.runtime.bootstrap import write_dev_registry
 
 
 def _jwks(tmp: Path, name: str, kid: str) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.envelope import PAYLOADS
-from gateway.schemas import SCHEMA_DIR, render_schemas
+from gateway.protocol.envelope import PAYLOADS
+from gateway.protocol.jsonschema import SCHEMA_DIR, render_schemas
 
 
 def test_checked_in_schemas_are_current() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import AuthError
-from gateway.signing import KeyRing, Signer, b64url_decode, verify_detached
+from gateway.protocol.signing import KeyRing, Signer, b64url_decode, verify_detached
 
 VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "jws-detached.json"
 DATA = json.loads(VECTORS.read_text())["vectors"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.identity import normalise_national_id
+from gateway.protocol.national_ids import normalise_national_id
 
 __all__ = ["format_cnic_dashed", "parse_cnic"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from adapters.partners.common.digits import to_ascii_digits
-from gateway.identity import NEPAL_DISTRICTS, normalise_national_id
+from gateway.protocol.national_ids import NEPAL_DISTRICTS, normalise_national_id
 
 __all__ = ["DISTRICT_VARIANTS", "canonical_district", "parse_ctz", "split_ctz"]
 

@@ -18,7 +18,7 @@ import re
 import unicodedata
 
 from adapters.partners.common.digits import from_ascii_digits, to_ascii_digits
-from gateway.identity import normalise_national_id
+from gateway.protocol.national_ids import normalise_national_id
 
 __all__ = ["NRC_TYPES", "TOWNSHIP_CODES", "format_nrc_burmese", "parse_nrc"]
 

@@ -41,10 +41,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.clock import iso_millis
-from gateway.envelope import HUB_PARTY, Envelope
 from gateway.errors import GatewayError, ProblemError
 from gateway.ports.partner import PartnerAdapter
-from gateway.signing import KeyRing, Signer, b64url_decode, verify_detached
+from gateway.protocol.envelope import HUB_PARTY, Envelope
+from gateway.protocol.signing import KeyRing, Signer, b64url_decode, verify_detached
 
 __all__ = ["FAULTS", "Faults", "PartnerSimulator", "SendResult"]
 

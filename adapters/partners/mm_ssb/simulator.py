@@ -9,7 +9,7 @@ from typing import Any
 
 from adapters.partners.common.simulator import PartnerSimulator
 from adapters.partners.mm_ssb import MmSsbAdapter
-from gateway.signing import Signer
+from gateway.protocol.signing import Signer
 
 __all__ = ["build_simulator", "sample_claim"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from adapters.partners.common.simulator import PartnerSimulator
 from adapters.partners.np_feb import NpFebAdapter
-from gateway.signing import Signer
+from gateway.protocol.signing import Signer
 
 __all__ = ["build_simulator", "sample_claim"]
 

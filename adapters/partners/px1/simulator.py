@@ -10,7 +10,7 @@ from typing import Any
 
 from adapters.partners.common.simulator import PartnerSimulator
 from adapters.partners.px1 import Px1Adapter
-from gateway.signing import Signer
+from gateway.protocol.signing import Signer
 
 __all__ = ["SAMPLES", "build_simulator"]
 

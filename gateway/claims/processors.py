@@ -14,13 +14,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from gateway.db import claim_documents, claims
-from gateway.envelope import ClaimNotify, DocumentDeliver, Envelope
 from gateway.messages.processing import ProcessingContext
+from gateway.protocol.envelope import ClaimNotify, DocumentDeliver, Envelope
+from gateway.storage.tables import claim_documents, claims
 
 __all__ = ["process_claim_notify", "process_document_deliver", "socso_claim_no"]
 
-log = logging.getLogger("gateway.claims")
+log = logging.getLogger("gateway.claims.processors")
 
 
 def socso_claim_no(ctx: ProcessingContext) -> str:

@@ -28,7 +28,7 @@ from sqlalchemy import Table, and_, exists, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.clock import Clock, utcnow
-from gateway.db import delivery_receipts, evidence_chain, messages, partner_batches
+from gateway.storage.tables import delivery_receipts, evidence_chain, messages, partner_batches
 
 __all__ = ["ChainHead", "VerifyReport", "chain_head", "chain_pending", "verify_chain"]
 

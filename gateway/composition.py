@@ -12,9 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.adapter_registry import partner_adapters
 from gateway.clock import Clock, utcnow
 from gateway.config import Settings
-from gateway.db import create_engine
-from gateway.envelope import HUB_PARTY
-from gateway.keys import load_signer
 from gateway.messages.delivery import DeliveryHandler
 from gateway.messages.intake import Intake
 from gateway.messages.outbound import Outbound
@@ -23,13 +20,16 @@ from gateway.messages.tracking import PAYMENT_SOURCES
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.dispatcher import Dispatcher, Handler
 from gateway.partner_processing import install_partner_processors
-from gateway.partners import PartnerRegistry, load_registry
 from gateway.payments import Payments
 from gateway.payments.processors import install_payment_processors
 from gateway.payments.tracking import install_payment_tracking
 from gateway.ports.partner import PartnerAdapter
-from gateway.signing import Signer
-from gateway.uow import UnitOfWork
+from gateway.protocol.envelope import HUB_PARTY
+from gateway.protocol.keys import load_signer
+from gateway.protocol.partners import PartnerRegistry, load_registry
+from gateway.protocol.signing import Signer
+from gateway.storage.engine import create_engine
+from gateway.storage.uow import UnitOfWork
 
 __all__ = ["Hub", "build_hub"]
 

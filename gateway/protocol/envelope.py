@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from gateway import identity
 from gateway.money import MINOR_UNITS
 from gateway.money import Money as MoneyValue
+from gateway.protocol import national_ids as identity
 
 __all__ = [
     "HUB_PARTY",

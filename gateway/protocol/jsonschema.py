@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.envelope import HUB_TO_PARTNER, PARTNER_TO_HUB, PAYLOADS, Envelope, Receipt
+from gateway.protocol.envelope import HUB_TO_PARTNER, PARTNER_TO_HUB, PAYLOADS, Envelope, Receipt
 
 __all__ = ["SCHEMA_DIR", "render_schemas", "write_schemas"]
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 _BASE = "https://px.perkeso.example/schemas/px1/"
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from gateway.config import Settings
 from gateway.errors import ConfigError
-from gateway.keys import write_private_key, write_public_jwks
+from gateway.protocol.keys import write_private_key, write_public_jwks
 
 __all__ = ["DEV_PARTNERS", "DevPartner", "prepare_instance"]
 
-log = logging.getLogger("gateway.bootstrap")
+log = logging.getLogger("gateway.runtime.bootstrap")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, model_validator
 
-from gateway.envelope import BenefitCode, Money, NationalId, PartyId, Ref, Text
+from gateway.protocol.envelope import BenefitCode, Money, NationalId, PartyId, Ref, Text
 
 __all__ = ["Beneficiary", "FxIn", "PaymentIn", "PayoutAccount", "PensionIn", "canonical_sha256"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.signing import Signer, generate_private_jwk, public_jwk
+from gateway.protocol.signing import Signer, generate_private_jwk, public_jwk
 
 __all__ = ["load_signer", "write_private_key", "write_public_jwks"]
 

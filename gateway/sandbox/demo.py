@@ -145,13 +145,18 @@ async def _demo(folder: Path) -> int:
     from gateway.adapter_registry import PARTNER_SIMULATORS, Faults, ThreadedServer
     from gateway.app import create_app
     from gateway.backoffice.auth import write_dev_tokens
-    from gateway.bootstrap import DEV_PARTNERS, dev_key_path, prepare_instance, write_dev_registry
     from gateway.config import Settings
-    from gateway.envelope import HUB_PARTY
-    from gateway.keys import load_signer, write_private_key
-    from gateway.migrate import upgrade
-    from gateway.payments.sandbox import free_port, start_rail_sims, write_rails_file
-    from gateway.signing import KeyRing
+    from gateway.protocol.envelope import HUB_PARTY
+    from gateway.protocol.keys import load_signer, write_private_key
+    from gateway.protocol.signing import KeyRing
+    from gateway.runtime.bootstrap import (
+        DEV_PARTNERS,
+        dev_key_path,
+        prepare_instance,
+        write_dev_registry,
+    )
+    from gateway.sandbox.rails import free_port, start_rail_sims, write_rails_file
+    from gateway.storage.migrate import upgrade
 
     started = time.monotonic()
     sc = Scenario(folder, started, Progress(started))
@@ -459,7 +464,10 @@ async def _final_checks(sc: Scenario, settings: Any, rails: Any) -> None:
     from sqlalchemy import select
 
     from gateway.adapter_registry import partner_adapters
-    from gateway.db import (
+    from gateway.evidence.chain import chain_pending, verify_chain
+    from gateway.protocol.partners import load_registry
+    from gateway.protocol.signing import verify_detached
+    from gateway.storage.tables import (
         claim_documents,
         claims,
         create_engine,
@@ -468,9 +476,6 @@ async def _final_checks(sc: Scenario, settings: Any, rails: Any) -> None:
         messages,
         payments,
     )
-    from gateway.evidence import chain_pending, verify_chain
-    from gateway.partners import load_registry
-    from gateway.signing import verify_detached
 
     sc.progress.begin("invariants and evidence chain")
     registry = load_registry(settings.partners_file, frozenset(partner_adapters()))
@@ -614,7 +619,7 @@ async def _settled(api: httpx.AsyncClient, expected: dict[str, str]) -> tuple[in
 
 
 async def _track(http: httpx.AsyncClient, hub_url: str, sim: Any, ref: str) -> dict[str, Any]:
-    from gateway.envelope import HUB_PARTY
+    from gateway.protocol.envelope import HUB_PARTY
 
     token = sim.signer.token(HUB_PARTY, ttl=60, now=time.time())
     r = await http.get(f"{hub_url}/v1/tracking/{ref}", headers={

@@ -21,14 +21,14 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.adapter_registry import PARTNER_SIMULATORS, PartnerSimulator, partner_adapters
-from gateway.bootstrap import dev_key_path
 from gateway.errors import ConfigError
-from gateway.keys import load_signer
-from gateway.partners import load_registry
+from gateway.protocol.keys import load_signer
+from gateway.protocol.partners import load_registry
+from gateway.runtime.bootstrap import dev_key_path
 
 __all__ = ["build_partner_simulator", "run_partner_simulator"]
 
-log = logging.getLogger("gateway.simulate")
+log = logging.getLogger("gateway.sandbox.simulate")
 
 
 def build_partner_simulator(partner_id: str, registry_file: Path,

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.envelope import HUB_PARTY, PARTNER_TO_HUB
 from gateway.errors import ConfigError
-from gateway.signing import KeyRing
+from gateway.protocol.envelope import HUB_PARTY, PARTNER_TO_HUB
+from gateway.protocol.signing import KeyRing
 
 __all__ = ["Partner", "PartnerRegistry", "load_registry"]
 

@@ -7,14 +7,14 @@ import asyncio
 import logging
 import time
 
-from gateway.evidence import chain_pending
-from gateway.hub import Hub
+from gateway.composition import Hub
+from gateway.evidence.chain import chain_pending
 from gateway.messages.tokens import purge_expired_tokens
 from gateway.payments import pensions
 
 __all__ = ["run_background_jobs", "run_housekeeping", "run_pension_schedules"]
 
-log = logging.getLogger("gateway.jobs")
+log = logging.getLogger("gateway.runtime.jobs")
 
 _PENSION_BATCH = 200
 _PENSION_MAX_BATCHES = 50  # per run; the next run carries on

@@ -10,11 +10,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from gateway.db import create_engine
+from gateway.storage.engine import create_engine
 
 __all__ = ["alembic_config", "head_revision", "current_revision", "upgrade"]
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def alembic_config(url: str) -> Config:

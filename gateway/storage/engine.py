@@ -1,0 +1,47 @@
+"""The async engine for SQLite (embedded default) and PostgreSQL (production, scale-out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from gateway.config import async_database_url
+
+__all__ = ["create_engine"]
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """Create the async engine for a GATEWAY_DATABASE_URL (SQLite or PostgreSQL)."""
+    async_url = async_database_url(url)
+    if async_url.startswith("sqlite"):
+        # A small pool: opening a SQLite connection (and its PRAGMAs) per request is costly;
+        # several processes may still share the file, serialised by SQLite's own lock.
+        engine = create_async_engine(async_url, pool_size=5, max_overflow=5)
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(
+        # No pre-ping: it costs a round trip per request; a dead connection raises a
+        # disconnect error, SQLAlchemy discards it and the caller's request fails cleanly.
+        async_url, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800
+    )
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take over transaction control from the driver so BEGIN IMMEDIATE below is ours.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        # Take the write lock up front: a deferred transaction that reads then writes can fail
+        # with SQLITE_BUSY at once when another process writes, without waiting.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
