@@ -1,7 +1,16 @@
-"""The hub's long-lived parts, built once per process and shared by requests and jobs."""
+"""The composition root: builds the hub from settings, with every table of who does what.
+
+This is the one module of ``gateway`` (besides the ``sandbox`` tooling) that imports
+``adapters``: the adapter tables below say which implementation serves a registry entry's
+``adapter`` or a rails file's ``adapter``. The routing tables say which processor handles each
+inbound message type and which sources feed a tracking thread. All of them are plain literals
+read at build time: nothing is registered by importing a module, and adding a partner format,
+a rail or a message type is one line here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -9,21 +18,31 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.adapter_registry import partner_adapters
+from adapters.partners.mm_ssb import MmSsbAdapter
+from adapters.partners.np_feb import NpFebAdapter
+from adapters.partners.pk_mophrd import PkMophrdAdapter
+from adapters.partners.px1 import Px1Adapter
+from adapters.rails import rail_client
+from adapters.rails.iso20022 import Iso20022Config, Iso20022Rail
+from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
+from gateway.claims.processors import process_claim_notify, process_document_deliver
 from gateway.clock import Clock, utcnow
 from gateway.config import Settings
+from gateway.messages.acks import process_receipt_ack
 from gateway.messages.delivery import DeliveryHandler
 from gateway.messages.intake import Intake
 from gateway.messages.outbound import Outbound
-from gateway.messages.processing import PROCESSORS, InboundProcessor
-from gateway.messages.tracking import PAYMENT_SOURCES
+from gateway.messages.partner_cancel import process_message_cancel
+from gateway.messages.processing import InboundProcessor
 from gateway.outbox.breaker import CircuitBreakers
-from gateway.outbox.dispatcher import Dispatcher, Handler
-from gateway.partner_processing import install_partner_processors
+from gateway.outbox.dispatcher import Dispatcher
+from gateway.outbox.handlers import Handler
 from gateway.payments import Payments
-from gateway.payments.processors import install_payment_processors
-from gateway.payments.tracking import install_payment_tracking
+from gateway.payments import processors as payment_processors
+from gateway.payments.rails import RailKind
+from gateway.payments.tracking import thread_payments
 from gateway.ports.partner import PartnerAdapter
+from gateway.ports.processing import PaymentSource, Processor
 from gateway.protocol.envelope import HUB_PARTY
 from gateway.protocol.keys import load_signer
 from gateway.protocol.partners import PartnerRegistry, load_registry
@@ -31,21 +50,67 @@ from gateway.protocol.signing import Signer
 from gateway.storage.engine import create_engine
 from gateway.storage.uow import UnitOfWork
 
-__all__ = ["Hub", "build_hub"]
+__all__ = [
+    "PARTNER_ADAPTERS", "PAYMENT_SOURCES", "RAIL_KINDS", "Hub", "build_hub",
+    "inbound_processors", "partner_adapters",
+]
 
-install_partner_processors(PROCESSORS)
-install_payment_processors(PROCESSORS)
-install_payment_tracking(PAYMENT_SOURCES)
+# A partner registry entry's ``adapter`` -> the implementation (stateless translators).
+PARTNER_ADAPTERS: dict[str, Callable[[], PartnerAdapter]] = {
+    "px1": Px1Adapter,
+    "mm_ssb": MmSsbAdapter,
+    "np_feb": NpFebAdapter,
+    "pk_mophrd": PkMophrdAdapter,
+}
+
+# A rails file's ``adapter`` -> its typed config and the adapter built from it.
+RAIL_KINDS: dict[str, RailKind] = {
+    "merchantrade": RailKind(MerchantradeConfig, MerchantradeRail),
+    "iso20022": RailKind(Iso20022Config, Iso20022Rail),
+}
+
+# Sources of a tracking thread's payments (GET /v1/tracking/{correlation_id}).
+PAYMENT_SOURCES: tuple[PaymentSource, ...] = (thread_payments,)
+
+
+def inbound_processors() -> dict[str, Processor]:
+    """Who applies each inbound message type; a type not named here is recorded as processed
+    (``payment.notice`` and the other hub-to-partner types never arrive inbound)."""
+    return {
+        "claim.notify": process_claim_notify,
+        "document.deliver": process_document_deliver,
+        "message.cancel": process_message_cancel,
+        "receipt.ack": process_receipt_ack,
+        "death.notify": payment_processors.death_notify,
+        "life_certificate.submit": payment_processors.life_certificate_submit,
+        "payment.confirm": payment_processors.payment_confirm,
+        "beneficiary.update": payment_processors.beneficiary_update,
+    }
+
+
+def partner_adapters() -> dict[str, PartnerAdapter]:
+    """Instantiate every partner adapter once (they are stateless translators)."""
+    return {name: factory() for name, factory in PARTNER_ADAPTERS.items()}
+
+
+def _rail_http() -> httpx.AsyncClient:
+    # RailTransport: a keep-alive pool whose per-request cost does not grow with the number of
+    # connections (httpcore's does; see adapters/rails/_pool.py).
+    return rail_client(max_connections=200)
 
 
 @dataclass
 class Hub:
+    """The hub's long-lived parts, built once per process and shared by requests and jobs."""
+
     settings: Settings
     engine: AsyncEngine
     registry: PartnerRegistry
     signer: Signer
     adapters: dict[str, PartnerAdapter]
     clock: Clock = utcnow
+    processors: Mapping[str, Processor] = field(default_factory=inbound_processors)
+    payment_sources: Sequence[PaymentSource] = PAYMENT_SOURCES
     intake: Intake = field(init=False)
     outbound: Outbound = field(init=False)
     payments: Payments = field(init=False)
@@ -62,7 +127,8 @@ class Hub:
             max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
             clock=self.clock,
         )
-        self.payments = Payments(self.settings, self.engine, self.outbound, self.clock)
+        self.payments = Payments(self.settings, self.engine, self.outbound, self.clock,
+                                 rail_kinds=RAIL_KINDS, http_factory=_rail_http)
 
     def uow(self, *, single_statement: bool = False) -> UnitOfWork:
         return UnitOfWork(self.engine, single_statement=single_statement)
@@ -70,7 +136,7 @@ class Hub:
     def handlers(self) -> dict[str, Handler]:
         """Every kind of outbox work this hub does, by kind."""
         handlers: list[Handler] = [
-            InboundProcessor(self.engine, self.outbound, self.clock),
+            InboundProcessor(self.engine, self.outbound, self.clock, self.processors),
             DeliveryHandler(self.engine, self.registry, self.adapters, self.partner_http,
                             self.clock),
             *self.payments.handlers(),

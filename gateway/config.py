@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigError
 
-__all__ = ["Settings", "async_database_url"]
+__all__ = ["Settings", "async_database_url", "read_toml"]
 
 
 class Settings(BaseSettings):
@@ -77,3 +78,22 @@ def async_database_url(url: str) -> str:
             "(use sqlite:///path or postgresql+asyncpg:// or postgresql+psycopg://)"
         )
     return f"{mapping[scheme]}://{rest}"
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """Read one of the operator's TOML files (partner registry, rails, back-office tokens).
+
+    ``what`` names the file in errors as the operator knows it (``"partner registry"``,
+    ``"GATEWAY_RAILS_FILE"``), so every configuration error reads the same way.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not UTF-8 or not TOML.
+    """
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None

@@ -8,3 +8,7 @@ failures and answers translated to the seam's delivery errors), ``_config`` (tim
 ``_money`` (statement amounts in currencies the gateway does not pay in), ``_sim`` (fault
 injection, the threaded loopback server and callback delivery used by both simulators).
 """
+
+from adapters.rails._pool import rail_client
+
+__all__ = ["rail_client"]

@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.config import read_toml
 from gateway.errors import AuthError, ConfigError, ForbiddenError
 
 __all__ = ["SCOPES", "BackofficeClient", "BackofficeTokens", "load_tokens", "write_dev_tokens"]
@@ -71,12 +71,7 @@ def load_tokens(path: Path) -> BackofficeTokens:
     Raises:
         ConfigError: missing, not TOML, or an entry without a valid digest or scopes.
     """
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"GATEWAY_BACKOFFICE_TOKENS_FILE {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "GATEWAY_BACKOFFICE_TOKENS_FILE")
     clients = []
     for name, entry in data.get("clients", {}).items():
         digest = entry.get("token_sha256", "") if isinstance(entry, dict) else ""

@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from gateway.messages.processing import ProcessingContext
+from gateway.ports.processing import ProcessingContext
 from gateway.protocol.envelope import ClaimNotify, DocumentDeliver, Envelope
 from gateway.storage.tables import claim_documents, claims
 

@@ -12,7 +12,7 @@ import logging
 
 from sqlalchemy import select, update
 
-from gateway.messages.processing import ProcessingContext
+from gateway.ports.processing import ProcessingContext
 from gateway.protocol.envelope import HUB_PARTY, Envelope, ReceiptAck
 from gateway.storage.tables import message_state, messages
 

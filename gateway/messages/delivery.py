@@ -31,7 +31,7 @@ from gateway.errors import (
     PermanentDeliveryError,
     ProblemError,
 )
-from gateway.outbox.dispatcher import handle_each
+from gateway.outbox.handlers import handle_each
 from gateway.outbox.records import Task, complete
 from gateway.ports.partner import PartnerAdapter
 from gateway.protocol.envelope import HUB_PARTY, Receipt

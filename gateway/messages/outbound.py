@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,23 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import iso_millis
 from gateway.errors import InvalidMessageError, NotFoundError
-from gateway.messages.cancel import cancel_hub_message
+from gateway.messages.hub_cancel import cancel_hub_message
 from gateway.messages.intake import describe_validation_error
 from gateway.outbox.records import enqueue
 from gateway.ports.partner import PartnerAdapter
+from gateway.ports.processing import OutboundMessage
 from gateway.protocol.envelope import HUB_PARTY, HUB_TO_PARTNER
 from gateway.protocol.partners import PartnerRegistry
 from gateway.protocol.signing import Signer
 from gateway.storage.tables import message_state, messages
 
-__all__ = ["OutboundMessage", "Outbound"]
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    pk: int
-    message_id: str
-    envelope: bytes
+__all__ = ["Outbound"]
 
 
 class Outbound:

@@ -63,6 +63,6 @@ async def get_tracking(
     hub: Hub = request.app.state.hub
     async with hub.uow() as uow:
         partner_id = await authenticate_partner(uow.conn, hub.registry, authorization, hub.clock)
-        result = await track(uow.conn, partner_id, correlation_id)
+        result = await track(uow.conn, partner_id, correlation_id, hub.payment_sources)
         await uow.commit()
     return result

@@ -2,60 +2,44 @@
 
 Intake only stores; the effects of a message (a claim recorded, a pension stopped, a hub
 message acknowledged) happen here, after commit, with the outbox's retries. Each message type
-has at most one processor, registered in ``PROCESSORS`` by the module that owns the domain; a
-type without a processor is simply recorded as processed. A processor runs inside the task's
-unit of work: its changes, any hub messages it sends and the task's completion commit together.
+has at most one processor, given by the routing table the composition root builds
+(``gateway.composition.inbound_processors``); a type without a processor is simply recorded as
+processed. A processor runs inside the task's unit of work: its changes, any hub messages it
+sends and the task's completion commit together.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.clock import Clock
-from gateway.messages.outbound import Outbound
-from gateway.outbox.dispatcher import handle_each
+from gateway.outbox.handlers import handle_each
 from gateway.outbox.records import Task, complete
+from gateway.ports.processing import OutboundSender, ProcessingContext, Processor
 from gateway.protocol.envelope import Envelope
 from gateway.storage.tables import messages
 from gateway.storage.uow import UnitOfWork
 
-__all__ = ["PROCESSORS", "InboundProcessor", "ProcessingContext", "Processor"]
+__all__ = ["InboundProcessor"]
 
-log = logging.getLogger("gateway.processing")
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessingContext:
-    conn: AsyncConnection
-    now: datetime
-    message_pk: int
-    partner_id: str
-    outbound: Outbound
-
-
-Processor = Callable[[ProcessingContext, Envelope], Awaitable[None]]
-
-# message type -> processor; filled by the domain modules (see gateway/processors.py).
-PROCESSORS: dict[str, Processor] = {}
+log = logging.getLogger(__name__)
 
 
 class InboundProcessor:
     kind = "process_inbound"
     batch_size = 1
 
-    def __init__(self, engine: AsyncEngine, outbound: Outbound, clock: Clock,
-                 processors: dict[str, Processor] | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, outbound: OutboundSender, clock: Clock,
+                 processors: Mapping[str, Processor]) -> None:
         self.engine = engine
         self.outbound = outbound
         self.clock = clock
-        self.processors = PROCESSORS if processors is None else processors
+        self.processors = dict(processors)
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
         return await handle_each(tasks, self._one)

@@ -3,14 +3,15 @@
 Only what the calling partner is a party to is returned; another partner's thread with the same
 correlation id is invisible (and an unknown thread is ``not_found``, not an empty list, so the
 answer does not reveal whether someone else has one). Payments are owned by another module:
-it registers a source in ``PAYMENT_SOURCES`` returning the thread's payments as dicts
-(``payment_id``, ``state``, ``at`` ...), oldest first; ``gateway.payments.tracking`` is the one
-registered by the hub. A thread exists for a partner if it has a message or a payment in it.
+the caller passes the payment sources (``gateway.ports.processing.PaymentSource``; the
+composition root's table names ``gateway.payments.tracking``), each returning the thread's
+payments as dicts (``payment_id``, ``state``, ``at`` ...), oldest first. A thread exists for a
+partner if it has a message or a payment in it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import String as SqlString
@@ -19,15 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import iso_millis
 from gateway.errors import NotFoundError
+from gateway.ports.processing import PaymentSource
 from gateway.storage.tables import message_state, messages, outbox
 
-__all__ = ["PAYMENT_SOURCES", "PaymentSource", "track"]
-
-PaymentSource = Callable[[AsyncConnection, str, str], Awaitable[list[dict[str, Any]]]]
-PAYMENT_SOURCES: list[PaymentSource] = []
+__all__ = ["track"]
 
 
-async def track(conn: AsyncConnection, partner_id: str, correlation_id: str) -> dict[str, Any]:
+async def track(conn: AsyncConnection, partner_id: str, correlation_id: str,
+                payment_sources: Sequence[PaymentSource]) -> dict[str, Any]:
     """Return the thread ``correlation_id`` as seen by ``partner_id``.
 
     Raises:
@@ -47,7 +47,7 @@ async def track(conn: AsyncConnection, partner_id: str, correlation_id: str) -> 
         .order_by(messages.c.received_at, messages.c.pk)
     )).all()
     payments: list[dict[str, Any]] = []
-    for source in PAYMENT_SOURCES:
+    for source in payment_sources:
         payments += await source(conn, partner_id, correlation_id)
     if not rows and not payments:
         raise NotFoundError("not_found", f"no thread {correlation_id!r} for {partner_id}")

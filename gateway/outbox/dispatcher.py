@@ -15,51 +15,22 @@ import os
 import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.clock import Clock, utcnow
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.claiming import claim
+from gateway.outbox.handlers import Handler
 from gateway.outbox.records import LeaseLost, Task, dead_letter, reschedule
 from gateway.outbox.retry import RetryPolicy
 from gateway.storage.uow import UnitOfWork
 
-__all__ = ["Dispatcher", "Handler", "handle_each"]
+__all__ = ["Dispatcher"]
 
-log = logging.getLogger("gateway.dispatch")
-
-
-class Handler(Protocol):
-    """Does one kind of outbox work."""
-
-    kind: str
-    batch_size: int  # how many tasks of this kind one call may take (1: one at a time)
-
-    async def handle(self, tasks: Sequence[Task]) -> Sequence[BaseException | None]:
-        """Do the work of ``tasks``; complete each in its own business transaction.
-
-        Returns:
-            Per task, None if it was completed, else the exception that stopped it.
-        """
-        ...
-
-
-async def handle_each(
-    tasks: Sequence[Task], one: Callable[[Task], Awaitable[None]]
-) -> list[BaseException | None]:
-    """Run ``one`` for each task in turn; one task's failure never hides another's result."""
-    results: list[BaseException | None] = []
-    for task in tasks:
-        try:
-            await one(task)
-            results.append(None)
-        except Exception as exc:
-            results.append(exc)
-    return results
+log = logging.getLogger(__name__)
 
 
 def _owner_id() -> str:

@@ -14,25 +14,27 @@ rails.py       the rails configuration file
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.adapter_registry import rail_client
 from gateway.backoffice.auth import BackofficeTokens, load_tokens
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.payments.payout import PayoutHandler, PollSchedule
-from gateway.payments.rails import RailsConfig, load_rails
+from gateway.payments.rails import RailKind, RailsConfig, load_rails
 from gateway.payments.service import PaymentService
+from gateway.ports.processing import OutboundSender
 
 if TYPE_CHECKING:
-    from gateway.outbox.dispatcher import Handler
+    from gateway.outbox.handlers import Handler
 
-__all__ = ["Payments", "rails_file_of"]
+__all__ = ["HttpFactory", "Payments", "rails_file_of"]
+
+HttpFactory = Callable[[], httpx.AsyncClient]
 
 
 def rails_file_of(settings: Settings) -> Path | None:
@@ -46,26 +48,26 @@ def rails_file_of(settings: Settings) -> Path | None:
 class Payments:
     """The hub's payment parts: rails, back-office tokens, the service and the payout handler."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, outbound: Any,
-                 clock: Clock) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, outbound: OutboundSender,
+                 clock: Clock, *, rail_kinds: Mapping[str, RailKind],
+                 http_factory: HttpFactory) -> None:
         self.settings = settings
         self.engine = engine
         self.clock = clock
-        self.config: RailsConfig = load_rails(rails_file_of(settings))
+        self.config: RailsConfig = load_rails(rails_file_of(settings), rail_kinds)
         self.rails = self.config.rails
         tokens_file = settings.backoffice_tokens_file
         # Production refuses to start without the file (bootstrap); development without one
         # simply has no back-office client.
         self.tokens = load_tokens(tokens_file) if tokens_file.exists() else BackofficeTokens([])
         self.service = PaymentService(self.rails, outbound)
+        self._http_factory = http_factory
         self._http: httpx.AsyncClient | None = None
 
     def http(self) -> httpx.AsyncClient:
         """The one HTTP client for rail calls (each call sets its own explicit timeout)."""
         if self._http is None:
-            # RailTransport: keep-alive pool whose per-request cost does not grow with the
-            # number of connections (httpcore's does; see adapters/rails/_pool.py).
-            self._http = rail_client(max_connections=200)
+            self._http = self._http_factory()
         return self._http
 
     def handlers(self) -> list[Handler]:
@@ -77,6 +79,3 @@ class Payments:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-
-
-HttpFactory = Callable[[], httpx.AsyncClient]

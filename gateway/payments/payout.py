@@ -45,7 +45,7 @@ from gateway.storage.uow import UnitOfWork
 
 __all__ = ["PayoutHandler", "PollSchedule"]
 
-log = logging.getLogger("gateway.payout")
+log = logging.getLogger(__name__)
 
 P = PaymentState
 
@@ -258,14 +258,9 @@ def _instruction(r: RowMapping) -> PayoutInstruction:
 
 async def _submit(rail: RailAdapter, client: httpx.AsyncClient,
                   payouts: list[PayoutInstruction]) -> list[PayoutResult]:
-    """Submit, getting one result per payout (adapters with ``submit_each`` say per payout)."""
-    each = getattr(rail, "submit_each", None)
+    """Submit, getting one result per payout, whatever the adapter raised."""
     try:
-        if each is not None:
-            return list(await each(client, payouts))
-        statuses = await rail.submit(client, payouts)
-        return [PayoutResult(p.idempotency_key, status=s)
-                for p, s in zip(payouts, statuses, strict=True)]
+        return list(await rail.submit_each(client, payouts))
     except DeliveryError as exc:
         return [PayoutResult(p.idempotency_key, error=exc) for p in payouts]
     except Exception as exc:  # an adapter bug after sending: treat as possibly sent

@@ -1,4 +1,4 @@
-"""Processors of inbound partner messages about payments and pensions (``PROCESSORS``).
+"""Processors of inbound partner messages about payments and pensions.
 
 Each runs inside the inbound task's unit of work (gateway.messages.processing), so its effects
 commit with the message's processing, exactly once. A message about another partner's pension
@@ -11,11 +11,11 @@ import logging
 
 from sqlalchemy import select
 
-from gateway.messages.processing import ProcessingContext, Processor
 from gateway.payments import pensions
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState
 from gateway.payments.service import PaymentService
+from gateway.ports.processing import ProcessingContext
 from gateway.protocol.envelope import (
     BeneficiaryUpdate,
     DeathNotify,
@@ -25,9 +25,9 @@ from gateway.protocol.envelope import (
 from gateway.protocol.envelope import PaymentConfirm as PaymentConfirmPayload
 from gateway.storage.tables import payments, pension_schedules
 
-__all__ = ["install_payment_processors"]
+__all__ = ["beneficiary_update", "death_notify", "life_certificate_submit", "payment_confirm"]
 
-log = logging.getLogger("gateway.payments.processors")
+log = logging.getLogger(__name__)
 
 
 def _service(ctx: ProcessingContext) -> PaymentService:
@@ -85,19 +85,3 @@ async def beneficiary_update(ctx: ProcessingContext, env: Envelope) -> None:
         if row.state == PaymentState.instructed.value:
             await service.note(ctx.conn, row, Cause.payout_updated,
                                f"payout account changed by {env.id}", ctx.now, **new)
-
-
-PAYMENT_PROCESSORS: dict[str, Processor] = {
-    "death.notify": death_notify,
-    "life_certificate.submit": life_certificate_submit,
-    "payment.confirm": payment_confirm,
-    "beneficiary.update": beneficiary_update,
-}
-
-
-def install_payment_processors(processors: dict[str, Processor]) -> None:
-    """Register the payment processors (refuses to replace another owner's)."""
-    for type_, processor in PAYMENT_PROCESSORS.items():
-        existing = processors.setdefault(type_, processor)
-        if existing is not processor:
-            raise RuntimeError(f"a processor for {type_} is already registered")

@@ -6,7 +6,7 @@
     batch_size = 100               # payouts one handler call sends (one pain.001 per batch)
 
     [rails.merchantrade]           # the rail's name (payments say rail = "merchantrade")
-    adapter = "merchantrade"       # the implementation in gateway.adapter_registry (default:
+    adapter = "merchantrade"       # the implementation in gateway.composition (default:
     base_url = "http://127.0.0.1:8701"   # the name); the rest is the adapter's typed config
     api_key_id = "px-dev"
     hmac_secret = "..."
@@ -18,17 +18,18 @@ Secrets are read from this file only; it must not be world-readable in productio
 from __future__ import annotations
 
 import secrets
-import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from gateway.config import read_toml
 from gateway.errors import ConfigError
 from gateway.ports.rail import RailAdapter
 
-__all__ = ["RailsConfig", "load_rails", "write_dev_rails"]
+__all__ = ["RailKind", "RailsConfig", "load_rails", "write_dev_rails"]
 
 
 @dataclass
@@ -40,22 +41,23 @@ class RailsConfig:
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per rail, for simulators
 
 
-def load_rails(path: Path | None) -> RailsConfig:
-    """Build every configured rail adapter; an empty config if ``path`` is None.
+@dataclass(frozen=True, slots=True)
+class RailKind:
+    """A rail implementation: its typed config and the adapter built from it."""
+
+    config: type[BaseModel]
+    build: Callable[[Any], RailAdapter]
+
+
+def load_rails(path: Path | None, kinds: Mapping[str, RailKind]) -> RailsConfig:
+    """Build every configured rail adapter from ``kinds``; an empty config if ``path`` is None.
 
     Raises:
         ConfigError: the file is missing, not TOML, or a rail's settings are invalid.
     """
-    from gateway.adapter_registry import RAIL_ADAPTERS
-
     if path is None:
         return RailsConfig()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"GATEWAY_RAILS_FILE {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "GATEWAY_RAILS_FILE")
     cfg = RailsConfig()
     payouts = data.get("payouts", {})
     try:
@@ -72,18 +74,17 @@ def load_rails(path: Path | None) -> RailsConfig:
             raise ConfigError(f"{path}: rails.{name} must be a table")
         section = dict(section)
         kind = section.pop("adapter", name)
-        entry = RAIL_ADAPTERS.get(kind)
+        entry = kinds.get(kind)
         if entry is None:
             raise ConfigError(f"{path}: rails.{name}: unknown adapter {kind!r} "
-                              f"(one of {', '.join(sorted(RAIL_ADAPTERS))})")
-        config_cls, factory = entry
+                              f"(one of {', '.join(sorted(kinds))})")
         try:
-            config = config_cls.model_validate(section)
+            config = entry.config.model_validate(section)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ConfigError(f"{path}: rails.{name}.{where}: {first['msg']}") from None
-        adapter = factory(config)
+        adapter = entry.build(config)
         cfg.rails[name] = adapter
         cfg.raw[name] = section
     return cfg

@@ -27,11 +27,12 @@ from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState, Transition, transition
 from gateway.payments.fx import convert
 from gateway.payments.requests import PaymentIn, canonical_sha256
+from gateway.ports.processing import OutboundSender
 from gateway.storage.tables import metadata, payments
 
 __all__ = ["PAYOUT_KIND", "Change", "PaymentService", "payment_view"]
 
-log = logging.getLogger("gateway.payments")
+log = logging.getLogger(__name__)
 
 PAYOUT_KIND = "payout"
 # Deterministic ids for the messages a payment causes: a second attempt to announce the same
@@ -51,9 +52,9 @@ class Change:
 
 
 class PaymentService:
-    def __init__(self, rails: Collection[str], outbound: Any | None) -> None:
+    def __init__(self, rails: Collection[str], outbound: OutboundSender | None) -> None:
         self.rails = rails  # configured rail names (live view of the hub's registry)
-        self.outbound = outbound  # gateway.messages.outbound.Outbound
+        self.outbound = outbound
 
     # -- instruct ----------------------------------------------------------------------------
 

@@ -22,12 +22,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import iso_millis
-from gateway.messages.tracking import PaymentSource
 from gateway.money import Money
 from gateway.payments.domain import PaymentState
 from gateway.storage.tables import payments
 
-__all__ = ["TRACKING_STATES", "install_payment_tracking", "thread_payments"]
+__all__ = ["TRACKING_STATES", "thread_payments"]
 
 TRACKING_STATES: dict[str, str] = {
     PaymentState.instructed.value: "instructed",
@@ -68,9 +67,3 @@ async def thread_payments(conn: AsyncConnection, partner_id: str,
             item["paid_via"] = {"rail": r.rail, "reference": r.rail_reference or r.payment_id}
         out.append(item)
     return out
-
-
-def install_payment_tracking(sources: list[PaymentSource]) -> None:
-    """Register the payments source with tracking (once)."""
-    if thread_payments not in sources:
-        sources.append(thread_payments)

@@ -72,8 +72,7 @@ class PayoutStatus:
 class PayoutResult:
     """One payout's outcome in a multi-payout submit: the rail's status, or why there is none.
 
-    Exactly one of ``status`` and ``error`` is set. Adapters that send several payouts at once
-    offer ``submit_each`` returning these, so one payout's error never hides another's answer.
+    Exactly one of ``status`` and ``error`` is set (``RailAdapter.submit_each``).
     """
 
     idempotency_key: str
@@ -123,6 +122,24 @@ class RailAdapter(Protocol):
         """
         ...
 
+    async def submit_each(
+        self, client: httpx.AsyncClient, payouts: Sequence[PayoutInstruction]
+    ) -> list[PayoutResult]:
+        """Send payouts like ``submit``, answering per payout instead of raising for all.
+
+        The payout handler calls this, so one payout's error never hides another's answer.
+
+        Args:
+            client: the hub's shared HTTP client; every call sets an explicit timeout.
+            payouts: instructions, each with its idempotency key.
+
+        Returns:
+            One result per payout, in the same order: the rail's status, or the
+            ``DeliveryError`` that stopped that payout (for a batch rail, the batch's error on
+            every payout of the batch).
+        """
+        ...
+
     async def status(self, client: httpx.AsyncClient, idempotency_key: str) -> PayoutStatus | None:
         """Ask the rail what became of a payout; ``None`` if the rail never received it.
 
@@ -137,6 +154,14 @@ class RailAdapter(Protocol):
         Raises:
             AuthError: signature_invalid if the callback is not authentic.
             InvalidMessageError: schema_violation if it cannot be parsed.
+        """
+        ...
+
+    async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
+        """Download the rail's statement of ``day`` exactly as served (for ``parse_statement``).
+
+        Raises:
+            TransientDeliveryError: not available yet, or the rail could not be asked now.
         """
         ...
 

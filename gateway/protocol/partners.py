@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from gateway.config import read_toml
 from gateway.errors import ConfigError
 from gateway.protocol.envelope import HUB_PARTY, PARTNER_TO_HUB
 from gateway.protocol.signing import KeyRing
@@ -97,12 +97,7 @@ def _fmt(err: ValidationError) -> str:
 
 def load_registry(path: Path, adapters: frozenset[str] | None = None) -> PartnerRegistry:
     """Load and validate a partner registry file; raise ConfigError naming what is wrong."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"partner registry {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"partner registry {path} is not valid TOML: {exc}") from None
+    raw = read_toml(path, "partner registry")
     extra = set(raw) - {"partners"}
     if extra:
         raise ConfigError(f"partner registry {path}: unknown top-level keys {sorted(extra)}")

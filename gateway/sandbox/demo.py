@@ -36,7 +36,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import importlib
 import logging
 import shutil
 import sys
@@ -142,7 +141,7 @@ def run_demo(keep: Path | None = None) -> int:
 async def _demo(folder: Path) -> int:
     import dataclasses
 
-    from gateway.adapter_registry import PARTNER_SIMULATORS, Faults, ThreadedServer
+    from adapters.rails._sim import Faults, ThreadedServer
     from gateway.app import create_app
     from gateway.backoffice.auth import write_dev_tokens
     from gateway.config import Settings
@@ -156,6 +155,7 @@ async def _demo(folder: Path) -> int:
         write_dev_registry,
     )
     from gateway.sandbox.rails import free_port, start_rail_sims, write_rails_file
+    from gateway.sandbox.simulators import PARTNER_SIMULATORS
     from gateway.storage.migrate import upgrade
 
     started = time.monotonic()
@@ -201,9 +201,9 @@ async def _demo(folder: Path) -> int:
     try:
         servers.append(ThreadedServer(create_app(settings), port=hub_port).start())
         for p in partners:
-            module = importlib.import_module(PARTNER_SIMULATORS[p.adapter])
             signer = load_signer(dev_key_path(settings.partners_file, p.id), p.id)
-            sim = module.build_simulator(p.id, signer, hub_url=hub_url, hub_keys=hub_ring)
+            sim = PARTNER_SIMULATORS[p.adapter](p.id, signer, hub_url=hub_url,
+                                                 hub_keys=hub_ring)
             sc.sims[p.id] = sim
             if p.mode == "push":
                 servers.append(ThreadedServer(sim.app, port=ports[p.id]).start())
@@ -463,14 +463,14 @@ async def _scenario(sc: Scenario, http: httpx.AsyncClient, api: httpx.AsyncClien
 async def _final_checks(sc: Scenario, settings: Any, rails: Any) -> None:
     from sqlalchemy import select
 
-    from gateway.adapter_registry import partner_adapters
+    from gateway.composition import partner_adapters
     from gateway.evidence.chain import chain_pending, verify_chain
     from gateway.protocol.partners import load_registry
     from gateway.protocol.signing import verify_detached
+    from gateway.storage.engine import create_engine
     from gateway.storage.tables import (
         claim_documents,
         claims,
-        create_engine,
         delivery_receipts,
         message_state,
         messages,

@@ -6,11 +6,16 @@ file, so the hub's adapters and the simulators agree without any real secret.
 
 from __future__ import annotations
 
-import importlib
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from adapters.rails._sim import Faults
+from gateway.composition import RAIL_KINDS
+from gateway.errors import ConfigError
+from gateway.payments.rails import load_rails
+from gateway.sandbox.simulators import RAIL_SIMULATORS
 
 __all__ = ["SIM_CALLBACK_SECRET", "SIM_KEY_ID", "SIM_REQUEST_SECRET", "RailSims", "free_port",
            "start_rail_sims", "write_rails_file"]
@@ -50,19 +55,14 @@ def start_rail_sims(names: list[str], *, hub_url: str | None, tick_seconds: floa
                     faults: dict[str, Any] | None = None,
                     ports: dict[str, int] | None = None) -> RailSims:
     """Start each named rail's simulator on loopback; callbacks go to the hub's endpoint."""
-    from gateway.adapter_registry import RAIL_SIMULATORS, Faults
-
     running = RailSims()
     for name in names:
-        module = importlib.import_module(RAIL_SIMULATORS[name])
-        config_cls = next(getattr(module, n) for n in dir(module) if n.endswith("SimConfig"))
-        sim_cls = next(getattr(module, n) for n in dir(module)
-                       if n.endswith("Simulator") and not n.startswith("_"))
-        config = config_cls(
+        kind = RAIL_SIMULATORS[name]
+        config = kind.config(
             api_keys={SIM_KEY_ID: SIM_REQUEST_SECRET}, callback_secret=SIM_CALLBACK_SECRET,
             callback_url=f"{hub_url}/v1/rails/{name}/callbacks" if hub_url else None,
             tick_seconds=tick_seconds)
-        sim = sim_cls(config, (faults or {}).get(name) or Faults(seed=1))
+        sim = kind.simulator(config, (faults or {}).get(name) or Faults(seed=1))
         running.sims[name] = sim.start((ports or {}).get(name, 0))
     return running
 
@@ -92,21 +92,16 @@ def serve_rail_simulator(name: str, *, port: int, rails_file: Path | None, hub_u
     Raises:
         ConfigError: unknown rail, or the rails file lacks it.
     """
-    from gateway.adapter_registry import RAIL_SIMULATORS
-    from gateway.errors import ConfigError
-    from gateway.payments.rails import load_rails
-
-    cfg = load_rails(rails_file) if rails_file else None
+    cfg = load_rails(rails_file, RAIL_KINDS) if rails_file else None
     section = cfg.raw.get(name) if cfg else None
     kind = (section or {}).get("adapter", name) if section else name
     if kind not in RAIL_SIMULATORS:
         raise ConfigError(f"no simulator for rail {name!r} (one of "
                           f"{', '.join(sorted(RAIL_SIMULATORS))})")
-    module = importlib.import_module(RAIL_SIMULATORS[kind])
-    config_cls = next(getattr(module, n) for n in dir(module) if n.endswith("SimConfig"))
+    sim = RAIL_SIMULATORS[kind]
     secrets = ({section["api_key_id"]: section["hmac_secret"]}, section["callback_secret"]) \
         if section else ({SIM_KEY_ID: SIM_REQUEST_SECRET}, SIM_CALLBACK_SECRET)
-    config = config_cls(api_keys=secrets[0], callback_secret=secrets[1],
+    config = sim.config(api_keys=secrets[0], callback_secret=secrets[1],
                         callback_url=f"{hub_url.rstrip('/')}/v1/rails/{name}/callbacks",
                         tick_seconds=tick_seconds)
-    module.serve("127.0.0.1", port, config)
+    sim.serve("127.0.0.1", port, config)

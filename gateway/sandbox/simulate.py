@@ -1,7 +1,7 @@
 """Run a partner simulator on its own (``gateway simulate partner <ID>``), for demos and benches.
 
 The partner's adapter name in the registry picks its simulator module
-(``gateway.adapter_registry.PARTNER_SIMULATORS``); its private key is the development key next
+(``gateway.sandbox.simulators.PARTNER_SIMULATORS``); its private key is the development key next
 to the registry (``keys/<ID>.private.jwk.json``, written by ``gateway serve``). The hub's public
 keys are fetched from ``<hub>/.well-known/jwks.json`` on first use. A pull partner also polls
 the hub's inbox every ``poll_every`` seconds and acknowledges what it fetched.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,15 +19,17 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.adapter_registry import PARTNER_SIMULATORS, PartnerSimulator, partner_adapters
+from adapters.partners.common.simulator import PartnerSimulator
+from gateway.composition import partner_adapters
 from gateway.errors import ConfigError
 from gateway.protocol.keys import load_signer
 from gateway.protocol.partners import load_registry
 from gateway.runtime.bootstrap import dev_key_path
+from gateway.sandbox.simulators import PARTNER_SIMULATORS
 
 __all__ = ["build_partner_simulator", "run_partner_simulator"]
 
-log = logging.getLogger("gateway.sandbox.simulate")
+log = logging.getLogger(__name__)
 
 
 def build_partner_simulator(partner_id: str, registry_file: Path,
@@ -39,16 +40,14 @@ def build_partner_simulator(partner_id: str, registry_file: Path,
     if partner is None:
         known = ", ".join(sorted(p.id for p in registry))
         raise ConfigError(f"partner {partner_id!r} is not in {registry_file} (one of {known})")
-    module_name = PARTNER_SIMULATORS.get(partner.adapter)
-    if module_name is None:
+    build = PARTNER_SIMULATORS.get(partner.adapter)
+    if build is None:
         raise ConfigError(f"adapter {partner.adapter!r} of {partner_id} has no simulator")
     key = dev_key_path(registry_file, partner_id)
     if not key.exists():
         raise ConfigError(f"no private key for {partner_id} at {key}: the simulator signs with "
                           "the development key that `gateway serve` writes")
-    module = importlib.import_module(module_name)
-    sim: PartnerSimulator = module.build_simulator(partner_id, load_signer(key, partner_id),
-                                                   hub_url=hub_url)
+    sim = build(partner_id, load_signer(key, partner_id), hub_url=hub_url)
     return sim, partner.mode
 
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.composition import Hub
-from gateway.messages.processing import PROCESSORS, ProcessingContext
+from gateway.composition import Hub, inbound_processors
+from gateway.ports.processing import ProcessingContext
 from gateway.protocol.envelope import Envelope
 from gateway.storage.tables import messages
 from tests.payments.conftest import payment_body
@@ -44,7 +44,7 @@ async def process(hub: Hub, type_: str, payload: dict[str, Any],
         "sender": partner, "recipient": "MY-PERKESO", "sent_at": "2026-11-21T08:15:30Z",
         "payload": payload})
     async with hub.uow() as uow:
-        await PROCESSORS[type_](ProcessingContext(uow.conn, hub.clock(), 0, partner,
+        await inbound_processors()[type_](ProcessingContext(uow.conn, hub.clock(), 0, partner,
                                                   hub.outbound), env)
         await uow.commit()
 

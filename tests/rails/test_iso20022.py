@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
@@ -185,7 +185,8 @@ async def test_camt053_statement_of_the_day(
     iso_sim.faults.next(Fault.statement_extra)
     iso_sim.faults.next(Fault.statement_duplicate)
     iso_sim.faults.next(Fault.statement_mismatch)
-    odd = iso_rail.parse_statement(await iso_rail.fetch_statement(client, today))
+    day = date.fromisoformat(today)
+    odd = iso_rail.parse_statement(await iso_rail.fetch_statement(client, day))
     ids = [x.end_to_end_id for x in odd]
     assert "unknown-e2e-1" in ids and len(ids) == 4 and len(set(ids)) == 3
     assert odd[0].amount.minor == 25001

@@ -226,7 +226,7 @@ async def test_settlement_csv_with_anomalies(
     )
     mt_sim.advance(steps=3)
     today = datetime.now(UTC).date()
-    lines = mt_rail.parse_statement(await mt_rail.fetch_settlement(client, today))
+    lines = mt_rail.parse_statement(await mt_rail.fetch_statement(client, today))
     by_key = {line.end_to_end_id: line for line in lines}
     assert {k: v.status for k, v in by_key.items()} == {
         "px-pay-40": "PAID",
@@ -240,7 +240,7 @@ async def test_settlement_csv_with_anomalies(
     for fault in Fault.statement_missing, Fault.statement_extra, Fault.statement_duplicate:
         mt_sim.faults.next(fault)
     mt_sim.faults.next(Fault.statement_mismatch)
-    odd = mt_rail.parse_statement(await mt_rail.fetch_settlement(client, today))
+    odd = mt_rail.parse_statement(await mt_rail.fetch_statement(client, today))
     keys = [line.end_to_end_id for line in odd]
     assert "unknown-payout-1" in keys  # extra
     assert len(keys) == 4 and len(set(keys)) == 3  # one missing, one duplicated

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +13,6 @@ from typing import Any
 import httpx
 
 from adapters.partners.common.simulator import PartnerSimulator
-from gateway.adapter_registry import PARTNER_SIMULATORS
 from gateway.app import create_app
 from gateway.composition import Hub, build_hub
 from gateway.config import Settings
@@ -25,6 +23,7 @@ from gateway.protocol.envelope import HUB_PARTY
 from gateway.protocol.keys import load_signer, write_private_key
 from gateway.protocol.signing import KeyRing
 from gateway.runtime.bootstrap import DEV_PARTNERS, dev_key_path, write_dev_registry
+from gateway.sandbox.simulators import PARTNER_SIMULATORS
 from tests.support.loopback import bind, serving
 
 __all__ = ["Stack", "running_stack"]
@@ -67,10 +66,9 @@ def hub_ring(hub: Hub) -> KeyRing:
 
 def simulator_for(registry_file: Path, partner_id: str, adapter: str, hub: Hub, hub_url: str,
                   clock: Any) -> PartnerSimulator:
-    module = importlib.import_module(PARTNER_SIMULATORS[adapter])
     signer = load_signer(dev_key_path(registry_file, partner_id), partner_id)
-    sim: PartnerSimulator = module.build_simulator(partner_id, signer, hub_url=hub_url,
-                                                   hub_keys=hub_ring(hub), clock=clock)
+    sim: PartnerSimulator = PARTNER_SIMULATORS[adapter](partner_id, signer, hub_url=hub_url,
+                                                        hub_keys=hub_ring(hub), clock=clock)
     return sim
 
 

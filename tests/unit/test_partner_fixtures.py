@@ -10,7 +10,7 @@ import jsonschema
 import orjson
 import pytest
 
-from gateway.adapter_registry import partner_adapters
+from gateway.composition import partner_adapters
 from gateway.protocol.envelope import PAYLOADS, Envelope
 from gateway.protocol.jsonschema import SCHEMA_DIR
 from gateway.runtime.bootstrap import DEV_PARTNERS

@@ -22,7 +22,7 @@ from adapters.partners.common.bikram_sambat import (
     days_in_bs_month,
 )
 from adapters.partners.common.codec import DATE_FIELDS, DATETIME_FIELDS
-from gateway.adapter_registry import partner_adapters
+from gateway.composition import partner_adapters
 from gateway.protocol.envelope import HUB_TO_PARTNER, PAYLOADS, Envelope
 from gateway.runtime.bootstrap import DEV_PARTNERS
 from tests.support.samples import sample_payload

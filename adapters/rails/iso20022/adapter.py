@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from urllib.parse import quote
 
 import httpx
@@ -154,9 +154,9 @@ class Iso20022Rail:
                 return status
         raise TransientDeliveryError(f"{what}: pain.002 does not mention it")
 
-    async def fetch_statement(self, client: httpx.AsyncClient, day: str) -> bytes:
-        """Download the camt.053 of ``day`` (``YYYY-MM-DD``)."""
-        url = f"{self.config.base_url}/camt053/{day}"
+    async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
+        """Download the camt.053 of ``day``."""
+        url = f"{self.config.base_url}/camt053/{day.isoformat()}"
         response = await send(
             client,
             "GET",

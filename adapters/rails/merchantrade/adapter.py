@@ -151,7 +151,7 @@ class MerchantradeRail:
         except (ValueError, InvalidMessageError) as exc:
             raise TransientDeliveryError(f"{what}: unreadable answer ({exc})") from exc
 
-    async def fetch_settlement(self, client: httpx.AsyncClient, day: date) -> bytes:
+    async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
         """Download the settlement CSV of ``day`` (bytes for ``parse_statement``)."""
         url = f"{self.config.base_url}/v1/settlements/{day.isoformat()}.csv"
         response = await self._get(client, url, f"merchantrade settlement {day}")
