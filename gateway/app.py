@@ -21,7 +21,7 @@ from gateway.web.problems import install_problem_handlers
 
 __all__ = ["app_from_env", "create_app"]
 
-log = logging.getLogger("gateway.app")
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 The PX/1 hub of PERKESO's cross-border benefit portability gateway.

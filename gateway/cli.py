@@ -29,7 +29,7 @@ schemas_app = typer.Typer(no_args_is_help=True, help="The JSON Schemas under sch
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(schemas_app, name="schemas")
 
-log = logging.getLogger("gateway")
+log = logging.getLogger(__name__)
 
 
 def _settings() -> Settings:

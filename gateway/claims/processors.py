@@ -20,7 +20,7 @@ from gateway.storage.tables import claim_documents, claims
 
 __all__ = ["process_claim_notify", "process_document_deliver", "socso_claim_no"]
 
-log = logging.getLogger("gateway.claims.processors")
+log = logging.getLogger(__name__)
 
 
 def socso_claim_no(ctx: ProcessingContext) -> str:

@@ -18,7 +18,7 @@ from gateway.storage.tables import message_state, messages
 
 __all__ = ["process_receipt_ack"]
 
-log = logging.getLogger("gateway.acks")
+log = logging.getLogger(__name__)
 
 
 async def process_receipt_ack(ctx: ProcessingContext, envelope: Envelope) -> None:

@@ -42,7 +42,7 @@ from gateway.storage.uow import UnitOfWork
 
 __all__ = ["DeliveryHandler"]
 
-log = logging.getLogger("gateway.delivery")
+log = logging.getLogger(__name__)
 
 # States after which a message is never sent again.
 _FINAL = ("delivered", "acknowledged", "cancelled")

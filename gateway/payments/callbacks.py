@@ -22,7 +22,7 @@ from gateway.ports.rail import RailAdapter
 
 __all__ = ["handle_callback"]
 
-log = logging.getLogger("gateway.payments.callbacks")
+log = logging.getLogger(__name__)
 
 
 async def handle_callback(conn: AsyncConnection, service: PaymentService, rail_name: str,

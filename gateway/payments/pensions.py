@@ -47,7 +47,7 @@ __all__ = [
     "suspend_overdue",
 ]
 
-log = logging.getLogger("gateway.pensions")
+log = logging.getLogger(__name__)
 
 # How long a life certificate is good for; configuration-like data, not logic.
 LIFE_CERTIFICATE_MONTHS = 12

@@ -17,7 +17,7 @@ from gateway.protocol.keys import write_private_key, write_public_jwks
 
 __all__ = ["DEV_PARTNERS", "DevPartner", "prepare_instance"]
 
-log = logging.getLogger("gateway.runtime.bootstrap")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

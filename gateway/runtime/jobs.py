@@ -14,7 +14,7 @@ from gateway.payments import pensions
 
 __all__ = ["run_background_jobs", "run_housekeeping", "run_pension_schedules"]
 
-log = logging.getLogger("gateway.runtime.jobs")
+log = logging.getLogger(__name__)
 
 _PENSION_BATCH = 200
 _PENSION_MAX_BATCHES = 50  # per run; the next run carries on

@@ -16,7 +16,7 @@ from gateway.errors import ProblemError, RateLimitedError
 __all__ = ["PROBLEM_BASE", "install_problem_handlers", "problem_response"]
 
 PROBLEM_BASE = "https://px.perkeso.example/problems/"
-log = logging.getLogger("gateway.web")
+log = logging.getLogger(__name__)
 
 _TITLES = {
     400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
