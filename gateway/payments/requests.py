@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, model_validator
 
-from gateway.protocol.envelope import BenefitCode, Money, NationalId, PartyId, Ref, Text
+from gateway.protocol.envelope import BenefitCode, NationalId, PartyId, Ref, Text, WireMoney
 
 __all__ = ["Beneficiary", "FxIn", "PaymentIn", "PayoutAccount", "PensionIn", "canonical_sha256"]
 
@@ -53,7 +53,7 @@ class FxIn(_Model):
             raise ValueError("rate is not a decimal") from None
 
 
-def _myr(money: Money, what: str) -> None:
+def _myr(money: WireMoney, what: str) -> None:
     if money.currency != "MYR":
         raise ValueError(f"{what} must be in MYR (benefits are computed in MYR; use fx)")
     if money.value().minor <= 0:
@@ -68,7 +68,7 @@ class PaymentIn(_Model):
     claim_ref: Ref | None = None
     socso_claim_no: Ref | None = None
     pension_ref: Ref | None = None
-    amount: Money
+    amount: WireMoney
     rail: RailName
     payout: PayoutAccount
     fx: FxIn | None = None
@@ -86,7 +86,7 @@ class PensionIn(_Model):
     partner_id: PartyId | None = None
     beneficiary: Beneficiary
     benefit: BenefitCode
-    monthly_amount: Money
+    monthly_amount: WireMoney
     start_on: date
     end_on: date | None = None
     rail: RailName

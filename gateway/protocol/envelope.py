@@ -26,8 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.money import MINOR_UNITS
-from gateway.money import Money as MoneyValue
+from gateway.money import MINOR_UNITS, Money
 from gateway.protocol import national_ids as identity
 
 __all__ = [
@@ -38,7 +37,7 @@ __all__ = [
     "BenefitCode",
     "DocumentKind",
     "Envelope",
-    "Money",
+    "WireMoney",
     "NationalId",
     "Receipt",
 ]
@@ -110,19 +109,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
-class Money(_Model):
-    """Wire money: a decimal string with exactly the currency's minor units."""
+class WireMoney(_Model):
+    """Money as PX/1 carries it: a decimal string with exactly the currency's minor units.
+
+    Inside the hub amounts are ``gateway.money.Money`` (integer minor units): ``value()``."""
 
     amount: Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$")]
     currency: Literal["MYR", "IDR", "MMK", "NPR", "PKR", "BDT"]
 
     @model_validator(mode="after")
-    def _exact(self) -> Money:
-        MoneyValue.parse(self.amount, self.currency)
+    def _exact(self) -> WireMoney:
+        Money.parse(self.amount, self.currency)
         return self
 
-    def value(self) -> MoneyValue:
-        return MoneyValue.parse(self.amount, self.currency)
+    def value(self) -> Money:
+        return Money.parse(self.amount, self.currency)
 
 
 assert set(MINOR_UNITS) == {"MYR", "IDR", "MMK", "NPR", "PKR", "BDT"}
@@ -332,7 +333,7 @@ class PaidVia(_Model):
 class PaymentNotice(_ClaimOrPension):
     payment_id: Ref
     benefit: BenefitCode
-    amount: Money
+    amount: WireMoney
     paid_via: PaidVia
     paid_at: AwareDatetime
 

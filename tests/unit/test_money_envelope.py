@@ -9,34 +9,34 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.money import Money as MoneyValue
-from gateway.protocol.envelope import Envelope, Money, PaymentNotice
+from gateway.money import Money
+from gateway.protocol.envelope import Envelope, PaymentNotice, WireMoney
 
 
 @given(st.integers(min_value=0, max_value=10**15), st.sampled_from(["MYR", "NPR", "BDT"]))
 def test_money_wire_round_trip(minor: int, currency: str) -> None:
-    m = MoneyValue(minor, currency)
-    assert MoneyValue.parse(m.amount_str(), currency) == m
+    m = Money(minor, currency)
+    assert Money.parse(m.amount_str(), currency) == m
 
 
 @pytest.mark.parametrize("amount", ["1250", "1250.0", "1250.000", "-1.00", "1e3", "01.00", ""])
 def test_money_refuses_inexact_amounts(amount: str) -> None:
     with pytest.raises(ValueError):
-        MoneyValue.parse(amount, "MYR")
+        Money.parse(amount, "MYR")
 
 
 def test_money_model_refuses_floats_and_unknown_currency() -> None:
     with pytest.raises(ValidationError):
-        Money.model_validate({"amount": 12.5, "currency": "MYR"})
+        WireMoney.model_validate({"amount": 12.5, "currency": "MYR"})
     with pytest.raises(ValidationError):
-        Money.model_validate({"amount": "12.50", "currency": "USD"})
-    assert Money.model_validate({"amount": "12.50", "currency": "MYR"}).value().minor == 1250
+        WireMoney.model_validate({"amount": "12.50", "currency": "USD"})
+    assert WireMoney.model_validate({"amount": "12.50", "currency": "MYR"}).value().minor == 1250
 
 
 def test_conversion_rounds_half_even_and_is_exact() -> None:
-    assert MoneyValue.parse("100.00", "MYR").convert(Decimal("3570.125"), "IDR") == \
-        MoneyValue(35701250, "IDR")
-    assert MoneyValue.parse("0.01", "MYR").convert(Decimal("0.5"), "BDT").minor == 0
+    assert Money.parse("100.00", "MYR").convert(Decimal("3570.125"), "IDR") == \
+        Money(35701250, "IDR")
+    assert Money.parse("0.01", "MYR").convert(Decimal("0.5"), "BDT").minor == 0
 
 
 def test_envelope_needs_an_offset_and_a_uuid() -> None:
