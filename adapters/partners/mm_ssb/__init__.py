@@ -4,8 +4,8 @@ Wire profile (partner -> hub)
     ``POST /v1/messages`` with ``Content-Type: application/x-ndjson`` (``application/jsonl`` is
     accepted too): one PX/1 envelope per line, UTF-8, lines separated by ``\\n`` (a final
     newline is optional; an empty line in the middle is refused as that line), at most
-    ``MAX_LINES`` lines. ``X-JWS-Signature`` is the detached JWS over the *whole* batch.
-    Field names are PX/1's. MM-SSB's own spellings, translated here:
+    ``max_lines`` lines (``MmSsbConfig``, 500 by default). ``X-JWS-Signature`` is the detached
+    JWS over the *whole* batch. Field names are PX/1's. MM-SSB's own spellings, translated here:
 
     - ``national_id`` with scheme ``MM-NRC`` may be written in Burmese script
       (``၁၂/ဥကမ(နိုင်)၁၂၃၄၅၆``) or ASCII (``12/OUKAMA(N)123456``);
@@ -27,5 +27,6 @@ Wire profile (hub -> partner)
 """
 
 from adapters.partners.mm_ssb.adapter import MmSsbAdapter
+from adapters.partners.mm_ssb.config import MmSsbConfig
 
-__all__ = ["MmSsbAdapter"]
+__all__ = ["MmSsbAdapter", "MmSsbConfig"]

@@ -13,13 +13,11 @@ from adapters.partners.common.codec import Dialect, to_canonical, to_wire
 from adapters.partners.common.nrc import format_nrc_burmese, parse_nrc
 from adapters.partners.common.transport import post_signed
 from adapters.partners.common.wire import dump, load_json, schema_violation
+from adapters.partners.mm_ssb.config import MmSsbConfig
 from gateway.errors import InvalidMessageError, ProblemError
 from gateway.ports.partner import DecodedItem, DeliveryAnswer, ItemResult
 
-__all__ = ["MAX_LINES", "MmSsbAdapter"]
-
-MAX_LINES = 500
-OFFSET = "+06:30"
+__all__ = ["MmSsbAdapter"]
 
 
 def _nrc_in(nid: dict[str, Any]) -> dict[str, Any]:
@@ -37,17 +35,20 @@ def _nrc_out(nid: dict[str, Any]) -> dict[str, Any]:
     return nid
 
 
-DIALECT = Dialect(offset=OFFSET, national_id_in=_nrc_in, national_id_out=_nrc_out)
-
-
 class MmSsbAdapter:
     """Signed JSON Lines batches of PX/1 envelopes in MM-SSB's spellings."""
 
     name = "mm_ssb"
-    media_types = frozenset({"application/x-ndjson", "application/jsonl"})
-    wire_media_type = "application/x-ndjson"
-    receipt_media_type = "application/x-ndjson"
     batch = True
+
+    # A frozen config: one shared default instance is safe.
+    def __init__(self, config: MmSsbConfig = MmSsbConfig()) -> None:  # noqa: B008
+        self.config = config
+        self.media_types = config.media_types
+        self.wire_media_type = config.wire_media_type
+        self.receipt_media_type = config.receipt_media_type
+        self._dialect = Dialect(offset=config.offset, national_id_in=_nrc_in,
+                                national_id_out=_nrc_out)
 
     def decode(self, wire: bytes) -> list[DecodedItem]:
         lines = wire.split(b"\n")
@@ -55,8 +56,9 @@ class MmSsbAdapter:
             lines.pop()
         if not lines:
             raise schema_violation("the batch is empty: send one PX/1 envelope per line")
-        if len(lines) > MAX_LINES:
-            raise schema_violation(f"the batch has {len(lines)} lines; at most {MAX_LINES}")
+        if len(lines) > self.config.max_lines:
+            raise schema_violation(f"the batch has {len(lines)} lines; "
+                                   f"at most {self.config.max_lines}")
         return [self._line(raw, n) for n, raw in enumerate(lines, start=1)]
 
     def _line(self, raw: bytes, n: int) -> DecodedItem:
@@ -74,13 +76,13 @@ class MmSsbAdapter:
             raise schema_violation(f"{where} must be a JSON object (a PX/1 envelope)")
         message_id = data.get("id") if isinstance(data.get("id"), str) else None
         try:
-            return dump(to_canonical(data, DIALECT, ""))
+            return dump(to_canonical(data, self._dialect, ""))
         except ValueError as exc:
             raise schema_violation(f"{where}: {exc}", message_id) from None
 
     def encode(self, envelope: bytes) -> bytes:
         try:
-            return dump(to_wire(orjson.loads(envelope), DIALECT))
+            return dump(to_wire(orjson.loads(envelope), self._dialect))
         except ValueError as exc:
             raise schema_violation(f"cannot write for MM-SSB: {exc}") from None
 

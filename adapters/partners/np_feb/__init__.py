@@ -35,5 +35,6 @@ Wire profile
 """
 
 from adapters.partners.np_feb.adapter import NpFebAdapter
+from adapters.partners.np_feb.config import NpFebConfig
 
-__all__ = ["NpFebAdapter"]
+__all__ = ["NpFebAdapter", "NpFebConfig"]

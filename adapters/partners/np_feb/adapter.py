@@ -22,13 +22,13 @@ from adapters.partners.common.codec import (
 from adapters.partners.common.ctz import parse_ctz, split_ctz
 from adapters.partners.common.transport import post_signed
 from adapters.partners.common.wire import dump, schema_violation
+from adapters.partners.np_feb.config import NpFebConfig
 from gateway.errors import InvalidMessageError
 from gateway.ports.partner import DecodedItem, DeliveryAnswer, ItemResult
 
 __all__ = ["NS", "NpFebAdapter"]
 
 NS = "urn:np-feb:px:1"
-OFFSET = "+05:45"
 _HEADER = {
     "messageId": "id", "messageType": "type", "sender": "sender", "recipient": "recipient",
     "sentAt": "sent_at", "correlationId": "correlation_id",
@@ -68,11 +68,6 @@ def _ctz_out(nid: dict[str, Any]) -> dict[str, Any]:
         return nid
     district, number = split_ctz(nid["value"])
     return {"scheme": "NP-CTZ", "district": district, "number": number}
-
-
-DIALECT = Dialect(offset=OFFSET, date_in=_date_in, date_out=_date_out,
-                  national_id_in=_ctz_in, national_id_out=_ctz_out,
-                  key_in=camel_to_snake, key_out=snake_to_camel)
 
 
 def _q(name: str) -> str:
@@ -144,10 +139,17 @@ class NpFebAdapter:
     """NP-FEB's XML documents, Bikram Sambat dates, district-issued citizenship numbers."""
 
     name = "np_feb"
-    media_types = frozenset({"application/xml", "text/xml"})
-    wire_media_type = "application/xml"
-    receipt_media_type = "application/xml"
     batch = False
+
+    # A frozen config: one shared default instance is safe.
+    def __init__(self, config: NpFebConfig = NpFebConfig()) -> None:  # noqa: B008
+        self.config = config
+        self.media_types = config.media_types
+        self.wire_media_type = config.wire_media_type
+        self.receipt_media_type = config.receipt_media_type
+        self._dialect = Dialect(offset=config.offset, date_in=_date_in, date_out=_date_out,
+                                national_id_in=_ctz_in, national_id_out=_ctz_out,
+                                key_in=camel_to_snake, key_out=snake_to_camel)
 
     def decode(self, wire: bytes) -> list[DecodedItem]:
         root = _parse(wire, "febMessage")
@@ -167,7 +169,7 @@ class NpFebAdapter:
         for name, value in data.items():
             header[_HEADER[name]] = value
         try:
-            env = canonical_envelope(header, payload, DIALECT, header_path="febMessage",
+            env = canonical_envelope(header, payload, self._dialect, header_path="febMessage",
                                      payload_path="febMessage.payload")
         except ValueError as exc:
             raise schema_violation(str(exc), message_id) from None
@@ -183,9 +185,9 @@ class NpFebAdapter:
                     continue
                 value = env[key]
                 if key == "sent_at" and isinstance(value, str):
-                    value = local_timestamp(value, OFFSET)
+                    value = local_timestamp(value, self.config.offset)
                 _to_xml(root, _HEADER_OUT[key], value, key)
-            _to_xml(root, "payload", to_wire(env.get("payload", {}), DIALECT, "payload"),
+            _to_xml(root, "payload", to_wire(env.get("payload", {}), self._dialect, "payload"),
                     "payload")
         except ValueError as exc:
             raise schema_violation(f"cannot write for NP-FEB: {exc}") from None

@@ -21,5 +21,6 @@ Wire profile
 """
 
 from adapters.partners.pk_mophrd.adapter import PkMophrdAdapter
+from adapters.partners.pk_mophrd.config import PkMophrdConfig
 
-__all__ = ["PkMophrdAdapter"]
+__all__ = ["PkMophrdAdapter", "PkMophrdConfig"]

@@ -21,11 +21,10 @@ from adapters.partners.common.codec import (
 from adapters.partners.common.dates import format_ddmmyyyy, parse_ddmmyyyy
 from adapters.partners.common.transport import post_signed
 from adapters.partners.common.wire import dump, load_json, schema_violation
+from adapters.partners.pk_mophrd.config import PkMophrdConfig
 from gateway.ports.partner import DecodedItem, DeliveryAnswer, ItemResult
 
 __all__ = ["PkMophrdAdapter"]
-
-OFFSET = "+05:00"
 
 # header name -> PX/1 envelope name
 _HEADER = {
@@ -60,19 +59,21 @@ def _cnic_out(nid: dict[str, Any]) -> dict[str, Any]:
     return nid
 
 
-DIALECT = Dialect(offset=OFFSET, date_in=_date_in, date_out=_date_out,
-                  national_id_in=_cnic_in, national_id_out=_cnic_out,
-                  key_in=camel_to_snake, key_out=snake_to_camel)
-
-
 class PkMophrdAdapter:
     """PK-MOPHRD's ``{"header", "body"}`` JSON envelope."""
 
     name = "pk_mophrd"
-    media_types = frozenset({"application/json"})
-    wire_media_type = "application/json"
-    receipt_media_type = "application/json"
     batch = False
+
+    # A frozen config: one shared default instance is safe.
+    def __init__(self, config: PkMophrdConfig = PkMophrdConfig()) -> None:  # noqa: B008
+        self.config = config
+        self.media_types = config.media_types
+        self.wire_media_type = config.wire_media_type
+        self.receipt_media_type = config.receipt_media_type
+        self._dialect = Dialect(offset=config.offset, date_in=_date_in, date_out=_date_out,
+                                national_id_in=_cnic_in, national_id_out=_cnic_out,
+                                key_in=camel_to_snake, key_out=snake_to_camel)
 
     def decode(self, wire: bytes) -> list[DecodedItem]:
         data = load_json(wire)
@@ -88,7 +89,7 @@ class PkMophrdAdapter:
                                    f"{', '.join(_HEADER)})", message_id)
         mapped = {_HEADER[wire_name]: value for wire_name, value in header.items()}
         try:
-            env = canonical_envelope(mapped, body, DIALECT, header_path="header",
+            env = canonical_envelope(mapped, body, self._dialect, header_path="header",
                                      payload_path="body")
         except ValueError as exc:
             raise schema_violation(str(exc), message_id) from None
@@ -100,8 +101,8 @@ class PkMophrdAdapter:
             header = {_HEADER_OUT[k]: v for k, v in env.items() if k != "payload"}
             header = {k: header[k] for k in _HEADER if k in header}
             if isinstance(header.get("sentAt"), str):
-                header["sentAt"] = local_timestamp(header["sentAt"], OFFSET)
-            body = to_wire(env.get("payload", {}), DIALECT)
+                header["sentAt"] = local_timestamp(header["sentAt"], self.config.offset)
+            body = to_wire(env.get("payload", {}), self._dialect)
         except (KeyError, ValueError) as exc:
             raise schema_violation(f"cannot write for PK-MOPHRD: {exc}") from None
         return dump({"header": header, "body": body})

@@ -11,5 +11,6 @@ body and its detached JWS in ``X-JWS-Signature``.
 """
 
 from adapters.partners.px1.adapter import Px1Adapter
+from adapters.partners.px1.config import Px1Config
 
-__all__ = ["Px1Adapter"]
+__all__ = ["Px1Adapter", "Px1Config"]

@@ -9,6 +9,7 @@ import httpx
 import orjson
 
 from adapters.partners.common.transport import post_signed
+from adapters.partners.px1.config import Px1Config
 from gateway.errors import InvalidMessageError
 from gateway.ports.partner import DecodedItem, DeliveryAnswer, ItemResult
 
@@ -19,10 +20,14 @@ class Px1Adapter:
     """PX/1 JSON envelopes, one per request."""
 
     name = "px1"
-    media_types = frozenset({"application/json"})
-    wire_media_type = "application/json"
-    receipt_media_type = "application/json"
     batch = False
+
+    # A frozen config: one shared default instance is safe.
+    def __init__(self, config: Px1Config = Px1Config()) -> None:  # noqa: B008
+        self.config = config
+        self.media_types = config.media_types
+        self.wire_media_type = config.wire_media_type
+        self.receipt_media_type = config.receipt_media_type
 
     def decode(self, wire: bytes) -> list[DecodedItem]:
         return [DecodedItem(wire=wire, envelope=wire)]
