@@ -20,7 +20,7 @@ from adapters.partners.mm_ssb import MmSsbAdapter
 from adapters.partners.np_feb import NpFebAdapter
 from adapters.partners.pk_mophrd import PkMophrdAdapter
 from adapters.partners.px1 import Px1Adapter
-from adapters.rails._pool import rail_client
+from adapters.rails import rail_client
 from adapters.rails._sim import Faults, ThreadedServer
 from adapters.rails.iso20022 import Iso20022Config, Iso20022Rail
 from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
