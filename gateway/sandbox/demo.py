@@ -467,10 +467,10 @@ async def _final_checks(sc: Scenario, settings: Any, rails: Any) -> None:
     from gateway.evidence.chain import chain_pending, verify_chain
     from gateway.protocol.partners import load_registry
     from gateway.protocol.signing import verify_detached
+    from gateway.storage.engine import create_engine
     from gateway.storage.tables import (
         claim_documents,
         claims,
-        create_engine,
         delivery_receipts,
         message_state,
         messages,
