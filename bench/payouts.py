@@ -73,7 +73,7 @@ def _dispatcher_main(env: dict[str, str]) -> None:
 
 
 def _floor_main(url: str, n: int, start: int) -> None:
-    from adapters.rails._pool import rail_client
+    from adapters.rails import rail_client
     from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
     from gateway.money import Money
     from gateway.ports.rail import PayoutInstruction

@@ -7,6 +7,9 @@ Shared, private helpers: ``_hmac`` (request and callback signatures), ``_transpo
 failures and answers translated to the seam's delivery errors), ``_config`` (timeouts),
 ``_money`` (statement amounts in currencies the gateway does not pay in), ``_sim`` (fault
 injection, the threaded loopback server and callback delivery used by both simulators).
+
+``rail_client`` is the client for rail calls: httpcore's pool costs more CPU per request than
+the request at a payout batch's 64 connections; its ``RailTransport`` (``_pool``) does not.
 """
 
 from adapters.rails._pool import rail_client

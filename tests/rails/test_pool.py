@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from adapters.rails._pool import rail_client
+from adapters.rails import rail_client
 
 pytestmark = pytest.mark.anyio
 

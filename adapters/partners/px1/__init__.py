@@ -10,52 +10,7 @@ same to the partner's endpoint and expects ``2xx`` with a signed PX/1 receipt (J
 body and its detached JWS in ``X-JWS-Signature``.
 """
 
-from __future__ import annotations
+from adapters.partners.px1.adapter import Px1Adapter
+from adapters.partners.px1.config import Px1Config
 
-from collections.abc import Sequence
-from typing import Any
-
-import httpx
-import orjson
-
-from adapters.partners.common.transport import post_signed
-from gateway.errors import InvalidMessageError
-from gateway.ports.partner import DecodedItem, DeliveryAnswer, ItemResult
-
-__all__ = ["Px1Adapter"]
-
-
-class Px1Adapter:
-    """PX/1 JSON envelopes, one per request."""
-
-    name = "px1"
-    media_types = frozenset({"application/json"})
-    wire_media_type = "application/json"
-    receipt_media_type = "application/json"
-    batch = False
-
-    def decode(self, wire: bytes) -> list[DecodedItem]:
-        return [DecodedItem(wire=wire, envelope=wire)]
-
-    def encode(self, envelope: bytes) -> bytes:
-        return envelope
-
-    def render_receipt(self, receipt: dict[str, Any]) -> bytes:
-        return orjson.dumps(receipt)
-
-    def parse_receipt(self, body: bytes) -> dict[str, Any]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise InvalidMessageError("malformed_json", "the receipt is not JSON") from None
-        if not isinstance(data, dict):
-            raise InvalidMessageError("schema_violation", "the receipt must be a JSON object")
-        return data
-
-    def render_batch(self, results: Sequence[ItemResult]) -> bytes:
-        raise NotImplementedError("PX/1 carries one message per request")
-
-    async def deliver(self, client: httpx.AsyncClient, endpoint: str, wire: bytes,
-                      signature: str, *, timeout: float) -> DeliveryAnswer:
-        return await post_signed(client, endpoint, wire, signature,
-                                 media_type=self.wire_media_type, timeout=timeout)
+__all__ = ["Px1Adapter", "Px1Config"]

@@ -287,7 +287,8 @@ def render_camt053(
     ns = f"{_NS_PREFIX}camt.053.001.{version}"
     doc = etree.Element(f"{{{ns}}}Document", nsmap={None: ns})
 
-    def sub(parent: etree._Element, name: str, value: str | None = None, **attrs: str):
+    def sub(parent: etree._Element, name: str, value: str | None = None,
+            **attrs: str) -> etree._Element:
         return sub_element(parent, ns, name, value, **attrs)
 
     stmt_root = sub(doc, "BkToCstmrStmt")
@@ -322,4 +323,5 @@ def render_camt053(
             sub(sub(sub(tx, "AmtDtls"), "TxAmt"), "Amt", money.amount_str(), Ccy=money.currency)
             if e.return_reason:
                 sub(sub(sub(tx, "RtrInf"), "Rsn"), "Cd", e.return_reason)
-    return etree.tostring(doc, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    # lxml is untyped
+    return bytes(etree.tostring(doc, xml_declaration=True, encoding="UTF-8", pretty_print=True))

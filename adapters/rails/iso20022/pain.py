@@ -240,7 +240,7 @@ def build_pain002(
                 sub(sub(sub(tx, ns, "StsRsnInf"), ns, "Rsn"), ns, "Cd", e.reason)
             if e.rail_reference:
                 sub(tx, ns, "AcctSvcrRef", e.rail_reference)
-    return etree.tostring(doc, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(doc, xml_declaration=True, encoding="UTF-8"))  # lxml is untyped
 
 
 def parse_pain002(data: bytes) -> tuple[str, str | None, list[PayoutStatus]]:

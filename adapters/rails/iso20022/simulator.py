@@ -100,6 +100,8 @@ class SimTx:
 class Iso20022Simulator(LoopbackServed):
     """The simulated bank: ledger by EndToEndId, batches by MsgId, statements, HTTP app."""
 
+    app: FastAPI
+
     def __init__(self, config: Iso20022SimConfig | None = None, faults: Faults | None = None):
         self.config = config or Iso20022SimConfig()
         self.faults = faults or Faults()

@@ -44,7 +44,7 @@ def parse(data: bytes, what: str) -> etree._Element:
 
 def localname(el: etree._Element) -> str:
     """Return an element's name without its namespace."""
-    return etree.QName(el).localname
+    return str(etree.QName(el).localname)  # lxml is untyped
 
 
 def document(root: etree._Element, what: str) -> tuple[str, etree._Element]:

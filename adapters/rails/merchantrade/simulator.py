@@ -122,11 +122,14 @@ def _problem(status: int, error: str, detail: str) -> JSONResponse:
 
 
 def _raw_path(scope: Scope) -> str:
-    return scope.get("raw_path", scope["path"].encode()).decode("ascii")
+    raw_path: bytes = scope.get("raw_path", scope["path"].encode())
+    return raw_path.decode("ascii")
 
 
 class MerchantradeSimulator(LoopbackServed):
     """The simulated rail: ledger, lifecycle, callbacks, settlement and its HTTP app."""
+
+    app: FastAPI
 
     def __init__(self, config: MerchantradeSimConfig | None = None, faults: Faults | None = None):
         self.config = config or MerchantradeSimConfig()
@@ -221,7 +224,7 @@ class MerchantradeSimulator(LoopbackServed):
                 *first[:3],
                 Money(bumped.minor + 1, bumped.currency).amount_str(),
                 *first[4:],
-            )  # type: ignore[assignment]
+            )
         if self.faults.draw(Fault.statement_extra, path):
             rows.append(
                 (
