@@ -77,7 +77,16 @@ def _vary(value: Any, draw: st.DrawFn, key: str = "") -> Any:
     if isinstance(value, dict):
         if key == "national_id" or (set(value) == {"scheme", "value"}):
             return draw(NATIONAL_IDS)
-        return {k: _vary(v, draw, k) for k, v in value.items()}
+        out = {k: _vary(v, draw, k) for k, v in value.items()}
+        nid = out.get("national_id")
+        if "date_of_birth" in out and isinstance(nid, dict) and nid.get("scheme") == "ID-NIK":
+            # A worker's NIK encodes their birth date (issue 13): keep the two consistent.
+            dob = dt.date.fromisoformat(out["date_of_birth"])
+            day = int(nid["value"][6:8])
+            day = dob.day + 40 if day > 40 else dob.day
+            out["national_id"] = {**nid, "value": f"{nid['value'][:6]}{day:02d}"
+                                  f"{dob.month:02d}{dob.year % 100:02d}{nid['value'][12:]}"}
+        return out
     if isinstance(value, list):
         return [_vary(v, draw, key) for v in value]
     if isinstance(value, str):

@@ -23,8 +23,9 @@ Wire profile
 
     - element names are the camelCase of PX/1's field names; a list is an element with
       ``list="true"`` whose children are ``<item>``; JSON null is ``nil="true"``;
-    - calendar dates are **Bikram Sambat** ``YYYY-MM-DD`` (BS 1975..2095), converted exactly
-      both ways; timestamps are Gregorian RFC 3339 at Nepal's ``+05:45`` (any offset accepted);
+    - calendar dates are **Bikram Sambat** ``YYYY-MM-DD`` (BS 1975..2095), ASCII or Devanagari
+      digits, converted exactly both ways (written back in ASCII digits); timestamps are
+      Gregorian RFC 3339 at Nepal's ``+05:45`` (any offset accepted);
     - a citizenship certificate (``NP-CTZ``) is ``<district>`` + ``<number>``: district names in
       any common romanisation or case, numbers with ``-`` or ``/`` and ASCII or Devanagari
       digits. Other schemes are ``<scheme>`` + ``<value>``;
@@ -54,6 +55,7 @@ from adapters.partners.common.codec import (
     to_wire,
 )
 from adapters.partners.common.ctz import parse_ctz, split_ctz
+from adapters.partners.common.digits import to_ascii_digits
 from adapters.partners.common.transport import post_signed
 from adapters.partners.common.wire import dump, schema_violation
 from gateway.errors import InvalidMessageError
@@ -80,7 +82,8 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
 
 
 def _date_in(text: str) -> str:
-    return bs_to_ad(parse_bs(text)).isoformat()
+    # Certificates print BS dates in Devanagari digits (२०८१-०८-०६), as their numbers.
+    return bs_to_ad(parse_bs(to_ascii_digits(text))).isoformat()
 
 
 def _date_out(text: str) -> str:
