@@ -177,3 +177,41 @@ def test_pk_native_fixture_with_urdu_cnic_decodes() -> None:
     assert item.envelope is not None
     canonical = orjson.loads(item.envelope)
     assert canonical["payload"]["worker"]["national_id"]["value"].isascii()
+
+
+# ---- Myanmar: Zawgyi text, temporary-card spellings ------------------------------------------
+
+
+def _mm_line(name: str) -> bytes:
+    from pathlib import Path
+
+    path = (Path(__file__).resolve().parent.parent / "fixtures" / "partners" / "MM-SSB"
+            / "valid" / "in.claim.notify.jsonl")
+    data = orjson.loads(path.read_bytes().splitlines()[0])
+    data["payload"]["worker"]["name"] = name
+    return orjson.dumps(data)
+
+
+def test_unicode_burmese_name_is_accepted() -> None:
+    from adapters.partners.mm_ssb import MmSsbAdapter
+
+    canonical = orjson.loads(MmSsbAdapter().decode_one(_mm_line("မင်းဆင်းရွှေ")))
+    assert canonical["payload"]["worker"]["name"] == "မင်းဆင်းရွှေ"
+
+
+def test_zawgyi_name_is_refused_naming_the_field() -> None:
+    from adapters.partners.mm_ssb import MmSsbAdapter
+    from gateway.errors import ProblemError
+
+    with pytest.raises(ProblemError) as info:
+        MmSsbAdapter().decode_one(_mm_line("မင္းဆင္းေရႊ"))  # the same name typed in Zawgyi
+    assert "payload.worker.name: text is Zawgyi-encoded, not Unicode; refused" in str(
+        info.value.detail)
+
+
+@pytest.mark.parametrize("text", ["12/OUKAMA(R)123456", "12/OUKAMA(Y)123456",
+                                  "၁၂/ဥကမ(ယာယီ)၁၂၃၄၅၆"])
+def test_temporary_card_letters_of_both_lists_are_accepted(text: str) -> None:
+    from adapters.partners.common.nrc import parse_nrc
+
+    assert parse_nrc(text) == "12/OUKAMA(R)123456"

@@ -9,6 +9,7 @@ Wire profile (partner -> hub)
 
     - ``national_id`` with scheme ``MM-NRC`` may be written in Burmese script
       (``၁၂/ဥကမ(နိုင်)၁၂၃၄၅၆``) or ASCII (``12/OUKAMA(N)123456``);
+    - Myanmar text must be Unicode: a Zawgyi-encoded field is refused, naming it;
     - timestamps carry Myanmar's offset (``2026-11-21T14:45:30+06:30``); canonical is UTC.
 
     The answer is ``200`` with JSON Lines, one result per batch line, in order::
@@ -39,6 +40,7 @@ from adapters.partners.common.codec import Dialect, to_canonical, to_wire
 from adapters.partners.common.nrc import format_nrc_burmese, parse_nrc
 from adapters.partners.common.transport import post_signed
 from adapters.partners.common.wire import dump, load_json, schema_violation
+from adapters.partners.common.zawgyi import refuse_zawgyi
 from gateway.errors import InvalidMessageError, ProblemError
 from gateway.ports.partner import DecodedItem, DeliveryAnswer, ItemResult
 
@@ -100,6 +102,7 @@ class MmSsbAdapter:
             raise schema_violation(f"{where} must be a JSON object (a PX/1 envelope)")
         message_id = data.get("id") if isinstance(data.get("id"), str) else None
         try:
+            refuse_zawgyi(data.get("payload"), "payload")
             return dump(to_canonical(data, DIALECT, ""))
         except ValueError as exc:
             raise schema_violation(f"{where}: {exc}", message_id) from None
