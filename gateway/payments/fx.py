@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 
 from gateway.money import MINOR_UNITS, Money
 
@@ -17,6 +17,7 @@ __all__ = ["WHOLE_UNITS", "Conversion", "convert"]
 
 # Currencies paid in whole units in practice (domain.md); data, not logic.
 WHOLE_UNITS = frozenset({"IDR", "MMK", "PKR"})
+_MAX_INTEGER_DIGITS = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,17 @@ def convert(base: Money, currency: str, rate: Decimal, source: str, at: datetime
         raise ValueError(f"unsupported currency {currency!r}")
     if not rate.is_finite() or rate <= 0:
         raise ValueError("fx rate must be a positive decimal")
-    exact = base.amount * rate
+    # The default context keeps 28 significant digits, which would round a 15-digit amount
+    # times a 24-digit rate silently; the product of two exact decimals needs at most the sum.
+    with localcontext() as ctx:
+        ctx.prec = len(base.amount.as_tuple().digits) + len(rate.as_tuple().digits) + 2
+        exact = base.amount * rate
+    # The wire carries at most 15 integer digits (gateway.money): refuse what cannot be paid.
+    if exact.adjusted() >= _MAX_INTEGER_DIGITS:
+        raise ValueError(
+            f"converted amount {exact:.0f} {currency} has more than {_MAX_INTEGER_DIGITS} integer "
+            "digits: check the rate"
+        )
     digits = 0 if currency in WHOLE_UNITS else MINOR_UNITS[currency]
     # Whole-unit currencies are rounded down: never pay more than the benefit is worth.
     mode = ROUND_DOWN if currency in WHOLE_UNITS else ROUND_HALF_EVEN

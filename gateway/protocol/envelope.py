@@ -174,6 +174,8 @@ class Worker(_Model):
     def _identified(self) -> Worker:
         if not (self.passport_no or self.national_id or self.socso_no):
             raise ValueError("a worker needs at least one of passport_no, national_id, socso_no")
+        if self.national_id is not None and self.national_id.scheme == "ID-NIK":
+            identity.check_nik_matches_worker(self.national_id.value, self.date_of_birth)
         return self
 
 

@@ -11,7 +11,7 @@ Canonical spellings::
     ID-NIK   3171015708450001         16 digits PPRRSS DDMMYY XXXX (day + 40 for women)
     MM-NRC   12/OUKAMA(N)123456       state 1-14 / township code (type) 5-6 digits
     NP-CTZ   KATHMANDU:27-01-71-12345 issuing district : digit groups joined by single '-'
-    PK-CNIC  3520112345671            13 digits, first digit the province 1-7
+    PK-CNIC  3520112345671            13 digits, first digit the region 1-8 (see _CNIC_REGIONS)
     BD-NID   1234567890               10, 13 or 17 digits (17 = birth year + the old 13)
 
 Every public function returns its input unchanged when valid, so callers can compare the result
@@ -23,18 +23,25 @@ translated here into messages that name the failing part.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
+from functools import cache
+from importlib import resources
+from typing import Any
 
 import phonenumbers
-from stdnum import exceptions as stdnum_exc
-from stdnum.id import nik as stdnum_nik
+from stdnum import numdb
 from stdnum.pk import cnic as stdnum_cnic
 
 __all__ = [
     "NEPAL_DISTRICTS",
+    "NEPAL_FORMER_DISTRICTS",
+    "NEPAL_ISSUING_DISTRICTS",
     "SCHEMES",
+    "check_nik_matches_worker",
+    "nik_region",
     "normalise_national_id",
     "validate_passport_no",
     "validate_phone",
@@ -81,11 +88,16 @@ NEPAL_DISTRICTS: frozenset[str] = frozenset(
 )
 assert len(NEPAL_DISTRICTS) == 77, "Nepal has 77 districts"
 
-# Pre-2015 districts that were split: a value naming one cannot say which half issued it.
-_SPLIT_DISTRICTS: dict[str, tuple[str, str]] = {
+# Pre-2015 districts that were split (2015 constitution; the 75 -> 77 districts in force since
+# 2017). A certificate issued before the split names the old district, and its number is unique
+# within that old district, so the old name stays a valid *issuing* district in NP-CTZ: the key
+# (number, issuing district) loses nothing. It is never rewritten to one half, which the number
+# alone cannot decide.
+NEPAL_FORMER_DISTRICTS: dict[str, tuple[str, str]] = {
     "NAWALPARASI": ("NAWALPARASI_EAST", "NAWALPARASI_WEST"),
     "RUKUM": ("RUKUM_EAST", "RUKUM_WEST"),
 }
+NEPAL_ISSUING_DISTRICTS: frozenset[str] = NEPAL_DISTRICTS | frozenset(NEPAL_FORMER_DISTRICTS)
 
 # Passport patterns stricter than ICAO's, per issuing state (ISO 3166 alpha-2). Data, not logic:
 # add a state here when its format is confirmed.
@@ -105,6 +117,14 @@ _CTZ_NUMBER = re.compile(r"[0-9]+(?:-[0-9]+)*")
 _CTZ_MAX_DIGITS = 20
 _PASSPORT = re.compile(r"[A-Z0-9]{1,9}")
 _BD_TZ = timezone(timedelta(hours=6))
+
+# First digit of a CNIC: the region of the issuing NADRA office. Codes 1-7 as python-stdnum 2.2
+# (stdnum/pk/cnic.py, PROVINCES) lists them; 8 for Azad Jammu and Kashmir as independent
+# implementations use it (domain.md, "unconfirmed": NADRA publishes no table). Checked 2026-11.
+_CNIC_REGIONS: dict[str, str] = {
+    **stdnum_cnic.PROVINCES,
+    "8": "Azad Jammu and Kashmir",
+}
 _BD_FIRST_BIRTH_YEAR = 1900
 
 
@@ -139,13 +159,84 @@ def _nik(value: str) -> str:
         )
     if value[12:] == "0000":
         raise ValueError("ID-NIK serial (last 4 digits) starts at 0001, got 0000")
-    try:
-        stdnum_nik.validate(value)
-    except stdnum_exc.ValidationError as exc:
-        raise ValueError(
-            f"ID-NIK region code {value[:4]!r} (province and regency, digits 1-4) is unknown"
-        ) from exc
+    nik_region(value)
     return value
+
+
+@cache
+def _id_regions() -> dict[str, Any]:
+    # protocol/data/id_regions.json names its source and date (Kepmendagri 300.2.2-2138/2025).
+    raw = resources.files("gateway.protocol").joinpath("data", "id_regions.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(raw)
+    data["district_sets"] = {k: frozenset(v.split()) for k, v in data["districts"].items()}
+    return data
+
+
+def _legacy_regency(code4: str) -> str | None:
+    # python-stdnum's table (stdnum/id/loc.dat, from perlancar's Locale-ID-Locality) is an older
+    # numbering: 94 for Papua, 91 for Papua Barat, Tarakan and Nunukan under 64. It is kept only
+    # so that NIKs accepted before keep being accepted; its province+regency digits are all it
+    # can check.
+    found = numdb.get("id/loc").info(code4)
+    if len(found) < 2 or not found[1][1]:
+        return None
+    name: str = found[1][1].get("name_id", code4)
+    return name
+
+
+def nik_region(value: str) -> str:
+    """Return the region a NIK's first six digits name, or raise ValueError naming the digits.
+
+    Current codes (Kepmendagri 2025) are checked on all six digits (a district number in a gap
+    of its regency's numbering is taken for a retired one, see below). A NIK keeps its code when its
+    region later splits, so regency codes retired by a split (Papua 2022, see the data file) and
+    the older numbering python-stdnum carries are accepted on their first four digits; the
+    district digits of those can only be checked to be 01-99.
+    """
+    data = _id_regions()
+    prov, reg, dist = value[:2], f"{value[:2]}.{value[2:4]}", value[4:6]
+    if reg in data["regencies"]:
+        known = data["district_sets"].get(reg, frozenset())
+        # Kecamatan numbers are not reused: one moved to a new regency leaves a gap (64.07.01
+        # went to Mahakam Ulu in 2013) and older NIKs keep it. A number in a gap may be such a
+        # retired code, which this table cannot confirm; one above the highest is never valid.
+        if dist not in known and (dist == "00" or dist > max(known, default="00")):
+            raise ValueError(
+                f"ID-NIK district code {value[:6]!r} (digits 1-6) is not a kecamatan of "
+                f"{data['regencies'][reg]} in the Kepmendagri 2025 region list"
+            )
+        return f"{reg}.{dist}"
+    former = data["former_regencies"].get(reg)
+    legacy = None if former else _legacy_regency(value[:4])
+    if former is None and legacy is None:
+        where = data["provinces"].get(prov)
+        what = (f"a regency of {where}" if where else f"a province ({prov!r} is unknown)")
+        raise ValueError(
+            f"ID-NIK region code {value[:4]!r} (province and regency, digits 1-4) is not "
+            f"{what} in the Kepmendagri 2025 list nor a former code kept by older NIKs"
+        )
+    if dist == "00":
+        raise ValueError(f"ID-NIK district code {value[4:6]!r} (digits 5-6) must be 01-99")
+    return f"{reg}.{dist}"
+
+
+def check_nik_matches_worker(nik: str, date_of_birth: date, sex: str | None = None) -> None:
+    """Raise ValueError if a NIK's birth date (and +40 rule) disagree with the worker's."""
+    day, month, yy = int(nik[6:8]), int(nik[8:10]), int(nik[10:12])
+    female = day > 40
+    real_day = day - 40 if female else day
+    if (real_day, month, yy) != (date_of_birth.day, date_of_birth.month,
+                                 date_of_birth.year % 100):
+        raise ValueError(
+            f"national_id ID-NIK encodes the birth date {real_day:02d}-{month:02d}-{yy:02d} "
+            f"(digits 7-12, DD-MM-YY{', day + 40 for women' if female else ''}), but "
+            f"date_of_birth is {date_of_birth.isoformat()}"
+        )
+    if sex is not None and sex in ("F", "M") and (sex == "F") != female:
+        raise ValueError(
+            f"national_id ID-NIK birth day {nik[6:8]!r} says "
+            f"{'female (day + 40)' if female else 'male (day 01-31)'}, but sex is {sex!r}"
+        )
 
 
 def _is_date(year: int, month: int, day: int) -> bool:
@@ -190,7 +281,7 @@ def _np_ctz(value: str) -> str:
             "NP-CTZ must be DISTRICT:NUMBER, e.g. KATHMANDU:27-01-71-12345 (the number is "
             "only unique within its issuing district)"
         )
-    if district not in NEPAL_DISTRICTS:
+    if district not in NEPAL_ISSUING_DISTRICTS:
         raise ValueError(_unknown_district_message(district))
     if not _CTZ_NUMBER.fullmatch(number):
         raise ValueError(
@@ -204,30 +295,31 @@ def _np_ctz(value: str) -> str:
 
 
 def _unknown_district_message(district: str) -> str:
-    if district in _SPLIT_DISTRICTS:
-        east, west = _SPLIT_DISTRICTS[district]
-        return f"NP-CTZ district {district!r} was split in 2015: use {east} or {west}"
     hint = ""
-    close = difflib.get_close_matches(district.upper().replace(" ", "_"), NEPAL_DISTRICTS, n=1)
+    close = difflib.get_close_matches(
+        district.upper().replace(" ", "_"), NEPAL_ISSUING_DISTRICTS, n=1
+    )
     if close:
         hint = f" (did you mean {close[0]}?)"
     return (
-        f"NP-CTZ district {district!r} is not one of Nepal's 77 districts in canonical "
-        f"spelling (upper-case ASCII, '_' for spaces){hint}"
+        f"NP-CTZ district {district!r} is not one of Nepal's 77 districts (or the pre-2015 "
+        f"NAWALPARASI, RUKUM) in canonical spelling (upper-case ASCII, '_' for spaces){hint}"
     )
 
 
 def _cnic(value: str) -> str:
     _require_ascii_digits("PK-CNIC", value, (13,))
-    if value[0] not in stdnum_cnic.PROVINCES:
-        raise ValueError(f"PK-CNIC first digit {value[0]!r} must be a province code 1-7")
-    try:
-        stdnum_cnic.validate(value)
-    except stdnum_exc.ValidationError as exc:
-        # Province and length are checked above, so stdnum can only object to the last digit.
+    if value[0] not in _CNIC_REGIONS:
+        raise ValueError(
+            f"PK-CNIC first digit {value[0]!r} must be a region code 1-8 "
+            "(1 KP, 2 former FATA, 3 Punjab, 4 Sindh, 5 Balochistan, 6 Islamabad, "
+            "7 Gilgit-Baltistan, 8 AJK)"
+        )
+    if value[-1] == "0":
+        # stdnum objects only to this once region and length are checked; it does not know 8.
         raise ValueError(
             f"PK-CNIC last digit {value[-1]!r} must be 1-9 (odd for men, even for women)"
-        ) from exc
+        )
     return value
 
 

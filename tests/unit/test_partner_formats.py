@@ -157,7 +157,6 @@ def test_ctz_parses_partner_spellings(district: str, number: str, canonical: str
 @pytest.mark.parametrize(
     ("district", "number", "message"),
     [
-        ("Nawalparasi", "123", "was split in 2015: use NAWALPARASI_EAST or NAWALPARASI_WEST"),
         ("Kathmandoo", "123", "did you mean KATHMANDU?"),
         ("Delhi", "123", "'DELHI' is not one of Nepal's 77 districts"),
         ("Kathmandu", "27//01", "must be digit groups separated by single '-' or '/'"),
@@ -187,11 +186,10 @@ def test_cnic_dashed_and_plain() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("3520-11234567-1", "must be written 12345-1234567-1 or as 13 ASCII digits"),
+        ("3520-11234567-1", "must be written 12345-1234567-1 or as 13 digits"),
         ("35201 1234567 1", "must be written 12345-1234567-1"),
         ("35201-1234567-1\n", "must be written 12345-1234567-1"),
-        ("٣٥٢٠١-١٢٣٤٥٦٧-١", "must be written 12345-1234567-1"),
-        ("95201-1234567-1", "PK-CNIC first digit '9' must be a province code 1-7"),
+        ("95201-1234567-1", "PK-CNIC first digit '9' must be a region code 1-8"),
         ("35201-1234567-0", "PK-CNIC last digit '0' must be 1-9"),
     ],
 )

@@ -32,11 +32,14 @@ CASES = [(p.id, p.adapter, t) for p in DEV_PARTNERS for t in sorted(PAYLOADS)]
 TEXT_FIELDS = frozenset({"name", "description", "reason", "note", "account_name",
                          "certified_by", "address"})
 
-_SCRIPTS = st.sampled_from([(0x1000, 0x109F), (0x0900, 0x097F), (0x0980, 0x09FF),
+# Random Myanmar code points read as Zawgyi and are refused by MM-SSB (issue 13), so Burmese
+# text comes from real Unicode strings; the other scripts are drawn at random.
+_BURMESE = st.sampled_from(["မင်းဆင်းရွှေ", "ဒေါ်အေးအေးမြင့်", "ရန်ကုန်မြို့ ဥက္ကလာပ", "ကိုကို"])
+_SCRIPTS = st.sampled_from([(0x0900, 0x097F), (0x0980, 0x09FF),
                             (0x0041, 0x007A), (0x0020, 0x0020), (0x00C0, 0x024F)])
 _CHAR = _SCRIPTS.flatmap(lambda r: st.characters(min_codepoint=r[0], max_codepoint=r[1],
                                                  exclude_categories=("Cc", "Cs")))
-TEXT = st.text(_CHAR, min_size=1, max_size=40)
+TEXT = st.text(_CHAR, min_size=1, max_size=40) | _BURMESE
 
 NATIONAL_IDS = st.sampled_from([
     {"scheme": "MM-NRC", "value": "12/OUKAMA(N)123456"},
@@ -77,7 +80,16 @@ def _vary(value: Any, draw: st.DrawFn, key: str = "") -> Any:
     if isinstance(value, dict):
         if key == "national_id" or (set(value) == {"scheme", "value"}):
             return draw(NATIONAL_IDS)
-        return {k: _vary(v, draw, k) for k, v in value.items()}
+        out = {k: _vary(v, draw, k) for k, v in value.items()}
+        nid = out.get("national_id")
+        if "date_of_birth" in out and isinstance(nid, dict) and nid.get("scheme") == "ID-NIK":
+            # A worker's NIK encodes their birth date (issue 13): keep the two consistent.
+            dob = dt.date.fromisoformat(out["date_of_birth"])
+            day = int(nid["value"][6:8])
+            day = dob.day + 40 if day > 40 else dob.day
+            out["national_id"] = {**nid, "value": f"{nid['value'][:6]}{day:02d}"
+                                  f"{dob.month:02d}{dob.year % 100:02d}{nid['value'][12:]}"}
+        return out
     if isinstance(value, list):
         return [_vary(v, draw, key) for v in value]
     if isinstance(value, str):

@@ -1,4 +1,4 @@
-"""Digits in partner scripts (Myanmar, Devanagari, Bengali) to ASCII and back.
+"""Digits in partner scripts (Myanmar, Devanagari, Bengali, Urdu/Arabic) to ASCII and back.
 
 Only the ten digit code points of each script are touched; letters, vowel signs and everything
 else pass through unchanged, so these are safe on identifiers but must not be used to "clean"
@@ -11,13 +11,17 @@ from typing import Literal
 
 __all__ = ["DIGIT_SCRIPTS", "Script", "from_ascii_digits", "to_ascii_digits"]
 
-Script = Literal["myanmar", "devanagari", "bengali"]
+Script = Literal["myanmar", "devanagari", "bengali", "urdu", "arabic"]
 
-# The zero of each script's decimal block; all three blocks are contiguous 0-9.
+# The zero of each script's decimal block; every block is contiguous 0-9 (Unicode 15, Nd).
+# Urdu is written with the Extended Arabic-Indic digits (U+06F0-06F9), Arabic with the
+# Arabic-Indic ones (U+0660-0669); Pakistani documents and keyboards produce both.
 DIGIT_SCRIPTS: dict[Script, int] = {
     "myanmar": 0x1040,
     "devanagari": 0x0966,
     "bengali": 0x09E6,
+    "urdu": 0x06F0,
+    "arabic": 0x0660,
 }
 
 _TO_ASCII: dict[int, str] = {
@@ -30,7 +34,7 @@ _FROM_ASCII: dict[Script, dict[int, str]] = {
 
 
 def to_ascii_digits(text: str) -> str:
-    """Replace Myanmar, Devanagari and Bengali digits with ASCII digits; leave all else alone."""
+    """Replace Myanmar, Devanagari, Bengali and Arabic-script digits with ASCII; leave all else."""
     return text.translate(_TO_ASCII)
 
 

@@ -28,7 +28,7 @@ NRC_TYPES: dict[str, str] = {
     "ဧည့်": "E",  # associate citizen
     "ပြု": "P",  # naturalised citizen
     "သာသနာ": "T",  # religious
-    "ယာယီ": "R",  # temporary
+    "ယာယီ": "R",  # temporary: canonical R; published lists also romanise it Y (accepted)
     "စ": "S",  # provisional
 }
 
@@ -120,9 +120,13 @@ def _township(raw: str) -> str:
         ) from None
 
 
+# Romanisations of a type word that differ between published lists -> canonical letter.
+_TYPE_ALIASES = {"Y": "R"}
+
+
 def _type(raw: str) -> str:
     if raw.isascii():
-        return raw.upper()
+        return _TYPE_ALIASES.get(raw.upper(), raw.upper())
     try:
         return NRC_TYPES[raw]
     except KeyError:

@@ -9,6 +9,7 @@ Wire profile (partner -> hub)
 
     - ``national_id`` with scheme ``MM-NRC`` may be written in Burmese script
       (``၁၂/ဥကမ(နိုင်)၁၂၃၄၅၆``) or ASCII (``12/OUKAMA(N)123456``);
+    - Myanmar text must be Unicode: a Zawgyi-encoded field is refused, naming it;
     - timestamps carry Myanmar's offset (``2026-11-21T14:45:30+06:30``); canonical is UTC.
 
     The answer is ``200`` with JSON Lines, one result per batch line, in order::

@@ -13,6 +13,7 @@ from adapters.partners.common.codec import Dialect, to_canonical, to_wire
 from adapters.partners.common.nrc import format_nrc_burmese, parse_nrc
 from adapters.partners.common.transport import post_signed
 from adapters.partners.common.wire import dump, load_json, schema_violation
+from adapters.partners.common.zawgyi import refuse_zawgyi
 from adapters.partners.mm_ssb.config import MmSsbConfig
 from gateway.errors import InvalidMessageError, ProblemError
 from gateway.ports.partner import DecodedItem, DeliveryAnswer, ItemResult
@@ -76,6 +77,7 @@ class MmSsbAdapter:
             raise schema_violation(f"{where} must be a JSON object (a PX/1 envelope)")
         message_id = data.get("id") if isinstance(data.get("id"), str) else None
         try:
+            refuse_zawgyi(data.get("payload"), "payload")
             return dump(to_canonical(data, self._dialect, ""))
         except ValueError as exc:
             raise schema_violation(f"{where}: {exc}", message_id) from None

@@ -23,8 +23,9 @@ Wire profile
 
     - element names are the camelCase of PX/1's field names; a list is an element with
       ``list="true"`` whose children are ``<item>``; JSON null is ``nil="true"``;
-    - calendar dates are **Bikram Sambat** ``YYYY-MM-DD`` (BS 1975..2095), converted exactly
-      both ways; timestamps are Gregorian RFC 3339 at Nepal's ``+05:45`` (any offset accepted);
+    - calendar dates are **Bikram Sambat** ``YYYY-MM-DD`` (BS 1975..2095), ASCII or Devanagari
+      digits, converted exactly both ways (written back in ASCII digits); timestamps are
+      Gregorian RFC 3339 at Nepal's ``+05:45`` (any offset accepted);
     - a citizenship certificate (``NP-CTZ``) is ``<district>`` + ``<number>``: district names in
       any common romanisation or case, numbers with ``-`` or ``/`` and ASCII or Devanagari
       digits. Other schemes are ``<scheme>`` + ``<value>``;

@@ -20,6 +20,7 @@ from adapters.partners.common.codec import (
     to_wire,
 )
 from adapters.partners.common.ctz import parse_ctz, split_ctz
+from adapters.partners.common.digits import to_ascii_digits
 from adapters.partners.common.transport import post_signed
 from adapters.partners.common.wire import dump, schema_violation
 from adapters.partners.np_feb.config import NpFebConfig
@@ -46,7 +47,8 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
 
 
 def _date_in(text: str) -> str:
-    return bs_to_ad(parse_bs(text)).isoformat()
+    # Certificates print BS dates in Devanagari digits (२०८१-०८-०६), as their numbers.
+    return bs_to_ad(parse_bs(to_ascii_digits(text))).isoformat()
 
 
 def _date_out(text: str) -> str:
