@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from gateway.composition import Hub
 from gateway.protocol.signing import KeyRing, verify_detached
 from gateway.storage.tables import messages, outbox
+from tests.fixtures import FIXTURES_DIR
 from tests.support.partners import NOW, TestPartner, claim_payload
 
 pytestmark = pytest.mark.anyio
@@ -279,8 +280,7 @@ async def test_unexpected_error_is_a_500_problem_without_internals(hub, bpjstk) 
 
 async def test_vector_bodies_through_the_app(client, hub, clock, instance: Path) -> None:
     """The shared vector's signature is accepted by the real app (with the vector's key)."""
-    vectors = json.loads((Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
-                          / "jws-detached.json").read_text())["vectors"]
+    vectors = json.loads((FIXTURES_DIR / "vectors" / "jws-detached.json").read_text())["vectors"]
     vec = vectors[0]
     hub.registry.keys._by_kid.pop("ID-BPJSTK-dev-1")
     hub.registry.keys.add_keyset("ID-BPJSTK", {"keys": [vec["jwk"]]})

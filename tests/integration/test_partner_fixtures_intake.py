@@ -13,11 +13,12 @@ from sqlalchemy import select
 
 from gateway.composition import Hub
 from gateway.storage.tables import batch_lines, messages, partner_batches
+from tests.fixtures import FIXTURES_DIR
 from tests.support.partners import TestPartner
 
 pytestmark = pytest.mark.anyio
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "partners"
+FIXTURES = FIXTURES_DIR / "partners"
 MEDIA = {"json": "application/json", "jsonl": "application/x-ndjson", "xml": "application/xml"}
 PARTNERS = ["ID-BPJSTK", "MM-SSB", "NP-FEB", "PK-MOPHRD", "BD-WEWB"]
 

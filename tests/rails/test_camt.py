@@ -31,8 +31,9 @@ from lxml import etree
 from adapters.rails.iso20022.camt import parse_camt
 from gateway.errors import InvalidMessageError
 from gateway.ports.rail import StatementLine
+from tests.fixtures import FIXTURES_DIR
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "camt053"
+FIXTURES = FIXTURES_DIR / "camt053"
 SAMPLES = sorted(FIXTURES.glob("*.xml"))
 
 

@@ -4,7 +4,6 @@ validates against schemas/, and back to bytes the partner (its codec) reads the 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
 import orjson
@@ -14,8 +13,9 @@ from gateway.adapter_registry import partner_adapters
 from gateway.protocol.envelope import PAYLOADS, Envelope
 from gateway.protocol.jsonschema import SCHEMA_DIR
 from gateway.runtime.bootstrap import DEV_PARTNERS
+from tests.fixtures import FIXTURES_DIR
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "partners"
+FIXTURES = FIXTURES_DIR / "partners"
 ADAPTER = {p.id: p.adapter for p in DEV_PARTNERS}
 ADAPTERS = partner_adapters()
 VALID = sorted((pid, f.name) for pid in ADAPTER for f in (FIXTURES / pid / "valid").iterdir())

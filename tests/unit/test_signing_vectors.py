@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
 from gateway.errors import AuthError
 from gateway.protocol.signing import KeyRing, Signer, b64url_decode, verify_detached
+from tests.fixtures import FIXTURES_DIR
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "jws-detached.json"
+VECTORS = FIXTURES_DIR / "vectors" / "jws-detached.json"
 DATA = json.loads(VECTORS.read_text())["vectors"]
 
 
