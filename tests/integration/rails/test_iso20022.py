@@ -21,7 +21,7 @@ from gateway.errors import (
     TransientDeliveryError,
 )
 from gateway.ports.rail import PayoutState
-from tests.rails.conftest import CALLBACK_SECRET, CallbackSink, payout
+from tests.support.rails import CALLBACK_SECRET, CallbackSink, payout
 
 pytestmark = pytest.mark.anyio
 
@@ -50,35 +50,35 @@ def test_pain001_shape_and_deterministic_msgid() -> None:
 
 
 async def test_batch_submit_status_and_idempotency(
-    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, client: httpx.AsyncClient
+    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, rail_http: httpx.AsyncClient
 ) -> None:
     batch = [payout(1), payout(2, account="FAIL-9"), payout(3)]
-    statuses = await iso_rail.submit(client, batch)
+    statuses = await iso_rail.submit(rail_http, batch)
     assert [s.idempotency_key for s in statuses] == ["px-pay-1", "px-pay-2", "px-pay-3"]
     assert {s.state for s in statuses} == {PayoutState.accepted}
-    assert await iso_rail.submit(client, list(reversed(batch)))  # same MsgId: deduplicated
+    assert await iso_rail.submit(rail_http, list(reversed(batch)))  # same MsgId: deduplicated
     # A different batch reusing one EndToEndId with the same content is not paid again.
-    await iso_rail.submit(client, [payout(1), payout(4)])
+    await iso_rail.submit(rail_http, [payout(1), payout(4)])
     iso_sim.advance(steps=2)
-    paid = await iso_rail.status(client, "px-pay-1")
-    failed = await iso_rail.status(client, "px-pay-2")
+    paid = await iso_rail.status(rail_http, "px-pay-1")
+    failed = await iso_rail.status(rail_http, "px-pay-2")
     assert paid is not None and paid.state == PayoutState.paid
     assert failed is not None and (failed.state, failed.reason) == (PayoutState.failed, "AC04")
-    assert await iso_rail.status(client, "px-unknown") is None
+    assert await iso_rail.status(rail_http, "px-unknown") is None
     assert iso_sim.ledger() == {"px-pay-1": 1, "px-pay-2": 0, "px-pay-3": 1, "px-pay-4": 1}
 
 
 async def test_reused_end_to_end_id_with_other_content_is_permanent(
-    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, client: httpx.AsyncClient
+    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, rail_http: httpx.AsyncClient
 ) -> None:
-    await iso_rail.submit(client, [payout(5)])
-    results = await iso_rail.submit_each(client, [payout(5, amount="9.99"), payout(6)])
+    await iso_rail.submit(rail_http, [payout(5)])
+    results = await iso_rail.submit_each(rail_http, [payout(5, amount="9.99"), payout(6)])
     assert isinstance(results[0].error, PermanentDeliveryError)
     assert results[1].status is not None
     with pytest.raises(PermanentDeliveryError):
-        await iso_rail.submit(client, [payout(5, amount="9.99")])
+        await iso_rail.submit(rail_http, [payout(5, amount="9.99")])
     too_long = dataclasses.replace(payout(7), idempotency_key="x" * 36)
-    [result] = await iso_rail.submit_each(client, [too_long])
+    [result] = await iso_rail.submit_each(rail_http, [too_long])
     assert isinstance(result.error, PermanentDeliveryError)
     assert "px-pay-5" in iso_sim.ledger() and len(iso_sim.ledger()) == 2
 
@@ -96,53 +96,53 @@ async def test_reused_end_to_end_id_with_other_content_is_permanent(
 async def test_batch_fault_maps_to_error_class(
     iso_rail: Iso20022Rail,
     iso_sim: Iso20022Simulator,
-    client: httpx.AsyncClient,
+    rail_http: httpx.AsyncClient,
     fault: Fault,
     kwargs: dict[str, float],
     expected: type[Exception],
 ) -> None:
     iso_sim.faults.next(fault, **kwargs)
     with pytest.raises(expected) as err:
-        await iso_rail.submit(client, [payout(10), payout(11)])
+        await iso_rail.submit(rail_http, [payout(10), payout(11)])
     assert type(err.value) is expected
     assert len(err.value.results) == 2  # type: ignore[attr-defined]
 
 
 async def test_paid_but_answered_with_error_then_status_and_resend(
-    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, client: httpx.AsyncClient
+    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, rail_http: httpx.AsyncClient
 ) -> None:
     batch = [payout(20), payout(21)]
     iso_sim.faults.next(Fault.error_after, status=500, path="/pain001")
     with pytest.raises(OutcomeUnknownError):
-        await iso_rail.submit(client, batch)
+        await iso_rail.submit(rail_http, batch)
     iso_sim.advance(steps=2)
     for key in ("px-pay-20", "px-pay-21"):
-        status = await iso_rail.status(client, key)
+        status = await iso_rail.status(rail_http, key)
         assert status is not None and status.state == PayoutState.paid
-    await iso_rail.submit(client, batch)  # a resend anyway is deduplicated by MsgId
+    await iso_rail.submit(rail_http, batch)  # a resend anyway is deduplicated by MsgId
     assert iso_sim.ledger() == {"px-pay-20": 1, "px-pay-21": 1}
 
 
 async def test_status_errors_are_transient(
-    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, client: httpx.AsyncClient
+    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, rail_http: httpx.AsyncClient
 ) -> None:
     iso_sim.faults.next(Fault.reset_before, path="/pain002")
     with pytest.raises(TransientDeliveryError):
-        await iso_rail.status(client, "px-pay-1")
+        await iso_rail.status(rail_http, "px-pay-1")
     iso_sim.faults.next(Fault.error_before, status=500, path="/pain002")
     with pytest.raises(TransientDeliveryError):
-        await iso_rail.status(client, "px-pay-1")
+        await iso_rail.status(rail_http, "px-pay-1")
 
 
 async def test_pain002_callbacks(
     iso_rail: Iso20022Rail,
     iso_sim: Iso20022Simulator,
     sink: CallbackSink,
-    client: httpx.AsyncClient,
+    rail_http: httpx.AsyncClient,
 ) -> None:
     before = len(sink.snapshot())
     iso_sim.faults.next(Fault.lost_callback)  # the "accepted" push is lost
-    await iso_rail.submit(client, [payout(30, account="RET-1")])
+    await iso_rail.submit(rail_http, [payout(30, account="RET-1")])
     assert iso_sim.callbacks.wait_idle(5)
     iso_sim.faults.next(Fault.duplicate_callback)
     iso_sim.advance(steps=3)  # processing (twice), paid, returned
@@ -164,16 +164,16 @@ async def test_pain002_callbacks(
 
 @pytest.mark.parametrize("version", ["08", "02"])
 async def test_camt053_statement_of_the_day(
-    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, client: httpx.AsyncClient, version: str
+    iso_rail: Iso20022Rail, iso_sim: Iso20022Simulator, rail_http: httpx.AsyncClient, version: str
 ) -> None:
-    await iso_rail.submit(client, [payout(40), payout(41, account="RET-2"), payout(42, "FAIL")])
+    await iso_rail.submit(rail_http, [payout(40), payout(41, account="RET-2"), payout(42, "FAIL")])
     iso_sim.advance(steps=3)
     today = datetime.now(UTC).date().isoformat()
     url = f"{iso_sim.url}/camt053/{today}?version={version}"
     headers = _hmac.request_headers(
         "px-test", "sim-request-secret", "GET", f"/camt053/{today}", b""
     )
-    data = (await client.get(url, headers=headers, timeout=5)).content
+    data = (await rail_http.get(url, headers=headers, timeout=5)).content
     lines = iso_rail.parse_statement(data)
     summary = sorted((x.end_to_end_id, x.credit, x.return_reason, x.amount.minor) for x in lines)
     assert summary == [
@@ -185,7 +185,7 @@ async def test_camt053_statement_of_the_day(
     iso_sim.faults.next(Fault.statement_extra)
     iso_sim.faults.next(Fault.statement_duplicate)
     iso_sim.faults.next(Fault.statement_mismatch)
-    odd = iso_rail.parse_statement(await iso_rail.fetch_statement(client, today))
+    odd = iso_rail.parse_statement(await iso_rail.fetch_statement(rail_http, today))
     ids = [x.end_to_end_id for x in odd]
     assert "unknown-e2e-1" in ids and len(ids) == 4 and len(set(ids)) == 3
     assert odd[0].amount.minor == 25001

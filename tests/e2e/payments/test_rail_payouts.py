@@ -24,7 +24,7 @@ from gateway.outbox.dispatcher import Dispatcher
 from gateway.outbox.retry import RetryPolicy
 from gateway.sandbox.rails import free_port, start_rail_sims, write_rails_file
 from gateway.storage.tables import payments
-from tests.payments.conftest import payment_body
+from tests.support.payments import payment_body
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 

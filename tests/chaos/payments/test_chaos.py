@@ -25,14 +25,14 @@ from gateway.config import Settings
 from gateway.payments.requests import PaymentIn
 from gateway.sandbox.rails import free_port, start_rail_sims, write_rails_file
 from gateway.storage.tables import outbox, payments
-from tests.payments.conftest import payment_body
 from tests.support.databases import PgTemplate
+from tests.support.payments import payment_body
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 N = 1000
 WORKERS = 3
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FAULTS = [("latency", {"seconds": 0.05}), ("timeout", {"seconds": 0.8}),
           ("error_before", {"status": 503}), ("error_after", {"status": 500}),
           ("reset_before", {}), ("reset_after", {}), ("throttle", {"status": 429})]
@@ -48,8 +48,8 @@ def pg_url(pg_template: PgTemplate) -> Iterator[str]:
 
 
 def _spawn(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tests.chaos.worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "tests.chaos.payments.worker"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def _counts(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.payments.conftest import payment_body
 from tests.support.partners import TestPartner, claim_payload
+from tests.support.payments import payment_body
 
 pytestmark = pytest.mark.anyio
 

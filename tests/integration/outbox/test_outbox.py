@@ -1,4 +1,5 @@
-"""Outbox core: claim exclusivity, lease takeover, FIFO per key, dead letters, breaker, policy."""
+"""Outbox core on a real database: claim exclusivity, lease takeover, FIFO per key, dead letters,
+retry rescheduling (the pure policy and breaker: tests/unit/outbox/)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from gateway.errors import OutcomeUnknownError, PermanentDeliveryError, TransientDeliveryError
+from gateway.errors import PermanentDeliveryError, TransientDeliveryError
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.claiming import claim
 from gateway.outbox.dispatcher import Dispatcher
 from gateway.outbox.records import LeaseLost, complete, enqueue
-from gateway.outbox.retry import RetryPolicy
 from gateway.storage.engine import create_engine
 from gateway.storage.tables import outbox
 from gateway.storage.uow import UnitOfWork
@@ -116,33 +116,3 @@ async def test_retry_reschedules_with_backoff(engine) -> None:
         row = (await conn.execute(select(outbox))).one()
     assert row.state == "pending" and row.next_attempt_at > NOW and row.attempts == 1
     assert "refused" in row.last_error
-
-
-def test_policy_by_error_class() -> None:
-    p = RetryPolicy(initial=1.0, max_delay=300.0, max_age=timedelta(hours=1))
-    assert not p.decide(PermanentDeliveryError("x"), 1, timedelta(0)).retry
-    t = p.decide(TransientDeliveryError("x"), 1, timedelta(0))
-    assert t.retry and t.reason == "delivery" and t.delay <= timedelta(seconds=2)
-    u = p.decide(OutcomeUnknownError("x"), 1, timedelta(0))
-    assert u.retry and u.reason == "unknown"
-    assert p.decide(RuntimeError("bug"), 1, timedelta(0)).reason == "internal"
-    old = p.decide(TransientDeliveryError("x"), 1, timedelta(hours=2))
-    assert not old.retry and "older" in old.reason
-    late = [p.decide(TransientDeliveryError("x"), 12, timedelta(0)).delay for _ in range(20)]
-    assert max(late) <= timedelta(seconds=300) and len(set(late)) > 1  # capped, jittered
-
-
-def test_breaker_opens_and_half_opens() -> None:
-    now = [0.0]
-    b = CircuitBreakers(threshold=3, cooldown=10, monotonic=lambda: now[0])
-    for _ in range(2):
-        b.failure("rail")
-    assert b.open_destinations() == []
-    b.failure("rail")
-    assert b.open_destinations() == ["rail"]
-    now[0] = 11
-    assert b.open_destinations() == []  # half-open: one batch may probe
-    b.failure("rail")
-    assert b.open_destinations() == ["rail"]
-    b.success("rail")
-    assert b.open_destinations() == []

@@ -22,46 +22,46 @@ from gateway.errors import (
 )
 from gateway.money import Money
 from gateway.ports.rail import PayoutState
-from tests.rails.conftest import CALLBACK_SECRET, CallbackSink, payout
+from tests.support.rails import CALLBACK_SECRET, CallbackSink, payout
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_submit_accepts_and_status_follows_lifecycle(
-    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, client: httpx.AsyncClient
+    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, rail_http: httpx.AsyncClient
 ) -> None:
-    [status] = await mt_rail.submit(client, [payout(1)])
+    [status] = await mt_rail.submit(rail_http, [payout(1)])
     assert status.state == PayoutState.accepted
     assert status.rail_reference and status.at is not None
     mt_sim.advance(steps=2)
-    polled = await mt_rail.status(client, "px-pay-1")
+    polled = await mt_rail.status(rail_http, "px-pay-1")
     assert polled is not None and polled.state == PayoutState.paid
-    assert await mt_rail.status(client, "px-never-sent") is None
+    assert await mt_rail.status(rail_http, "px-never-sent") is None
 
 
 async def test_same_key_twice_is_paid_once(
-    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, client: httpx.AsyncClient
+    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, rail_http: httpx.AsyncClient
 ) -> None:
-    first = await mt_rail.submit(client, [payout(2)])
-    again = await mt_rail.submit(client, [payout(2)])
+    first = await mt_rail.submit(rail_http, [payout(2)])
+    again = await mt_rail.submit(rail_http, [payout(2)])
     assert first[0].rail_reference == again[0].rail_reference
     mt_sim.advance(steps=3)
-    await mt_rail.submit(client, [payout(2)])
+    await mt_rail.submit(rail_http, [payout(2)])
     assert mt_sim.ledger() == {"px-pay-2": 1}
 
 
 async def test_same_key_different_body_is_permanent(
-    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, client: httpx.AsyncClient
+    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, rail_http: httpx.AsyncClient
 ) -> None:
-    await mt_rail.submit(client, [payout(3)])
+    await mt_rail.submit(rail_http, [payout(3)])
     with pytest.raises(PermanentDeliveryError) as err:
-        await mt_rail.submit(client, [payout(3, amount="999.00")])
+        await mt_rail.submit(rail_http, [payout(3, amount="999.00")])
     assert err.value.http_status == 409  # type: ignore[attr-defined]
     assert mt_sim.ledger() == {"px-pay-3": 0}
 
 
 async def test_bad_request_signature_is_refused(
-    mt_sim: MerchantradeSimulator, client: httpx.AsyncClient
+    mt_sim: MerchantradeSimulator, rail_http: httpx.AsyncClient
 ) -> None:
     wrong = MerchantradeRail(
         MerchantradeConfig(
@@ -72,12 +72,12 @@ async def test_bad_request_signature_is_refused(
         )
     )
     with pytest.raises(PermanentDeliveryError) as err:
-        await wrong.submit(client, [payout(4)])
+        await wrong.submit(rail_http, [payout(4)])
     assert err.value.http_status == 401  # type: ignore[attr-defined]
     # And a hand-made request with a valid signature over a different body is refused too.
     body = b'{"amount":"1.00"}'
     headers = _hmac.request_headers("px-test", "sim-request-secret", "POST", "/v1/payouts", b"{}")
-    response = await client.post(
+    response = await rail_http.post(
         mt_sim.url + "/v1/payouts", content=body, headers={**headers, "Idempotency-Key": "x"}
     )
     assert response.status_code == 401
@@ -100,24 +100,24 @@ async def test_bad_request_signature_is_refused(
 async def test_fault_maps_to_error_class(
     mt_rail: MerchantradeRail,
     mt_sim: MerchantradeSimulator,
-    client: httpx.AsyncClient,
+    rail_http: httpx.AsyncClient,
     fault: Fault,
     kwargs: dict[str, float],
     expected: type[Exception],
 ) -> None:
     mt_sim.faults.next(fault, **kwargs)
     with pytest.raises(expected) as err:
-        await mt_rail.submit(client, [payout(5)])
+        await mt_rail.submit(rail_http, [payout(5)])
     assert type(err.value) is expected
     if fault == Fault.throttle and kwargs.get("retry_after"):
         assert err.value.retry_after == 7  # type: ignore[attr-defined]
     # The fault was one-shot: the resend goes through and the payout exists exactly once.
-    [status] = await mt_rail.submit(client, [payout(5)])
+    [status] = await mt_rail.submit(rail_http, [payout(5)])
     assert status.state == PayoutState.accepted
     assert mt_sim.ledger().keys() == {"px-pay-5"}
 
 
-async def test_connection_refused_is_transient(client: httpx.AsyncClient) -> None:
+async def test_connection_refused_is_transient(rail_http: httpx.AsyncClient) -> None:
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
@@ -132,58 +132,58 @@ async def test_connection_refused_is_transient(client: httpx.AsyncClient) -> Non
         )
     )
     with pytest.raises(TransientDeliveryError):
-        await rail.submit(client, [payout(6)])
+        await rail.submit(rail_http, [payout(6)])
     with pytest.raises(TransientDeliveryError):
-        await rail.status(client, "px-pay-6")
+        await rail.status(rail_http, "px-pay-6")
 
 
 async def test_reset_really_is_a_dropped_connection(
-    mt_sim: MerchantradeSimulator, client: httpx.AsyncClient
+    mt_sim: MerchantradeSimulator, rail_http: httpx.AsyncClient
 ) -> None:
     mt_sim.faults.next(Fault.reset_before)
     with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
-        await client.get(mt_sim.url + "/v1/payouts/x", timeout=2)
+        await rail_http.get(mt_sim.url + "/v1/payouts/x", timeout=2)
 
 
 async def test_paid_but_answered_with_error_is_revealed_by_status(
-    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, client: httpx.AsyncClient
+    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, rail_http: httpx.AsyncClient
 ) -> None:
     mt_sim.faults.next(Fault.error_after, status=500, path="/v1/payouts", method="POST")
     with pytest.raises(OutcomeUnknownError):
-        await mt_rail.submit(client, [payout(7)])
+        await mt_rail.submit(rail_http, [payout(7)])
     mt_sim.advance(steps=2)
     # The dispatcher asks before resending: the rail did take (and pay) the payout.
-    status = await mt_rail.status(client, "px-pay-7")
+    status = await mt_rail.status(rail_http, "px-pay-7")
     assert status is not None and status.state == PayoutState.paid
     assert mt_sim.ledger() == {"px-pay-7": 1}
 
 
 async def test_multi_payout_submit_keeps_every_answer(
-    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, client: httpx.AsyncClient
+    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, rail_http: httpx.AsyncClient
 ) -> None:
-    await mt_rail.submit(client, [payout(8)])
+    await mt_rail.submit(rail_http, [payout(8)])
     batch = [payout(n) for n in range(9, 14)] + [payout(8, amount="1.00")]
-    results = await mt_rail.submit_each(client, batch)
+    results = await mt_rail.submit_each(rail_http, batch)
     assert [r.idempotency_key for r in results] == [p.idempotency_key for p in batch]
     assert all(r.status is not None for r in results[:-1])
     assert isinstance(results[-1].error, PermanentDeliveryError)
     with pytest.raises(PermanentDeliveryError) as err:
-        await mt_rail.submit(client, batch)
+        await mt_rail.submit(rail_http, batch)
     assert len(err.value.results) == len(batch)  # type: ignore[attr-defined]
     # An unknown outcome anywhere makes the whole submit "unknown": ask before resending.
     mt_sim.faults.next(Fault.error_after, status=500, method="POST")
     with pytest.raises(OutcomeUnknownError):
-        await mt_rail.submit(client, [payout(20), payout(21), payout(22)])
+        await mt_rail.submit(rail_http, [payout(20), payout(21), payout(22)])
 
 
 async def test_callbacks_signed_lost_and_duplicated(
     mt_rail: MerchantradeRail,
     mt_sim: MerchantradeSimulator,
     sink: CallbackSink,
-    client: httpx.AsyncClient,
+    rail_http: httpx.AsyncClient,
 ) -> None:
     before = len(sink.snapshot())
-    await mt_rail.submit(client, [payout(30)])  # callback: accepted
+    await mt_rail.submit(rail_http, [payout(30)])  # callback: accepted
     assert mt_sim.callbacks.wait_idle(5)  # so the next fault cannot hit this callback
     mt_sim.faults.next(Fault.lost_callback)
     mt_sim.advance()  # processing: lost
@@ -219,14 +219,14 @@ def test_parse_callback_refuses_bad_messages(mt_rail: MerchantradeRail) -> None:
 
 
 async def test_settlement_csv_with_anomalies(
-    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, client: httpx.AsyncClient
+    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, rail_http: httpx.AsyncClient
 ) -> None:
     await mt_rail.submit(
-        client, [payout(40), payout(41, account="FAIL-1"), payout(42, account="RET-1")]
+        rail_http, [payout(40), payout(41, account="FAIL-1"), payout(42, account="RET-1")]
     )
     mt_sim.advance(steps=3)
     today = datetime.now(UTC).date()
-    lines = mt_rail.parse_statement(await mt_rail.fetch_settlement(client, today))
+    lines = mt_rail.parse_statement(await mt_rail.fetch_settlement(rail_http, today))
     by_key = {line.end_to_end_id: line for line in lines}
     assert {k: v.status for k, v in by_key.items()} == {
         "px-pay-40": "PAID",
@@ -240,7 +240,7 @@ async def test_settlement_csv_with_anomalies(
     for fault in Fault.statement_missing, Fault.statement_extra, Fault.statement_duplicate:
         mt_sim.faults.next(fault)
     mt_sim.faults.next(Fault.statement_mismatch)
-    odd = mt_rail.parse_statement(await mt_rail.fetch_settlement(client, today))
+    odd = mt_rail.parse_statement(await mt_rail.fetch_settlement(rail_http, today))
     keys = [line.end_to_end_id for line in odd]
     assert "unknown-payout-1" in keys  # extra
     assert len(keys) == 4 and len(set(keys)) == 3  # one missing, one duplicated

@@ -9,7 +9,7 @@ from adapters.rails._sim import Fault, Faults
 from adapters.rails.merchantrade import MerchantradeRail
 from adapters.rails.merchantrade.simulator import MerchantradeSimulator
 from gateway.errors import OutcomeUnknownError
-from tests.rails.conftest import payout
+from tests.support.rails import payout
 
 
 def test_next_n_fires_exactly_n_times() -> None:
@@ -33,21 +33,21 @@ def test_probabilistic_rules_are_reproducible() -> None:
 
 @pytest.mark.anyio
 async def test_faults_armed_over_http(
-    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, client: httpx.AsyncClient
+    mt_rail: MerchantradeRail, mt_sim: MerchantradeSimulator, rail_http: httpx.AsyncClient
 ) -> None:
-    armed = await client.post(
+    armed = await rail_http.post(
         mt_sim.url + "/_sim/faults",
         json=[{"fault": "error_after", "count": 1, "status": 502, "method": "POST"}],
     )
     assert armed.status_code == 201 and armed.json()["armed"][0]["fault"] == "error_after"
     with pytest.raises(OutcomeUnknownError):
-        await mt_rail.submit(client, [payout(1)])
-    assert (await client.get(mt_sim.url + "/_sim/faults")).json()["fired"] == {"error_after": 1}
-    bad = await client.post(mt_sim.url + "/_sim/faults", json={"fault": "meteor"})
+        await mt_rail.submit(rail_http, [payout(1)])
+    assert (await rail_http.get(mt_sim.url + "/_sim/faults")).json()["fired"] == {"error_after": 1}
+    bad = await rail_http.post(mt_sim.url + "/_sim/faults", json={"fault": "meteor"})
     assert bad.status_code == 422
-    advanced = await client.post(mt_sim.url + "/_sim/advance", params={"steps": 2})
+    advanced = await rail_http.post(mt_sim.url + "/_sim/advance", params={"steps": 2})
     assert advanced.json() == {"changed": 2}
-    ledger = (await client.get(mt_sim.url + "/_sim/ledger")).json()
+    ledger = (await rail_http.get(mt_sim.url + "/_sim/ledger")).json()
     assert ledger["px-pay-1"]["state"] == "paid" and ledger["px-pay-1"]["paid_count"] == 1
-    await client.delete(mt_sim.url + "/_sim/faults")
-    assert (await client.get(mt_sim.url + "/_sim/faults")).json()["armed"] == []
+    await rail_http.delete(mt_sim.url + "/_sim/faults")
+    assert (await rail_http.get(mt_sim.url + "/_sim/faults")).json()["armed"] == []

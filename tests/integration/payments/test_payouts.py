@@ -13,8 +13,8 @@ from sqlalchemy import select
 from gateway.composition import Hub
 from gateway.ports.rail import PayoutState
 from gateway.storage.tables import messages, outbox, payment_events
-from tests.payments.conftest import payment_body
-from tests.payments.fakes import FakeRail
+from tests.support.fakes import FakeRail
+from tests.support.payments import payment_body
 
 pytestmark = pytest.mark.anyio
 

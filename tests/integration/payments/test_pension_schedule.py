@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from gateway.composition import build_hub
 from gateway.runtime.jobs import run_housekeeping, run_pension_schedules
 from gateway.storage.tables import payments
-from tests.payments.fakes import FakeRail
-from tests.payments.test_pensions import payments_of, pension_body
+from tests.integration.payments.test_pensions import payments_of, pension_body
+from tests.support.fakes import FakeRail
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ from gateway.composition import Hub
 from gateway.messages.processing import PROCESSORS, ProcessingContext
 from gateway.protocol.envelope import Envelope
 from gateway.storage.tables import messages
-from tests.payments.conftest import payment_body
+from tests.support.payments import payment_body
 
 pytestmark = pytest.mark.anyio
 
