@@ -21,9 +21,11 @@ from adapters.partners.np_feb import NpFebAdapter
 from adapters.partners.pk_mophrd import PkMophrdAdapter
 from adapters.partners.px1 import Px1Adapter
 from adapters.rails._pool import rail_client
-from adapters.rails._sim import Faults, ThreadedServer
 from adapters.rails.iso20022 import Iso20022Config, Iso20022Rail
 from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
+from adapters.simulation import Faults
+from adapters.simulation import LoopbackServer as ThreadedServer
+from adapters.simulation import free_port as free_port
 from gateway.ports.partner import PartnerAdapter
 from gateway.ports.rail import RailAdapter
 

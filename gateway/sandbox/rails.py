@@ -7,10 +7,11 @@ file, so the hub's adapters and the simulators agree without any real secret.
 from __future__ import annotations
 
 import importlib
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gateway.adapter_registry import free_port
 
 __all__ = ["SIM_CALLBACK_SECRET", "SIM_KEY_ID", "SIM_REQUEST_SECRET", "RailSims", "free_port",
            "start_rail_sims", "write_rails_file"]
@@ -18,13 +19,6 @@ __all__ = ["SIM_CALLBACK_SECRET", "SIM_KEY_ID", "SIM_REQUEST_SECRET", "RailSims"
 SIM_KEY_ID = "px-test"
 SIM_REQUEST_SECRET = "sim-request-secret"
 SIM_CALLBACK_SECRET = "sim-callback-secret"
-
-
-def free_port() -> int:
-    """A currently free loopback port (for servers that must know each other's URLs)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

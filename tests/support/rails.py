@@ -6,7 +6,7 @@ import threading
 
 from fastapi import FastAPI, Request, Response
 
-from adapters.rails._sim import ThreadedServer
+from adapters.simulation import LoopbackServer
 from gateway.money import Money
 from gateway.ports.rail import PayoutInstruction
 
@@ -33,7 +33,7 @@ class CallbackSink:
                 self.received.append((dict(request.headers), body))
             return Response(status_code=204)
 
-        self.server = ThreadedServer(app)
+        self.server = LoopbackServer(app)
 
     @property
     def url(self) -> str:

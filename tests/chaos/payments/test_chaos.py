@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from adapters.rails._sim import Faults, ThreadedServer
+from adapters.simulation import Faults, LoopbackServer, free_port
 from gateway.app import create_app
 from gateway.composition import build_hub
 from gateway.config import Settings
 from gateway.payments.requests import PaymentIn
-from gateway.sandbox.rails import free_port, start_rail_sims, write_rails_file
+from gateway.sandbox.rails import start_rail_sims, write_rails_file
 from gateway.storage.tables import outbox, payments
 from tests.support.databases import PgTemplate
 from tests.support.payments import payment_body
@@ -81,7 +81,7 @@ def test_chaos_kill_dispatchers_and_inject_every_fault(pg_url: str, instance: Pa
            "GATEWAY_PARTNERS_FILE": str(instance / "partners.toml"),
            "GATEWAY_SIGNING_KEY_FILE": str(instance / "hub.jwk.json"),
            "GATEWAY_RAILS_FILE": str(rails_file), "GATEWAY_LOG_LEVEL": "WARNING"}
-    server = ThreadedServer(create_app(settings), port=hub_port).start()
+    server = LoopbackServer(create_app(settings), port=hub_port).start()
     workers: list[subprocess.Popen[bytes]] = []
     expected: dict[str, str] = {}  # payment id -> account kind (FAIL, RET-, or a wallet)
     kills = 0

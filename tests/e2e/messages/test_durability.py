@@ -72,7 +72,7 @@ def test_concurrent_duplicates_across_worker_processes(instance: Path, db_url: s
 
 def test_audit_verify_cli_finds_a_flipped_byte(instance: Path, tmp_path: Path) -> None:
     """Through the real CLI on SQLite: chain, verify ok, flip one byte, verify names it."""
-    from tests.support.processes import free_port
+    from adapters.simulation import free_port
 
     db = tmp_path / "audit.db"
     env = gateway_env(instance, f"sqlite:///{db}", GATEWAY_DISPATCH_IN_SERVE="false")

@@ -15,14 +15,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from adapters.rails._sim import Faults, ThreadedServer
+from adapters.simulation import Faults, LoopbackServer, free_port
 from gateway.app import create_app
 from gateway.composition import Hub, build_hub
 from gateway.config import Settings
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.dispatcher import Dispatcher
 from gateway.outbox.retry import RetryPolicy
-from gateway.sandbox.rails import free_port, start_rail_sims, write_rails_file
+from gateway.sandbox.rails import start_rail_sims, write_rails_file
 from gateway.storage.tables import payments
 from tests.support.payments import payment_body
 
@@ -71,7 +71,7 @@ async def test_payouts_with_every_fault(rail_name: str, db_url: str, instance: P
         backoffice_tokens_file=instance / "backoffice.toml", dispatch_in_serve=False,
         rails_file=write_rails_file(tmp_path / "rails.toml", sims.urls(), read_timeout=0.5,
                                     poll_after=0.3, poll_max=1.0, batch_size=10))
-    server = ThreadedServer(create_app(settings), port=hub_port).start()
+    server = LoopbackServer(create_app(settings), port=hub_port).start()
     hub = build_hub(settings)
     stop = asyncio.Event()
     try:

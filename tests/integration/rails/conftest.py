@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from adapters.rails._sim import Faults
 from adapters.rails.iso20022 import Iso20022Config, Iso20022Rail
 from adapters.rails.iso20022.simulator import Iso20022SimConfig, Iso20022Simulator
 from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
 from adapters.rails.merchantrade.simulator import MerchantradeSimConfig, MerchantradeSimulator
+from adapters.simulation import Faults
 from tests.support.rails import CALLBACK_SECRET, REQUEST_SECRET, TIMEOUTS, CallbackSink
 
 

@@ -10,10 +10,10 @@ import pytest
 from lxml import etree
 
 from adapters.rails import _hmac
-from adapters.rails._sim import Fault
 from adapters.rails.iso20022 import Iso20022Rail
 from adapters.rails.iso20022.pain import PAIN001_NS, Debtor, build_pain001, message_id
 from adapters.rails.iso20022.simulator import Iso20022Simulator
+from adapters.simulation import Fault
 from gateway.errors import (
     AuthError,
     OutcomeUnknownError,

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from adapters.rails import _hmac
-from adapters.rails._sim import Fault
 from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
 from adapters.rails.merchantrade.simulator import MerchantradeSimulator
+from adapters.simulation import Fault
 from gateway.errors import (
     AuthError,
     InvalidMessageError,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from adapters.rails._sim import Fault, Faults
 from adapters.rails.merchantrade import MerchantradeRail
 from adapters.rails.merchantrade.simulator import MerchantradeSimulator
+from adapters.simulation import Fault, Faults
 from gateway.errors import OutcomeUnknownError
 from tests.support.rails import payout
 

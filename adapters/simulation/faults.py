@@ -1,4 +1,4 @@
-"""Fault injection rules, shared by the simulators.
+"""The fault plan, one type for every simulator (rail and partner): ``Faults``.
 
 A rule names a ``Fault`` and fires either with probability ``rate`` (drawn from a seeded RNG, so
 a run is reproducible) or on the next ``count`` matching events, or both (``count`` caps how
@@ -21,6 +21,18 @@ Simulator faults (consulted by the simulators' own code):
 - ``statement_missing`` / ``statement_extra`` / ``statement_duplicate`` / ``statement_mismatch``:
   a statement drops a line, gains a line for an unknown payout, repeats a line, or reports an
   amount one minor unit off.
+
+Partner simulator faults (``PARTNER_FAULTS``, armed with ``Faults.set`` or the partner
+simulators' ``POST /_sim/faults``, consulted by ``PartnerSimulator``; each fires on the next
+``count`` messages, except the switches ``down`` and ``duplicate``, on until cleared):
+
+- ``slow``: wait ``seconds``; ``error_5xx``: answer 503 without taking the message;
+  ``error_after``: take it, then answer 500; ``reset``: drop the connection;
+  ``bad_signature``: sign the receipt wrongly; ``down``: refuse everything with 503;
+  ``duplicate``: send each message twice.
+
+The rail vocabulary (``RAIL_FAULTS``) is what ``add`` and the rail admin API accept; the partner
+vocabulary is what ``set`` accepts. ``error_after`` is in both: the same fault.
 """
 
 from __future__ import annotations
@@ -32,9 +44,10 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["REQUEST_FAULTS", "Fault", "FaultRule", "FaultRuleIn", "Faults"]
+__all__ = ["PARTNER_FAULTS", "RAIL_FAULTS", "REQUEST_FAULTS", "Fault", "FaultRule", "FaultRuleIn",
+           "Faults"]
 
 
 class Fault(StrEnum):
@@ -53,6 +66,12 @@ class Fault(StrEnum):
     statement_extra = "statement_extra"
     statement_duplicate = "statement_duplicate"
     statement_mismatch = "statement_mismatch"
+    slow = "slow"
+    error_5xx = "error_5xx"
+    reset = "reset"
+    bad_signature = "bad_signature"
+    down = "down"
+    duplicate = "duplicate"
 
 
 REQUEST_FAULTS = frozenset(
@@ -66,6 +85,13 @@ REQUEST_FAULTS = frozenset(
         Fault.throttle,
     }
 )
+
+
+# The partner simulators' vocabulary, in the order their error messages list it.
+PARTNER_FAULTS = ("slow", "error_5xx", "error_after", "reset", "bad_signature", "down",
+                  "duplicate")
+_SWITCHES = frozenset({Fault.down, Fault.duplicate})
+RAIL_FAULTS = frozenset(Fault) - {Fault(f) for f in PARTNER_FAULTS if f != "error_after"}
 
 
 @dataclass(slots=True)
@@ -104,9 +130,16 @@ class FaultRuleIn(BaseModel):
     path: str | None = None
     method: str | None = None
 
+    @field_validator("fault")
+    @classmethod
+    def _a_rail_fault(cls, fault: Fault) -> Fault:
+        if fault not in RAIL_FAULTS:
+            raise ValueError(f"{fault.value!r} is not a rail fault")
+        return fault
+
 
 class Faults:
-    """A thread-safe set of fault rules with a seeded RNG (the server runs in another thread)."""
+    """A thread-safe set of fault rules with a seeded RNG (a server may run in another thread)."""
 
     def __init__(self, seed: int = 0) -> None:
         self._lock = threading.Lock()
@@ -178,3 +211,64 @@ class Faults:
         """Return the armed rules as JSON-able dicts."""
         with self._lock:
             return [asdict(r) for r in self._rules if r.count is None or r.count > 0]
+
+    # ---- the partner simulators' vocabulary (next-N counts and two switches) ---------------
+
+    def set(self, fault: str, count: int = 1, seconds: float = 0.0) -> None:
+        """Arm a partner fault for the next ``count`` messages (a switch: on if ``count > 0``).
+
+        Raises:
+            ValueError: ``fault`` is not one of ``PARTNER_FAULTS``.
+        """
+        if fault not in PARTNER_FAULTS:
+            raise ValueError(f"unknown fault {fault!r} (one of {', '.join(PARTNER_FAULTS)})")
+        if Fault(fault) in _SWITCHES:
+            self._switch(Fault(fault), count > 0)
+            return
+        rule = FaultRule(Fault(fault), count=count, seconds=seconds)
+        with self._lock:
+            for i, armed in enumerate(self._rules):
+                if armed.fault == rule.fault:
+                    self._rules[i] = rule  # re-arming replaces: the count is what is left
+                    return
+            self._rules.append(rule)
+
+    def take(self, fault: Fault | str) -> bool:
+        """Consume one occurrence of a counted fault; return whether it fires."""
+        return self.draw(Fault(fault)) is not None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Occurrences left per counted partner fault (a spent fault stays, at 0)."""
+        with self._lock:
+            return {r.fault.value: r.count for r in self._rules
+                    if r.fault.value in PARTNER_FAULTS and r.fault not in _SWITCHES
+                    and r.count is not None}
+
+    @property
+    def down(self) -> bool:
+        """Refuse everything (partner simulators)."""
+        return self._switched(Fault.down)
+
+    @down.setter
+    def down(self, on: bool) -> None:
+        self._switch(Fault.down, on)
+
+    @property
+    def duplicate(self) -> bool:
+        """Send each message twice (partner simulators)."""
+        return self._switched(Fault.duplicate)
+
+    @duplicate.setter
+    def duplicate(self, on: bool) -> None:
+        self._switch(Fault.duplicate, on)
+
+    def _switched(self, fault: Fault) -> bool:
+        with self._lock:
+            return any(r.fault == fault for r in self._rules)
+
+    def _switch(self, fault: Fault, on: bool) -> None:
+        with self._lock:
+            self._rules = [r for r in self._rules if r.fault != fault]
+            if on:
+                self._rules.append(FaultRule(fault))
