@@ -34,11 +34,11 @@ from typing import IO
 import asyncpg
 import orjson
 
+from adapters.simulation import free_port
 from bench.floor import create_schema
 from gateway.protocol.keys import load_signer, write_private_key
 from gateway.runtime.bootstrap import dev_key_path, write_dev_registry
 from gateway.storage.migrate import upgrade
-from tests.support.processes import free_port
 
 PG_ADMIN = os.environ.get("GATEWAY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

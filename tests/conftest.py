@@ -1,4 +1,6 @@
-"""Shared fixtures: ``db_url`` runs a test on SQLite and on PostgreSQL; ``hub`` and ``client``."""
+"""Shared fixtures: ``db_url`` runs a test on SQLite and on PostgreSQL; ``settings`` (the one
+settings fixture: database, instance files and a back-office client); ``hub`` and ``client``
+(the hub's ASGI app through ``httpx.ASGITransport``)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.backoffice.auth import write_dev_tokens
 from gateway.composition import Hub, build_hub
 from gateway.config import Settings
 from gateway.protocol.keys import write_private_key
@@ -70,11 +73,20 @@ def instance(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(instance: Path, db_url: str) -> Settings:
+def backoffice_token(instance: Path) -> str:
+    """The bearer token of an all-scopes back-office client in ``instance/backoffice.toml``."""
+    token, _ = write_dev_tokens(instance / "backoffice.toml")
+    return token
+
+
+@pytest.fixture
+def settings(instance: Path, db_url: str, backoffice_token: str) -> Settings:
+    """The hub's settings for ``instance`` on ``db_url``, with the back-office client."""
     return Settings(
         database_url=db_url,
         partners_file=instance / "partners.toml",
         signing_key_file=instance / "hub.jwk.json",
+        backoffice_tokens_file=instance / "backoffice.toml",
         dispatch_in_serve=False,
     )
 

@@ -6,12 +6,11 @@ file, so the hub's adapters and the simulators agree without any real secret.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adapters.rails._sim import Faults
+from adapters.simulation import Faults, free_port
 from gateway.composition import RAIL_KINDS
 from gateway.errors import ConfigError
 from gateway.payments.rails import load_rails
@@ -23,13 +22,6 @@ __all__ = ["SIM_CALLBACK_SECRET", "SIM_KEY_ID", "SIM_REQUEST_SECRET", "RailSims"
 SIM_KEY_ID = "px-test"
 SIM_REQUEST_SECRET = "sim-request-secret"
 SIM_CALLBACK_SECRET = "sim-callback-secret"
-
-
-def free_port() -> int:
-    """A currently free loopback port (for servers that must know each other's URLs)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from adapters.partners.common.simulator import PartnerSimulator
+from adapters.simulation import LoopbackServer, bind
 from gateway.app import create_app
 from gateway.composition import Hub, build_hub
 from gateway.config import Settings
@@ -24,7 +25,6 @@ from gateway.protocol.keys import load_signer, write_private_key
 from gateway.protocol.signing import KeyRing
 from gateway.runtime.bootstrap import DEV_PARTNERS, dev_key_path, write_dev_registry
 from gateway.sandbox.simulators import PARTNER_SIMULATORS
-from tests.support.loopback import bind, serving
 
 __all__ = ["Stack", "running_stack"]
 
@@ -90,13 +90,16 @@ async def running_stack(folder: Path, db_url: str, clock: Any) -> AsyncIterator[
         breakers=CircuitBreakers(monotonic=lambda: clock().timestamp()))
     try:
         async with contextlib.AsyncExitStack() as stack, httpx.AsyncClient() as client:
-            hub_url = await stack.enter_async_context(serving(app))
+            # In the test's own loop: the hub's engine is shared with the test.
+            hub_url = (await stack.enter_async_context(
+                LoopbackServer(app, lifespan="off"))).url
             sims = {}
             for p in partners:
                 sims[p.id] = simulator_for(folder / "partners.toml", p.id, p.adapter, hub,
                                            hub_url, clock)
                 if p.id in socks:
-                    await stack.enter_async_context(serving(sims[p.id].app, socks[p.id]))
+                    await stack.enter_async_context(
+                        LoopbackServer(sims[p.id].app, sock=socks[p.id], lifespan="off"))
             yield Stack(hub, hub_url, sims, client, dispatcher, clock)
     finally:
         await hub.close()

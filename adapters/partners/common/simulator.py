@@ -10,14 +10,15 @@ identifiers and scripts. A simulator
   bytes, translates them, de-duplicates by id and answers with its own signed receipt;
 - **polls** (pull partners) ``GET /v1/inbox`` with a bearer JWT, verifies each message and
   acknowledges it with ``receipt.ack`` (``poll``);
-- can be told to fail (``faults``): ``slow`` (seconds), ``error_5xx`` (answer 503 without
-  taking the message), ``error_after`` (take it, then answer 500: the hub sends it again),
-  ``reset`` (drop the connection), ``bad_signature`` (sign the receipt wrongly), ``down``
-  (refuse everything with 503 until cleared) and ``duplicate`` (send each message twice).
+- can be told to fail (``faults``, the shared ``adapters.simulation.Faults``): ``slow``
+  (seconds), ``error_5xx`` (answer 503 without taking the message), ``error_after`` (take it,
+  then answer 500: the hub sends it again), ``reset`` (drop the connection), ``bad_signature``
+  (sign the receipt wrongly), ``down`` (refuse everything with 503 until cleared) and
+  ``duplicate`` (send each message twice).
 
-Run in-process (``app`` with any ASGI server, or the tests' loopback server) or alone with
-``gateway simulate partner <ID>``. The admin endpoints under ``/_sim`` set faults, list what
-arrived and trigger a sample claim.
+Run in-process (``app`` with any ASGI server, or ``adapters.simulation.LoopbackServer``) or
+alone with ``gateway simulate partner <ID>``. The admin endpoints under ``/_sim`` set faults,
+list what arrived and trigger a sample claim.
 """
 
 from __future__ import annotations
@@ -26,11 +27,9 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import socket
-import struct
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,48 +39,17 @@ from fastapi import FastAPI, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from adapters.simulation import PARTNER_FAULTS, Fault, Faults, abort_connection
 from gateway.clock import iso_millis
 from gateway.errors import GatewayError, ProblemError
 from gateway.ports.partner import PartnerAdapter
 from gateway.protocol.envelope import HUB_PARTY, Envelope
 from gateway.protocol.signing import KeyRing, Signer, b64url_decode, verify_detached
 
-__all__ = ["FAULTS", "Faults", "PartnerSimulator", "SendResult"]
+__all__ = ["FAULTS", "PartnerSimulator", "SendResult"]
 
-FAULTS = ("slow", "error_5xx", "error_after", "reset", "bad_signature", "down", "duplicate")
+FAULTS = PARTNER_FAULTS
 Sample = Callable[[str], dict[str, Any]]  # claim_ref -> canonical claim.notify payload
-
-
-@dataclass
-class Faults:
-    """Remaining occurrences per fault (``down`` and ``duplicate`` are switches)."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    slow_seconds: float = 0.0
-    down: bool = False
-    duplicate: bool = False
-
-    def set(self, fault: str, count: int = 1, seconds: float = 0.0) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r} (one of {', '.join(FAULTS)})")
-        if fault == "down":
-            self.down = count > 0
-        elif fault == "duplicate":
-            self.duplicate = count > 0
-        else:
-            self.counts[fault] = count
-            if fault == "slow":
-                self.slow_seconds = seconds
-    def take(self, fault: str) -> bool:
-        left = self.counts.get(fault, 0)
-        if left <= 0:
-            return False
-        self.counts[fault] = left - 1
-        return True
-
-    def clear(self) -> None:
-        self.counts.clear()
-        self.down = self.duplicate = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +77,8 @@ class _ResetMiddleware:
                 headers = dict(message.get("headers", []))
                 if headers.get(b"x-sim-reset") == b"1":
                     reset = True
-                    cycle = getattr(send, "__self__", None)
-                    transport = getattr(cycle, "transport", None)
-                    if transport is not None:
-                        sock = transport.get_extra_info("socket")
-                        if sock is not None:
-                            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                            struct.pack("ii", 1, 0))
-                        transport.abort()
-                        return
+                    abort_connection(send)  # not under uvicorn: the answer is just never sent
+                    return
             if not reset:
                 await send(message)
 
@@ -253,8 +214,8 @@ class PartnerSimulator:
         body = await request.body()
         if self.faults.down or self.faults.take("error_5xx"):
             return JSONResponse({"error": "unavailable"}, status_code=503)
-        if self.faults.take("slow"):
-            await asyncio.sleep(self.faults.slow_seconds)
+        if slow := self.faults.draw(Fault.slow):
+            await asyncio.sleep(slow.seconds)
         if self.faults.take("reset"):
             return Response(b"", headers={"x-sim-reset": "1"})
         try:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import httpx
 
-from adapters.rails._sim.faults import Fault, Faults
+from adapters.simulation import Fault, Faults
 
 __all__ = ["CallbackSender"]
 

@@ -1,44 +1,32 @@
-"""The simulators' HTTP machinery: fault middleware, ``SimApp`` and a loopback thread server.
+"""The rail simulators' HTTP machinery: fault middleware and ``SimApp`` (the loopback server is
+``adapters.simulation.LoopbackServer``).
 
 ``FaultMiddleware`` sits outside FastAPI's own middleware (``SimApp.build_middleware_stack``)
-because a connection reset needs uvicorn's raw ``send``: its bound ``__self__`` is the
-connection's request cycle, whose ``transport`` we abort with ``SO_LINGER`` 0 so the client sees
-a real RST (httpx: ``ReadError``/``RemoteProtocolError``) instead of a 500 that Starlette's
-error middleware would otherwise send.
+because a connection reset needs uvicorn's raw ``send`` (``adapters.simulation.abort_connection``)
+so the client sees a real RST (httpx: ``ReadError``/``RemoteProtocolError``) instead of a 500
+that Starlette's error middleware would otherwise send.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import struct
-import threading
-import time
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.rails._sim.faults import Fault, FaultRuleIn, Faults
+from adapters.simulation import Fault, FaultRuleIn, Faults, abort_connection
 
-__all__ = ["FaultMiddleware", "LoopbackServed", "SimApp", "ThreadedServer", "add_fault_routes"]
+__all__ = ["FaultMiddleware", "SimApp", "add_fault_routes"]
 
 ADMIN_PREFIX = "/_sim"
 
 
 async def _reset(send: Send) -> None:
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:  # not under uvicorn (e.g. ASGITransport): cannot drop a socket
+    if not abort_connection(send):  # not under uvicorn (e.g. ASGITransport): no socket to drop
         raise ConnectionResetError("injected reset")
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        # Linger 0 turns close() into an RST: the client sees a reset, not a clean EOF.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
     # Let uvicorn's connection_lost run so it marks the cycle disconnected and sends nothing.
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -146,92 +134,3 @@ def add_fault_routes(app: FastAPI, faults: Faults) -> None:
     async def disarm() -> dict[str, Any]:
         faults.clear()
         return {"armed": []}
-
-
-class ThreadedServer:
-    """Run an ASGI app with uvicorn on loopback in a background thread.
-
-    Port 0 binds an ephemeral port (read ``url`` after ``start``). Usable as a context manager.
-    """
-
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = app
-        self.host = host
-        self.port = port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> ThreadedServer:
-        """Bind, start serving in a daemon thread, and wait until it accepts connections."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            proxy_headers=False,
-            timeout_graceful_shutdown=2,
-            loop="asyncio",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="rail-sim"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("simulator did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the server to exit and join its thread."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._server = self._thread = None
-
-    def __enter__(self) -> ThreadedServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def run_blocking(app: ASGIApp, host: str, port: int, on_start: Callable[[], None] | None) -> None:
-    """Serve ``app`` in the foreground (standalone simulators)."""
-    if on_start is not None:
-        on_start()
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
-
-
-class LoopbackServed:
-    """``start``/``stop``/``url`` for a simulator object that has an ASGI ``app``."""
-
-    app: Any
-    _server: ThreadedServer | None = None
-
-    def start(self, port: int = 0) -> Self:
-        """Serve on 127.0.0.1 in a background thread (port 0: ephemeral)."""
-        self._server = ThreadedServer(self.app, port=port).start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "simulator not started"
-        return self._server.url

@@ -33,15 +33,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.rails import _hmac
-from adapters.rails._sim import (
-    CallbackSender,
-    Fault,
-    Faults,
-    LoopbackServed,
-    SimApp,
-)
+from adapters.rails._sim import CallbackSender, SimApp, add_fault_routes
 from adapters.rails._sim.lifecycle import next_state
-from adapters.rails._sim.server import add_fault_routes, run_blocking
 from adapters.rails.iso20022.camt import CamtEntry, render_camt053
 from adapters.rails.iso20022.pain import (
     Pain001Tx,
@@ -49,6 +42,7 @@ from adapters.rails.iso20022.pain import (
     build_pain002,
     parse_pain001,
 )
+from adapters.simulation import Fault, Faults, LoopbackServed, run_blocking
 from gateway.errors import AuthError, InvalidMessageError
 from gateway.money import Money
 from gateway.ports.rail import PayoutState

@@ -43,16 +43,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.rails import _hmac
-from adapters.rails._sim import (
-    CallbackSender,
-    Fault,
-    Faults,
-    LoopbackServed,
-    SimApp,
-)
+from adapters.rails._sim import CallbackSender, SimApp, add_fault_routes
 from adapters.rails._sim.lifecycle import next_state
-from adapters.rails._sim.server import add_fault_routes, run_blocking
 from adapters.rails.merchantrade.settlement import SettlementRow, render_settlement
+from adapters.simulation import Fault, Faults, LoopbackServed, run_blocking
 from gateway.errors import AuthError, InvalidMessageError
 from gateway.money import Money
 from gateway.ports.rail import PayoutState

@@ -35,7 +35,7 @@ def run_demo(keep: Path | None = None) -> int:
 async def _demo(folder: Path) -> int:
     import dataclasses
 
-    from adapters.rails._sim import Faults, ThreadedServer
+    from adapters.simulation import Faults, LoopbackServer
     from gateway.app import create_app
     from gateway.backoffice.auth import write_dev_tokens
     from gateway.config import Settings
@@ -93,14 +93,14 @@ async def _demo(folder: Path) -> int:
     poller: asyncio.Task[None] | None = None
     code = 1
     try:
-        servers.append(ThreadedServer(create_app(settings), port=hub_port).start())
+        servers.append(LoopbackServer(create_app(settings), port=hub_port).start())
         for p in partners:
             signer = load_signer(dev_key_path(settings.partners_file, p.id), p.id)
             sim = PARTNER_SIMULATORS[p.adapter](p.id, signer, hub_url=hub_url,
                                                  hub_keys=hub_ring)
             sc.sims[p.id] = sim
             if p.mode == "push":
-                servers.append(ThreadedServer(sim.app, port=ports[p.id]).start())
+                servers.append(LoopbackServer(sim.app, port=ports[p.id]).start())
         for partner_id, fault in PARTNER_FAULTS.items():
             sc.sims[partner_id].faults.set(fault, 1)
         async with httpx.AsyncClient(timeout=10) as http, httpx.AsyncClient(

@@ -1,0 +1,173 @@
+"""Pension schedules, life certificates and death notifications (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gateway.composition import Hub, inbound_processors
+from gateway.ports.processing import ProcessingContext
+from gateway.protocol.envelope import Envelope
+from gateway.storage.tables import messages
+from tests.support.payments import payment_body
+
+pytestmark = pytest.mark.anyio
+
+NIK = {"scheme": "ID-NIK", "value": "3201145403910002"}
+
+
+def pension_body(**over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "pension_ref": "PEN-ID-0042", "partner_id": "ID-BPJSTK",
+        "beneficiary": {"name": "Siti Aminah", "national_id": NIK},
+        "benefit": "INV_PENSION", "monthly_amount": {"amount": "550.00", "currency": "MYR"},
+        "start_on": "2026-08-01", "end_on": "2027-12-31", "rail": "fake",
+        "payout": {"provider": "BANK-BRI", "account": "0123456789", "account_name": "Siti"},
+        "life_certificate_due_on": "2026-12-31",
+    }
+    body.update(over)
+    return body
+
+
+async def run(client, auth, today: str) -> int:
+    r = await client.post("/v1/backoffice/pensions/run", json={"today": today}, headers=auth)
+    assert r.status_code == 200, r.text
+    return int(r.json()["created"])
+
+
+async def process(hub: Hub, type_: str, payload: dict[str, Any],
+                  partner: str = "ID-BPJSTK") -> None:
+    env = Envelope.model_validate({
+        "id": "0193a3c4-6f1e-7c2a-9b1d-2f4e5a6b7c8d", "type": type_, "version": 1,
+        "sender": partner, "recipient": "MY-PERKESO", "sent_at": "2026-11-21T08:15:30Z",
+        "payload": payload})
+    async with hub.uow() as uow:
+        await inbound_processors()[type_](ProcessingContext(uow.conn, hub.clock(), 0, partner,
+                                                  hub.outbound), env)
+        await uow.commit()
+
+
+async def payments_of(client, auth, **query: str) -> dict[str, str]:
+    r = await client.get("/v1/backoffice/payments", params={"limit": 500, **query}, headers=auth)
+    return {p["payment_id"]: p["state"] for p in r.json()["payments"]}
+
+
+async def test_schedule_creates_each_period_once(client, auth, rail) -> None:
+    r = await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    assert r.status_code == 201 and r.json()["next_period"] == "2026-08"
+    r = await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    assert r.status_code == 200
+    r = await client.post("/v1/backoffice/pensions", headers=auth,
+                          json=pension_body(monthly_amount={"amount": "1.00", "currency": "MYR"}))
+    assert r.status_code == 409 and r.json()["code"] == "payment_conflict"
+    assert await run(client, auth, "2026-10-15") == 3  # Aug, Sep, Oct caught up
+    assert await run(client, auth, "2026-10-20") == 0  # never twice
+    assert await run(client, auth, "2026-11-01") == 1
+    ids = await payments_of(client, auth, pension_ref="PEN-ID-0042")
+    assert sorted(ids) == [f"PEN-ID-0042.2026{m}" for m in ("08", "09", "10", "11")]
+    p = (await client.get("/v1/backoffice/payments/PEN-ID-0042.202611", headers=auth)).json()
+    assert p["amount"] == {"amount": "550.00", "currency": "MYR"} and p["period"] == "2026-11"
+
+
+async def test_schedule_ends(client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(end_on="2026-09-30", life_certificate_due_on=None))
+    assert await run(client, auth, "2027-03-01") == 2
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "ended" and s["events"][-1]["cause"] == "schedule_ended"
+
+
+async def test_overdue_life_certificate_suspends_and_certificate_resumes(
+        hub, client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    assert await run(client, auth, "2026-12-01") == 5
+    assert await run(client, auth, "2027-01-02") == 0  # certificate was due 2026-12-31
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "suspended" and "life_certificate_overdue" in s["reason"]
+    await process(hub, "life_certificate.submit", {
+        "pension_ref": "PEN-ID-0042", "beneficiary": {"name": "Siti Aminah", "national_id": NIK},
+        "certified_on": "2027-01-05", "certified_by": "Kelurahan Cikini", "documents": []})
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "active" and s["life_certificate_due_on"] == "2028-01-05"
+    assert [e["cause"] for e in s["events"]] == ["instructed", "life_certificate_overdue",
+                                                "life_certificate_received"]
+    assert await run(client, auth, "2027-01-06") == 1  # January, in arrears
+
+
+async def test_death_stops_schedule_and_cancels_unsent_later_payments(
+        hub, client, auth, rail, dispatcher) -> None:
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    assert await run(client, auth, "2026-09-01") == 2
+    await dispatcher.run_once()  # Aug and Sep go to the rail
+    assert await run(client, auth, "2026-11-01") == 2  # Oct, Nov not yet sent
+    # Another partner cannot stop this pension.
+    await process(hub, "death.notify", {
+        "pension_ref": "PEN-ID-0042", "person": {"name": "Siti Aminah", "national_id": NIK},
+        "died_on": "2026-09-20", "documents": []}, partner="PK-MOPHRD")
+    assert (await client.get("/v1/backoffice/pensions/PEN-ID-0042",
+                             headers=auth)).json()["state"] == "active"
+    await process(hub, "death.notify", {
+        "pension_ref": "PEN-ID-0042", "person": {"name": "Siti Aminah", "national_id": NIK},
+        "died_on": "2026-09-20", "documents": []})
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "stopped" and s["died_on"] == "2026-09-20"
+    assert "death on 2026-09-20" in s["reason"]
+    states = await payments_of(client, auth, pension_ref="PEN-ID-0042")
+    assert states == {"PEN-ID-0042.202608": "submitted", "PEN-ID-0042.202609": "submitted",
+                      "PEN-ID-0042.202610": "cancelled", "PEN-ID-0042.202611": "cancelled"}
+    p = (await client.get("/v1/backoffice/payments/PEN-ID-0042.202610", headers=auth)).json()
+    assert p["events"][-1]["cause"] == "death_notified"
+    assert await run(client, auth, "2027-02-01") == 0  # nothing after a death
+    await dispatcher.run_once()
+    assert "PEN-ID-0042.202610" not in rail.payouts
+
+
+async def test_death_notify_by_claim_ref(hub, client, auth, rail) -> None:
+    await client.post("/v1/backoffice/payments", json=payment_body(), headers=auth)
+    await process(hub, "death.notify", {
+        "claim_ref": "CLM-2026-000123", "person": {"name": "Siti Aminah", "national_id": NIK},
+        "died_on": "2026-11-01", "documents": []})
+    assert await payments_of(client, auth) == {"PAY-0001": "cancelled"}
+
+
+async def test_payment_confirm_and_beneficiary_update(hub, client, auth, rail,
+                                                      dispatcher) -> None:
+    await client.post("/v1/backoffice/payments", json=payment_body(), headers=auth)
+    await client.post("/v1/backoffice/payments", json=payment_body(
+        "PAY-0002", claim_ref="CLM-2026-000999"), headers=auth)
+    await process(hub, "beneficiary.update", {
+        "claim_ref": "CLM-2026-000123",
+        "payout": {"method": "ewallet", "provider": "MTWALLET", "account": "60199999999",
+                   "account_name": "Siti A."}})
+    await dispatcher.run_once()
+    assert rail.payouts["PAY-0001"].instruction.account == "60199999999"
+    assert rail.payouts["PAY-0002"].instruction.account == "60123456789"
+    await process(hub, "payment.confirm", {"payment_id": "PAY-0001", "outcome": "received",
+                                           "confirmed_on": "2026-11-21"})
+    await process(hub, "payment.confirm", {"payment_id": "PAY-0002", "outcome": "failed",
+                                           "confirmed_on": "2026-11-21"}, partner="PK-MOPHRD")
+    p1 = (await client.get("/v1/backoffice/payments/PAY-0001", headers=auth)).json()
+    p2 = (await client.get("/v1/backoffice/payments/PAY-0002", headers=auth)).json()
+    assert p1["confirmed"] == "received" and p1["events"][-1]["cause"] == "partner_confirmed"
+    assert p2["confirmed"] is None  # another partner's payment: ignored
+
+
+async def test_send_any_hub_message(hub, client, auth) -> None:
+    r = await client.post("/v1/backoffice/messages", headers=auth, json={
+        "partner_id": "ID-BPJSTK", "type": "life_certificate.request",
+        "payload": {"pension_ref": "PEN-ID-0042", "due_on": "2026-12-31"},
+        "correlation_id": "PEN-ID-0042"})
+    assert r.status_code == 202, r.text
+    async with hub.engine.connect() as conn:
+        row = (await conn.execute(select(messages.c.type, messages.c.direction))).one()
+    assert tuple(row) == ("life_certificate.request", "out")
+    r = await client.post("/v1/backoffice/messages", headers=auth, json={
+        "partner_id": "ID-BPJSTK", "type": "claim.status", "payload": {"claim_ref": "X"}})
+    assert r.status_code == 422 and r.json()["code"] == "schema_violation"
+    r = await client.post("/v1/backoffice/messages", headers=auth, json={
+        "partner_id": "XX-NOBODY", "type": "claim.status", "payload": {}})
+    assert r.status_code == 404
+
+
