@@ -127,17 +127,18 @@ class Hub:
             max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
             clock=self.clock,
         )
-        self.payments = Payments(self.settings, self.engine, self.outbound, self.clock,
+        self.payments = Payments(self.settings, self.uow, self.outbound, self.clock,
                                  rail_kinds=RAIL_KINDS, http_factory=_rail_http)
 
-    def uow(self, *, single_statement: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, single_statement=single_statement)
+    def uow(self, *, single_statement: bool = False, read_only: bool = False) -> UnitOfWork:
+        """A unit of work on the hub's database (this method is the hub's UnitOfWorkFactory)."""
+        return UnitOfWork(self.engine, single_statement=single_statement, read_only=read_only)
 
     def handlers(self) -> dict[str, Handler]:
         """Every kind of outbox work this hub does, by kind."""
         handlers: list[Handler] = [
-            InboundProcessor(self.engine, self.outbound, self.clock, self.processors),
-            DeliveryHandler(self.engine, self.registry, self.adapters, self.partner_http,
+            InboundProcessor(self.uow, self.outbound, self.clock, self.processors),
+            DeliveryHandler(self.uow, self.registry, self.adapters, self.partner_http,
                             self.clock),
             *self.payments.handlers(),
         ]
@@ -146,11 +147,11 @@ class Hub:
     def dispatcher(self, **options: object) -> Dispatcher:
         options.setdefault("breakers", CircuitBreakers(
             cooldown=self.settings.breaker_cooldown_seconds))
-        return Dispatcher(self.engine, self.handlers(), clock=self.clock, **options)  # type: ignore[arg-type]
+        return Dispatcher(self.uow, self.handlers(), clock=self.clock, **options)  # type: ignore[arg-type]
 
     async def ping_database(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with self.uow(read_only=True) as uow:
+            await uow.conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         await self.payments.close()

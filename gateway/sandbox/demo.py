@@ -476,6 +476,7 @@ async def _final_checks(sc: Scenario, settings: Any, rails: Any) -> None:
         messages,
         payments,
     )
+    from gateway.storage.uow import factory_for
 
     sc.progress.begin("invariants and evidence chain")
     registry = load_registry(settings.partners_file, frozenset(partner_adapters()))
@@ -539,9 +540,9 @@ async def _final_checks(sc: Scenario, settings: Any, rails: Any) -> None:
             if died and p.pension_ref == PENSION and p.period > f"{died:%Y-%m}" and \
                     p.state not in ("cancelled", "failed"):
                 sc.problems.append(f"payment {p.payment_id} is for a period after the death")
-        while await chain_pending(engine, full_sweep=True):
+        while await chain_pending(factory_for(engine), full_sweep=True):
             pass
-        report = await verify_chain(engine, settle=timedelta(0))
+        report = await verify_chain(factory_for(engine), settle=timedelta(0))
         if report.broken or report.unchained:
             sc.problems.append(f"evidence chain: broken={report.broken} "
                                f"unchained={report.unchained}")
