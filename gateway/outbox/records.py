@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Insert, bindparam, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Exists,
+    Insert,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,8 +30,8 @@ from gateway.storage.tables import outbox
 
 __all__ = [
     "LeaseLost", "Task", "complete", "complete_many", "dead_letter", "dead_letters",
-    "defer_many", "drop_pending", "enqueue", "enqueue_from", "enqueue_statement", "leased_by",
-    "reschedule", "revive_dead", "take_leases",
+    "defer_many", "drop_pending", "enqueue", "enqueue_from", "enqueue_statement",
+    "has_dead_letter", "leased_by", "reschedule", "revive_dead", "take_leases",
 ]
 
 # States: pending -> leased -> done | pending (rescheduled) | dead (dead letter, last error kept)
@@ -216,6 +225,13 @@ async def drop_pending(conn: AsyncConnection, *, kind: str, ref: str, now: datet
         outbox.c.kind == kind, outbox.c.ref == ref, outbox.c.state.in_(["pending", "dead"]))
         .values(state="done", last_error=reason, updated_at=now))
     return result.rowcount or 0
+
+
+def has_dead_letter(kind: str, ref: ColumnElement[Any]) -> Exists:
+    """An EXISTS clause: a dead-lettered task of ``kind`` has the ref ``ref`` (for queries
+    that correlate outbox work with their own rows)."""
+    return select(outbox.c.pk).where(
+        outbox.c.kind == kind, outbox.c.state == "dead", outbox.c.ref == ref).exists()
 
 
 async def dead_letters(conn: AsyncConnection, *, kind: str | None = None,
