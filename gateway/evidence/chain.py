@@ -98,12 +98,12 @@ async def chain_head(conn: AsyncConnection) -> ChainHead:
 
 
 async def chain_pending(
-    uow: UnitOfWorkFactory, *, batch: int = 1000, full_sweep: bool = False,
+    uow_factory: UnitOfWorkFactory, *, batch: int = 1000, full_sweep: bool = False,
     clock: Clock = utcnow,
 ) -> int:
     """Append committed, unchained evidence records to the chain; return how many."""
-    async with uow() as unit:
-        conn = unit.conn
+    async with uow_factory() as uow:
+        conn = uow.conn
         if conn.dialect.name == "postgresql":
             got = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
                                       {"k": _LOCK_ID})).scalar()
@@ -135,7 +135,7 @@ async def chain_pending(
                                  "record_sha256": d, "chain_sha256": prev, "chained_at": now})
         if rows_out:
             await conn.execute(insert(evidence_chain), rows_out)
-        await unit.commit()
+        await uow.commit()
         return len(rows_out)
 
 
@@ -172,13 +172,13 @@ def _name(table: str, r: Any) -> str:
 
 
 async def verify_chain(
-    uow: UnitOfWorkFactory, *, settle: timedelta = timedelta(minutes=5), page: int = 1000,
+    uow_factory: UnitOfWorkFactory, *, settle: timedelta = timedelta(minutes=5), page: int = 1000,
     clock: Clock = utcnow,
 ) -> VerifyReport:
     """Recompute the whole chain and every chained record; stop at the first break."""
     report = VerifyReport()
     prev, expected_seq = GENESIS, 1
-    async with uow(read_only=True) as reader:
+    async with uow_factory(read_only=True) as reader:
         conn = reader.conn
         async for e in _entries(conn, page):
             where = f"chain entry seq {e.seq} ({e.record_table} pk {e.record_pk})"

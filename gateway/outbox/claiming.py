@@ -25,7 +25,7 @@ __all__ = ["claim"]
 
 
 async def claim(
-    uow: UnitOfWorkFactory, *, owner: str, now: datetime, lease: timedelta, limit: int,
+    uow_factory: UnitOfWorkFactory, *, owner: str, now: datetime, lease: timedelta, limit: int,
     kinds: Sequence[str] | None = None, skip_destinations: Sequence[str] = (),
 ) -> list[Task]:
     """Lease up to ``limit`` due tasks to ``owner`` and return them, oldest first."""
@@ -45,13 +45,13 @@ async def claim(
     if skip_destinations:
         candidates = candidates.where(outbox.c.destination.not_in(list(skip_destinations)))
     candidates = candidates.order_by(outbox.c.pk).limit(limit)
-    async with uow() as unit:
-        conn = unit.conn
+    async with uow_factory() as uow:
+        conn = uow.conn
         if conn.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True, of=outbox)
         pks = list((await conn.execute(candidates)).scalars())
         if not pks:
             return []
         tasks = await take_leases(conn, pks, owner=owner, now=now, lease=lease)
-        await unit.commit()
+        await uow.commit()
     return tasks
