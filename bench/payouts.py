@@ -65,7 +65,7 @@ def _dispatcher_main(env: dict[str, str]) -> None:
 
     async def run() -> None:
         hub = build_hub(Settings())
-        d = Dispatcher(hub.engine, hub.handlers(), batch=2 * BATCH, concurrency=8,
+        d = Dispatcher(hub.uow, hub.handlers(), batch=2 * BATCH, concurrency=8,
                        lease=timedelta(seconds=120), idle_sleep=0.02)
         await d.run(asyncio.Event())
 

@@ -170,13 +170,15 @@ def audit_verify(
 
     from gateway.evidence.chain import verify_chain
     from gateway.storage.engine import create_engine
+    from gateway.storage.uow import factory_for
 
     settings = _settings()
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
         try:
-            report = await verify_chain(engine, settle=timedelta(minutes=settle_minutes))
+            report = await verify_chain(factory_for(engine),
+                                        settle=timedelta(minutes=settle_minutes))
         finally:
             await engine.dispose()
         if report.broken:
@@ -199,6 +201,7 @@ def audit_chain() -> None:
     """Append every committed, unchained record to the chain now (the job does this too)."""
     from gateway.evidence.chain import chain_pending
     from gateway.storage.engine import create_engine
+    from gateway.storage.uow import factory_for
 
     settings = _settings()
 
@@ -206,7 +209,7 @@ def audit_chain() -> None:
         engine = create_engine(settings.database_url)
         total = 0
         try:
-            while n := await chain_pending(engine, full_sweep=True):
+            while n := await chain_pending(factory_for(engine), full_sweep=True):
                 total += n
         finally:
             await engine.dispose()
@@ -220,14 +223,15 @@ def audit_head() -> None:
     """Print the chain's head (sequence and hash), to anchor it outside the database."""
     from gateway.evidence.chain import chain_head
     from gateway.storage.engine import create_engine
+    from gateway.storage.uow import UnitOfWork
 
     settings = _settings()
 
     async def run() -> str:
         engine = create_engine(settings.database_url)
         try:
-            async with engine.connect() as conn:
-                head = await chain_head(conn)
+            async with UnitOfWork(engine, read_only=True) as uow:
+                head = await chain_head(uow.conn)
         finally:
             await engine.dispose()
         return f"{head.seq} {head.chain_sha256}"

@@ -25,6 +25,7 @@ from adapters.partners.px1 import Px1Adapter
 from adapters.rails import rail_client
 from adapters.rails.iso20022 import Iso20022Config, Iso20022Rail
 from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
+from gateway.backoffice.service import BackofficeService
 from gateway.claims.processors import process_claim_notify, process_document_deliver
 from gateway.clock import Clock, utcnow
 from gateway.config import Settings
@@ -33,6 +34,7 @@ from gateway.messages.delivery import DeliveryHandler
 from gateway.messages.intake import Intake
 from gateway.messages.outbound import Outbound
 from gateway.messages.partner_cancel import process_message_cancel
+from gateway.messages.partner_reads import PartnerReads
 from gateway.messages.processing import InboundProcessor
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.dispatcher import Dispatcher
@@ -114,6 +116,8 @@ class Hub:
     intake: Intake = field(init=False)
     outbound: Outbound = field(init=False)
     payments: Payments = field(init=False)
+    partner_reads: PartnerReads = field(init=False)
+    backoffice: BackofficeService = field(init=False)
     # One HTTP client for partner deliveries (timeouts are per request, from the registry).
     partner_http: httpx.AsyncClient = field(init=False)
 
@@ -127,17 +131,22 @@ class Hub:
             max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
             clock=self.clock,
         )
-        self.payments = Payments(self.settings, self.engine, self.outbound, self.clock,
+        self.payments = Payments(self.settings, self.uow, self.outbound, self.clock,
                                  rail_kinds=RAIL_KINDS, http_factory=_rail_http)
+        self.partner_reads = PartnerReads(self.uow, self.registry, self.payment_sources,
+                                          self.clock)
+        self.backoffice = BackofficeService(self.uow, self.payments.service, self.payments.rails,
+                                            self.outbound, self.clock)
 
-    def uow(self, *, single_statement: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, single_statement=single_statement)
+    def uow(self, *, single_statement: bool = False, read_only: bool = False) -> UnitOfWork:
+        """A unit of work on the hub's database (this method is the hub's UnitOfWorkFactory)."""
+        return UnitOfWork(self.engine, single_statement=single_statement, read_only=read_only)
 
     def handlers(self) -> dict[str, Handler]:
         """Every kind of outbox work this hub does, by kind."""
         handlers: list[Handler] = [
-            InboundProcessor(self.engine, self.outbound, self.clock, self.processors),
-            DeliveryHandler(self.engine, self.registry, self.adapters, self.partner_http,
+            InboundProcessor(self.uow, self.outbound, self.clock, self.processors),
+            DeliveryHandler(self.uow, self.registry, self.adapters, self.partner_http,
                             self.clock),
             *self.payments.handlers(),
         ]
@@ -146,11 +155,11 @@ class Hub:
     def dispatcher(self, **options: object) -> Dispatcher:
         options.setdefault("breakers", CircuitBreakers(
             cooldown=self.settings.breaker_cooldown_seconds))
-        return Dispatcher(self.engine, self.handlers(), clock=self.clock, **options)  # type: ignore[arg-type]
+        return Dispatcher(self.uow, self.handlers(), clock=self.clock, **options)  # type: ignore[arg-type]
 
     async def ping_database(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        async with self.uow(read_only=True) as uow:
+            await uow.conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         await self.payments.close()

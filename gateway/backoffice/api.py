@@ -11,23 +11,17 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 
-import sqlalchemy.exc
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
 from starlette.responses import JSONResponse
 
 from gateway.backoffice.auth import BackofficeClient
+from gateway.backoffice.service import BackofficeService
 from gateway.composition import Hub
 from gateway.errors import NotFoundError
-from gateway.payments import pensions
-from gateway.payments import repository as repo
-from gateway.payments.callbacks import handle_callback
-from gateway.payments.domain import Cause
+from gateway.payments.repository import PaymentFilter
 from gateway.payments.requests import PaymentIn, PensionIn
-from gateway.payments.service import payment_view
 from gateway.protocol.envelope import PartyId, Ref, Text
-from gateway.storage.tables import outbox, payments
 
 __all__ = ["callbacks_router", "router"]
 
@@ -38,6 +32,10 @@ callbacks_router = APIRouter(tags=["rails"])
 def _hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
+
+
+def _service(request: Request) -> BackofficeService:
+    return _hub(request).backoffice
 
 
 def scope(name: str) -> Callable[[Request], Awaitable[BackofficeClient]]:
@@ -61,27 +59,13 @@ Ops = Annotated[BackofficeClient, Depends(scope("ops"))]
              responses={200: {"description": "the same instruction again: the payment as is"},
                         409: {"description": "payment_conflict: the id has other content"}})
 async def instruct_payment(body: PaymentIn, request: Request, _: Write) -> JSONResponse:
-    hub = _hub(request)
-    for attempt in (1, 2):
-        try:
-            async with hub.uow() as uow:
-                row, created = await hub.payments.service.instruct(uow.conn, body, hub.clock())
-                await uow.commit()
-            break
-        except sqlalchemy.exc.IntegrityError:
-            if attempt == 2:  # pragma: no cover - a second race on the same id is impossible
-                raise
-            # A concurrent identical request won the insert: the retry finds and compares it.
-    return JSONResponse(payment_view(row), status_code=201 if created else 200)
+    view, created = await _service(request).instruct(body)
+    return JSONResponse(view, status_code=201 if created else 200)
 
 
 @router.get("/payments/{payment_id}", summary="A payment with every state change and cause")
 async def get_payment(payment_id: str, request: Request, _: Read) -> dict[str, Any]:
-    async with _hub(request).engine.connect() as conn:
-        row = (await repo.by_ids(conn, [payment_id])).get(payment_id)
-        if row is None:
-            raise NotFoundError("not_found", f"no payment {payment_id}")
-        return payment_view(row, await repo.events_of(conn, row.pk))
+    return await _service(request).payment(payment_id)
 
 
 @router.get("/payments", summary="Query payments (newest first, cursor by `before`)")
@@ -92,17 +76,9 @@ async def list_payments(
     before: Annotated[int | None, Query(ge=1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    q = select(payments).order_by(payments.c.pk.desc()).limit(limit)
-    for column, value in (("state", state), ("rail", rail), ("partner_id", partner_id),
-                          ("claim_ref", claim_ref), ("pension_ref", pension_ref)):
-        if value is not None:
-            q = q.where(payments.c[column] == value)
-    if before is not None:
-        q = q.where(payments.c.pk < before)
-    async with _hub(request).engine.connect() as conn:
-        rows = list((await conn.execute(q)).mappings())
-    return {"payments": [payment_view(r) for r in rows],
-            "next": rows[-1].pk if len(rows) == limit else None}
+    where = PaymentFilter(state=state, rail=rail, partner_id=partner_id, claim_ref=claim_ref,
+                          pension_ref=pension_ref)
+    return await _service(request).payments_page(where, before=before, limit=limit)
 
 
 class CancelIn(BaseModel):
@@ -113,30 +89,20 @@ class CancelIn(BaseModel):
 @router.post("/payments/{payment_id}/cancel", summary="Cancel a payment not yet sent")
 async def cancel_payment(payment_id: str, body: CancelIn, request: Request,
                          client: Write) -> dict[str, Any]:
-    hub = _hub(request)
-    async with hub.uow() as uow:
-        row = await hub.payments.service.cancel(uow.conn, payment_id, Cause.cancelled,
-                                                f"{client.name}: {body.reason}", hub.clock())
-        await uow.commit()
-    return payment_view(row)
+    return await _service(request).cancel(payment_id, f"{client.name}: {body.reason}")
 
 
 # -- pensions ------------------------------------------------------------------------------------
 
 @router.post("/pensions", status_code=201, summary="Instruct a pension schedule")
 async def create_pension(body: PensionIn, request: Request, _: Write) -> JSONResponse:
-    hub = _hub(request)
-    async with hub.uow() as uow:
-        row, created = await pensions.create_schedule(uow.conn, hub.payments.service, body,
-                                                      hub.clock())
-        await uow.commit()
-    return JSONResponse(pensions.schedule_view(row), status_code=201 if created else 200)
+    view, created = await _service(request).create_pension(body)
+    return JSONResponse(view, status_code=201 if created else 200)
 
 
 @router.get("/pensions/{pension_ref}", summary="A pension schedule with its history")
 async def get_pension(pension_ref: str, request: Request, _: Read) -> dict[str, Any]:
-    async with _hub(request).engine.connect() as conn:
-        return await pensions.get_schedule(conn, pension_ref)
+    return await _service(request).pension(pension_ref)
 
 
 class RunIn(BaseModel):
@@ -146,12 +112,7 @@ class RunIn(BaseModel):
 
 @router.post("/pensions/run", summary="Create the payments of every due pension period now")
 async def run_pensions(body: RunIn, request: Request, _: Write) -> dict[str, int]:
-    hub = _hub(request)
-    now = hub.clock()
-    async with hub.uow() as uow:
-        n = await pensions.run_due(uow.conn, hub.payments.service, body.today or now.date(), now)
-        await uow.commit()
-    return {"created": n}
+    return {"created": await _service(request).run_pensions(body.today)}
 
 
 # -- hub messages --------------------------------------------------------------------------------
@@ -166,66 +127,34 @@ class MessageIn(BaseModel):
 
 @router.post("/messages", status_code=202, summary="Send a hub message (protocol.md) to a partner")
 async def send_message(body: MessageIn, request: Request, _: Send) -> dict[str, Any]:
-    hub = _hub(request)
-    async with hub.uow() as uow:
-        msg = await hub.outbound.send(uow.conn, partner_id=body.partner_id, type_=body.type,
-                                      payload=body.payload, now=hub.clock(),
-                                      correlation_id=body.correlation_id)
-        await uow.commit()
-    return {"message_id": msg.message_id, "status": "queued"}
+    message_id = await _service(request).send_message(
+        partner_id=body.partner_id, type_=body.type, payload=body.payload,
+        correlation_id=body.correlation_id)
+    return {"message_id": message_id, "status": "queued"}
 
 
 # -- operations: dead letters --------------------------------------------------------------------
-
-def _task_view(r: Any) -> dict[str, Any]:
-    return {"id": r.pk, "kind": r.kind, "destination": r.destination, "ref": r.ref,
-            "ordering_key": r.ordering_key, "attempts": r.attempts, "last_error": r.last_error,
-            "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
-
 
 @router.get("/dead-letters", summary="Outbox work that was given up, with its last error")
 async def list_dead_letters(
     request: Request, _: Ops, kind: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    q = select(outbox).where(outbox.c.state == "dead").order_by(outbox.c.pk).limit(limit)
-    if kind:
-        q = q.where(outbox.c.kind == kind)
-    async with _hub(request).engine.connect() as conn:
-        rows = (await conn.execute(q)).mappings()
-        return {"dead_letters": [_task_view(r) for r in rows]}
+    return {"dead_letters": await _service(request).dead_letters(kind, limit)}
 
 
 @router.post("/dead-letters/{task_id}/retry", summary="Try a dead letter again now")
 async def retry_dead_letter(task_id: int, request: Request, _: Ops) -> dict[str, Any]:
-    hub = _hub(request)
-    now = hub.clock()
-    async with hub.uow() as uow:
-        # A fresh age budget: the retry policy's maximum age counts from the operator's retry.
-        result = await uow.conn.execute(
-            update(outbox).where(outbox.c.pk == task_id, outbox.c.state == "dead")
-            .values(state="pending", next_attempt_at=now, created_at=now, updated_at=now)
-            .returning(outbox))
-        row = result.mappings().first()
-        if row is None:
-            raise NotFoundError("not_found", f"no dead letter {task_id}")
-        await uow.commit()
-    return _task_view(row) | {"state": "pending"}
+    return await _service(request).retry_dead_letter(task_id)
 
 
 # -- rail callbacks ------------------------------------------------------------------------------
 
 @callbacks_router.post("/v1/rails/{rail}/callbacks", summary="A rail's signed status callback")
 async def rail_callback(rail: str, request: Request) -> dict[str, Any]:
-    hub = _hub(request)
-    adapter = hub.payments.rails.get(rail)
-    if adapter is None:
-        raise NotFoundError("not_found", f"no rail {rail!r}")
+    service = _service(request)
+    service.rail(rail)  # an unknown rail is a 404 before the body is read
     body = await request.body()
     if len(body) > 256 * 1024:
         raise NotFoundError("not_found", "callback too large")  # pragma: no cover
-    async with hub.uow() as uow:
-        result = await handle_callback(uow.conn, hub.payments.service, rail, adapter,
-                                       request.headers, body, hub.clock())
-        await uow.commit()
-    return result
+    return await service.rail_callback(rail, request.headers, body)

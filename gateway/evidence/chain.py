@@ -25,10 +25,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, and_, exists, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, utcnow
 from gateway.storage.tables import delivery_receipts, evidence_chain, messages, partner_batches
+from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["ChainHead", "VerifyReport", "chain_head", "chain_pending", "verify_chain"]
 
@@ -97,10 +98,12 @@ async def chain_head(conn: AsyncConnection) -> ChainHead:
 
 
 async def chain_pending(
-    engine: AsyncEngine, *, batch: int = 1000, full_sweep: bool = False, clock: Clock = utcnow
+    uow_factory: UnitOfWorkFactory, *, batch: int = 1000, full_sweep: bool = False,
+    clock: Clock = utcnow,
 ) -> int:
     """Append committed, unchained evidence records to the chain; return how many."""
-    async with engine.connect() as conn, conn.begin():
+    async with uow_factory() as uow:
+        conn = uow.conn
         if conn.dialect.name == "postgresql":
             got = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
                                       {"k": _LOCK_ID})).scalar()
@@ -132,6 +135,7 @@ async def chain_pending(
                                  "record_sha256": d, "chain_sha256": prev, "chained_at": now})
         if rows_out:
             await conn.execute(insert(evidence_chain), rows_out)
+        await uow.commit()
         return len(rows_out)
 
 
@@ -168,13 +172,14 @@ def _name(table: str, r: Any) -> str:
 
 
 async def verify_chain(
-    engine: AsyncEngine, *, settle: timedelta = timedelta(minutes=5), page: int = 1000,
+    uow_factory: UnitOfWorkFactory, *, settle: timedelta = timedelta(minutes=5), page: int = 1000,
     clock: Clock = utcnow,
 ) -> VerifyReport:
     """Recompute the whole chain and every chained record; stop at the first break."""
     report = VerifyReport()
     prev, expected_seq = GENESIS, 1
-    async with engine.connect() as conn:
+    async with uow_factory(read_only=True) as reader:
+        conn = reader.conn
         async for e in _entries(conn, page):
             where = f"chain entry seq {e.seq} ({e.record_table} pk {e.record_pk})"
             if e.seq != expected_seq:

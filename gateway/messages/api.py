@@ -9,8 +9,6 @@ from starlette.responses import Response
 
 from gateway.composition import Hub
 from gateway.errors import PayloadTooLargeError
-from gateway.messages.receipts import find_receipt
-from gateway.messages.tokens import authenticate_partner
 from gateway.protocol.envelope import Envelope
 
 __all__ = ["router"]
@@ -88,10 +86,7 @@ async def get_receipt(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     hub: Hub = request.app.state.hub
-    async with hub.uow() as uow:
-        partner_id = await authenticate_partner(uow.conn, hub.registry, authorization, hub.clock)
-        receipt = await find_receipt(uow.conn, partner_id, message_id)
-        await uow.commit()
+    receipt = await hub.partner_reads.receipt(authorization, message_id)
     return Response(receipt.body, media_type="application/json",
                     headers={"X-JWS-Signature": receipt.signature})
 

@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.clock import Clock
 from gateway.errors import (
@@ -38,7 +37,7 @@ from gateway.protocol.envelope import HUB_PARTY, Receipt
 from gateway.protocol.partners import PartnerRegistry
 from gateway.protocol.signing import verify_detached
 from gateway.storage.tables import delivery_receipts, message_state, messages
-from gateway.storage.uow import UnitOfWork
+from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["DeliveryHandler"]
 
@@ -54,10 +53,10 @@ class DeliveryHandler:
     kind = "deliver"
     batch_size = 1
 
-    def __init__(self, engine: AsyncEngine, registry: PartnerRegistry,
+    def __init__(self, uow: UnitOfWorkFactory, registry: PartnerRegistry,
                  adapters: Mapping[str, PartnerAdapter], client: httpx.AsyncClient,
                  clock: Clock) -> None:
-        self.engine = engine
+        self.uow = uow
         self.registry = registry
         self.adapters = adapters
         self.client = client
@@ -68,7 +67,7 @@ class DeliveryHandler:
 
     async def _one(self, task: Task) -> None:
         pk = int(task.ref)
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             row = (await uow.conn.execute(
                 select(messages.c.partner_id, messages.c.message_id, messages.c.wire,
                        messages.c.signature, messages.c.body_sha256, message_state.c.state)
@@ -104,7 +103,7 @@ class DeliveryHandler:
                 f"{partner.id}'s receipt names message {receipt.message_id} / sha256 "
                 f"{receipt.body_sha256[:12]}..., not {row.message_id} / {row.body_sha256[:12]}...")
         now = self.clock()
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             ins = pg_insert if uow.conn.dialect.name == "postgresql" else sqlite_insert
             await uow.conn.execute(
                 ins(delivery_receipts).values(

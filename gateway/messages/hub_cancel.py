@@ -12,8 +12,9 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.outbox import records
 from gateway.protocol.envelope import HUB_PARTY
-from gateway.storage.tables import message_cancellations, message_state, messages, outbox
+from gateway.storage.tables import message_cancellations, message_state, messages
 
 __all__ = ["cancel_hub_message"]
 
@@ -36,10 +37,8 @@ async def cancel_hub_message(conn: AsyncConnection, partner_id: str, message_id:
         await conn.execute(update(message_state).where(message_state.c.message_pk == target.pk)
                            .values(state="cancelled", detail=reason[:500], updated_at=now))
         # A task being attempted right now is left alone; the handler sees the state.
-        await conn.execute(update(outbox).where(
-            outbox.c.kind == "deliver", outbox.c.ref == str(target.pk),
-            outbox.c.state.in_(["pending", "dead"]))
-            .values(state="done", last_error="cancelled", updated_at=now))
+        await records.drop_pending(conn, kind="deliver", ref=str(target.pk), now=now,
+                                   reason="cancelled")
     await conn.execute(insert(message_cancellations).values(
         partner_id=partner_id, sender=HUB_PARTY, cancelled_message_id=message_id.lower(),
         cancel_message_pk=None, reason=reason, outcome=outcome, created_at=now))

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import String, Table, bindparam, cast, insert, select
+from sqlalchemy import String, Table, bindparam, cast, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,11 +36,12 @@ from gateway.errors import (
 )
 from gateway.messages.batches import record_batch_lines, store_batch
 from gateway.messages.ratelimit import RateLimiter
+from gateway.outbox import records
 from gateway.ports.partner import DecodedItem, ItemResult, PartnerAdapter
 from gateway.protocol.envelope import HUB_PARTY, PARTNER_TO_HUB, Envelope
 from gateway.protocol.partners import Partner, PartnerRegistry
 from gateway.protocol.signing import Signer, verify_detached
-from gateway.storage.tables import messages, outbox
+from gateway.storage.tables import messages
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["Intake", "IntakeResponse", "describe_validation_error"]
@@ -298,8 +299,6 @@ class Intake:
 
 
 _MESSAGE_COLS = [c for c in messages.c if c.name != "pk"]
-_TASK_COLS = ["kind", "destination", "ordering_key", "state", "attempts", "next_attempt_at",
-              "created_at", "updated_at"]
 
 
 def _params(table: Table, names: list[str]) -> dict[str, Any]:
@@ -313,10 +312,7 @@ def _build_pg_statement() -> Any:
     m = (pg_insert(messages).values(_params(messages, [c.name for c in _MESSAGE_COLS]))
          .on_conflict_do_nothing(index_elements=["sender", "message_id"])
          .returning(messages.c.pk).cte("m"))
-    task = _params(outbox, _TASK_COLS)
-    return (insert(outbox)
-            .from_select(_TASK_COLS + ["ref"], select(*task.values(), cast(m.c.pk, String)))
-            .returning(outbox.c.pk))
+    return records.enqueue_from(cast(m.c.pk, String))
 
 
 _PG_INTAKE = _build_pg_statement()
@@ -324,7 +320,7 @@ _SQLITE_MESSAGE = (sqlite_insert(messages)
                    .values(_params(messages, [c.name for c in _MESSAGE_COLS]))
                    .on_conflict_do_nothing(index_elements=["sender", "message_id"])
                    .returning(messages.c.pk))
-_SQLITE_TASK = insert(outbox).values(_params(outbox, [*_TASK_COLS, "ref"]))
+_SQLITE_TASK = records.enqueue_statement()
 
 
 async def _insert_message_and_task(

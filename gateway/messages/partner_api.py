@@ -7,9 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 
 from gateway.composition import Hub
-from gateway.messages.inbox import MAX_LIMIT, read_inbox
-from gateway.messages.tokens import authenticate_partner
-from gateway.messages.tracking import track
+from gateway.messages.inbox import MAX_LIMIT
 
 __all__ = ["router"]
 
@@ -38,10 +36,7 @@ async def get_inbox(
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     hub: Hub = request.app.state.hub
-    async with hub.uow() as uow:
-        partner_id = await authenticate_partner(uow.conn, hub.registry, authorization, hub.clock)
-        page = await read_inbox(uow.conn, hub.registry, partner_id, after, limit)
-        await uow.commit()
+    page = await hub.partner_reads.inbox(authorization, after, limit)
     return {"messages": page.messages, "next": page.next}
 
 
@@ -61,8 +56,4 @@ async def get_tracking(
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     hub: Hub = request.app.state.hub
-    async with hub.uow() as uow:
-        partner_id = await authenticate_partner(uow.conn, hub.registry, authorization, hub.clock)
-        result = await track(uow.conn, partner_id, correlation_id, hub.payment_sources)
-        await uow.commit()
-    return result
+    return await hub.partner_reads.tracking(authorization, correlation_id)

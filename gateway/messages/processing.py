@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.clock import Clock
 from gateway.outbox.handlers import handle_each
@@ -23,7 +22,7 @@ from gateway.outbox.records import Task, complete
 from gateway.ports.processing import OutboundSender, ProcessingContext, Processor
 from gateway.protocol.envelope import Envelope
 from gateway.storage.tables import messages
-from gateway.storage.uow import UnitOfWork
+from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["InboundProcessor"]
 
@@ -34,9 +33,9 @@ class InboundProcessor:
     kind = "process_inbound"
     batch_size = 1
 
-    def __init__(self, engine: AsyncEngine, outbound: OutboundSender, clock: Clock,
+    def __init__(self, uow: UnitOfWorkFactory, outbound: OutboundSender, clock: Clock,
                  processors: Mapping[str, Processor]) -> None:
-        self.engine = engine
+        self.uow = uow
         self.outbound = outbound
         self.clock = clock
         self.processors = dict(processors)
@@ -45,7 +44,7 @@ class InboundProcessor:
         return await handle_each(tasks, self._one)
 
     async def _one(self, task: Task) -> None:
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             row = (await uow.conn.execute(
                 select(messages.c.pk, messages.c.partner_id, messages.c.wire,
                        messages.c.canonical).where(messages.c.pk == int(task.ref))

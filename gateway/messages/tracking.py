@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import iso_millis
 from gateway.errors import NotFoundError
+from gateway.outbox import records
 from gateway.ports.processing import PaymentSource
-from gateway.storage.tables import message_state, messages, outbox
+from gateway.storage.tables import message_state, messages
 
 __all__ = ["track"]
 
@@ -33,9 +34,7 @@ async def track(conn: AsyncConnection, partner_id: str, correlation_id: str,
     Raises:
         NotFoundError: the partner has no message with this correlation id.
     """
-    dead = (select(outbox.c.pk).where(
-        outbox.c.kind == "deliver", outbox.c.state == "dead",
-        outbox.c.ref == cast(messages.c.pk, SqlString)).exists())
+    dead = records.has_dead_letter("deliver", cast(messages.c.pk, SqlString))
     rows = (await conn.execute(
         select(messages.c.message_id, messages.c.type, messages.c.direction,
                messages.c.sender, messages.c.recipient, messages.c.received_at,

@@ -15,17 +15,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import and_, exists, or_, select
 
-from gateway.outbox.records import UNFINISHED, Task
+from gateway.outbox.records import UNFINISHED, Task, take_leases
 from gateway.storage.tables import outbox
+from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["claim"]
 
 
 async def claim(
-    engine: AsyncEngine, *, owner: str, now: datetime, lease: timedelta, limit: int,
+    uow_factory: UnitOfWorkFactory, *, owner: str, now: datetime, lease: timedelta, limit: int,
     kinds: Sequence[str] | None = None, skip_destinations: Sequence[str] = (),
 ) -> list[Task]:
     """Lease up to ``limit`` due tasks to ``owner`` and return them, oldest first."""
@@ -45,22 +45,13 @@ async def claim(
     if skip_destinations:
         candidates = candidates.where(outbox.c.destination.not_in(list(skip_destinations)))
     candidates = candidates.order_by(outbox.c.pk).limit(limit)
-    async with engine.connect() as conn, conn.begin():
+    async with uow_factory() as uow:
+        conn = uow.conn
         if conn.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True, of=outbox)
         pks = list((await conn.execute(candidates)).scalars())
         if not pks:
             return []
-        rows = (await conn.execute(
-            update(outbox)
-            .where(outbox.c.pk.in_(pks))
-            .values(state="leased", lease_owner=owner, lease_expires_at=now + lease,
-                    attempts=outbox.c.attempts + 1, updated_at=now)
-            .returning(outbox.c.pk, outbox.c.kind, outbox.c.destination,
-                       outbox.c.ordering_key, outbox.c.ref, outbox.c.attempts,
-                       outbox.c.created_at)
-        )).all()
-    tasks = [Task(r.pk, r.kind, r.destination, r.ordering_key, r.ref, r.attempts,
-                  r.created_at, owner) for r in rows]
-    tasks.sort(key=lambda t: t.pk)
+        tasks = await take_leases(conn, pks, owner=owner, now=now, lease=lease)
+        await uow.commit()
     return tasks

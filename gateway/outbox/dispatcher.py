@@ -18,15 +18,13 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from gateway.clock import Clock, utcnow
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.claiming import claim
 from gateway.outbox.handlers import Handler
 from gateway.outbox.records import LeaseLost, Task, dead_letter, reschedule
 from gateway.outbox.retry import RetryPolicy
-from gateway.storage.uow import UnitOfWork
+from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["Dispatcher"]
 
@@ -40,7 +38,7 @@ def _owner_id() -> str:
 class Dispatcher:
     def __init__(
         self,
-        engine: AsyncEngine,
+        uow: UnitOfWorkFactory,
         handlers: Mapping[str, Handler],
         *,
         policy: RetryPolicy | None = None,
@@ -52,7 +50,7 @@ class Dispatcher:
         clock: Clock = utcnow,
         kinds: Sequence[str] | None = None,
     ) -> None:
-        self.engine = engine
+        self.uow = uow
         self.handlers = dict(handlers)
         self.policy = policy or RetryPolicy()
         self.breakers = breakers or CircuitBreakers()
@@ -67,7 +65,7 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Claim one batch and work it off; return how many tasks were claimed."""
         tasks = await claim(
-            self.engine, owner=self.owner, now=self.clock(), lease=self.lease,
+            self.uow, owner=self.owner, now=self.clock(), lease=self.lease,
             limit=self.batch, kinds=self.kinds,
             skip_destinations=self.breakers.open_destinations(),
         )
@@ -106,7 +104,7 @@ class Dispatcher:
         decision = self.policy.decide(error, task.attempts, now - task.created_at)
         text = f"{type(error).__name__}: {error}"
         try:
-            async with UnitOfWork(self.engine) as uow:
+            async with self.uow() as uow:
                 if decision.retry:
                     await reschedule(uow.conn, task, now, decision.delay, text)
                 else:

@@ -1,16 +1,38 @@
-"""Outbox records: enqueue with the business change; finish only while holding the lease."""
+"""Outbox records: enqueue with the business change; finish only while holding the lease.
+
+This module owns every write to the outbox table (``gateway.outbox.claiming`` only chooses
+what to lease); nothing else inserts, updates or deletes outbox rows. Each write to a leased
+task checks the lease (state ``leased`` and the owner), so a dispatcher that lost its lease
+can never finish another's attempt.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Exists,
+    Insert,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.storage.tables import outbox
 
-__all__ = ["LeaseLost", "Task", "complete", "dead_letter", "enqueue", "reschedule"]
+__all__ = [
+    "LeaseLost", "Task", "complete", "complete_many", "dead_letter", "dead_letters",
+    "defer_many", "drop_pending", "enqueue", "enqueue_from", "enqueue_statement",
+    "has_dead_letter", "leased_by", "reschedule", "revive_dead", "take_leases",
+]
 
 # States: pending -> leased -> done | pending (rescheduled) | dead (dead letter, last error kept)
 UNFINISHED = ("pending", "leased", "dead")
@@ -50,6 +72,48 @@ async def enqueue(
     return int(result.scalar_one())
 
 
+_TASK_PARAMS = ["kind", "destination", "ordering_key", "state", "attempts", "next_attempt_at",
+                "created_at", "updated_at"]
+
+
+def _params(names: list[str]) -> dict[str, BindParameter[Any]]:
+    return {n: bindparam(n, type_=outbox.c[n].type) for n in names}
+
+
+def enqueue_statement() -> Insert:
+    """A prebuilt INSERT of one task, its values as bind parameters named like the columns
+    (kind, destination, ordering_key, state, attempts, next_attempt_at, created_at,
+    updated_at, ref): for hot paths, where building a statement costs more than running it."""
+    return insert(outbox).values(_params([*_TASK_PARAMS, "ref"]))
+
+
+def enqueue_from(ref: ColumnElement[Any]) -> Insert:
+    """As ``enqueue_statement``, but the ref is ``ref`` (e.g. a CTE's inserted pk) and the row
+    is inserted only if ``ref`` yields a row; returns the task's pk."""
+    params = _params(_TASK_PARAMS)
+    return (insert(outbox)
+            .from_select([*_TASK_PARAMS, "ref"], select(*params.values(), ref))
+            .returning(outbox.c.pk))
+
+
+async def take_leases(conn: AsyncConnection, pks: Sequence[int], *, owner: str, now: datetime,
+                      lease: timedelta) -> list[Task]:
+    """Lease the (claimable, locked) tasks ``pks`` to ``owner``; return them, oldest first."""
+    rows = (await conn.execute(
+        update(outbox)
+        .where(outbox.c.pk.in_(list(pks)))
+        .values(state="leased", lease_owner=owner, lease_expires_at=now + lease,
+                attempts=outbox.c.attempts + 1, updated_at=now)
+        .returning(outbox.c.pk, outbox.c.kind, outbox.c.destination,
+                   outbox.c.ordering_key, outbox.c.ref, outbox.c.attempts,
+                   outbox.c.created_at)
+    )).all()
+    tasks = [Task(r.pk, r.kind, r.destination, r.ordering_key, r.ref, r.attempts,
+                  r.created_at, owner) for r in rows]
+    tasks.sort(key=lambda t: t.pk)
+    return tasks
+
+
 async def _finish(conn: AsyncConnection, task: Task, now: datetime, **values: object) -> None:
     result = await conn.execute(
         update(outbox)
@@ -82,3 +146,109 @@ async def dead_letter(conn: AsyncConnection, task: Task, now: datetime, error: s
     """Stop trying; keep the last error for the operators."""
     await _finish(conn, task, now, state="dead", lease_owner=None, lease_expires_at=None,
                   last_error=error[:2000])
+
+
+async def leased_by(conn: AsyncConnection, tasks: Sequence[Task]) -> set[int]:
+    """Lock the rows of ``tasks`` still leased by their owner (pk order); return their pks."""
+    if not tasks:
+        return set()
+    owners = {t.lease_owner for t in tasks}
+    return set((await conn.execute(
+        select(outbox.c.pk).where(
+            outbox.c.pk.in_([t.pk for t in tasks]), outbox.c.state == "leased",
+            outbox.c.lease_owner.in_(sorted(owners)),
+        ).order_by(outbox.c.pk).with_for_update()
+    )).scalars())
+
+
+async def complete_many(conn: AsyncConnection, tasks: Sequence[Task], now: datetime, *,
+                        owned: set[int] | None = None) -> list[Task]:
+    """Mark ``tasks`` done in one statement, each only while still leased by its owner.
+
+    Args:
+        owned: the pks ``leased_by`` returned earlier in this transaction (their rows are
+            locked, so the check need not be read again).
+
+    Returns:
+        The tasks whose lease was lost (not completed); the caller decides what that means.
+    """
+    if not tasks:
+        return []
+    owned = await leased_by(conn, tasks) if owned is None else owned
+    kept = [t for t in tasks if t.pk in owned]
+    for owner in sorted({t.lease_owner for t in kept}):  # one owner per dispatcher batch
+        await conn.execute(
+            update(outbox).where(outbox.c.pk.in_([t.pk for t in kept if t.lease_owner == owner]),
+                                 *_leased_to(owner))
+            .values(state="done", lease_owner=None, lease_expires_at=None, last_error=None,
+                    updated_at=now))
+    return [t for t in tasks if t.pk not in owned]
+
+
+async def defer_many(conn: AsyncConnection, deferrals: Sequence[tuple[Task, timedelta]],
+                     now: datetime, *, owned: set[int] | None = None) -> list[Task]:
+    """Give leased tasks back for a later attempt with their attempts reset (work that is
+    waiting, not failing), in one executemany; only tasks still leased by their owner.
+
+    Args:
+        owned: as for ``complete_many``.
+
+    Returns:
+        The tasks whose lease was lost (not deferred).
+    """
+    if not deferrals:
+        return []
+    tasks = [t for t, _ in deferrals]
+    owned = await leased_by(conn, tasks) if owned is None else owned
+    rows = [{"b_pk": t.pk, "b_owner": t.lease_owner, "b_next": now + delay}
+            for t, delay in deferrals if t.pk in owned]
+    if rows:
+        # One executemany (pipelined by the driver), not a round trip per task.
+        await conn.execute(
+            update(outbox).where(outbox.c.pk == bindparam("b_pk"), outbox.c.state == "leased",
+                                 outbox.c.lease_owner == bindparam("b_owner"))
+            .values(state="pending", lease_owner=None, lease_expires_at=None, last_error=None,
+                    attempts=0, next_attempt_at=bindparam("b_next"), updated_at=now),
+            rows)
+    return [t for t in tasks if t.pk not in owned]
+
+
+def _leased_to(owner: str) -> tuple[ColumnElement[bool], ...]:
+    return (outbox.c.state == "leased", outbox.c.lease_owner == owner)
+
+
+async def drop_pending(conn: AsyncConnection, *, kind: str, ref: str, now: datetime,
+                       reason: str) -> int:
+    """Finish the pending or dead tasks of ``kind`` for ``ref`` unattempted (``reason`` kept
+    as their last error); a leased task is never touched. Return how many."""
+    result = await conn.execute(update(outbox).where(
+        outbox.c.kind == kind, outbox.c.ref == ref, outbox.c.state.in_(["pending", "dead"]))
+        .values(state="done", last_error=reason, updated_at=now))
+    return result.rowcount or 0
+
+
+def has_dead_letter(kind: str, ref: ColumnElement[Any]) -> Exists:
+    """An EXISTS clause: a dead-lettered task of ``kind`` has the ref ``ref`` (for queries
+    that correlate outbox work with their own rows)."""
+    return select(outbox.c.pk).where(
+        outbox.c.kind == kind, outbox.c.state == "dead", outbox.c.ref == ref).exists()
+
+
+async def dead_letters(conn: AsyncConnection, *, kind: str | None = None,
+                       limit: int = 100) -> list[RowMapping]:
+    """Return dead-lettered tasks (optionally of one kind), oldest first."""
+    q = select(outbox).where(outbox.c.state == "dead").order_by(outbox.c.pk).limit(limit)
+    if kind:
+        q = q.where(outbox.c.kind == kind)
+    return list((await conn.execute(q)).mappings())
+
+
+async def revive_dead(conn: AsyncConnection, pk: int, now: datetime) -> RowMapping | None:
+    """Make a dead letter pending again now; return its row, or None if ``pk`` is not dead."""
+    # A fresh age budget: the retry policy's maximum age counts from the operator's retry.
+    result = await conn.execute(
+        update(outbox).where(outbox.c.pk == pk, outbox.c.state == "dead")
+        .values(state="pending", next_attempt_at=now, created_at=now, updated_at=now)
+        .returning(outbox))
+    row: RowMapping | None = result.mappings().first()
+    return row

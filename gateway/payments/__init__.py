@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.backoffice.auth import BackofficeTokens, load_tokens
 from gateway.clock import Clock
@@ -28,6 +27,7 @@ from gateway.payments.payout import PayoutHandler, PollSchedule
 from gateway.payments.rails import RailKind, RailsConfig, load_rails
 from gateway.payments.service import PaymentService
 from gateway.ports.processing import OutboundSender
+from gateway.storage.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:
     from gateway.outbox.handlers import Handler
@@ -48,11 +48,11 @@ def rails_file_of(settings: Settings) -> Path | None:
 class Payments:
     """The hub's payment parts: rails, back-office tokens, the service and the payout handler."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, outbound: OutboundSender,
+    def __init__(self, settings: Settings, uow: UnitOfWorkFactory, outbound: OutboundSender,
                  clock: Clock, *, rail_kinds: Mapping[str, RailKind],
                  http_factory: HttpFactory) -> None:
         self.settings = settings
-        self.engine = engine
+        self.uow = uow
         self.clock = clock
         self.config: RailsConfig = load_rails(rails_file_of(settings), rail_kinds)
         self.rails = self.config.rails
@@ -72,7 +72,7 @@ class Payments:
 
     def handlers(self) -> list[Handler]:
         polls = PollSchedule(self.config.poll_after_seconds, self.config.poll_max_seconds)
-        return [PayoutHandler(self.engine, self.rails, self.service, self.http, self.clock,
+        return [PayoutHandler(self.uow, self.rails, self.service, self.http, self.clock,
                               batch_size=self.config.batch_size, polls=polls)]
 
     async def close(self) -> None:

@@ -28,20 +28,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock
 from gateway.errors import DeliveryError, OutcomeUnknownError, PermanentDeliveryError
 from gateway.money import Money
+from gateway.outbox import records
 from gateway.outbox.records import LeaseLost, Task
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState, after_rail_state, transition
 from gateway.payments.service import PAYOUT_KIND, Change, PaymentService
 from gateway.ports.rail import PayoutInstruction, PayoutResult, PayoutStatus, RailAdapter
-from gateway.storage.tables import outbox
-from gateway.storage.uow import UnitOfWork
+from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["PayoutHandler", "PollSchedule"]
 
@@ -77,11 +76,11 @@ class _Outcome:
 class PayoutHandler:
     kind = PAYOUT_KIND
 
-    def __init__(self, engine: AsyncEngine, rails: Mapping[str, RailAdapter],
+    def __init__(self, uow: UnitOfWorkFactory, rails: Mapping[str, RailAdapter],
                  service: PaymentService, http: Callable[[], httpx.AsyncClient], clock: Clock,
                  *, batch_size: int = 100, polls: PollSchedule | None = None,
                  status_concurrency: int = 16) -> None:
-        self.engine = engine
+        self.uow = uow
         self.rails = rails
         self.service = service
         self.http = http
@@ -95,8 +94,8 @@ class PayoutHandler:
         if rail is None:
             err = PermanentDeliveryError(f"rail {tasks[0].destination!r} is not configured")
             return [err] * len(tasks)
-        async with self.engine.connect() as conn:
-            rows = await repo.by_ids(conn, [t.ref for t in tasks])
+        async with self.uow(read_only=True) as reader:
+            rows = await repo.by_ids(reader.conn, [t.ref for t in tasks])
         outcomes: dict[int, _Outcome] = {}
         to_send: list[Task] = []
         to_ask: list[Task] = []
@@ -151,17 +150,13 @@ class PayoutHandler:
                       outcomes: dict[int, _Outcome]) -> list[BaseException | None]:
         now = self.clock()
         results: dict[int, BaseException | None] = {}
-        async with UnitOfWork(self.engine) as uow:
+        async with self.uow() as uow:
             conn = uow.conn
-            owned = set((await conn.execute(
-                select(outbox.c.pk).where(
-                    outbox.c.pk.in_([t.pk for t in tasks]), outbox.c.state == "leased",
-                    outbox.c.lease_owner == tasks[0].lease_owner,
-                ).order_by(outbox.c.pk).with_for_update()
-            )).scalars())
+            # Outbox rows first, then payments: the lock order of every payout transaction.
+            owned = await records.leased_by(conn, tasks)
             rows = await repo.by_ids(conn, [t.ref for t in tasks], lock=True)
-            complete_pks: list[int] = []
-            defer: list[tuple[int, timedelta]] = []
+            to_complete: list[Task] = []
+            defer: list[tuple[Task, timedelta]] = []
             changes: list[Change] = []  # the rail's answers, written in one statement each
             for t in tasks:
                 o = outcomes[t.pk]
@@ -180,7 +175,7 @@ class PayoutHandler:
                 if err is not None:
                     continue  # the dispatcher reschedules or dead-letters it
                 if row is not None and state in (P.submitted, P.unknown):
-                    defer.append((t.pk, self.polls.delay(now - row.created_at)))
+                    defer.append((t, self.polls.delay(now - row.created_at)))
                 elif row is not None and state == P.instructed:
                     # The task is the payment's only way to the rail: it completes only once
                     # the payment has left ``instructed``, never on an answer that moved
@@ -188,22 +183,15 @@ class PayoutHandler:
                     results[t.pk] = OutcomeUnknownError(
                         f"payment {t.ref} is still instructed after the rail's answer")
                 else:
-                    complete_pks.append(t.pk)
+                    to_complete.append(t)
             await self.service.apply(conn, changes, now)
-            if complete_pks:
-                await conn.execute(update(outbox).where(outbox.c.pk.in_(complete_pks)).values(
-                    state="done", lease_owner=None, lease_expires_at=None, last_error=None,
-                    updated_at=now))
-            if defer:
-                # A pending payout is not a failure: attempts restart, so a later error's
-                # backoff is not inflated by the polls before it. One executemany (pipelined
-                # by the driver), not a round trip per task.
-                await conn.execute(
-                    update(outbox).where(outbox.c.pk == bindparam("b_pk")).values(
-                        state="pending", lease_owner=None, lease_expires_at=None,
-                        last_error=None, attempts=0, next_attempt_at=bindparam("b_next"),
-                        updated_at=now),
-                    [{"b_pk": pk, "b_next": now + delay} for pk, delay in defer])
+            # Only tasks in ``owned`` are here, and their rows are locked: none can be lost.
+            lost = await records.complete_many(conn, to_complete, now, owned=owned)
+            # A pending payout is not a failure: attempts restart, so a later error's
+            # backoff is not inflated by the polls before it.
+            lost += await records.defer_many(conn, defer, now, owned=owned)
+            for t in lost:  # pragma: no cover - the locks above make this impossible
+                results[t.pk] = LeaseLost(f"outbox task {t.pk} was taken over")
             await uow.commit()
         return [results[t.pk] for t in tasks]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -11,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.storage.tables import payment_events, payments
 
-__all__ = ["by_ids", "by_key", "events_of", "insert_events", "update_many"]
+__all__ = [
+    "PaymentFilter", "by_ids", "by_key", "events_of", "insert_events", "newest", "update_many",
+]
 
 
 async def by_ids(conn: AsyncConnection, payment_ids: Sequence[str], *,
@@ -57,4 +60,28 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -
 async def events_of(conn: AsyncConnection, payment_pk: int) -> list[RowMapping]:
     q = select(payment_events).where(payment_events.c.payment_pk == payment_pk).order_by(
         payment_events.c.pk)
+    return list((await conn.execute(q)).mappings())
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFilter:
+    """Equality filters of a payment query; None matches anything."""
+
+    state: str | None = None
+    rail: str | None = None
+    partner_id: str | None = None
+    claim_ref: str | None = None
+    pension_ref: str | None = None
+
+
+async def newest(conn: AsyncConnection, where: PaymentFilter, *, before: int | None = None,
+                 limit: int = 100) -> list[RowMapping]:
+    """Return up to ``limit`` payments matching ``where``, newest first, below pk ``before``."""
+    q = select(payments).order_by(payments.c.pk.desc()).limit(limit)
+    for f in fields(where):
+        value = getattr(where, f.name)
+        if value is not None:
+            q = q.where(payments.c[f.name] == value)
+    if before is not None:
+        q = q.where(payments.c.pk < before)
     return list((await conn.execute(q)).mappings())

@@ -57,7 +57,7 @@ async def run_housekeeping(hub: Hub, interval: float = 1.0) -> None:
     while True:
         try:
             full = tick % 60 == 0
-            await chain_pending(hub.engine, full_sweep=full, clock=hub.clock)
+            await chain_pending(hub.uow, full_sweep=full, clock=hub.clock)
             if full:
                 async with hub.uow() as uow:
                     await purge_expired_tokens(uow.conn, hub.clock)

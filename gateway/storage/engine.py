@@ -8,6 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.config import async_database_url
+from gateway.storage.uow import READ_ONLY
 
 __all__ = ["create_engine"]
 
@@ -43,5 +44,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:
         # Take the write lock up front: a deferred transaction that reads then writes can fail
-        # with SQLITE_BUSY at once when another process writes, without waiting.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # with SQLITE_BUSY at once when another process writes, without waiting. A read-only
+        # unit of work never writes: its deferred BEGIN is a snapshot that waits for no one.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

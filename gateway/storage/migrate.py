@@ -1,4 +1,8 @@
-"""Schema migrations (Alembic) run from code: ``gateway db upgrade`` and the dev auto-upgrade."""
+"""Schema migrations (Alembic) run from code: ``gateway db upgrade`` and the dev auto-upgrade.
+
+Besides ``gateway.storage.uow``, this is the one module that commits a connection itself: the
+Alembic run is not a unit of work (it manages its own transactions on the connection).
+"""
 
 from __future__ import annotations
 

@@ -27,12 +27,15 @@ async def final_checks(sc: Scenario, settings: Any, rails: Any) -> None:
         messages,
         payments,
     )
+    from gateway.storage.uow import factory_for
 
     sc.progress.begin("invariants and evidence chain")
     registry = load_registry(settings.partners_file, frozenset(partner_adapters()))
     engine = create_engine(settings.database_url)
+    uow = factory_for(engine)
     try:
-        async with engine.connect() as conn:
+        async with uow(read_only=True) as reading:
+            conn = reading.conn
             stored = {(r.partner_id, r.claim_ref): r for r in (await conn.execute(
                 select(claims))).all()}
             docs = {(r.partner_id, r.claim_ref) for r in (await conn.execute(
@@ -90,9 +93,9 @@ async def final_checks(sc: Scenario, settings: Any, rails: Any) -> None:
             if died and p.pension_ref == PENSION and p.period > f"{died:%Y-%m}" and \
                     p.state not in ("cancelled", "failed"):
                 sc.problems.append(f"payment {p.payment_id} is for a period after the death")
-        while await chain_pending(engine, full_sweep=True):
+        while await chain_pending(uow, full_sweep=True):
             pass
-        report = await verify_chain(engine, settle=timedelta(0))
+        report = await verify_chain(uow, settle=timedelta(0))
         if report.broken or report.unchained:
             sc.problems.append(f"evidence chain: broken={report.broken} "
                                f"unchained={report.unchained}")

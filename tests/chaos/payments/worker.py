@@ -17,7 +17,7 @@ from gateway.outbox.retry import RetryPolicy
 async def main() -> None:
     hub = build_hub(Settings())
     dispatcher = Dispatcher(
-        hub.engine, hub.handlers(), batch=100, lease=timedelta(seconds=3), idle_sleep=0.05,
+        hub.uow, hub.handlers(), batch=100, lease=timedelta(seconds=3), idle_sleep=0.05,
         policy=RetryPolicy(initial=0.05, max_delay=1.0, unknown_initial=0.05),
         breakers=CircuitBreakers(threshold=200, cooldown=0.3))
     try:

@@ -163,6 +163,6 @@ async def test_mm_ssb_batch_is_chained_evidence(stack: Stack) -> None:
 
     sim = stack.sims["MM-SSB"]
     await sim.send_batch(stack.client, [sim.claim("MM-C-1"), sim.claim("MM-C-2")])
-    assert await chain_pending(stack.hub.engine, clock=stack.clock) == 3  # batch + 2 lines
-    report = await verify_chain(stack.hub.engine, clock=stack.clock)
+    assert await chain_pending(stack.hub.uow, clock=stack.clock) == 3  # batch + 2 lines
+    report = await verify_chain(stack.hub.uow, clock=stack.clock)
     assert report.ok and report.checked == 3

@@ -36,7 +36,7 @@ CALLBACK_FAULTS = ["lost_callback", "duplicate_callback"]
 
 def fast_dispatcher(hub: Hub) -> Dispatcher:
     """The production dispatcher with test-sized waits (the same policy, shorter numbers)."""
-    return Dispatcher(hub.engine, hub.handlers(), clock=hub.clock, batch=50,
+    return Dispatcher(hub.uow, hub.handlers(), clock=hub.clock, batch=50,
                       policy=RetryPolicy(initial=0.05, max_delay=0.5, unknown_initial=0.05),
                       breakers=CircuitBreakers(threshold=50, cooldown=0.2), idle_sleep=0.02)
 

@@ -28,9 +28,9 @@ async def _accept(client, partner: TestPartner, n: int) -> list[str]:
 
 async def test_chain_then_verify_ok(client, hub: Hub, bpjstk) -> None:
     await _accept(client, bpjstk, 5)
-    assert await chain_pending(hub.engine, clock=hub.clock) == 5
-    assert await chain_pending(hub.engine, clock=hub.clock) == 0
-    report = await verify_chain(hub.engine, clock=hub.clock)
+    assert await chain_pending(hub.uow, clock=hub.clock) == 5
+    assert await chain_pending(hub.uow, clock=hub.clock) == 0
+    report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.ok and report.checked == 5 and report.head is not None
     async with hub.engine.connect() as conn:
         assert (await chain_head(conn)).seq == 5
@@ -39,14 +39,14 @@ async def test_chain_then_verify_ok(client, hub: Hub, bpjstk) -> None:
 @pytest.mark.parametrize("column", ["wire", "receipt"])
 async def test_a_single_flipped_byte_is_found(client, hub: Hub, bpjstk, column: str) -> None:
     ids = await _accept(client, bpjstk, 4)
-    await chain_pending(hub.engine, clock=hub.clock)
+    await chain_pending(hub.uow, clock=hub.clock)
     async with hub.engine.begin() as conn:
         row = (await conn.execute(select(messages).where(messages.c.message_id == ids[2]))).one()
         data = bytearray(getattr(row, column))
         data[len(data) // 2] ^= 0x01
         await conn.execute(update(messages).where(messages.c.pk == row.pk)
                            .values({column: bytes(data)}))
-    report = await verify_chain(hub.engine, clock=hub.clock)
+    report = await verify_chain(hub.uow, clock=hub.clock)
     assert not report.ok and report.checked == 2
     assert report.broken == f"messages pk {row.pk} (message {ids[2]} from ID-BPJSTK): " \
                             "the record was altered"
@@ -54,16 +54,16 @@ async def test_a_single_flipped_byte_is_found(client, hub: Hub, bpjstk, column: 
 
 async def test_deleted_record_and_deleted_entry_are_found(client, hub: Hub, bpjstk) -> None:
     ids = await _accept(client, bpjstk, 3)
-    await chain_pending(hub.engine, clock=hub.clock)
+    await chain_pending(hub.uow, clock=hub.clock)
     async with hub.engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             await conn.execute(text("PRAGMA foreign_keys=OFF"))
         await conn.execute(delete(messages).where(messages.c.message_id == ids[1]))
-    report = await verify_chain(hub.engine, clock=hub.clock)
+    report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.broken is not None and "the record was deleted" in report.broken
     async with hub.engine.begin() as conn:
         await conn.execute(delete(evidence_chain).where(evidence_chain.c.seq == 2))
-    report = await verify_chain(hub.engine, clock=hub.clock)
+    report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.broken == "chain entries 2..2 are missing"
 
 
@@ -72,16 +72,16 @@ async def test_unchained_old_records_are_reported(client, hub: Hub, clock, bpjst
 
     await _accept(client, bpjstk, 2)
     clock.now = clock.now + timedelta(hours=1)
-    report = await verify_chain(hub.engine, clock=hub.clock)
+    report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.unchained == 2 and not report.ok
 
 
 async def test_concurrent_chainers_build_one_chain(client, hub: Hub, bpjstk) -> None:
     await _accept(client, bpjstk, 30)
-    counts = await asyncio.gather(*[chain_pending(hub.engine, batch=7, clock=hub.clock)
+    counts = await asyncio.gather(*[chain_pending(hub.uow, batch=7, clock=hub.clock)
                                     for _ in range(4)])
-    while await chain_pending(hub.engine, clock=hub.clock):
+    while await chain_pending(hub.uow, clock=hub.clock):
         pass
     assert sum(counts) <= 30
-    report = await verify_chain(hub.engine, clock=hub.clock)
+    report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.ok and report.checked == 30

@@ -26,7 +26,7 @@ async def test_inbound_not_blocked_by_undelivered_outbound(client, hub: Hub, bpj
         body, headers = bpjstk.signed(env)
         assert (await client.post("/v1/messages", content=body, headers=headers)
                 ).status_code == 202
-    tasks = await claim(hub.engine, owner="t", now=hub.clock(), lease=timedelta(seconds=30),
+    tasks = await claim(hub.uow, owner="t", now=hub.clock(), lease=timedelta(seconds=30),
                         limit=10, kinds=["process_inbound"])
     # The first inbound message of the case is claimable at once; the second waits for it.
     assert len(tasks) == 1 and tasks[0].kind == "process_inbound"

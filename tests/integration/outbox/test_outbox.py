@@ -16,7 +16,7 @@ from gateway.outbox.dispatcher import Dispatcher
 from gateway.outbox.records import LeaseLost, complete, enqueue
 from gateway.storage.engine import create_engine
 from gateway.storage.tables import outbox
-from gateway.storage.uow import UnitOfWork
+from gateway.storage.uow import UnitOfWork, factory_for
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -44,7 +44,7 @@ async def test_concurrent_claimers_never_share_a_task(engine, db_url) -> None:
     try:
         async def claimer(i: int) -> list[int]:
             got: list[int] = []
-            while batch := await claim(engines[i], owner=f"c{i}", now=NOW, lease=LEASE,
+            while batch := await claim(factory_for(engines[i]), owner=f"c{i}", now=NOW, lease=LEASE,
                                        limit=7):
                 got += [t.pk for t in batch]
             return got
@@ -60,9 +60,10 @@ async def test_concurrent_claimers_never_share_a_task(engine, db_url) -> None:
 
 async def test_lease_expiry_lets_another_take_over(engine) -> None:
     await fill(engine, 1)
-    [a] = await claim(engine, owner="A", now=NOW, lease=LEASE, limit=10)
-    assert await claim(engine, owner="B", now=NOW + LEASE / 2, lease=LEASE, limit=10) == []
-    [b] = await claim(engine, owner="B", now=NOW + LEASE * 2, lease=LEASE, limit=10)
+    [a] = await claim(factory_for(engine), owner="A", now=NOW, lease=LEASE, limit=10)
+    assert await claim(factory_for(engine), owner="B", now=NOW + LEASE / 2, lease=LEASE,
+                       limit=10) == []
+    [b] = await claim(factory_for(engine), owner="B", now=NOW + LEASE * 2, lease=LEASE, limit=10)
     assert b.pk == a.pk and b.attempts == 2
     async with UnitOfWork(engine) as uow:
         with pytest.raises(LeaseLost):
@@ -74,13 +75,13 @@ async def test_lease_expiry_lets_another_take_over(engine) -> None:
 
 async def test_fifo_per_ordering_key(engine) -> None:
     await fill(engine, 6, key=lambda i: f"case-{i % 2}")
-    first = await claim(engine, owner="A", now=NOW, lease=LEASE, limit=10)
+    first = await claim(factory_for(engine), owner="A", now=NOW, lease=LEASE, limit=10)
     assert [t.ref for t in first] == ["0", "1"]  # one per key until the earlier one is done
-    assert await claim(engine, owner="A", now=NOW, lease=LEASE, limit=10) == []
+    assert await claim(factory_for(engine), owner="A", now=NOW, lease=LEASE, limit=10) == []
     async with UnitOfWork(engine) as uow:
         await complete(uow.conn, first[0], NOW)
         await uow.commit()
-    assert [t.ref for t in await claim(engine, owner="A", now=NOW, lease=LEASE,
+    assert [t.ref for t in await claim(factory_for(engine), owner="A", now=NOW, lease=LEASE,
                                        limit=10)] == ["2"]
 
 
@@ -97,7 +98,8 @@ class Failing:
 
 async def test_dead_letter_keeps_last_error_and_blocks_its_key(engine) -> None:
     await fill(engine, 2, key=lambda i: "case")
-    d = Dispatcher(engine, {"k": Failing(PermanentDeliveryError("HTTP 422 bad account"))},
+    d = Dispatcher(factory_for(engine),
+                   {"k": Failing(PermanentDeliveryError("HTTP 422 bad account"))},
                    clock=lambda: NOW)
     assert await d.run_once() == 1
     async with engine.connect() as conn:
@@ -109,7 +111,7 @@ async def test_dead_letter_keeps_last_error_and_blocks_its_key(engine) -> None:
 
 async def test_retry_reschedules_with_backoff(engine) -> None:
     await fill(engine, 1)
-    d = Dispatcher(engine, {"k": Failing(TransientDeliveryError("refused"))},
+    d = Dispatcher(factory_for(engine), {"k": Failing(TransientDeliveryError("refused"))},
                    clock=lambda: NOW, breakers=CircuitBreakers(threshold=100))
     await d.run_once()
     async with engine.connect() as conn:

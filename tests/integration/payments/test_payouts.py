@@ -303,9 +303,9 @@ async def test_lease_lost_completes_nothing_and_pays_once(hub, client, auth, rai
     from gateway.payments.payout import PayoutHandler
     await instruct(client, auth)
     handler = next(h for h in hub.payments.handlers() if isinstance(h, PayoutHandler))
-    [a] = await claim(hub.engine, owner="A", now=clock.now, lease=timedelta(seconds=10), limit=5)
+    [a] = await claim(hub.uow, owner="A", now=clock.now, lease=timedelta(seconds=10), limit=5)
     await later(clock, 60)  # A stalls past its lease; B takes over and finishes first
-    [b] = await claim(hub.engine, owner="B", now=clock.now, lease=timedelta(seconds=10), limit=5)
+    [b] = await claim(hub.uow, owner="B", now=clock.now, lease=timedelta(seconds=10), limit=5)
     assert (await handler.handle([b])) == [None]
     [res] = await handler.handle([a])
     assert isinstance(res, LeaseLost)
