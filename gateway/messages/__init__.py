@@ -1,6 +1,7 @@
 """PX/1 messages: in from partners, out to them, and what happens to them in between.
 
 api.py, partner_api.py  the partner endpoints (thin HTTP over the services below)
+partner_reads.py  the partners' authenticated reads: receipts, inbox, tracking
 intake.py        verify, validate and durably store a partner's message; the signed receipt
 receipts.py      receipts already given, again byte for byte
 tokens.py        bearer JWTs for partners' GET requests, with jti replay protection

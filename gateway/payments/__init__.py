@@ -1,7 +1,7 @@
 """Payments: the state machine, instructions from the back office, payouts through rails.
 
 domain.py      the payment state machine (plain Python)
-schemas.py     back-office request models (validated at the edge)
+requests.py    back-office request models (validated at the edge)
 fx.py          conversion from MYR with the rate's source and time, explicit rounding
 service.py     instruct, transition with cause, cancel, announce paid payments to partners
 repository.py  SQL for payments and their events
@@ -10,6 +10,7 @@ callbacks.py   rail callbacks: verify, then apply through the state machine
 pensions.py    periodic pensions: schedules, per-period payments, suspension and stop
 processors.py  inbound partner messages about payments (death.notify, life certificates, ...)
 rails.py       the rails configuration file
+tracking.py    a partner's payments in its tracking thread, in the protocol's states
 """
 
 from __future__ import annotations
