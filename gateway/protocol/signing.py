@@ -23,6 +23,7 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey
 
 from gateway.errors import AuthError, ConfigError
+from gateway.protocol.strictjson import forbidden_character
 
 __all__ = [
     "ALGORITHMS",
@@ -283,6 +284,12 @@ def verify_token(authorization: str | None, keys: KeyRing, audience: str,
         raise AuthError("token_invalid", "the token has expired")
     if iat - TOKEN_LEEWAY > t:
         raise AuthError("token_invalid", "the token was issued in the future")
+    nbf = c.get("nbf")
+    if nbf is not None and (not isinstance(nbf, int) or nbf - TOKEN_LEEWAY > t):
+        raise AuthError("token_invalid", "the token is not valid yet (nbf)")
     if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
         raise AuthError("token_invalid", "jti must be a unique string of 8-128 characters")
+    if forbidden_character(jti, free_text=False) is not None:
+        # The jti is stored to refuse replays: it must be plain text for every database.
+        raise AuthError("token_invalid", "jti holds a control or bidi-override character")
     return TokenClaims(party, jti, exp)
