@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from gateway.errors import ProblemError, RateLimitedError
 
-__all__ = ["PROBLEM_BASE", "install_problem_handlers", "problem_response"]
+__all__ = ["PROBLEM_BASE", "install_problem_handlers", "problem_for", "problem_response"]
 
 PROBLEM_BASE = "https://px.perkeso.example/problems/"
 log = logging.getLogger(__name__)
@@ -22,6 +22,7 @@ _TITLES = {
     400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
     415: "Unsupported media type", 422: "Unprocessable message", 429: "Too many requests",
+    431: "Request headers too large",
     500: "Internal error", 503: "Unavailable",
 }
 
@@ -35,7 +36,8 @@ def problem_response(status: int, code: str, detail: str, **extra: Any) -> Respo
         "detail": detail,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {}
+    headers = dict(extra.pop("headers", None) or {})
+    body.pop("headers", None)
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra.pop("retry_after"))
         body.pop("retry_after", None)
@@ -43,13 +45,18 @@ def problem_response(status: int, code: str, detail: str, **extra: Any) -> Respo
                     media_type="application/problem+json")
 
 
+def problem_for(exc: ProblemError) -> Response:
+    """The problem+json response of one error of the tree."""
+    extra = dict(exc.extra)
+    if isinstance(exc, RateLimitedError):
+        extra["retry_after"] = exc.retry_after
+    return problem_response(exc.status, exc.code, exc.detail, **extra)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_req: Request, exc: ProblemError) -> Response:
-        extra = dict(exc.extra)
-        if isinstance(exc, RateLimitedError):
-            extra["retry_after"] = exc.retry_after
-        return problem_response(exc.status, exc.code, exc.detail, **extra)
+        return problem_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> Response:
@@ -60,7 +67,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem_response(exc.status_code, code, str(exc.detail))
+        return problem_response(exc.status_code, code, str(exc.detail),
+                                headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> Response:
