@@ -238,3 +238,13 @@ async def test_control_characters_in_names_refused(client: httpx.AsyncClient, hu
     _problem(await client.post("/v1/messages", content=body, headers=headers), 422,
              "schema_violation", "worker.name")
     assert await _stored(hub) == 0
+
+
+async def test_payment_for_an_unknown_partner_is_refused(client: httpx.AsyncClient,
+                                                         backoffice_token: str) -> None:
+    bo = {"Authorization": f"Bearer {backoffice_token}"}
+    _problem(await client.post("/v1/backoffice/payments", headers=bo,
+                               json=payment_body(partner_id="XX-NOBODY")), 422,
+             "schema_violation", "partner_id: 'XX-NOBODY'")
+    resp = await client.get("/v1/backoffice/payments", headers=bo)
+    assert resp.status_code == 200 and resp.json()["payments"] == [], resp.text
