@@ -240,8 +240,9 @@ async def test_control_characters_in_names_refused(client: httpx.AsyncClient, hu
     assert await _stored(hub) == 0
 
 
-async def test_payment_for_an_unknown_partner_is_refused(client: httpx.AsyncClient,
+async def test_payment_for_an_unknown_partner_is_refused(client: httpx.AsyncClient, hub: Hub,
                                                          backoffice_token: str) -> None:
+    hub.payments.rails["fake"] = FakeRail()
     bo = {"Authorization": f"Bearer {backoffice_token}"}
     _problem(await client.post("/v1/backoffice/payments", headers=bo,
                                json=payment_body(partner_id="XX-NOBODY")), 422,
