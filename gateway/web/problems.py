@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from gateway.errors import ProblemError, RateLimitedError
 
@@ -53,6 +54,16 @@ def problem_for(exc: ProblemError) -> Response:
     return problem_response(exc.status, exc.code, exc.detail, **extra)
 
 
+def _allowed_methods(req: Request) -> list[str]:
+    # Starlette's Allow names only the first route whose path matched; a path served by
+    # several routes (GET and POST /v1/backoffice/payments) needs all of them. A literal
+    # route (/pensions/run) wins over a parameterised one that would also match it.
+    matched = [r for r in req.app.router.routes
+               if isinstance(r, Route) and r.matches(req.scope)[0] != Match.NONE]
+    literal = [r for r in matched if r.path == req.scope["path"]]
+    return sorted({m for r in (literal or matched) for m in (r.methods or ())})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_req: Request, exc: ProblemError) -> Response:
@@ -65,10 +76,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(422, "schema_violation", f"{where}: {first['msg']}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(req: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem_response(exc.status_code, code, str(exc.detail),
-                                headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(req))
+        return problem_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> Response:
