@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.money import MINOR_UNITS, Money
+from gateway.money import AMOUNT_PATTERN, MINOR_UNITS, Money
 from gateway.protocol import national_ids as identity
 from gateway.protocol.strictjson import forbidden_character
 
@@ -155,7 +155,7 @@ class WireMoney(_Model):
 
     Inside the hub amounts are ``gateway.money.Money`` (integer minor units): ``value()``."""
 
-    amount: Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$")]
+    amount: Annotated[str, StringConstraints(pattern=AMOUNT_PATTERN)]
     currency: Literal["MYR", "IDR", "MMK", "NPR", "PKR", "BDT"]
 
     @model_validator(mode="after")

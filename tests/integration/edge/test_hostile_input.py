@@ -249,3 +249,12 @@ async def test_payment_for_an_unknown_partner_is_refused(client: httpx.AsyncClie
              "schema_violation", "partner_id: 'XX-NOBODY'")
     resp = await client.get("/v1/backoffice/payments", headers=bo)
     assert resp.status_code == 200 and resp.json()["payments"] == [], resp.text
+
+
+async def test_amount_beyond_64_bit_minor_units_is_422(client: httpx.AsyncClient, hub: Hub,
+                                                       backoffice_token: str) -> None:
+    hub.payments.rails["fake"] = FakeRail()
+    bo = {"Authorization": f"Bearer {backoffice_token}"}
+    body = payment_body(amount={"amount": "99999999999999999999.00", "currency": "MYR"})
+    _problem(await client.post("/v1/backoffice/payments", headers=bo, json=body), 422,
+             "schema_violation", "amount")
