@@ -53,11 +53,13 @@ class _Refusal(Exception):
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _Refusal(f"key {key!r} appears twice in one object")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refusal(f"key {key!r} appears twice in one object")
+            seen.add(key)
     return out
 
 
@@ -71,19 +73,48 @@ def _constant(name: str) -> Any:
     raise _Refusal(f"{name} is not JSON")
 
 
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: linear, fast
+_BRACKET = re.compile(r"[\[\]{}]")
+# An escape that may spell a refused character (tab, CR and LF escapes included: the exact
+# walk then decides); raw C0 cannot occur inside valid JSON strings.
+_ESCAPE = re.compile(r"\\u(?:00[01]|007|008|009|202|206)", re.IGNORECASE)
+
+
+def _depth(text: str) -> int:
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # cannot be deeper: skip the scan
+        return 0
+    deepest = level = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        level += 1 if bracket in "[{" else -1
+        deepest = max(deepest, level)
+    return deepest
+
+
 def loads(raw: bytes | str, what: str = "the body") -> Any:
     """Parse ``raw`` under the strict rules above; the errors name ``what`` and the field."""
     try:
-        data = json.loads(raw, object_pairs_hook=_pairs, parse_int=_int,
+        text = raw if isinstance(raw, str) else raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessageError("malformed_json", f"{what} is not UTF-8: byte {exc.start} "
+                                  "is invalid") from None
+    # Measured on the text first, so the parser never recurses into a hostile depth.
+    if _depth(text) > MAX_DEPTH:
+        raise InvalidMessageError("schema_violation", f"{what}: nested deeper than "
+                                  f"{MAX_DEPTH} levels")
+    try:
+        data = json.loads(text, object_pairs_hook=_pairs, parse_int=_int,
                           parse_constant=_constant)
     except _Refusal as exc:
         raise InvalidMessageError("schema_violation", f"{what}: {exc.detail}") from None
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - _depth bounds it first
         raise InvalidMessageError("schema_violation", f"{what}: nested deeper than "
                                   f"{MAX_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise InvalidMessageError("malformed_json", f"{what} is not JSON: {exc}") from None
-    _walk(data, what)
+    # The walk names the field; most bodies hold nothing it could refuse, which one scan of
+    # the text shows far faster than visiting every string.
+    if _FORBIDDEN.search(text) or _ESCAPE.search(text):
+        _walk(data, what)
     return data
 
 
