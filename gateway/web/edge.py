@@ -35,8 +35,8 @@ SINGLE_HEADERS = {b"authorization": "token_invalid", b"x-jws-signature": "signat
 
 
 class EdgeGuard:
-    """ASGI middleware: refuse oversized or ambiguous headers and control characters in the
-    path and query with problem+json (431, 401, 422)."""
+    """ASGI middleware: refuse oversized or ambiguous headers, control characters in the path
+    and query, and bodies over ``max_body_bytes``, with problem+json (431, 401, 422, 413)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -110,10 +110,12 @@ def _check(scope: Scope) -> ProblemError | None:
     except UnicodeDecodeError:
         return InvalidMessageError("schema_violation", "query: not UTF-8 after percent-decoding")
     for key, value in pairs:
-        for text in (key, value):
-            bad = forbidden_character(text, free_text=False)
-            if bad is not None:
-                return _refused(f"query.{key!r}" if text is key else f"query.{key}", bad)
+        bad = forbidden_character(key, free_text=False)
+        if bad is not None:  # the name itself is hostile: show it escaped
+            return _refused(f"query.{key.encode('unicode_escape').decode()}", bad)
+        bad = forbidden_character(value, free_text=False)
+        if bad is not None:
+            return _refused(f"query.{key}", bad)
     return None
 
 

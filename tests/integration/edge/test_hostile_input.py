@@ -258,3 +258,10 @@ async def test_amount_beyond_64_bit_minor_units_is_422(client: httpx.AsyncClient
     body = payment_body(amount={"amount": "99999999999999999999.00", "currency": "MYR"})
     _problem(await client.post("/v1/backoffice/payments", headers=bo, json=body), 422,
              "schema_violation", "amount")
+
+
+async def test_control_character_in_a_query_name_is_shown_escaped(
+        client: httpx.AsyncClient, backoffice_token: str) -> None:
+    _problem(await client.get("/v1/backoffice/payments?a%1bb=1",
+                              headers={"Authorization": f"Bearer {backoffice_token}"}),
+             422, "schema_violation", "query.a\\x1bb: control")
