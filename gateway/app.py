@@ -17,6 +17,8 @@ from gateway.config import Settings
 from gateway.messages.api import router as px1_router
 from gateway.messages.partner_api import router as partner_router
 from gateway.runtime.jobs import run_background_jobs
+from gateway.web.edge import EdgeGuard
+from gateway.web.openapi import install_openapi
 from gateway.web.problems import install_problem_handlers
 
 __all__ = ["app_from_env", "create_app"]
@@ -58,9 +60,11 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
                 await the_hub.close()
 
     app = FastAPI(title="PX gateway", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     if hub is not None:
         app.state.hub = hub  # usable at once, also by in-process test clients without lifespan
     install_problem_handlers(app)
+    install_openapi(app)
     app.include_router(px1_router)
     app.include_router(backoffice_router)
     app.include_router(callbacks_router)

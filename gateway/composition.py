@@ -136,7 +136,7 @@ class Hub:
         self.partner_reads = PartnerReads(self.uow, self.registry, self.payment_sources,
                                           self.clock)
         self.backoffice = BackofficeService(self.uow, self.payments.service, self.payments.rails,
-                                            self.outbound, self.clock)
+                                            self.outbound, self.clock, self.registry)
 
     def uow(self, *, single_statement: bool = False, read_only: bool = False) -> UnitOfWork:
         """A unit of work on the hub's database (this method is the hub's UnitOfWorkFactory)."""

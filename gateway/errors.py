@@ -13,6 +13,7 @@ into ``application/problem+json`` in one place, and the CLI turns them into a on
     │   ├── NotFoundError               404: not_found
     │   ├── ConflictError               409: id_conflict, payment_conflict, state_conflict
     │   ├── PayloadTooLargeError        413: payload_too_large
+    │   ├── HeadersTooLargeError        431: headers_too_large
     │   ├── UnsupportedMediaTypeError   415: unsupported_media_type
     │   ├── InvalidMessageError         400/422: malformed_json, schema_violation, stale_message,
     │   │                                    clock_skew, unknown_type
@@ -36,6 +37,7 @@ __all__ = [
     "DeliveryError",
     "ForbiddenError",
     "GatewayError",
+    "HeadersTooLargeError",
     "IntegrityError",
     "InvalidMessageError",
     "NotFoundError",
@@ -103,6 +105,13 @@ class PayloadTooLargeError(ProblemError):
 
     status = 413
     codes = frozenset({"payload_too_large"})
+
+
+class HeadersTooLargeError(ProblemError):
+    """The request's headers are more or larger than the hub accepts."""
+
+    status = 431
+    codes = frozenset({"headers_too_large"})
 
 
 class UnsupportedMediaTypeError(ProblemError):

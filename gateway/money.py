@@ -6,13 +6,14 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-__all__ = ["MINOR_UNITS", "Money"]
+__all__ = ["AMOUNT_PATTERN", "MINOR_UNITS", "Money"]
 
 # ISO 4217 minor units of the currencies the gateway handles (domain.md). A currency missing
 # here is refused rather than guessed.
 MINOR_UNITS: dict[str, int] = {"MYR": 2, "IDR": 2, "MMK": 2, "NPR": 2, "PKR": 2, "BDT": 2}
 
-_AMOUNT = re.compile(r"^(0|[1-9][0-9]{0,14})(\.[0-9]+)?$")
+AMOUNT_PATTERN = r"^(0|[1-9][0-9]{0,14})(\.[0-9]+)?$"  # the published schemas use it too
+_AMOUNT = re.compile(AMOUNT_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)

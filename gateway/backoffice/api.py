@@ -7,25 +7,58 @@ authenticated by the rail's adapter (HMAC over the exact body).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import date
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from gateway.backoffice.auth import BackofficeClient
 from gateway.backoffice.service import BackofficeService
 from gateway.composition import Hub
-from gateway.errors import NotFoundError
 from gateway.payments.repository import PaymentFilter
 from gateway.payments.requests import PaymentIn, PensionIn
-from gateway.protocol.envelope import PartyId, Ref, Text
+from gateway.protocol import strictjson
+from gateway.protocol.envelope import CalendarDate, PartyId, Ref, Text
+from gateway.web.edge import read_body
 
-__all__ = ["callbacks_router", "router"]
+__all__ = ["CALLBACK_MAX_BYTES", "callbacks_router", "router"]
 
-router = APIRouter(prefix="/v1/backoffice", tags=["back office"])
+CALLBACK_MAX_BYTES = 256 * 1024
+
+class _StrictJSONRequest(Request):
+    """A request whose JSON body is read under the hub's strict rules (duplicate keys,
+    nesting, numbers, text policy: gateway.protocol.strictjson)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strictjson.loads(await self.body(), "body")
+        return self._json
+
+
+class _AuthenticatedRoute(APIRoute):
+    """A back-office route: the service token is checked before FastAPI reads the body, so
+    an unauthenticated caller costs no body read or parse; the scope is then checked by the
+    endpoint's dependency."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated(request: Request) -> Response:
+            _hub(request).payments.tokens.authenticate(request.headers.get("authorization"))
+            strict = _StrictJSONRequest(request.scope, request.receive)
+            if await strict.body():
+                # Parsed here, where a refusal is our problem+json: inside FastAPI's handler
+                # any parse error would become a bare 400.
+                await strict.json()
+            return await handler(strict)
+        return authenticated
+
+
+router = APIRouter(prefix="/v1/backoffice", tags=["back office"],
+                   route_class=_AuthenticatedRoute)
 callbacks_router = APIRouter(tags=["rails"])
 
 
@@ -73,7 +106,7 @@ async def list_payments(
     request: Request, _: Read,
     state: str | None = None, rail: str | None = None, partner_id: str | None = None,
     claim_ref: str | None = None, pension_ref: str | None = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=strictjson.MAX_INT)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     where = PaymentFilter(state=state, rail=rail, partner_id=partner_id, claim_ref=claim_ref,
@@ -107,7 +140,7 @@ async def get_pension(pension_ref: str, request: Request, _: Read) -> dict[str, 
 
 class RunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    today: date | None = None
+    today: CalendarDate | None = None
 
 
 @router.post("/pensions/run", summary="Create the payments of every due pension period now")
@@ -144,7 +177,9 @@ async def list_dead_letters(
 
 
 @router.post("/dead-letters/{task_id}/retry", summary="Try a dead letter again now")
-async def retry_dead_letter(task_id: int, request: Request, _: Ops) -> dict[str, Any]:
+async def retry_dead_letter(
+    task_id: Annotated[int, Path(ge=1, le=strictjson.MAX_INT)], request: Request, _: Ops,
+) -> dict[str, Any]:
     return await _service(request).retry_dead_letter(task_id)
 
 
@@ -154,7 +189,7 @@ async def retry_dead_letter(task_id: int, request: Request, _: Ops) -> dict[str,
 async def rail_callback(rail: str, request: Request) -> dict[str, Any]:
     service = _service(request)
     service.rail(rail)  # an unknown rail is a 404 before the body is read
-    body = await request.body()
-    if len(body) > 256 * 1024:
-        raise NotFoundError("not_found", "callback too large")  # pragma: no cover
+    # The rail's HMAC covers the exact body, so it is read (at most CALLBACK_MAX_BYTES,
+    # else 413) before the adapter can authenticate it.
+    body = await read_body(request, CALLBACK_MAX_BYTES)
     return await service.rail_callback(rail, request.headers, body)

@@ -14,7 +14,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import RowMapping
 
 from gateway.clock import Clock
-from gateway.errors import NotFoundError
+from gateway.errors import InvalidMessageError, NotFoundError
 from gateway.outbox import records
 from gateway.payments import pensions
 from gateway.payments import repository as repo
@@ -24,6 +24,7 @@ from gateway.payments.requests import PaymentIn, PensionIn
 from gateway.payments.service import PaymentService, payment_view
 from gateway.ports.processing import OutboundSender
 from gateway.ports.rail import RailAdapter
+from gateway.protocol.partners import PartnerRegistry
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["BackofficeService", "Page"]
@@ -36,17 +37,26 @@ class BackofficeService:
 
     def __init__(self, uow: UnitOfWorkFactory, payments: PaymentService,
                  rails: Mapping[str, RailAdapter], outbound: OutboundSender,
-                 clock: Clock) -> None:
+                 clock: Clock, registry: PartnerRegistry) -> None:
         self.uow = uow
+        self.registry = registry
         self.payments = payments
         self.rails = rails
         self.outbound = outbound
         self.clock = clock
 
+    def _known_partner(self, partner_id: str | None) -> None:
+        # The partner is told of the payment (payment.notice, claim.status): one the
+        # registry does not know would be paid with no notice to anyone.
+        if partner_id is not None and self.registry.get(partner_id) is None:
+            raise InvalidMessageError("schema_violation", f"partner_id: {partner_id!r} is not a "
+                                      "partner in the registry")
+
     # -- payments --------------------------------------------------------------------------------
 
     async def instruct(self, req: PaymentIn) -> tuple[dict[str, Any], bool]:
         """Instruct a payment (idempotent by id); return its view and whether it is new."""
+        self._known_partner(req.partner_id)
         for attempt in (1, 2):
             try:
                 async with self.uow() as uow:
@@ -92,6 +102,7 @@ class BackofficeService:
 
     async def create_pension(self, req: PensionIn) -> tuple[dict[str, Any], bool]:
         """Instruct a pension schedule; return its view and whether it is new."""
+        self._known_partner(req.partner_id)
         async with self.uow() as uow:
             row, created = await pensions.create_schedule(uow.conn, self.payments, req,
                                                           self.clock())

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
 from gateway.composition import Hub
-from gateway.errors import PayloadTooLargeError
 from gateway.protocol.envelope import Envelope
+from gateway.web.edge import read_body
 
 __all__ = ["router"]
 
@@ -26,21 +26,6 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         429: "rate_limited (Retry-After)",
     }.items()
 }
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError("payload_too_large",
-                                   f"the body is {declared} bytes; at most {limit} are accepted")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError("payload_too_large",
-                                       f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.post(
@@ -67,7 +52,7 @@ async def post_message(request: Request) -> Response:
     # Headers are read from the request directly: this is the hot path, and FastAPI's
     # per-parameter dependency resolution costs more than the lookups.
     hub: Hub = request.app.state.hub
-    body = await _read_body(request, hub.settings.max_body_bytes)
+    body = await read_body(request, hub.settings.max_body_bytes)
     result = await hub.intake.receive(body, request.headers.get("x-jws-signature"),
                                       request.headers.get("content-type"))
     return Response(result.body, status_code=result.status_code, media_type=result.media_type,

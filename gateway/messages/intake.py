@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from sqlalchemy import String, Table, bindparam, cast, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -38,6 +37,7 @@ from gateway.messages.batches import record_batch_lines, store_batch
 from gateway.messages.ratelimit import RateLimiter
 from gateway.outbox import records
 from gateway.ports.partner import DecodedItem, ItemResult, PartnerAdapter
+from gateway.protocol import strictjson
 from gateway.protocol.envelope import HUB_PARTY, PARTNER_TO_HUB, Envelope
 from gateway.protocol.partners import Partner, PartnerRegistry
 from gateway.protocol.signing import Signer, verify_detached
@@ -238,10 +238,7 @@ class Intake:
         return ItemResult("duplicate", env.id, again, self.signer.sign(again), line=item.line)
 
     def _check(self, partner: Partner, raw: bytes) -> _Checked:
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidMessageError("malformed_json", f"the body is not JSON: {exc}") from None
+        data = strictjson.loads(raw, "the envelope")
         if not isinstance(data, dict):
             raise InvalidMessageError("schema_violation", "the envelope must be a JSON object")
         message_id = data.get("id") if isinstance(data.get("id"), str) else None

@@ -32,7 +32,7 @@ _AUTH = ("Bearer JWT (iss = sub = partner id, aud = MY-PERKESO, exp ≤ iat + 30
 async def get_inbox(
     request: Request,
     after: Annotated[str | None, Query(max_length=18)] = None,
-    limit: Annotated[int, Query()] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     hub: Hub = request.app.state.hub

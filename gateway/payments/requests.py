@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, model_validator
 
-from gateway.protocol.envelope import BenefitCode, NationalId, PartyId, Ref, Text, WireMoney
+from gateway.protocol.envelope import (
+    BenefitCode,
+    CalendarDate,
+    NationalId,
+    PartyId,
+    Ref,
+    Text,
+    WireMoney,
+)
 
 __all__ = ["Beneficiary", "FxIn", "PaymentIn", "PayoutAccount", "PensionIn", "canonical_sha256"]
 
@@ -87,11 +94,11 @@ class PensionIn(_Model):
     beneficiary: Beneficiary
     benefit: BenefitCode
     monthly_amount: WireMoney
-    start_on: date
-    end_on: date | None = None
+    start_on: CalendarDate
+    end_on: CalendarDate | None = None
     rail: RailName
     payout: PayoutAccount
-    life_certificate_due_on: date | None = None
+    life_certificate_due_on: CalendarDate | None = None
 
     @model_validator(mode="after")
     def _check(self) -> PensionIn:

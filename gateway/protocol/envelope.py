@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import uuid
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -19,6 +20,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -26,8 +28,9 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.money import MINOR_UNITS, Money
+from gateway.money import AMOUNT_PATTERN, MINOR_UNITS, Money
 from gateway.protocol import national_ids as identity
+from gateway.protocol.strictjson import forbidden_character
 
 __all__ = [
     "HUB_PARTY",
@@ -35,6 +38,7 @@ __all__ = [
     "PARTNER_TO_HUB",
     "PAYLOADS",
     "BenefitCode",
+    "CalendarDate",
     "DocumentKind",
     "Envelope",
     "WireMoney",
@@ -44,9 +48,46 @@ __all__ = [
 
 HUB_PARTY = "MY-PERKESO"
 
+
+
+def _one_line(value: str) -> str:
+    bad = forbidden_character(value, free_text=False)
+    if bad is not None:
+        raise ValueError(f"control, line-break or bidi-override character {bad} is refused")
+    return value
+
+
+def _free_text(value: str) -> str:
+    bad = forbidden_character(value)
+    if bad is not None:
+        raise ValueError(f"control or bidi-override character {bad} is refused")
+    return value
+
+
+def _iso_date(value: Any) -> Any:
+    # pydantic would also take "2026-01-01T00:00:00" (and drop the time): PX/1 dates are
+    # calendar dates, so anything but YYYY-MM-DD is a mistake worth refusing.
+    if isinstance(value, str) and not _DATE.fullmatch(value):
+        raise ValueError("must be a date YYYY-MM-DD, not a date-time")
+    if isinstance(value, datetime) or not isinstance(value, str | date):
+        raise ValueError("must be a date YYYY-MM-DD")
+    return value
+
+
+def _integer(value: Any) -> Any:
+    # Literal[1] alone would take true and 1.0 (both equal 1 in Python).
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("must be the integer 1")
+    return value
+
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
 PartyId = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}-[A-Z0-9]{2,32}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-LongText = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_one_line)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=4000),
+                     AfterValidator(_free_text)]
+CalendarDate = Annotated[date, BeforeValidator(_iso_date)]
 Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -114,7 +155,7 @@ class WireMoney(_Model):
 
     Inside the hub amounts are ``gateway.money.Money`` (integer minor units): ``value()``."""
 
-    amount: Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?$")]
+    amount: Annotated[str, StringConstraints(pattern=AMOUNT_PATTERN)]
     currency: Literal["MYR", "IDR", "MMK", "NPR", "PKR", "BDT"]
 
     @model_validator(mode="after")
@@ -144,7 +185,8 @@ class NationalId(_Model):
 class Document(_Model):
     kind: DocumentKind
     sha256: Sha256Hex
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255),
+                        AfterValidator(_one_line)]
     media_type: Annotated[str, StringConstraints(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$")]
     content_b64: str | None = None
 
@@ -162,7 +204,7 @@ class Document(_Model):
 
 class Worker(_Model):
     name: Text
-    date_of_birth: date
+    date_of_birth: CalendarDate
     nationality: CountryCode
     passport_no: PassportNo | None = None
     national_id: NationalId | None = None
@@ -180,7 +222,7 @@ class Worker(_Model):
 
 
 class Incident(_Model):
-    date: date
+    date: CalendarDate
     kind: Literal["accident", "commuting_accident", "occupational_disease", "invalidity", "death"]
     description: LongText | None = None
 
@@ -260,7 +302,7 @@ class DocumentDeliver(_Model):
 class LifeCertificateSubmit(_Model):
     pension_ref: Ref
     beneficiary: Person
-    certified_on: date
+    certified_on: CalendarDate
     certified_by: Text
     documents: list[Document] = Field(max_length=50)
 
@@ -279,13 +321,13 @@ class BeneficiaryUpdate(_ClaimOrPension):
 class PaymentConfirm(_Model):
     payment_id: Ref
     outcome: Literal["received", "failed"]
-    confirmed_on: date
+    confirmed_on: CalendarDate
     reason: Text | None = None
 
 
 class DeathNotify(_ClaimOrPension):
     person: Person
-    died_on: date
+    died_on: CalendarDate
     documents: list[Document] = Field(max_length=50)
 
 
@@ -317,7 +359,7 @@ class DocumentRequest(_Model):
     claim_ref: Ref
     request_id: Ref
     documents: list[RequestedDocument] = Field(min_length=1, max_length=50)
-    due_on: date
+    due_on: CalendarDate
 
 
 class MedicalBoardInvite(_Model):
@@ -342,7 +384,7 @@ class PaymentNotice(_ClaimOrPension):
 
 class LifeCertificateRequest(_Model):
     pension_ref: Ref
-    due_on: date
+    due_on: CalendarDate
 
 
 PARTNER_TO_HUB: dict[str, type[_Model]] = {
@@ -375,11 +417,12 @@ class Envelope(_Model):
 
     id: Uuid
     type: MessageType
-    version: Literal[1]
+    version: Annotated[Literal[1], BeforeValidator(_integer)]
     sender: PartyId
     recipient: PartyId
     sent_at: AwareDatetime
-    correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128),
+                              AfterValidator(_one_line)] | None = None
     payload: dict[str, Any]
 
     @field_validator("sent_at", mode="before")

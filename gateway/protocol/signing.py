@@ -23,6 +23,7 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey
 
 from gateway.errors import AuthError, ConfigError
+from gateway.protocol.strictjson import forbidden_character
 
 __all__ = [
     "ALGORITHMS",
@@ -182,9 +183,12 @@ def verify_detached(body: bytes, signature: str | None, keys: KeyRing) -> Verifi
     if header["alg"] != party_key.alg:
         raise AuthError("signature_invalid",
                         f"key {party_key.kid!r} signs with {party_key.alg}, not {header['alg']}")
-    compact = f"{protected_b64}.{b64url_encode(body)}.{sig_b64}"
+    # The body goes in as the detached payload, not re-encoded into the compact form: the
+    # library caps an attached payload at 128,000 base64 characters (96,000 bytes), far
+    # below the hub's body limit, which the caller has already enforced.
     try:
-        jws.deserialize_compact(compact, party_key.key, algorithms=[party_key.alg])
+        jws.deserialize_compact(f"{protected_b64}..{sig_b64}", party_key.key,
+                                algorithms=[party_key.alg], payload=body)
     except (JoseError, ValueError, binascii.Error):
         raise AuthError("signature_invalid",
                         "the signature does not verify over the body") from None
@@ -280,6 +284,12 @@ def verify_token(authorization: str | None, keys: KeyRing, audience: str,
         raise AuthError("token_invalid", "the token has expired")
     if iat - TOKEN_LEEWAY > t:
         raise AuthError("token_invalid", "the token was issued in the future")
+    nbf = c.get("nbf")
+    if nbf is not None and (not isinstance(nbf, int) or nbf - TOKEN_LEEWAY > t):
+        raise AuthError("token_invalid", "the token is not valid yet (nbf)")
     if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
         raise AuthError("token_invalid", "jti must be a unique string of 8-128 characters")
+    if forbidden_character(jti, free_text=False) is not None:
+        # The jti is stored to refuse replays: it must be plain text for every database.
+        raise AuthError("token_invalid", "jti holds a control or bidi-override character")
     return TokenClaims(party, jti, exp)

@@ -10,10 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from gateway.errors import ProblemError, RateLimitedError
 
-__all__ = ["PROBLEM_BASE", "install_problem_handlers", "problem_response"]
+__all__ = ["PROBLEM_BASE", "install_problem_handlers", "problem_for", "problem_response"]
 
 PROBLEM_BASE = "https://px.perkeso.example/problems/"
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ _TITLES = {
     400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
     415: "Unsupported media type", 422: "Unprocessable message", 429: "Too many requests",
+    431: "Request headers too large",
     500: "Internal error", 503: "Unavailable",
 }
 
@@ -35,7 +37,8 @@ def problem_response(status: int, code: str, detail: str, **extra: Any) -> Respo
         "detail": detail,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {}
+    headers = dict(extra.pop("headers", None) or {})
+    body.pop("headers", None)
     if "retry_after" in extra:
         headers["Retry-After"] = str(extra.pop("retry_after"))
         body.pop("retry_after", None)
@@ -43,13 +46,28 @@ def problem_response(status: int, code: str, detail: str, **extra: Any) -> Respo
                     media_type="application/problem+json")
 
 
+def problem_for(exc: ProblemError) -> Response:
+    """The problem+json response of one error of the tree."""
+    extra = dict(exc.extra)
+    if isinstance(exc, RateLimitedError):
+        extra["retry_after"] = exc.retry_after
+    return problem_response(exc.status, exc.code, exc.detail, **extra)
+
+
+def _allowed_methods(req: Request) -> list[str]:
+    # Starlette's Allow names only the first route whose path matched; a path served by
+    # several routes (GET and POST /v1/backoffice/payments) needs all of them. A literal
+    # route (/pensions/run) wins over a parameterised one that would also match it.
+    matched = [r for r in req.app.router.routes
+               if isinstance(r, Route) and r.matches(req.scope)[0] != Match.NONE]
+    literal = [r for r in matched if r.path == req.scope["path"]]
+    return sorted({m for r in (literal or matched) for m in (r.methods or ())})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_req: Request, exc: ProblemError) -> Response:
-        extra = dict(exc.extra)
-        if isinstance(exc, RateLimitedError):
-            extra["retry_after"] = exc.retry_after
-        return problem_response(exc.status, exc.code, exc.detail, **extra)
+        return problem_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> Response:
@@ -58,9 +76,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(422, "schema_violation", f"{where}: {first['msg']}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_req: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(req: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem_response(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(req))
+        return problem_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> Response:

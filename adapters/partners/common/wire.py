@@ -7,16 +7,18 @@ from typing import Any
 import orjson
 
 from gateway.errors import InvalidMessageError
+from gateway.protocol import strictjson
 
 __all__ = ["dump", "load_json", "schema_violation"]
 
 
 def load_json(raw: bytes, what: str = "the body") -> Any:
-    """Parse UTF-8 JSON or raise ``malformed_json`` naming what was being read."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidMessageError("malformed_json", f"{what} is not JSON: {exc}") from None
+    """Parse UTF-8 JSON under the hub's strict rules (gateway.protocol.strictjson).
+
+    Raises:
+        InvalidMessageError: malformed_json, or schema_violation naming what was being read.
+    """
+    return strictjson.loads(raw, what)
 
 
 def schema_violation(detail: str, message_id: str | None = None) -> InvalidMessageError:

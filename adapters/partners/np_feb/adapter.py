@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -98,7 +99,22 @@ def _to_xml(parent: etree._Element, name: str, value: Any, path: str) -> None:
         raise ValueError(f"{path}: {type(value).__name__} values are not part of the profile")
 
 
-def _from_xml(el: etree._Element, path: str) -> Any:
+_MARKERS = frozenset({"nil", "list", "object"})
+_XML_DECLARATION = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def _check_attributes(el: etree._Element, path: str, allowed: frozenset[str]) -> None:
+    # An attribute the profile does not define would otherwise be dropped without a trace.
+    for name, value in el.attrib.items():
+        if name not in allowed:
+            raise ValueError(f"{path}: attribute {name!r} is not part of the NP-FEB profile "
+                             f"(only {', '.join(sorted(allowed))})")
+        if name in _MARKERS and value != "true":
+            raise ValueError(f'{path}: attribute {name}="{value}"; the only value is "true"')
+
+
+def _from_xml(el: etree._Element, path: str, allowed: frozenset[str] = _MARKERS) -> Any:
+    _check_attributes(el, path, allowed)
     if el.get("nil") == "true":
         return None
     children = [c for c in el if isinstance(c.tag, str)]
@@ -123,6 +139,16 @@ def _from_xml(el: etree._Element, path: str) -> Any:
 
 
 def _parse(wire: bytes, root_name: str) -> etree._Element:
+    declared = _XML_DECLARATION.match(wire)
+    if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+        # lxml would decode by the declaration: UTF-8 Devanagari read as Latin-1 is mojibake.
+        raise schema_violation(f"the XML declaration names encoding "
+                               f"{declared.group(1).decode()!r}; NP-FEB documents are UTF-8")
+    try:
+        wire.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessageError("malformed_json", f"the body is not UTF-8: byte "
+                                  f"{exc.start} is invalid") from None
     try:
         doc = etree.fromstring(wire, _PARSER).getroottree()
     except etree.XMLSyntaxError as exc:
@@ -157,7 +183,7 @@ class NpFebAdapter:
         root = _parse(wire, "febMessage")
         message_id = root.findtext(_q("messageId"))
         try:
-            data = _from_xml(root, "febMessage")
+            data = _from_xml(root, "febMessage", _MARKERS | {"version"})
         except ValueError as exc:
             raise schema_violation(str(exc), message_id) from None
         if not isinstance(data, dict):
