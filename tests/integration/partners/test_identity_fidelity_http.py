@@ -66,3 +66,26 @@ async def test_mm_nrcs_of_every_region_through_the_app(client, instance: Path) -
     assert unknown["detail"].startswith("line 4: payload.worker.national_id: ")
     assert "is not a township code of state 14 (AYEYAWADY)" in unknown["detail"]
     assert "'MAYANA' is ambiguous in state 13" in ambiguous["detail"]
+
+
+def _np_claim(district: str) -> bytes:
+    from tests.fixtures import FIXTURES_DIR
+
+    xml = (FIXTURES_DIR / "partners" / "NP-FEB" / "valid" / "in.claim.notify.xml").read_text()
+    return xml.replace("<district>KATHMANDU</district>",
+                       f"<district>{district}</district>").encode()
+
+
+@pytest.mark.parametrize(("district", "status"), [("काठमाडौं", 202), ("नवलपरासी", 202),
+                                                  ("लन्डन", 422)])
+async def test_np_devanagari_district_through_the_app(client, instance: Path, district: str,
+                                                      status: int) -> None:
+    partner = TestPartner.from_registry(instance / "partners.toml", "NP-FEB")
+    body = _np_claim(district)
+    resp = await client.post("/v1/messages", content=body, headers={
+        "X-JWS-Signature": partner.sign(body), "Content-Type": "application/xml"})
+    assert resp.status_code == status, resp.text
+    if status == 422:
+        assert resp.json()["code"] == "schema_violation"
+        assert "febMessage.payload.worker.nationalId" in resp.json()["detail"]
+        assert "'लन्डन' is not one of Nepal's 77 districts" in resp.json()["detail"]
