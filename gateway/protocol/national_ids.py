@@ -9,7 +9,8 @@ in an adapter or a bad message, and the error says which part is wrong.
 Canonical spellings::
 
     ID-NIK   3171015708450001         16 digits PPRRSS DDMMYY XXXX (day + 40 for women)
-    MM-NRC   12/OUKAMA(N)123456       state 1-14 / township code (type) 5-6 digits
+    MM-NRC   12/OUKAMA(N)123456       state 1-14 / township code (type) 5-6 digits; the
+                                      township one of the state's (see mm_townships)
     NP-CTZ   KATHMANDU:27-01-71-12345 issuing district : digit groups joined by single '-'
     PK-CNIC  3520112345671            13 digits, first digit the region 1-8 (see _CNIC_REGIONS)
     BD-NID   1234567890               10, 13 or 17 digits (17 = birth year + the old 13)
@@ -34,6 +35,8 @@ from typing import Any
 import phonenumbers
 from stdnum import numdb
 from stdnum.pk import cnic as stdnum_cnic
+
+from gateway.protocol import mm_townships
 
 __all__ = [
     "NEPAL_DISTRICTS",
@@ -266,6 +269,11 @@ def _nrc(value: str) -> str:
     if not _NRC_TOWNSHIP.fullmatch(township):
         raise ValueError(
             f"MM-NRC township code {township!r} must be 3-12 upper-case letters A-Z"
+        )
+    if mm_townships.by_canonical(int(state), township) is None:
+        raise ValueError(
+            f"MM-NRC township code {township!r} is not the canonical spelling of a township "
+            f"of state {state} in the NRC township table"
         )
     if len(nrc_type) != 1 or nrc_type not in _NRC_TYPES:
         raise ValueError(f"MM-NRC type {nrc_type!r} must be one of N, E, P, T, R, S")

@@ -9,16 +9,28 @@ name Nawalparasi or Rukum: those stay their issuing district (``NAWALPARASI:...`
 number alone cannot say which half the holder lives in now. The official post-split names are
 accepted in the forms the Government of Nepal uses and partners type: ``Nawalparasi (Bardaghat
 Susta East)`` / ``(... West)``, ``Rukum (East)``, ``East Rukum``, ``Rukum Purba``/``Paschim``.
+
+District names printed in Devanagari (``काठमाडौं``) come from the ``nepali`` package's district
+list (opensource-nepal, the 77 districts with their Nepali names) plus the pre-2015 and split
+forms below. Certificates spell the same name in several ways that Unicode does not unify
+(anusvara or a half nasal: ``संखुवासभा``/``सङ्खुवासभा``; chandrabindu or anusvara; long or short
+i/u; with or without virama; zero-width joiners), so names are compared on a folded key
+(:func:`_devanagari_key`) that is unique for every district.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import cache
+
+from nepali.locations import districts as nepali_districts
 
 from adapters.partners.common.digits import to_ascii_digits
 from gateway.protocol.national_ids import NEPAL_ISSUING_DISTRICTS, normalise_national_id
 
-__all__ = ["DISTRICT_VARIANTS", "canonical_district", "parse_ctz", "split_ctz"]
+__all__ = ["DEVANAGARI_VARIANTS", "DISTRICT_VARIANTS", "canonical_district", "parse_ctz",
+           "split_ctz"]
 
 # Other romanisations seen on Nepali documents -> canonical spelling.
 DISTRICT_VARIANTS: dict[str, str] = {
@@ -60,12 +72,69 @@ DISTRICT_VARIANTS: dict[str, str] = {
 }
 assert set(DISTRICT_VARIANTS.values()) <= NEPAL_ISSUING_DISTRICTS
 
+# Devanagari forms the district list does not carry: pre-2015 districts, the split halves in
+# the word orders certificates use, and spellings seen in other official lists.
+DEVANAGARI_VARIANTS: dict[str, str] = {
+    "नवलपरासी": "NAWALPARASI",
+    "रुकुम": "RUKUM",
+    "नवलपुर": "NAWALPARASI_EAST",
+    "परासी": "NAWALPARASI_WEST",
+    "नवलपरासी (बर्दघाट सुस्ता पूर्व)": "NAWALPARASI_EAST",
+    "नवलपरासी (बर्दघाट सुस्ता पश्चिम)": "NAWALPARASI_WEST",
+    "पूर्वी नवलपरासी": "NAWALPARASI_EAST",
+    "पश्चिमी नवलपरासी": "NAWALPARASI_WEST",
+    "पूर्वी रुकुम": "RUKUM_EAST",
+    "रुकुम (पूर्वी भाग)": "RUKUM_EAST",
+    "पश्चिमी रुकुम": "RUKUM_WEST",
+    "रुकुम (पश्चिम भाग)": "RUKUM_WEST",
+    "डाङ": "DANG",
+    "डांग": "DANG",
+    "काठमाण्डौ": "KATHMANDU",
+}
+
 _SEPARATORS = re.compile(r"[\s\-(),]+")
+_DEVANAGARI_FOLD = str.maketrans({
+    "\u0901": "\u0902",  # chandrabindu -> anusvara
+    "\u0940": "\u093f",  # long i -> short i
+    "\u0942": "\u0941",  # long u -> short u
+    "\u200c": None, "\u200d": None,  # zero-width (non-)joiner
+})
+# A nasal consonant before another consonant is written as anusvara just as often, with or
+# without its virama (लम्जुङ, लमजुङ).
+_HALF_NASAL = re.compile("[\u0919\u091e\u0923\u0928\u092e]\u094d?(?=[\u0915-\u0939])")
+_NOT_LETTERS = re.compile(r"[\s\-(),.\u094d]+")
+
+
+def _devanagari_key(name: str) -> str:
+    folded = unicodedata.normalize("NFC", name).translate(_DEVANAGARI_FOLD)
+    folded = _HALF_NASAL.sub("\u0902", folded)
+    return _NOT_LETTERS.sub("", folded.replace("\u0919", "\u0902\u0917"))  # final nga = ंग
+
+
+@cache
+def _devanagari_districts() -> dict[str, str]:
+    table: dict[str, str] = {}
+    named = [(d.name_nepali, d.name) for d in nepali_districts]
+    for devanagari, name in [*named, *DEVANAGARI_VARIANTS.items()]:
+        key = _SEPARATORS.sub("_", name.strip()).strip("_").upper()
+        canonical = DISTRICT_VARIANTS.get(key, key)
+        previous = table.setdefault(_devanagari_key(devanagari), canonical)
+        if previous != canonical:
+            raise ValueError(f"Devanagari district {devanagari!r} folds onto {previous}")
+    return table
 _NUMBER = re.compile(r"[0-9]+(?:[-/][0-9]+)*")
 
 
 def canonical_district(name: str) -> str:
     """Return the canonical district spelling for a partner's district name."""
+    if not name.isascii():
+        found = _devanagari_districts().get(_devanagari_key(name))
+        if found is None:
+            raise ValueError(
+                f"NP-CTZ district {name!r} is not one of Nepal's 77 districts (or the pre-2015 "
+                "नवलपरासी, रुकुम) as written in Devanagari"
+            )
+        return found
     key = _SEPARATORS.sub("_", name.strip()).strip("_").upper()
     key = DISTRICT_VARIANTS.get(key, key)
     # normalise_national_id owns the list and the helpful messages (split names, near misses).

@@ -1,12 +1,13 @@
 """Myanmar NRC numbers: partner spellings (ASCII or Burmese script) <-> canonical MM-NRC.
 
 The same card is written ``12/OUKAMA(N)123456`` or ``၁၂/ဥကမ(နိုင်)၁၂၃၄၅၆``. Digits and the card
-type word map one to one, so they are translated by table. Township codes do not: Burmese
-letters are romanised syllable by syllable and several letters share a romanisation (ယ and ရ
-are both ``YA``), so ASCII -> Burmese cannot be computed. Township codes are therefore a small,
-explicit, one-to-one table (``TOWNSHIP_CODES``) and an unknown Burmese code is refused rather
-than guessed; extend the table as MM-SSB confirms codes. The table is an assumption of this
-gateway, not MM-SSB's published list.
+type word map one to one, so they are translated by table. Township codes are looked up in
+the NRC township table (``gateway.protocol.mm_townships``: every state's codes keyed by the
+Burmese code, with one canonical ASCII spelling each, unique within the state): a Burmese code
+becomes its canonical spelling; an ASCII spelling is accepted in any of the romanisations
+partners use when it fits exactly one code of the state, and refused as ambiguous (naming the
+candidates) or unknown otherwise. MYANMAR DIGIT ZERO typed for the letter WA (they look alike)
+inside a township code is read as WA: digits never occur there.
 
 Text must be Unicode; legacy Zawgyi-encoded input cannot be told apart reliably and is refused
 by the same checks (unknown characters), never silently reinterpreted.
@@ -18,9 +19,10 @@ import re
 import unicodedata
 
 from adapters.partners.common.digits import from_ascii_digits, to_ascii_digits
+from gateway.protocol import mm_townships
 from gateway.protocol.national_ids import normalise_national_id
 
-__all__ = ["NRC_TYPES", "TOWNSHIP_CODES", "format_nrc_burmese", "parse_nrc"]
+__all__ = ["NRC_TYPES", "format_nrc_burmese", "parse_nrc"]
 
 # Card type: Burmese word -> canonical letter.
 NRC_TYPES: dict[str, str] = {
@@ -32,23 +34,7 @@ NRC_TYPES: dict[str, str] = {
     "စ": "S",  # provisional
 }
 
-# Burmese township abbreviation -> canonical romanisation (Yangon Region, state 12, first).
-TOWNSHIP_CODES: dict[str, str] = {
-    "ဥကမ": "OUKAMA",  # North Okkalapa
-    "ဥကတ": "OUKATA",  # South Okkalapa
-    "ဗဟန": "BAHANA",  # Bahan
-    "ကမရ": "KAMAYA",  # Kamayut
-    "ဒဂန": "DAGANA",  # Dagon
-    "တမန": "TAMANA",  # Tamwe
-    "ရကန": "YAKANA",  # Yankin
-    "သကတ": "THAKATA",  # Thaketa
-    "လသန": "LATHANA",  # Latha
-    "ပဇတ": "PAZATA",  # Pazundaung
-}
-
 _TYPE_TO_BURMESE = {letter: word for word, letter in NRC_TYPES.items()}
-_TOWNSHIP_TO_BURMESE = {ascii_: burmese for burmese, ascii_ in TOWNSHIP_CODES.items()}
-assert len(_TOWNSHIP_TO_BURMESE) == len(TOWNSHIP_CODES), "township table must be one-to-one"
 
 _SHAPE = re.compile(r"(?P<state>[^/]*)/(?P<township>[^(]*)\((?P<type>[^)]*)\)(?P<serial>.*)")
 _CANONICAL = re.compile(
@@ -73,7 +59,7 @@ def parse_nrc(text: str) -> str:
         )
     state = _digits("state", shape["state"])
     serial = _digits("serial", shape["serial"])
-    township = _township(shape["township"])
+    township = _township(int(state), shape["township"])
     nrc_type = _type(shape["type"])
     return normalise_national_id("MM-NRC", f"{state}/{township}({nrc_type}){serial}")
 
@@ -83,12 +69,9 @@ def format_nrc_burmese(canonical: str) -> str:
     normalise_national_id("MM-NRC", canonical)
     parts = _CANONICAL.fullmatch(canonical)
     assert parts is not None  # guaranteed by the validation above
-    township = _TOWNSHIP_TO_BURMESE.get(parts["township"])
-    if township is None:
-        raise ValueError(
-            f"NRC township code {parts['township']!r} has no known Burmese spelling; "
-            "add it to TOWNSHIP_CODES once confirmed"
-        )
+    found = mm_townships.by_canonical(int(parts["state"]), parts["township"])
+    assert found is not None  # the validation above checks the township table
+    township = found.code
     return (
         f"{from_ascii_digits(parts['state'], 'myanmar')}/{township}"
         f"({_TYPE_TO_BURMESE[parts['type']]}){from_ascii_digits(parts['serial'], 'myanmar')}"
@@ -108,16 +91,32 @@ def _digits(field: str, raw: str) -> str:
     return ascii_
 
 
-def _township(raw: str) -> str:
+def _township(state: int, raw: str) -> str:
+    if state not in mm_townships.states():
+        raise ValueError(f"MM-NRC state {str(state)!r} must be a number 1-14")
     if raw.isascii():
-        return raw.upper()
-    try:
-        return TOWNSHIP_CODES[raw]
-    except KeyError:
+        found = mm_townships.candidates(state, raw)
+        if len(found) == 1:
+            return found[0].canonical
+        if not found:
+            raise ValueError(
+                f"NRC township code {raw!r} is not a township code of state {state} "
+                f"({mm_townships.states()[state]}) in any known romanisation; "
+                "send it in Burmese script if the romanisation differs"
+            )
+        which = "; ".join(f"{t.code} ({', '.join(t.names)})" for t in found)
         raise ValueError(
-            f"NRC township code {raw!r} in Burmese script is not in the known table "
-            f"({', '.join(TOWNSHIP_CODES)}); send it romanised (e.g. OUKAMA) or extend the table"
-        ) from None
+            f"NRC township code {raw!r} is ambiguous in state {state}: it may be {which}; "
+            "send the township code in Burmese script"
+        )
+    code = raw.replace("\u1040", "\u101d")  # digit zero typed for the letter wa
+    found_code = mm_townships.by_code(state, code)
+    if found_code is None:
+        raise ValueError(
+            f"NRC township code {raw!r} in Burmese script is not a township code of state "
+            f"{state} ({mm_townships.states()[state]}) in the NRC township table"
+        )
+    return found_code.canonical
 
 
 # Romanisations of a type word that differ between published lists -> canonical letter.

@@ -8,7 +8,8 @@ Wire profile (partner -> hub)
     JWS over the *whole* batch. Field names are PX/1's. MM-SSB's own spellings, translated here:
 
     - ``national_id`` with scheme ``MM-NRC`` may be written in Burmese script
-      (``၁၂/ဥကမ(နိုင်)၁၂၃၄၅၆``) or ASCII (``12/OUKAMA(N)123456``);
+      (``၁၂/ဥကမ(နိုင်)၁၂၃၄၅၆``) or ASCII (``12/OUKAMA(N)123456``, any romanisation that fits
+      one township code of the state; one that fits several is refused as ambiguous);
     - Myanmar text must be Unicode: a Zawgyi-encoded field is refused, naming it;
     - timestamps carry Myanmar's offset (``2026-11-21T14:45:30+06:30``); canonical is UTC.
 

@@ -34,10 +34,10 @@ from adapters.partners.common.dates import (
 from adapters.partners.common.digits import from_ascii_digits, to_ascii_digits
 from adapters.partners.common.nrc import (
     NRC_TYPES,
-    TOWNSHIP_CODES,
     format_nrc_burmese,
     parse_nrc,
 )
+from gateway.protocol import mm_townships
 from gateway.protocol.national_ids import NEPAL_DISTRICTS
 
 
@@ -83,7 +83,7 @@ def test_unknown_digit_script_is_refused() -> None:
         ("၁၂/ကမရ(ပြု)၁၂၃၄၅", "12/KAMAYA(P)12345"),
         ("၁၂/ဒဂန(သာသနာ)၁၂၃၄၅", "12/DAGANA(T)12345"),
         ("၁၂/တမန(ယာယီ)၁၂၃၄၅", "12/TAMANA(R)12345"),
-        ("၁၄/သကတ(စ)၁၂၃၄၅", "14/THAKATA(S)12345"),
+        ("၁၄/ဟသတ(စ)၁၂၃၄၅", "14/HATHATA(S)12345"),
         ("၁၂/ဥကမ(နုိင်)၁၂၃၄၅၆", "12/OUKAMA(N)123456"),  # vowel signs typed in the other order
     ],
 )
@@ -95,7 +95,7 @@ def test_nrc_parses_ascii_and_burmese(text: str, canonical: str) -> None:
     ("text", "message"),
     [
         ("12 OUKAMA N 123456", "must look like 12/OUKAMA(N)123456 or ၁၂/ဥကမ(နိုင်)၁၂၃၄၅၆"),
-        ("၁၂/ကကက(နိုင်)၁၂၃၄၅၆", "township code 'ကကက' in Burmese script is not in the known table"),
+        ("၁၂/ကကဇ(နိုင်)၁၂၃၄၅၆", "township code 'ကကဇ' in Burmese script is not a township code"),
         ("၁၂/ဥကမ(နိုင်)၁၂၃ဝ၅၆", "contains the Burmese letter ဝ (U+101D) where a digit is expected"),
         ("၁ရ/ဥကမ(နိုင်)၁၂၃၄၅၆", "NRC state '၁ရ' contains the Burmese letter ရ (U+101B)"),
         ("၁၂/ဥကမ(နိုင်)12a456", "NRC serial '12a456' must be ASCII or Burmese digits only"),
@@ -113,17 +113,20 @@ def test_nrc_formats_canonical_in_burmese() -> None:
     assert format_nrc_burmese("12/OUKAMA(N)123456") == "၁၂/ဥကမ(နိုင်)၁၂၃၄၅၆"
 
 
-def test_nrc_without_known_burmese_township_cannot_be_formatted() -> None:
-    assert "'MAHAMA' has no known Burmese spelling" in _message(
-        format_nrc_burmese, "9/MAHAMA(N)123456"
+def test_nrc_outside_the_township_table_cannot_be_formatted() -> None:
+    assert "'MAHAMA' is not the canonical spelling of a township of state 12" in _message(
+        format_nrc_burmese, "12/MAHAMA(N)123456"
     )
     assert "MM-NRC" in _message(format_nrc_burmese, "12/OUKAMA(N)1234")
 
 
+_township = st.integers(1, 14).flatmap(
+    lambda state: st.sampled_from(sorted(
+        f"{state}/{t.canonical}" for t in mm_townships.townships(state).values()))
+)
 _canonical_nrc = st.builds(
-    lambda state, township, kind, serial: f"{state}/{township}({kind}){serial}",
-    st.integers(1, 14),
-    st.sampled_from(sorted(TOWNSHIP_CODES.values())),
+    lambda township, kind, serial: f"{township}({kind}){serial}",
+    _township,
     st.sampled_from(sorted(NRC_TYPES.values())),
     st.from_regex(r"\A[0-9]{5,6}\Z"),
 )

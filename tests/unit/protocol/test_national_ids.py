@@ -32,7 +32,7 @@ def _error(scheme: str, value: str) -> str:
         ("ID-NIK", "3273012902000001"),  # 29 Feb 2000 exists (1900 had none)
         ("MM-NRC", "12/OUKAMA(N)123456"),
         ("MM-NRC", "1/MAKANA(E)12345"),
-        ("MM-NRC", "14/THAKATA(S)000001"),
+        ("MM-NRC", "14/HATHATA(S)000001"),
         ("NP-CTZ", "KATHMANDU:27-01-71-12345"),
         ("NP-CTZ", "NAWALPARASI_WEST:123456"),
         ("NP-CTZ", "MAKWANPUR:1234/5".replace("/", "-")),

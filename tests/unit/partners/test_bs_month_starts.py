@@ -1,0 +1,71 @@
+"""Issue 13, Nepal: every month start of every BS year NP-FEB may send, against two tables
+independent of nepali-datetime (the library the adapter converts with).
+
+- ``nepali`` 1.2.0 (opensource-nepal), its own month table, BS 2000-2099;
+- ``bsdatetime`` 1.0.1 (Rajendra Katuwal, MIT), ``data/calendar_bs.csv``, BS 1975-2100.
+
+Where the tables disagree the disagreement is listed here exactly, so a release of the library
+that moves any month start (as 1.0.8.1-1.0.8.4 did in 2081-2083) fails this test.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from importlib import metadata, resources
+
+from nepali.date_converter import converter as nepali_converter
+
+from adapters.partners.common.bikram_sambat import BS_MAX, BS_MIN, BsDate, bs_to_ad
+
+# Months whose first day differs between tables: (year, month) -> (nepali-datetime, other).
+# 2062 Jestha: nepali alone says 2005-05-14; nepali-datetime and bsdatetime say 05-15.
+DISAGREES_WITH_NEPALI = {(2062, 2): ("2005-05-15", "2005-05-14")}
+# 2083 Kartik, Mangsir, Magh: bsdatetime (and the festival dates published for 2083, Vijaya
+# Dashami Kartik 4 = 2026-10-20) start them a day earlier than nepali-datetime and nepali do.
+# Not settled here: see docs/partners.md.
+DISAGREES_WITH_BSDATETIME = {
+    (2083, 7): ("2026-10-18", "2026-10-17"),
+    (2083, 8): ("2026-11-17", "2026-11-16"),
+    (2083, 10): ("2027-01-15", "2027-01-14"),
+}
+
+
+def _month_starts() -> dict[tuple[int, int], dt.date]:
+    return {(y, m): bs_to_ad(BsDate(y, m, 1))
+            for y in range(BS_MIN.year, BS_MAX.year + 1) for m in range(1, 13)}
+
+
+def test_the_calendar_library_is_at_least_the_verified_release() -> None:
+    version = tuple(int(p) for p in metadata.version("nepali-datetime").split("."))
+    assert version >= (1, 0, 8, 5)
+
+
+def test_accepted_years_are_1975_to_2095() -> None:
+    assert (BS_MIN.year, BS_MAX.year) == (1975, 2095)
+
+
+def test_month_starts_agree_with_nepali_for_every_year_it_covers() -> None:
+    ours = _month_starts()
+    theirs = {(y, m): dt.date(*nepali_converter.nepali_to_english(y, m, 1))
+              for y in range(2000, BS_MAX.year + 1) for m in range(1, 13)}
+    differ = {k: (str(ours[k]), str(v)) for k, v in theirs.items() if ours[k] != v}
+    # After 2083 both are projections, not published calendars: compared up to the present.
+    assert {k: v for k, v in differ.items() if k[0] <= 2083} == DISAGREES_WITH_NEPALI
+
+
+def test_month_starts_agree_with_bsdatetime_for_every_accepted_year() -> None:
+    text = resources.files("bsdatetime").joinpath("data", "calendar_bs.csv").read_text("utf-8")
+    rows = {int(r["Year"]): [int(v) for k, v in r.items() if k != "Year"]
+            for r in csv.DictReader(io.StringIO(text))}
+    theirs: dict[tuple[int, int], dt.date] = {}
+    start = bs_to_ad(BsDate(1975, 1, 1))
+    assert start == dt.date(1918, 4, 13)
+    for year in range(1975, BS_MAX.year + 1):
+        for month, days in enumerate(rows[year], start=1):
+            theirs[(year, month)] = start
+            start += dt.timedelta(days=days)
+    ours = _month_starts()
+    differ = {k: (str(ours[k]), str(v)) for k, v in theirs.items() if ours[k] != v}
+    assert differ == DISAGREES_WITH_BSDATETIME
