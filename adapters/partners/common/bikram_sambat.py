@@ -1,11 +1,12 @@
 """Bikram Sambat (BS) dates, as NP-FEB writes them (``2081-08-06``), <-> Gregorian dates.
 
 BS months do not follow a rule: their lengths (29-32 days) are published year by year, so an
-exact conversion is a table lookup. The table is ``nepali-datetime``'s (BS 1975..2100); this
-module supports BS 1975-01-01 .. 2095-12-30 (AD 1918-04-13 .. 2039-04-14), because the table's
-year 2096 is one day short of any possible solar year. Dates outside the range are refused,
-never extrapolated. Years after the current one are the library's projection, not a published
-calendar: they may shift by a day when Nepal publishes them, which updating the library fixes.
+exact conversion is a table lookup. The table is ``nepali-datetime``'s (BS 1975..2100) with the
+corrections below where Nepal's published calendar says otherwise; this module supports
+BS 1975-01-01 .. 2095-12-30 (AD 1918-04-13 .. 2039-04-14), because the table's year 2096 is one
+day short of any possible solar year. Dates outside the range are refused, never extrapolated.
+Years after the current one are the library's projection, not a published calendar: they may
+shift by a day when Nepal publishes them, which a correction here or a library update fixes.
 
 The library is used only inside this module and its errors are translated here, so adapters
 see one small API: ``BsDate``, ``parse_bs``/``format_bs``, ``bs_to_ad``/``ad_to_bs``,
@@ -14,6 +15,7 @@ see one small API: ``BsDate``, ``parse_bs``/``format_bs``, ``bs_to_ad``/``ad_to_
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -46,6 +48,15 @@ _BS_MIN_YEAR: int = nepali_datetime.MINYEAR
 _BS_MAX_YEAR: int = min(nepali_datetime.MAXYEAR, 2095)
 _BS_TEXT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
+# Month lengths where the library's table disagrees with Nepal's published calendar, by
+# (BS year, month). 2083: the published festival dates (Vijaya Dashami Kartik 4 = 2026-10-20,
+# Laxmi Puja Kartik 23 = 2026-11-08, Bhai Tika Kartik 25 = 2026-11-10; Nepali calendar 2083,
+# thesaninfo.com, read 2026-12-01) put Kartik 1 on 2026-10-17, so Aswin has 30 days, not 31;
+# Mangsir then has 30, not 29, which keeps Poush 1 on 2026-12-16, where nepali-datetime and
+# bsdatetime 1.0.1 agree. Magh 1 (nepali-datetime 2027-01-15, bsdatetime 2027-01-14) is not
+# settled by any published date here and keeps the library's value.
+_CORRECTIONS: dict[tuple[int, int], int] = {(2083, 6): 30, (2083, 8): 30}
+
 
 @cache
 def days_in_bs_month(year: int, month: int) -> int:
@@ -56,6 +67,9 @@ def days_in_bs_month(year: int, month: int) -> int:
         )
     if not 1 <= month <= 12:
         raise ValueError(f"BS month {month} must be 1-12")
+    corrected = _CORRECTIONS.get((year, month))
+    if corrected is not None:
+        return corrected
     # Only the public constructor is used: it knows the table and refuses days past the end.
     for day in range(32, 27, -1):
         try:
@@ -96,8 +110,24 @@ class BsDate:
 
 BS_MIN = BsDate(_BS_MIN_YEAR, 1, 1)
 BS_MAX = BsDate(_BS_MAX_YEAR, 12, days_in_bs_month(_BS_MAX_YEAR, 12))
+# The table's anchor: its first day, as the library dates it (the corrections are all later).
 AD_MIN: dt.date = nepali_datetime.date(BS_MIN.year, BS_MIN.month, BS_MIN.day).to_datetime_date()
-AD_MAX: dt.date = nepali_datetime.date(BS_MAX.year, BS_MAX.month, BS_MAX.day).to_datetime_date()
+
+
+@cache
+def _month_starts() -> tuple[tuple[int, int], ...]:
+    """(days from AD_MIN to the month's first day, year * 12 + month - 1) of every month."""
+    starts: list[tuple[int, int]] = []
+    offset = 0
+    for year in range(_BS_MIN_YEAR, _BS_MAX_YEAR + 1):
+        for month in range(1, 13):
+            starts.append((offset, year * 12 + month - 1))
+            offset += days_in_bs_month(year, month)
+    starts.append((offset, (_BS_MAX_YEAR + 1) * 12))  # the day after the range
+    return tuple(starts)
+
+
+AD_MAX: dt.date = AD_MIN + dt.timedelta(days=_month_starts()[-1][0] - 1)
 
 
 def parse_bs(text: str) -> BsDate:
@@ -116,8 +146,8 @@ def format_bs(value: BsDate) -> str:
 
 def bs_to_ad(value: BsDate) -> dt.date:
     """Convert a BS date to the Gregorian date of the same day."""
-    ad: dt.date = nepali_datetime.date(value.year, value.month, value.day).to_datetime_date()
-    return ad
+    index = (value.year - _BS_MIN_YEAR) * 12 + value.month - 1
+    return AD_MIN + dt.timedelta(days=_month_starts()[index][0] + value.day - 1)
 
 
 def ad_to_bs(value: dt.date) -> BsDate:
@@ -130,5 +160,8 @@ def ad_to_bs(value: dt.date) -> BsDate:
             f"date {value.isoformat()} is outside the supported range "
             f"{AD_MIN.isoformat()}..{AD_MAX.isoformat()} (BS {BS_MIN}..{BS_MAX})"
         )
-    bs = nepali_datetime.date.from_datetime_date(value)
-    return BsDate(bs.year, bs.month, bs.day)
+    days = (value - AD_MIN).days
+    starts = _month_starts()
+    i = bisect.bisect_right(starts, (days, 1 << 62)) - 1
+    start, serial = starts[i]
+    return BsDate(serial // 12, serial % 12 + 1, days - start + 1)
