@@ -19,6 +19,7 @@ from sqlalchemy import (
     Exists,
     Insert,
     bindparam,
+    func,
     insert,
     select,
     update,
@@ -29,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.storage.tables import outbox
 
 __all__ = [
-    "LeaseLost", "Task", "complete", "complete_many", "dead_letter", "dead_letters",
+    "BlockedCase", "LeaseLost", "Task", "blocked_cases", "complete", "complete_many",
+    "dead_letter", "dead_letters",
     "defer_many", "drop_pending", "enqueue", "enqueue_from", "enqueue_statement",
     "has_dead_letter", "leased_by", "reschedule", "revive_dead", "take_leases",
 ]
@@ -234,10 +236,42 @@ def has_dead_letter(kind: str, ref: ColumnElement[Any]) -> Exists:
         outbox.c.kind == kind, outbox.c.state == "dead", outbox.c.ref == ref).exists()
 
 
+def _waiting_behind() -> ColumnElement[int]:
+    # Claiming keeps a task back while an earlier task of its key is unfinished, dead ones
+    # included: these are the tasks a dead letter holds back.
+    later = outbox.alias("later")
+    return (select(func.count()).select_from(later)
+            .where(later.c.ordering_key == outbox.c.ordering_key, later.c.pk > outbox.c.pk,
+                   later.c.state.in_(["pending", "leased"]))
+            .scalar_subquery())
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedCase:
+    """A dead letter that holds back the later work of its ordering key (its case)."""
+
+    task_pk: int
+    kind: str
+    ordering_key: str
+    waiting: int  # unfinished tasks of the key behind it
+
+
+async def blocked_cases(conn: AsyncConnection, *, limit: int = 100) -> list[BlockedCase]:
+    """Return the dead letters that block their case's later work, oldest first."""
+    waiting = _waiting_behind().label("waiting")
+    rows = (await conn.execute(
+        select(outbox.c.pk, outbox.c.kind, outbox.c.ordering_key, waiting)
+        .where(outbox.c.state == "dead", outbox.c.ordering_key.is_not(None), waiting > 0)
+        .order_by(outbox.c.pk).limit(limit))).all()
+    return [BlockedCase(r.pk, r.kind, r.ordering_key, r.waiting) for r in rows]
+
+
 async def dead_letters(conn: AsyncConnection, *, kind: str | None = None,
                        limit: int = 100) -> list[RowMapping]:
-    """Return dead-lettered tasks (optionally of one kind), oldest first."""
-    q = select(outbox).where(outbox.c.state == "dead").order_by(outbox.c.pk).limit(limit)
+    """Return dead-lettered tasks (optionally of one kind), oldest first, each with
+    ``blocking``: how many later tasks of its ordering key it holds back."""
+    q = (select(outbox, _waiting_behind().label("blocking"))
+         .where(outbox.c.state == "dead").order_by(outbox.c.pk).limit(limit))
     if kind:
         q = q.where(outbox.c.kind == kind)
     return list((await conn.execute(q)).mappings())
