@@ -1,7 +1,11 @@
 """Outbox records: enqueue with the business change; finish only while holding the lease.
 
 This module owns every write to the outbox table (``gateway.outbox.claiming`` only chooses
-what to lease); nothing else inserts, updates or deletes outbox rows. Each write to a leased
+what to lease); nothing else inserts, updates or deletes outbox rows. Claiming orders a key's
+tasks by pk; on PostgreSQL a pk is drawn at insert, not at commit, so every enqueue of a task
+with an ordering key first takes the key's advisory lock (``storage.commit_order``): writers of
+one case take turns, and a task can never be claimed ahead of an earlier, still uncommitted
+task of its case. Each write to a leased
 task checks the lease (state ``leased`` and the owner), so a dispatcher that lost its lease
 can never finish another's attempt.
 """
@@ -27,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.storage.commit_order import lock_key, lock_key_clause
 from gateway.storage.tables import outbox
 
 __all__ = [
@@ -64,6 +69,7 @@ async def enqueue(
     ordering_key: str | None = None, delay: timedelta = timedelta(0),
 ) -> int:
     """Add work to the outbox inside the caller's transaction; return its pk."""
+    await lock_key(conn, ordering_key)
     result = await conn.execute(
         insert(outbox).values(
             kind=kind, destination=destination, ordering_key=ordering_key, ref=ref,
@@ -91,10 +97,12 @@ def enqueue_statement() -> Insert:
 
 def enqueue_from(ref: ColumnElement[Any]) -> Insert:
     """As ``enqueue_statement``, but the ref is ``ref`` (e.g. a CTE's inserted pk) and the row
-    is inserted only if ``ref`` yields a row; returns the task's pk."""
+    is inserted only if ``ref`` yields a row; returns the task's pk. PostgreSQL only: the
+    ordering key's lock is taken (in the row filter) before the task's pk is drawn."""
     params = _params(_TASK_PARAMS)
     return (insert(outbox)
-            .from_select([*_TASK_PARAMS, "ref"], select(*params.values(), ref))
+            .from_select([*_TASK_PARAMS, "ref"], select(*params.values(), ref)
+                         .where(lock_key_clause(params["ordering_key"])))
             .returning(outbox.c.pk))
 
 
