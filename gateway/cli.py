@@ -1,4 +1,11 @@
-"""The ``gateway`` command. Bad input ends with one line on stderr and a non-zero exit."""
+"""The ``gateway`` command. Bad input ends with one line on stderr and exit status 2.
+
+Every error an operator can cause (a settings value, a registry, rails, back-office or key
+file, a port, an unreachable or missing database) ends the command with one line naming the
+file, entry and field; ``main`` is the one place that turns errors into that line. ``serve``
+and ``dispatch`` load everything the hub loads and reach the database before they say they
+are running.
+"""
 
 from __future__ import annotations
 
@@ -81,16 +88,21 @@ def serve(
 
     settings = _settings()
     _logging(settings.log_level)
+    bind_host = host or settings.host
+    bind_port = settings.port if port is None else port
+    if not 1 <= bind_port <= 65535:
+        raise ConfigError(f"--port {bind_port} is not a TCP port (1-65535)")
+    _check_bind(bind_host, bind_port)
     prepare_instance(settings)
-    asyncio.run(_ensure_schema(settings))
+    asyncio.run(_preflight(settings, ensure_schema=True))
     n = workers or settings.workers
     log.info("PX gateway listening on http://%s:%s (%s worker%s, database %s)",
-             host or settings.host, port or settings.port, n, "s" if n > 1 else "",
+             bind_host, bind_port, n, "s" if n > 1 else "",
              _redact(settings.database_url))
     # Workers re-read settings from the environment; pin what the command line chose.
     os.environ.setdefault("GATEWAY_ENV", settings.env)
     uvicorn.run("gateway.app:app_from_env", factory=True, host=host or settings.host,
-                port=port or settings.port, workers=n, log_level=settings.log_level.lower(),
+                port=bind_port, workers=n, log_level=settings.log_level.lower(),
                 access_log=False)
 
 
@@ -110,6 +122,7 @@ def dispatch(
         raise ConfigError("--processes must be at least 1")
     if processes > 1 and settings.async_url.startswith("sqlite"):
         raise ConfigError("SQLite takes one dispatcher; use PostgreSQL for several")
+    asyncio.run(_preflight(settings))
     if processes == 1:
         _dispatch_forever(settings, batch)
         return
@@ -125,6 +138,30 @@ def dispatch(
     except KeyboardInterrupt:
         for p in procs:
             p.terminate()
+
+
+async def _preflight(settings: Settings, *, ensure_schema: bool = False) -> None:
+    """Load what the hub loads at start (registry, keys, rails, back-office tokens) and reach
+    its database, so a mistake is one line here, not a traceback in a worker."""
+    from gateway.composition import build_hub
+
+    hub = build_hub(settings)  # the files first: no database I/O yet
+    try:
+        if ensure_schema:
+            await _ensure_schema(settings)
+        await hub.ping_database()
+    finally:
+        await hub.close()
+
+
+def _check_bind(host: str, port: int) -> None:
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _dispatch_forever(settings: Settings, batch: int) -> None:
@@ -360,11 +397,34 @@ def print_jwks() -> None:
     typer.echo(json.dumps(load_signer(settings.signing_key_file, HUB_PARTY).jwks(), indent=1))
 
 
+def _database_failure(exc: BaseException) -> str:
+    """One line for a database that cannot be used, naming it (without its password)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        where = f"database {_redact(Settings().database_url)}"
+    except ValidationError:
+        where = "database"
+    if isinstance(exc, DBAPIError):
+        # The driver's own first line ('database "x" does not exist'), never the statement.
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
+        return f"{where}: {reason or type(exc.orig).__name__}"
+    if isinstance(exc, OSError):
+        return f"{where} cannot be reached: {exc.strerror or exc}"
+    return f"{where}: {type(exc).__name__}"
+
+
 def main() -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         app(standalone_mode=True)
     except GatewayError as exc:
         typer.echo(f"gateway: {exc}", err=True)
+        sys.exit(2)
+    except (OSError, SQLAlchemyError) as exc:
+        # Files are read through read_toml/load_* (ConfigError); what is left is the database.
+        typer.echo(f"gateway: {_database_failure(exc)}", err=True)
         sys.exit(2)
 
 

@@ -167,10 +167,17 @@ class Hub:
         await self.engine.dispose()
 
 
-def build_hub(settings: Settings, clock: Clock = utcnow) -> Hub:
-    """Load keys and registry (validated) and create the engine; no I/O on the database yet."""
+def build_hub(settings: Settings, clock: Clock = utcnow,
+              processors: Mapping[str, Processor] | None = None) -> Hub:
+    """Load keys and registry (validated) and create the engine; no I/O on the database yet.
+
+    ``processors`` replaces the routing table of ``inbound_processors()`` (tests inject
+    failing processors through it).
+    """
     adapters = partner_adapters()
     registry = load_registry(settings.partners_file, frozenset(adapters))
     signer = load_signer(settings.signing_key_file, HUB_PARTY)
     engine = create_engine(settings.database_url, settings.db_pool_size)
-    return Hub(settings, engine, registry, signer, adapters, clock)
+    if processors is None:
+        return Hub(settings, engine, registry, signer, adapters, clock)
+    return Hub(settings, engine, registry, signer, adapters, clock, processors)

@@ -187,4 +187,6 @@ def task_view(r: RowMapping) -> dict[str, Any]:
     """An outbox task as the operators see it."""
     return {"id": r.pk, "kind": r.kind, "destination": r.destination, "ref": r.ref,
             "ordering_key": r.ordering_key, "attempts": r.attempts, "last_error": r.last_error,
-            "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat()}
+            "created_at": r.created_at.isoformat(), "updated_at": r.updated_at.isoformat(),
+            # Later work of the same case held back by this task while it is dead.
+            "blocking": r.get("blocking", 0)}

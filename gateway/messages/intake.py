@@ -295,7 +295,7 @@ class Intake:
         return None
 
 
-_MESSAGE_COLS = [c for c in messages.c if c.name != "pk"]
+_MESSAGE_COLS = [c for c in messages.c if c.name not in ("pk", "xact_id")]  # xact_id: hub messages
 
 
 def _params(table: Table, names: list[str]) -> dict[str, Any]:

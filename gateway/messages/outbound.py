@@ -28,6 +28,7 @@ from gateway.ports.processing import OutboundMessage
 from gateway.protocol.envelope import HUB_PARTY, HUB_TO_PARTNER
 from gateway.protocol.partners import PartnerRegistry
 from gateway.protocol.signing import Signer
+from gateway.storage.commit_order import xact_id
 from gateway.storage.tables import message_state, messages
 
 __all__ = ["Outbound"]
@@ -87,6 +88,7 @@ class Outbound:
             canonical=None if wire == envelope else envelope,
             body_sha256=hashlib.sha256(wire).hexdigest(), signature=self.signer.sign(wire),
             kid=self.signer.kid,
+            xact_id=xact_id() if conn.dialect.name == "postgresql" else None,
         ).returning(messages.c.pk))).scalar_one()
         await conn.execute(insert(message_state).values(
             message_pk=pk, state="queued", updated_at=now))

@@ -4,6 +4,12 @@ A handler does its business change and ``records.complete`` in one unit of work,
 per task either ``None`` (done) or the exception that stopped it. The dispatcher turns
 exceptions into a reschedule or a dead letter through the one retry policy, and feeds the
 circuit breaker of the task's destination. Handlers never retry on their own.
+
+Only a counterparty can be down, so only its failures feed a breaker: work the hub does itself
+(``INTERNAL_DESTINATIONS``) has no breaker, since opening one would stop every partner's
+messages because of one message; and a deterministic failure (``retry.is_deterministic``) is
+the task's fault, not the destination's. It is dead-lettered at once with an error log line
+(the alert), its stored error sanitised by ``retry.describe``.
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.claiming import claim
 from gateway.outbox.handlers import Handler
 from gateway.outbox.records import LeaseLost, Task, dead_letter, reschedule
-from gateway.outbox.retry import RetryPolicy
+from gateway.outbox.retry import RetryPolicy, describe
 from gateway.storage.uow import UnitOfWorkFactory
 
-__all__ = ["Dispatcher"]
+__all__ = ["INTERNAL_DESTINATIONS", "Dispatcher"]
 
 log = logging.getLogger(__name__)
+
+# Destinations that are the hub itself (inbound processing): no counterparty, no breaker.
+INTERNAL_DESTINATIONS = frozenset({"hub"})
 
 
 def _owner_id() -> str:
@@ -99,10 +108,11 @@ class Dispatcher:
         if isinstance(error, LeaseLost):
             log.warning("outbox %s: lease lost, another dispatcher owns it", task.pk)
             return
-        self.breakers.failure(task.destination)
         now = self.clock()
         decision = self.policy.decide(error, task.attempts, now - task.created_at)
-        text = f"{type(error).__name__}: {error}"
+        if not decision.deterministic and task.destination not in INTERNAL_DESTINATIONS:
+            self.breakers.failure(task.destination)
+        text = describe(error)
         try:
             async with self.uow() as uow:
                 if decision.retry:
@@ -111,6 +121,11 @@ class Dispatcher:
                     await dead_letter(uow.conn, task, now, f"{decision.reason}: {text}")
                 await uow.commit()
         except LeaseLost:
+            return
+        if not decision.retry:
+            log.error("outbox %s (%s to %s, key %s) dead-lettered after attempt %d: %s",
+                      task.pk, task.kind, task.destination, task.ordering_key, task.attempts,
+                      f"{decision.reason}: {text}")
             return
         log.info("outbox %s (%s to %s) attempt %d failed: %s; %s", task.pk, task.kind,
                  task.destination, task.attempts, text,

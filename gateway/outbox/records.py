@@ -1,7 +1,11 @@
 """Outbox records: enqueue with the business change; finish only while holding the lease.
 
 This module owns every write to the outbox table (``gateway.outbox.claiming`` only chooses
-what to lease); nothing else inserts, updates or deletes outbox rows. Each write to a leased
+what to lease); nothing else inserts, updates or deletes outbox rows. Claiming orders a key's
+tasks by pk; on PostgreSQL a pk is drawn at insert, not at commit, so every enqueue of a task
+with an ordering key first takes the key's advisory lock (``storage.commit_order``): writers of
+one case take turns, and a task can never be claimed ahead of an earlier, still uncommitted
+task of its case. Each write to a leased
 task checks the lease (state ``leased`` and the owner), so a dispatcher that lost its lease
 can never finish another's attempt.
 """
@@ -19,6 +23,7 @@ from sqlalchemy import (
     Exists,
     Insert,
     bindparam,
+    func,
     insert,
     select,
     update,
@@ -26,10 +31,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.storage.commit_order import lock_key, lock_key_clause
 from gateway.storage.tables import outbox
 
 __all__ = [
-    "LeaseLost", "Task", "complete", "complete_many", "dead_letter", "dead_letters",
+    "BlockedCase", "LeaseLost", "Task", "blocked_cases", "complete", "complete_many",
+    "dead_letter", "dead_letters",
     "defer_many", "drop_pending", "enqueue", "enqueue_from", "enqueue_statement",
     "has_dead_letter", "leased_by", "reschedule", "revive_dead", "take_leases",
 ]
@@ -62,6 +69,7 @@ async def enqueue(
     ordering_key: str | None = None, delay: timedelta = timedelta(0),
 ) -> int:
     """Add work to the outbox inside the caller's transaction; return its pk."""
+    await lock_key(conn, ordering_key)
     result = await conn.execute(
         insert(outbox).values(
             kind=kind, destination=destination, ordering_key=ordering_key, ref=ref,
@@ -89,10 +97,12 @@ def enqueue_statement() -> Insert:
 
 def enqueue_from(ref: ColumnElement[Any]) -> Insert:
     """As ``enqueue_statement``, but the ref is ``ref`` (e.g. a CTE's inserted pk) and the row
-    is inserted only if ``ref`` yields a row; returns the task's pk."""
+    is inserted only if ``ref`` yields a row; returns the task's pk. PostgreSQL only: the
+    ordering key's lock is taken (in the row filter) before the task's pk is drawn."""
     params = _params(_TASK_PARAMS)
     return (insert(outbox)
-            .from_select([*_TASK_PARAMS, "ref"], select(*params.values(), ref))
+            .from_select([*_TASK_PARAMS, "ref"], select(*params.values(), ref)
+                         .where(lock_key_clause(params["ordering_key"])))
             .returning(outbox.c.pk))
 
 
@@ -234,10 +244,42 @@ def has_dead_letter(kind: str, ref: ColumnElement[Any]) -> Exists:
         outbox.c.kind == kind, outbox.c.state == "dead", outbox.c.ref == ref).exists()
 
 
+def _waiting_behind() -> ColumnElement[int]:
+    # Claiming keeps a task back while an earlier task of its key is unfinished, dead ones
+    # included: these are the tasks a dead letter holds back.
+    later = outbox.alias("later")
+    return (select(func.count()).select_from(later)
+            .where(later.c.ordering_key == outbox.c.ordering_key, later.c.pk > outbox.c.pk,
+                   later.c.state.in_(["pending", "leased"]))
+            .scalar_subquery())
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedCase:
+    """A dead letter that holds back the later work of its ordering key (its case)."""
+
+    task_pk: int
+    kind: str
+    ordering_key: str
+    waiting: int  # unfinished tasks of the key behind it
+
+
+async def blocked_cases(conn: AsyncConnection, *, limit: int = 100) -> list[BlockedCase]:
+    """Return the dead letters that block their case's later work, oldest first."""
+    waiting = _waiting_behind().label("waiting")
+    rows = (await conn.execute(
+        select(outbox.c.pk, outbox.c.kind, outbox.c.ordering_key, waiting)
+        .where(outbox.c.state == "dead", outbox.c.ordering_key.is_not(None), waiting > 0)
+        .order_by(outbox.c.pk).limit(limit))).all()
+    return [BlockedCase(r.pk, r.kind, r.ordering_key, r.waiting) for r in rows]
+
+
 async def dead_letters(conn: AsyncConnection, *, kind: str | None = None,
                        limit: int = 100) -> list[RowMapping]:
-    """Return dead-lettered tasks (optionally of one kind), oldest first."""
-    q = select(outbox).where(outbox.c.state == "dead").order_by(outbox.c.pk).limit(limit)
+    """Return dead-lettered tasks (optionally of one kind), oldest first, each with
+    ``blocking``: how many later tasks of its ordering key it holds back."""
+    q = (select(outbox, _waiting_behind().label("blocking"))
+         .where(outbox.c.state == "dead").order_by(outbox.c.pk).limit(limit))
     if kind:
         q = q.where(outbox.c.kind == kind)
     return list((await conn.execute(q)).mappings())

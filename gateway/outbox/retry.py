@@ -1,6 +1,17 @@
 """The one retry policy: exponential backoff with jitter and a maximum age, by error class.
 
 Decided from the error's class (``DeliveryError.retryable``), never from its message.
+
+A **deterministic** failure would fail the same way on every attempt, so it is dead-lettered at
+once and says nothing about the destination's health (it never feeds a circuit breaker): a
+``ProblemError`` (a processor's business refusal, or a validation error such as
+``schema_violation``), a pydantic ``ValidationError``, and the database's ``IntegrityError`` and
+``DataError`` (a constraint or a value the column cannot hold). Everything else that is not a
+``DeliveryError`` is an internal failure (a bug, the database away): retried with a long
+backoff.
+
+``describe`` is the only text of a failure the outbox stores or logs: it never carries SQL or
+its parameters (national ids, account numbers), only the error's class and database codes.
 """
 
 from __future__ import annotations
@@ -8,11 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
 from tenacity import RetryCallState, wait_random_exponential
 
-from gateway.errors import DeliveryError, OutcomeUnknownError, PermanentDeliveryError
+from gateway.errors import DeliveryError, OutcomeUnknownError, PermanentDeliveryError, ProblemError
 
-__all__ = ["Decision", "RetryPolicy"]
+__all__ = ["Decision", "RetryPolicy", "describe", "is_deterministic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +33,34 @@ class Decision:
     retry: bool
     delay: timedelta
     reason: str
+    deterministic: bool = False  # would fail the same way again: not the destination's fault
+
+
+def is_deterministic(error: BaseException) -> bool:
+    """Whether ``error`` would recur on every attempt (see the module docstring)."""
+    return isinstance(error, ProblemError | ValidationError | sa_exc.IntegrityError
+                      | sa_exc.DataError)
+
+
+def describe(error: BaseException) -> str:
+    """One line naming the failure, without SQL, parameters or payload values."""
+    name = type(error).__name__
+    if isinstance(error, sa_exc.DBAPIError):
+        orig = error.orig
+        parts = [f"SQLSTATE {code}" for code in [getattr(orig, "sqlstate", None)] if code]
+        parts += [f"{code}" for code in [getattr(orig, "sqlite_errorname", None)] if code]
+        cause = getattr(orig, "__cause__", None)
+        parts += [f"constraint {c}" for c in [getattr(cause, "constraint_name", None)] if c]
+        return f"{name} ({', '.join(parts)})" if parts else name
+    if isinstance(error, sa_exc.SQLAlchemyError):
+        return name  # its text may quote the statement
+    if isinstance(error, ValidationError):
+        fields = ", ".join(".".join(map(str, e["loc"])) + f" ({e['type']})"
+                           for e in error.errors()[:5])
+        return f"{name}: {fields}"
+    if isinstance(error, ProblemError):
+        return f"{name} {error.code}: {error.detail}"[:500]
+    return f"{name}: {error}"[:500]
 
 
 class RetryPolicy:
@@ -41,6 +82,8 @@ class RetryPolicy:
             isinstance(error, DeliveryError) and not error.retryable
         ):
             return Decision(False, timedelta(0), "permanent")
+        if is_deterministic(error):
+            return Decision(False, timedelta(0), "deterministic", deterministic=True)
         if age > self.max_age:
             return Decision(False, timedelta(0), f"older than {self.max_age}")
         if isinstance(error, OutcomeUnknownError):

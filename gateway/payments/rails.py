@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.config import read_toml
 from gateway.errors import ConfigError
 from gateway.ports.rail import RailAdapter
+from gateway.secretfiles import write_private
 
 __all__ = ["RailKind", "RailsConfig", "load_rails", "write_dev_rails"]
 
@@ -101,6 +102,4 @@ def write_dev_rails(path: Path, ports: dict[str, int] | None = None) -> None:
                   f'base_url = "http://127.0.0.1:{port}"', 'api_key_id = "px-dev"',
                   f'hmac_secret = "{secrets.token_urlsafe(24)}"',
                   f'callback_secret = "{secrets.token_urlsafe(24)}"', ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
-    path.chmod(0o600)
+    write_private(path, "\n".join(lines))

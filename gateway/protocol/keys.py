@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
 from gateway.protocol.signing import Signer, generate_private_jwk, public_jwk
+from gateway.secretfiles import write_private
 
 __all__ = ["load_signer", "write_private_key", "write_public_jwks"]
 
@@ -33,10 +33,7 @@ def load_signer(path: Path, party: str) -> Signer:
 
 
 def _write_secret(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1)
+    write_private(path, json.dumps(data, indent=1), exclusive=True)
 
 
 def write_private_key(path: Path, kid: str, alg: str = "EdDSA") -> dict[str, Any]:

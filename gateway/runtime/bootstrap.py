@@ -14,6 +14,7 @@ from pathlib import Path
 from gateway.config import Settings
 from gateway.errors import ConfigError
 from gateway.protocol.keys import write_private_key, write_public_jwks
+from gateway.secretfiles import require_private
 
 __all__ = ["DEV_PARTNERS", "DevPartner", "prepare_instance"]
 
@@ -78,6 +79,10 @@ def prepare_instance(settings: Settings) -> list[str]:
         if not settings.backoffice_tokens_file.exists():
             raise ConfigError("production needs GATEWAY_BACKOFFICE_TOKENS_FILE; "
                               f"{settings.backoffice_tokens_file} does not exist")
+        require_private(key, "GATEWAY_SIGNING_KEY_FILE")
+        require_private(settings.backoffice_tokens_file, "GATEWAY_BACKOFFICE_TOKENS_FILE")
+        if settings.rails_file is not None and settings.rails_file.exists():
+            require_private(settings.rails_file, "GATEWAY_RAILS_FILE")
         return created
     if not key.exists():
         write_private_key(key, "MY-PERKESO-dev-1", "EdDSA")

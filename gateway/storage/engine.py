@@ -1,7 +1,14 @@
-"""The async engine for SQLite (embedded default) and PostgreSQL (production, scale-out)."""
+"""The async engine for SQLite (embedded default) and PostgreSQL (production, scale-out).
+
+Statement parameters are personal data (national ids, account numbers): the engines are built
+with ``hide_parameters``, so an error's text (and any traceback logged) names the statement but
+not its values, and aiosqlite's debug log, which prints every statement with its values, is
+kept at INFO.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import event
@@ -19,13 +26,16 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if async_url.startswith("sqlite"):
         # A small pool: opening a SQLite connection (and its PRAGMAs) per request is costly;
         # several processes may still share the file, serialised by SQLite's own lock.
-        engine = create_async_engine(async_url, pool_size=5, max_overflow=5)
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
+        engine = create_async_engine(async_url, pool_size=5, max_overflow=5,
+                                     hide_parameters=True)
         _tune_sqlite(engine)
         return engine
     return create_async_engine(
         # No pre-ping: it costs a round trip per request; a dead connection raises a
         # disconnect error, SQLAlchemy discards it and the caller's request fails cleanly.
-        async_url, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800
+        async_url, pool_size=pool_size, max_overflow=pool_size // 2, pool_recycle=1800,
+        hide_parameters=True,
     )
 
 

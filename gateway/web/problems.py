@@ -9,6 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
@@ -82,6 +83,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(req))
         return problem_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnected(req: Request, _exc: ClientDisconnect) -> Response:
+        # Nothing was stored and no one is listening; a traceback per hang-up would let any
+        # client flood the log for the price of a half-sent request.
+        log.info("client disconnected before the body of %s %s was complete", req.method,
+                 req.url.path)
+        return problem_response(400, "http_error", "the client disconnected mid-body")
 
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> Response:

@@ -45,9 +45,13 @@ messages = Table(
     Column("kid", String(128), nullable=False),
     Column("receipt", LargeBinary, nullable=True),  # the hub's signed receipt (in)
     Column("receipt_signature", Text, nullable=True),
+    # PostgreSQL: the inserting transaction of a hub message (storage.commit_order), so a pull
+    # inbox reads in an order no later commit can overtake. NULL on SQLite and inbound.
+    Column("xact_id", BigInteger, nullable=True),
     UniqueConstraint("sender", "message_id", name="uq_messages_sender_message_id"),
     Index("ix_messages_correlation", "correlation_id"),
     Index("ix_messages_partner_direction_pk", "partner_id", "direction", "pk"),
+    Index("ix_messages_partner_direction_xact_id", "partner_id", "direction", "xact_id", "pk"),
 )
 
 
