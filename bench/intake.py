@@ -1,7 +1,7 @@
 """Signed-intake benchmark: POST /v1/messages against a floor endpoint, side by side.
 
     .venv/bin/python -m bench.intake [--seconds 8] [--workers 2] [--concurrency 16,64]
-                                     [--databases postgresql,sqlite]
+                                     [--databases postgresql,sqlite] [--one-case]
 
 For each database and concurrency it runs the floor (bench/floor.py: verify one Ed25519
 signature, insert one row) and the gateway (``gateway serve``, background jobs off) on the same
@@ -9,6 +9,11 @@ uvicorn stack with the same number of worker processes, drives each with the sam
 requests from a separate load process over keep-alive connections on loopback, and prints
 requests/s, p50/p99 latency, peak RSS and the gateway/floor ratios. The load generator shares
 the machine's two cores with the servers, for both sides alike.
+
+Each claim is its own case (its own correlation id), as partners' traffic is. ``--one-case``
+sends every message on one case instead: the hub keeps a case's messages in order, so on
+PostgreSQL their inserts then take turns on the case's lock (gateway.storage.commit_order),
+which bounds that workload by the commit latency.
 """
 
 from __future__ import annotations
@@ -211,7 +216,7 @@ async def _pg_db(action: str, name: str) -> None:
 
 
 def run(databases: list[str], concurrencies: list[int], seconds: float, workers: int,
-        rounds: int = 3, pool_size: int = 32) -> int:
+        rounds: int = 3, pool_size: int = 32, one_case: bool = False) -> int:
     work = Path(tempfile.mkdtemp(prefix="px-bench-"))
     write_private_key(work / "hub.jwk.json", "MY-PERKESO-bench-1")
     write_dev_registry(work / "partners.toml")
@@ -251,11 +256,12 @@ def run(databases: list[str], concurrencies: list[int], seconds: float, workers:
             for c in concurrencies:
                 n = int(seconds * 4000) + c * 5 * rounds
                 bodies = []
-                for _ in range(n):
+                for i in range(n):
                     env_ = {"id": str(uuid.uuid4()), "type": "claim.notify", "version": 1,
                             "sender": "ID-BPJSTK", "recipient": "MY-PERKESO",
                             "sent_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                            "correlation_id": "BENCH", "payload": payload}
+                            "correlation_id": "BENCH" if one_case else f"BENCH-{i}",
+                            "payload": payload}
                     body = orjson.dumps(env_)
                     bodies.append((body, partner.sign(body)))
                 # Alternate short slices of floor and gateway so that the machine's noise
@@ -302,9 +308,11 @@ def main() -> None:
     ap.add_argument("--pool-size", type=int, default=32,
                     help="GATEWAY_DB_POOL_SIZE for both servers (at least the connections "
                     "per worker, so neither churns database connections)")
+    ap.add_argument("--one-case", action="store_true",
+                    help="send every message on one correlation id (one case)")
     a = ap.parse_args()
     sys.exit(run(a.databases.split(","), [int(x) for x in a.concurrency.split(",")],
-                 a.seconds, a.workers, a.rounds, a.pool_size))
+                 a.seconds, a.workers, a.rounds, a.pool_size, a.one_case))
 
 
 if __name__ == "__main__":
