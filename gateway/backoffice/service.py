@@ -21,7 +21,7 @@ from gateway.payments import repository as repo
 from gateway.payments.callbacks import handle_callback
 from gateway.payments.domain import Cause
 from gateway.payments.requests import PaymentIn, PensionIn
-from gateway.payments.service import PaymentService, payment_view
+from gateway.payments.service import PaymentService, discrepancy_view, payment_view
 from gateway.ports.processing import OutboundSender
 from gateway.ports.rail import RailAdapter
 from gateway.storage.uow import UnitOfWorkFactory
@@ -81,10 +81,10 @@ class BackofficeService:
                 "next": rows[-1].pk if len(rows) == limit else None}
 
     async def cancel(self, payment_id: str, detail: str) -> dict[str, Any]:
-        """Cancel a payment not yet sent; return it."""
+        """Cancel a payment never attempted, or ask its rail to cancel it; return it."""
         async with self.uow() as uow:
-            row = await self.payments.cancel(uow.conn, payment_id, Cause.cancelled, detail,
-                                             self.clock())
+            row = await self.payments.stop(uow.conn, payment_id, Cause.cancelled, detail,
+                                           self.clock())
             await uow.commit()
         return payment_view(row)
 
@@ -130,6 +130,14 @@ class BackofficeService:
         async with self.uow(read_only=True) as uow:
             rows = await records.dead_letters(uow.conn, kind=kind, limit=limit)
         return [task_view(r) for r in rows]
+
+    async def discrepancies(self, state: str | None, payment_id: str | None,
+                            limit: int) -> list[dict[str, Any]]:
+        """Return payment discrepancies (rail reports that contradicted the record)."""
+        async with self.uow(read_only=True) as uow:
+            rows = await repo.discrepancies(uow.conn, state=state, payment_id=payment_id,
+                                            limit=limit)
+        return [discrepancy_view(r) for r in rows]
 
     async def retry_dead_letter(self, task_id: int) -> dict[str, Any]:
         """Make a dead letter pending again now; return it.

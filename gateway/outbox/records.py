@@ -30,7 +30,7 @@ from gateway.storage.tables import outbox
 
 __all__ = [
     "LeaseLost", "Task", "complete", "complete_many", "dead_letter", "dead_letters",
-    "defer_many", "drop_pending", "enqueue", "enqueue_from", "enqueue_statement",
+    "defer_many", "drop_pending", "enqueue", "expedite", "enqueue_from", "enqueue_statement",
     "has_dead_letter", "leased_by", "reschedule", "revive_dead", "take_leases",
 ]
 
@@ -224,6 +224,18 @@ async def drop_pending(conn: AsyncConnection, *, kind: str, ref: str, now: datet
     result = await conn.execute(update(outbox).where(
         outbox.c.kind == kind, outbox.c.ref == ref, outbox.c.state.in_(["pending", "dead"]))
         .values(state="done", last_error=reason, updated_at=now))
+    return result.rowcount or 0
+
+
+async def expedite(conn: AsyncConnection, *, kind: str, ref: str, now: datetime) -> int:
+    """Make the waiting (pending or dead) tasks of ``kind`` for ``ref`` due now, with a fresh
+    attempt and age budget (an operator's request that needs them, e.g. a cancel to send); a
+    leased task is never touched (its handler reads the request when it records). Return how
+    many."""
+    result = await conn.execute(update(outbox).where(
+        outbox.c.kind == kind, outbox.c.ref == ref, outbox.c.state.in_(["pending", "dead"]))
+        .values(state="pending", next_attempt_at=now, attempts=0, created_at=now,
+                updated_at=now))
     return result.rowcount or 0
 
 

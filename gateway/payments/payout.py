@@ -3,8 +3,13 @@
 One outbox task per payment (kind ``payout``, destination the rail, ref the payment id) lives
 until the payment's outcome is known:
 
-- ``instructed``: submit it with its idempotency key (derived from the payment id, so a
-  resend after a crash is recognised by the rail as the same payout and never paid twice).
+- ``instructed``: first record the submission fact (``sending``, with the exact instruction
+  stored) in its own transaction, then submit it with its idempotency key (derived from the
+  payment id). A crash between the two leaves ``sending``: the next attempt resends the
+  stored instruction, byte for byte the same payout, which the rail never pays twice.
+- ``sending``: resend the stored instruction (a dispatcher died before recording an answer).
+- ``cancel_requested``: call the rail's cancel and record its answer (cancelled, or the
+  payout's real outcome: paid after all opens a discrepancy).
 - ``unknown`` (a timeout, reset or 5xx after sending): ask the rail for its status first;
   only if the rail has no record is it sent again.
 - ``submitted``: poll the rail's status (callbacks are hints and may be lost); while the
@@ -33,9 +38,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock
 from gateway.errors import DeliveryError, OutcomeUnknownError, PermanentDeliveryError
-from gateway.money import Money
 from gateway.outbox import records
 from gateway.outbox.records import LeaseLost, Task
+from gateway.payments import instruction
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState, after_rail_state, transition
 from gateway.payments.service import PAYOUT_KIND, Change, PaymentService
@@ -97,23 +102,39 @@ class PayoutHandler:
         async with self.uow(read_only=True) as reader:
             rows = await repo.by_ids(reader.conn, [t.ref for t in tasks])
         outcomes: dict[int, _Outcome] = {}
+        to_mark: list[Task] = []
         to_send: list[Task] = []
         to_ask: list[Task] = []
+        to_cancel: list[Task] = []
         for t in tasks:
             row = rows.get(t.ref)
             if row is None:
                 outcomes[t.pk] = _Outcome(error=LookupError(f"no payment {t.ref}"))
             elif row.state == P.instructed:
+                to_mark.append(t)
+            elif row.state == P.sending:
                 to_send.append(t)
             elif row.state in (P.unknown, P.submitted):
                 to_ask.append(t)
+            elif row.state == P.cancel_requested:
+                to_cancel.append(t)
             else:
                 outcomes[t.pk] = _Outcome(done=True)
+        # 0. The submission fact, committed before any rail call.
+        if to_mark:
+            marked = await self._mark_sending(to_mark, outcomes)
+            rows.update(marked)
+            to_send += [t for t in to_mark if t.ref in marked]
         client = self.http()
-        # 1. Ask before sending again: an unknown outcome or a pending payout.
-        asked = await asyncio.gather(*(self._ask(rail, client, rows[t.ref].idempotency_key)
-                                       for t in to_ask))
-        for t, answer in zip(to_ask, asked, strict=True):
+        # 1. Ask before sending again: an unknown outcome or a pending payout; cancel those
+        # stopped while the rail may hold them.
+        asked = await asyncio.gather(
+            *(self._ask(rail, client, rows[t.ref].idempotency_key) for t in to_ask),
+            *(self._cancel(rail, client, rows[t.ref].idempotency_key) for t in to_cancel))
+        for t, answer in zip(to_cancel, asked[len(to_ask):], strict=True):
+            outcomes[t.pk] = (_Outcome(error=answer) if isinstance(answer, BaseException)
+                              else _Outcome(status=answer, cause=Cause.rail_cancel))
+        for t, answer in zip(to_ask, asked[:len(to_ask)], strict=True):
             state = rows[t.ref].state
             if isinstance(answer, BaseException):
                 outcomes[t.pk] = _Outcome(error=answer)
@@ -124,9 +145,9 @@ class PayoutHandler:
             else:
                 outcomes[t.pk] = _Outcome(error=OutcomeUnknownError(
                     f"rail {rail.name} has no record of submitted payment {t.ref}"))
-        # 2. Send.
+        # 2. Send: always the stored instruction, exactly as first sent.
         if to_send:
-            payouts = [_instruction(rows[t.ref]) for t in to_send]
+            payouts = [instruction.of(rows[t.ref]) for t in to_send]
             results = await _submit(rail, client, payouts)
             for t, res in zip(to_send, results, strict=True):
                 again = rows[t.ref].state == P.unknown
@@ -137,6 +158,38 @@ class PayoutHandler:
                     outcomes[t.pk] = _Outcome(status=res.status, resent_after_unknown=again)
         # 3. Record, in one transaction.
         return await self._record(tasks, outcomes)
+
+    async def _mark_sending(self, tasks: Sequence[Task],
+                            outcomes: dict[int, _Outcome]) -> dict[str, RowMapping]:
+        """Commit ``sending`` (with the stored instruction) for the tasks' payments still
+        instructed and still leased; return their rows. The others get their outcome here."""
+        now = self.clock()
+        async with self.uow() as uow:
+            owned = await records.leased_by(uow.conn, tasks)
+            rows = await repo.by_ids(uow.conn, [t.ref for t in tasks], lock=True)
+            ready = [rows[t.ref] for t in tasks if t.pk in owned and t.ref in rows
+                     and rows[t.ref].state == P.instructed]
+            await self.service.mark_sending(uow.conn, ready, now)
+            await uow.commit()
+        for t in tasks:
+            if t.pk not in owned:
+                outcomes[t.pk] = _Outcome(error=LeaseLost(f"outbox task {t.pk} was taken over"))
+            elif t.ref not in rows or rows[t.ref].state != P.instructed:
+                # Stopped meanwhile (cancelled): nothing to send. Anything else is left for
+                # the next attempt, which reads it afresh.
+                cancelled = t.ref in rows and rows[t.ref].state == P.cancelled
+                outcomes[t.pk] = _Outcome(done=True) if cancelled else _Outcome(
+                    error=OutcomeUnknownError(f"payment {t.ref} changed before its submit"))
+        async with self.uow(read_only=True) as reader:
+            return await repo.by_ids(reader.conn, [r.payment_id for r in ready])
+
+    async def _cancel(self, rail: RailAdapter, client: httpx.AsyncClient,
+                      key: str) -> PayoutStatus | BaseException:
+        async with self._status_gate:
+            try:
+                return await rail.cancel(client, key)
+            except Exception as exc:  # returned per task, so one failure hides no answer
+                return exc
 
     async def _ask(self, rail: RailAdapter, client: httpx.AsyncClient,
                    key: str) -> PayoutStatus | None | BaseException:
@@ -176,12 +229,14 @@ class PayoutHandler:
                     continue  # the dispatcher reschedules or dead-letters it
                 if row is not None and state in (P.submitted, P.unknown):
                     defer.append((t, self.polls.delay(now - row.created_at)))
-                elif row is not None and state == P.instructed:
+                elif row is not None and state == P.cancel_requested:
+                    defer.append((t, timedelta(seconds=self.polls.first)))
+                elif row is not None and state in (P.instructed, P.sending):
                     # The task is the payment's only way to the rail: it completes only once
                     # the payment has left ``instructed``, never on an answer that moved
                     # nothing (the payment would wait for a callback that may be lost).
                     results[t.pk] = OutcomeUnknownError(
-                        f"payment {t.ref} is still instructed after the rail's answer")
+                        f"payment {t.ref} is still {state} after the rail's answer")
                 else:
                     to_complete.append(t)
             await self.service.apply(conn, changes, now)
@@ -204,12 +259,9 @@ class PayoutHandler:
         transitions are written here."""
         state = P(r.state)
         if o.resent_after_unknown and state == P.unknown:
-            tr = transition(state, P.instructed, Cause.rail_no_record,
-                            "the rail had no record after an unknown outcome; sent again")
-            assert tr is not None
-            await self.service.apply(conn, [Change(r, tr)], now)
-            r = (await repo.by_ids(conn, [r.payment_id]))[r.payment_id]
-            state = P.instructed
+            await self.service.note(conn, r, Cause.rail_no_record, "the rail had no record "
+                                    "after an unknown outcome; the stored instruction was "
+                                    "sent again", now)
         if o.status is not None:
             s = o.status
             detail = f"rail says {s.state.value}" + (f" ({s.reason})" if s.reason else "")
@@ -219,29 +271,21 @@ class PayoutHandler:
                 state = tr.to_state
             return None, state
         err = o.error
-        if isinstance(err, OutcomeUnknownError) and o.sent and state == P.instructed:
+        if isinstance(err, OutcomeUnknownError) and o.sent and state == P.sending:
             tr = transition(state, P.unknown, Cause.rail_unknown, _text(err))
             assert tr is not None
             await self.service.apply(conn, [Change(r, tr)], now)
             state = P.unknown
-        elif isinstance(err, PermanentDeliveryError) and o.sent and state == P.instructed:
-            # Left instructed: the task is dead-lettered for an operator (retry after fixing
-            # the cause, or cancel the payment); nothing was paid.
+        elif isinstance(err, PermanentDeliveryError) and o.sent and state == P.sending:
+            # Left sending (a refusal such as "key reused" can mean the rail holds a payout
+            # under this key): the task is dead-lettered for an operator, whose retry resends
+            # the same instruction and whose cancel asks the rail.
             await self.service.note(conn, r, Cause.rail_refused, _text(err), now)
         return err, state
 
 
 def _text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"[:1000]
-
-
-def _instruction(r: RowMapping) -> PayoutInstruction:
-    ref = f"PERKESO {r.benefit} {r.claim_ref or r.pension_ref}"
-    return PayoutInstruction(
-        payment_id=r.payment_id, idempotency_key=r.idempotency_key,
-        amount=Money(r.amount_minor, r.currency), beneficiary_name=r.account_name,
-        provider=r.provider, account=r.account, reference=ref[:140],
-    )
 
 
 async def _submit(rail: RailAdapter, client: httpx.AsyncClient,

@@ -172,13 +172,19 @@ async def suspend_overdue(conn: AsyncConnection, today: date, now: datetime,
     return n
 
 
+# Payments whose outcome is not known yet: a death stops them (or asks the rail to).
+_STOPPABLE = [PaymentState.instructed.value, PaymentState.sending.value,
+              PaymentState.unknown.value, PaymentState.submitted.value]
+
+
 async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner_id: str,
                          pension_ref: str | None, claim_ref: str | None, died_on: date,
                          now: datetime) -> tuple[int, int]:
-    """Stop the schedule and cancel unsent later payments; return (schedules, payments)."""
+    """Stop the schedule and later payments (cancelled if never sent, else a cancel asked of
+    the rail); return (schedules, payments stopped)."""
     detail = f"death on {died_on.isoformat()} notified by {partner_id}"
     stopped = 0
-    q = select(payments.c.payment_id).where(payments.c.state == PaymentState.instructed.value,
+    q = select(payments.c.payment_id).where(payments.c.state.in_(_STOPPABLE),
                                             payments.c.partner_id == partner_id)
     if pension_ref is not None:
         s = await _by_ref(conn, pension_ref, lock=True)
@@ -197,10 +203,10 @@ async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner
     cancelled = 0
     for payment_id in list((await conn.execute(q)).scalars()):
         try:
-            await service.cancel(conn, payment_id, Cause.death_notified, detail, now)
+            await service.stop(conn, payment_id, Cause.death_notified, detail, now)
             cancelled += 1
         except ConflictError:
-            pass  # sent to the rail meanwhile: it can no longer be stopped here
+            pass  # its outcome became known meanwhile: nothing left to stop
     return stopped, cancelled
 
 

@@ -1,18 +1,19 @@
-"""Payment services: instruct, transition (with its cause), cancel, and announce a payment.
+"""Payment services: instruct, transition (with its cause), stop, and announce a payment.
 
 Services work inside the caller's unit of work and never commit. Every state change goes
 through ``apply``: it checks the state machine, writes the new state and its event in the same
-transaction, and, when a payment becomes ``paid``, queues the ``payment.notice`` and the
-``claim.status`` ``paid`` to the beneficiary's partner through the outbox (same transaction:
-the notice exists if and only if the payment is recorded as paid).
+transaction, opens a discrepancy when the change is a rail report contradicting the record
+(``domain.contradiction``), and, when a payment becomes ``paid``, queues the
+``payment.notice`` and the ``claim.status`` ``paid`` to the beneficiary's partner through the
+outbox (same transaction: the notice exists if and only if the payment is recorded as paid).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,15 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
 from gateway.money import Money
-from gateway.outbox.records import enqueue
+from gateway.outbox.records import enqueue, expedite
+from gateway.payments import instruction
 from gateway.payments import repository as repo
-from gateway.payments.domain import Cause, PaymentState, Transition, transition
+from gateway.payments.domain import Cause, PaymentState, Transition, contradiction, transition
 from gateway.payments.fx import convert
 from gateway.payments.requests import PaymentIn, canonical_sha256
 from gateway.ports.processing import OutboundSender
 from gateway.storage.tables import metadata, payments
 
-__all__ = ["PAYOUT_KIND", "Change", "PaymentService", "payment_view"]
+__all__ = ["PAYOUT_KIND", "Change", "PaymentService", "discrepancy_view", "payment_view"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ PAYOUT_KIND = "payout"
 # Deterministic ids for the messages a payment causes: a second attempt to announce the same
 # payment collides on (sender, message_id) instead of sending twice.
 _NOTICE_NS = uuid.UUID("6f0c8f3e-4a51-4f0e-9a57-3c1b8d2e7a10")
+
+
+# A stop can still reach these: nothing final is known yet.
+_STOPPABLE = frozenset({PaymentState.instructed, PaymentState.sending, PaymentState.unknown,
+                        PaymentState.submitted})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,7 @@ class Change:
     rail_reference: str | None = None
     reason: str | None = None
     at: datetime | None = None  # the rail's time of the change, if it said
+    values: Mapping[str, Any] = field(default_factory=dict)  # other columns it sets
 
 
 class PaymentService:
@@ -127,7 +135,7 @@ class PaymentService:
             assert tr.from_state is not None and row.state == tr.from_state.value, (
                 f"payment {row.payment_id} is {row.state}, not {tr.from_state}")
             new = dict(row)
-            new.update(state=tr.to_state.value, updated_at=now)
+            new.update(ch.values, state=tr.to_state.value, updated_at=now)
             if ch.rail_reference:
                 new["rail_reference"] = ch.rail_reference
             if ch.reason or tr.to_state in (PaymentState.failed, PaymentState.returned,
@@ -142,6 +150,8 @@ class PaymentService:
                                detail=tr.detail, at=now))
         await repo.update_many(conn, updates)
         await repo.insert_events(conn, events)
+        for ch in changes:
+            await self._open_discrepancy(conn, ch, now)
         for new in paid:
             await self._announce_paid(conn, new, now)
 
@@ -156,24 +166,63 @@ class PaymentService:
                                               to_state=row.state, cause=cause.value,
                                               detail=detail, at=now)])
 
-    async def cancel(self, conn: AsyncConnection, payment_id: str, cause: Cause, detail: str,
-                     now: datetime) -> RowMapping:
-        """Cancel a payment that has not been sent to its rail.
+    async def stop(self, conn: AsyncConnection, payment_id: str, cause: Cause, detail: str,
+                   now: datetime) -> RowMapping:
+        """Stop a payment: cancel it if it was never attempted, else ask its rail to.
+
+        An ``instructed`` payment never left the hub (``sending`` is committed before any rail
+        call) and is ``cancelled`` at once. One that may be at the rail becomes
+        ``cancel_requested``: its payout task is made due now and calls the rail's cancel, and
+        the rail's answer (cancelled, or paid after all) decides the final state.
 
         Raises:
             NotFoundError: no such payment.
-            ConflictError: state_conflict, it has already gone to the rail.
+            ConflictError: state_conflict, its outcome is already known (paid, failed...).
         """
         row = (await repo.by_ids(conn, [payment_id], lock=True)).get(payment_id)
         if row is None:
             raise NotFoundError("not_found", f"no payment {payment_id}")
-        if row.state != PaymentState.instructed.value:
-            raise ConflictError("state_conflict", f"payment {payment_id} is {row.state}; only "
-                                "an instructed payment (not yet sent) can be cancelled")
-        tr = transition(PaymentState(row.state), PaymentState.cancelled, cause, detail)
+        state = PaymentState(row.state)
+        if state == PaymentState.cancel_requested:
+            return row
+        if state not in _STOPPABLE:
+            raise ConflictError("state_conflict", f"payment {payment_id} is {row.state}; its "
+                                "outcome is known and it can no longer be stopped")
+        target = (PaymentState.cancelled if state == PaymentState.instructed
+                  else PaymentState.cancel_requested)
+        tr = transition(state, target, cause, detail)
         assert tr is not None
         await self.apply(conn, [Change(row, tr)], now)
+        if target == PaymentState.cancel_requested:
+            await expedite(conn, kind=PAYOUT_KIND, ref=payment_id, now=now)
         return (await repo.by_ids(conn, [payment_id]))[payment_id]
+
+    async def mark_sending(self, conn: AsyncConnection, rows: Sequence[RowMapping],
+                           now: datetime) -> None:
+        """Record the submission fact of never-attempted payments (locked, ``instructed``):
+        their exact instruction is stored and they become ``sending``, before any rail call."""
+        changes = []
+        for row in rows:
+            tr = transition(PaymentState.instructed, PaymentState.sending, Cause.submit_attempt,
+                            f"first submit to {row.rail}")
+            assert tr is not None
+            sent = instruction.encode(instruction.build(row))
+            changes.append(Change(row, tr, values={"instruction": sent}))
+        await self.apply(conn, changes, now)
+
+    async def _open_discrepancy(self, conn: AsyncConnection, ch: Change, now: datetime) -> None:
+        found = contradiction(ch.transition)
+        if found is None:
+            return
+        tr, row = ch.transition, ch.row
+        assert tr.from_state is not None
+        new = await repo.open_discrepancy(conn, dict(
+            payment_pk=row.pk, payment_id=row.payment_id, kind=found.kind,
+            recorded_state=tr.from_state.value, rail_state=tr.to_state.value,
+            overpayment=found.overpayment, state="open", detail=tr.detail, opened_at=now))
+        if new:
+            log.warning("payment %s: discrepancy %s opened (overpayment=%s)", row.payment_id,
+                        found.kind, found.overpayment)
 
     # -- announcing --------------------------------------------------------------------------
 
@@ -251,3 +300,14 @@ def payment_view(row: RowMapping, events: Sequence[RowMapping] | None = None) ->
         view["events"] = [{"from": e.from_state, "to": e.to_state, "cause": e.cause,
                            "detail": e.detail, "at": _iso(e.at)} for e in events]
     return view
+
+
+def discrepancy_view(row: RowMapping) -> dict[str, Any]:
+    """The back office's JSON view of a discrepancy."""
+    return {
+        "id": row.pk, "payment_id": row.payment_id, "kind": row.kind,
+        "recorded_state": row.recorded_state, "rail_state": row.rail_state,
+        "overpayment": bool(row.overpayment), "state": row.state, "detail": row.detail,
+        "opened_at": _iso(row.opened_at),
+        "resolved_at": _iso(row.resolved_at) if row.resolved_at else None,
+    }
