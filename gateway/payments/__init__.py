@@ -15,6 +15,7 @@ rails.py       the rails configuration file
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,7 +72,12 @@ class Payments:
         return self._http
 
     def handlers(self) -> list[Handler]:
-        polls = PollSchedule(self.config.poll_after_seconds, self.config.poll_max_seconds)
+        c = self.config
+        polls = PollSchedule(c.poll_after_seconds, c.poll_max_seconds,
+                             return_window=timedelta(days=c.return_window_days),
+                             return_windows={k: timedelta(days=v)
+                                             for k, v in c.return_windows.items()},
+                             return_poll=c.return_poll_seconds)
         return [PayoutHandler(self.uow, self.rails, self.service, self.http, self.clock,
                               batch_size=self.config.batch_size, polls=polls)]
 

@@ -14,7 +14,10 @@ until the payment's outcome is known:
   only if the rail has no record is it sent again.
 - ``submitted``: poll the rail's status (callbacks are hints and may be lost); while the
   payout is pending the task is deferred with a growing delay.
-- ``paid``/``failed``/``returned``/``cancelled``: nothing to do; the task completes.
+- ``paid``: a return may still come (and its callback may be lost), so the rail is asked
+  again, sparsely (``return_poll``), until the rail's return window has passed; then the
+  task completes.
+- ``failed``/``returned``/``cancelled``: nothing to do; the task completes.
 
 Tasks are handled in batches (``batch_size``): one read of the payments, the rail calls (in
 parallel, or one pain.001 file for a batch rail), then one transaction that locks the payments,
@@ -29,7 +32,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import httpx
@@ -60,6 +63,18 @@ class PollSchedule:
 
     first: float = 30.0  # seconds after submission
     maximum: float = 3600.0
+    return_window: timedelta = timedelta(days=60)  # a paid payout may be returned this long
+    return_windows: Mapping[str, timedelta] = field(default_factory=dict)  # per rail
+    return_poll: float = 86400.0  # seconds between polls of a paid payout
+
+    def returns_until(self, rail: str, paid_at: datetime) -> datetime:
+        """Until when a payout paid at ``paid_at`` may still be returned by ``rail``."""
+        return paid_at + self.return_windows.get(rail, self.return_window)
+
+    def return_delay(self, now: datetime, until: datetime) -> timedelta:
+        """The wait before asking again about a paid payout (never past the window's end)."""
+        left = (until - now).total_seconds()
+        return timedelta(seconds=max(min(self.return_poll, left), self.first))
 
     def delay(self, age: timedelta) -> timedelta:
         """Wait about as long as the payout has been pending (between first and maximum), so
@@ -114,7 +129,7 @@ class PayoutHandler:
                 to_mark.append(t)
             elif row.state == P.sending:
                 to_send.append(t)
-            elif row.state in (P.unknown, P.submitted):
+            elif row.state in (P.unknown, P.submitted) or self._watching(row, self.clock()):
                 to_ask.append(t)
             elif row.state == P.cancel_requested:
                 to_cancel.append(t)
@@ -158,6 +173,11 @@ class PayoutHandler:
                     outcomes[t.pk] = _Outcome(status=res.status, resent_after_unknown=again)
         # 3. Record, in one transaction.
         return await self._record(tasks, outcomes)
+
+    def _watching(self, row: RowMapping, now: datetime) -> bool:
+        """Is this paid payout still inside its rail's return window?"""
+        return (row.state == P.paid and row.paid_at is not None
+                and now < self.polls.returns_until(row.rail, row.paid_at))
 
     async def _mark_sending(self, tasks: Sequence[Task],
                             outcomes: dict[int, _Outcome]) -> dict[str, RowMapping]:
@@ -231,6 +251,9 @@ class PayoutHandler:
                     defer.append((t, self.polls.delay(now - row.created_at)))
                 elif row is not None and state == P.cancel_requested:
                     defer.append((t, timedelta(seconds=self.polls.first)))
+                elif row is not None and state == P.paid and now < (
+                        until := self.polls.returns_until(row.rail, _paid_at(row, o, now))):
+                    defer.append((t, self.polls.return_delay(now, until)))
                 elif row is not None and state in (P.instructed, P.sending):
                     # The task is the payment's only way to the rail: it completes only once
                     # the payment has left ``instructed``, never on an answer that moved
@@ -282,6 +305,13 @@ class PayoutHandler:
             # the same instruction and whose cancel asks the rail.
             await self.service.note(conn, r, Cause.rail_refused, _text(err), now)
         return err, state
+
+
+def _paid_at(row: RowMapping, o: _Outcome, now: datetime) -> datetime:
+    """When the payout was paid: as recorded, or (paid in this batch) as the rail said."""
+    if row.state == P.paid and row.paid_at is not None:
+        return row.paid_at  # type: ignore[no-any-return]
+    return o.status.at if o.status is not None and o.status.at is not None else now
 
 
 def _text(err: BaseException) -> str:

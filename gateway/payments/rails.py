@@ -38,6 +38,11 @@ class RailsConfig:
     poll_after_seconds: float = 30.0
     poll_max_seconds: float = 3600.0
     batch_size: int = 100
+    # How long a paid payout may still be returned, per rail ([payouts] return_window_days,
+    # or return_window_days in a [rails.<name>] table), and how often it is asked meanwhile.
+    return_window_days: float = 60.0
+    return_windows: dict[str, float] = field(default_factory=dict)
+    return_poll_seconds: float = 86400.0
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per rail, for simulators
 
 
@@ -64,8 +69,15 @@ def load_rails(path: Path | None, kinds: Mapping[str, RailKind]) -> RailsConfig:
         cfg.poll_after_seconds = float(payouts.get("poll_after_seconds", cfg.poll_after_seconds))
         cfg.poll_max_seconds = float(payouts.get("poll_max_seconds", cfg.poll_max_seconds))
         cfg.batch_size = int(payouts.get("batch_size", cfg.batch_size))
+        cfg.return_window_days = float(payouts.get("return_window_days",
+                                                   cfg.return_window_days))
+        cfg.return_poll_seconds = float(payouts.get("return_poll_seconds",
+                                                    cfg.return_poll_seconds))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: [payouts]: {exc}") from None
+    if cfg.return_window_days < 0 or cfg.return_poll_seconds <= 0:
+        raise ConfigError(f"{path}: [payouts]: return_window_days must be >= 0 and "
+                          "return_poll_seconds > 0")
     if cfg.poll_after_seconds <= 0 or not 1 <= cfg.batch_size <= 1000:
         raise ConfigError(f"{path}: [payouts]: poll_after_seconds must be > 0 and batch_size "
                           "1..1000")
@@ -74,6 +86,11 @@ def load_rails(path: Path | None, kinds: Mapping[str, RailKind]) -> RailsConfig:
             raise ConfigError(f"{path}: rails.{name} must be a table")
         section = dict(section)
         kind = section.pop("adapter", name)
+        if "return_window_days" in section:
+            window = section.pop("return_window_days")
+            if not isinstance(window, int | float) or isinstance(window, bool) or window < 0:
+                raise ConfigError(f"{path}: rails.{name}.return_window_days: a number >= 0")
+            cfg.return_windows[name] = float(window)
         entry = kinds.get(kind)
         if entry is None:
             raise ConfigError(f"{path}: rails.{name}: unknown adapter {kind!r} "

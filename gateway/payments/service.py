@@ -129,7 +129,7 @@ class PaymentService:
         """Write transitions (already checked by the state machine) and their events."""
         if not changes:
             return
-        updates, events, paid = [], [], []
+        updates, events, paid, returned = [], [], [], []
         for ch in changes:
             tr, row = ch.transition, ch.row
             assert tr.from_state is not None and row.state == tr.from_state.value, (
@@ -144,6 +144,8 @@ class PaymentService:
             if tr.to_state == PaymentState.paid:
                 new["paid_at"] = ch.at or now
                 paid.append(new)
+            elif tr.to_state == PaymentState.returned and tr.from_state == PaymentState.paid:
+                returned.append(new)  # the partner was told paid: tell it the money came back
             updates.append(new)
             events.append(dict(payment_pk=row.pk, from_state=tr.from_state.value,
                                to_state=tr.to_state.value, cause=tr.cause.value,
@@ -153,7 +155,9 @@ class PaymentService:
         for ch in changes:
             await self._open_discrepancy(conn, ch, now)
         for new in paid:
-            await self._announce_paid(conn, new, now)
+            await self._announce(conn, new, now)
+        for new in returned:
+            await self._announce(conn, new, now, returned=True)
 
     async def note(self, conn: AsyncConnection, row: RowMapping, cause: Cause, detail: str,
                    now: datetime, **values: Any) -> None:
@@ -226,8 +230,10 @@ class PaymentService:
 
     # -- announcing --------------------------------------------------------------------------
 
-    async def _announce_paid(self, conn: AsyncConnection, p: dict[str, Any],
-                             now: datetime) -> None:
+    async def _announce(self, conn: AsyncConnection, p: dict[str, Any], now: datetime, *,
+                        returned: bool = False) -> None:
+        """Queue the ``payment.notice`` and ``claim.status`` of a payment paid (or returned
+        after it was announced paid) to its partner, with deterministic message ids."""
         partner = p["partner_id"]
         if not partner or self.outbound is None or self.outbound.registry.get(partner) is None:
             return
@@ -240,22 +246,30 @@ class PaymentService:
             "paid_via": {"rail": p["rail"], "reference": p["rail_reference"] or p["payment_id"]},
             "paid_at": _iso(p["paid_at"] or now),
         }
+        event = "payment.notice"
+        if returned:
+            payload.update(status="returned", reason=p["reason"] or "returned by the rail")
+            event = "payment.notice.returned"
         await self.outbound.send(
             conn, partner_id=partner, type_="payment.notice", payload=payload, now=now,
             correlation_id=correlation,
-            message_id=str(uuid.uuid5(_NOTICE_NS, f"payment.notice:{p['payment_id']}")))
+            message_id=str(uuid.uuid5(_NOTICE_NS, f"{event}:{p['payment_id']}")))
         if p["claim_ref"]:
             claim_no = p["socso_claim_no"] or await _socso_claim_no(conn, partner, p["claim_ref"])
             if claim_no is None:
                 log.warning("payment %s: no socso_claim_no for claim; claim.status not sent",
                             p["payment_id"])
                 return
+            # claim.status has no "returned": the claim is payable again, and the reason says why.
+            status = {"status": "approved", "reason": f"payment {p['payment_id']} was returned "
+                      f"by the rail: {payload['reason']}"} if returned else {"status": "paid"}
+            which = "returned" if returned else "paid"
             await self.outbound.send(
                 conn, partner_id=partner, type_="claim.status", now=now,
-                payload={"claim_ref": p["claim_ref"], "socso_claim_no": claim_no,
-                         "status": "paid"},
+                payload={"claim_ref": p["claim_ref"], "socso_claim_no": claim_no, **status},
                 correlation_id=correlation,
-                message_id=str(uuid.uuid5(_NOTICE_NS, f"claim.status.paid:{p['payment_id']}")))
+                message_id=str(uuid.uuid5(_NOTICE_NS,
+                                          f"claim.status.{which}:{p['payment_id']}")))
 
 
 def idempotency_key(payment_id: str) -> str:

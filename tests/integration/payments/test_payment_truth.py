@@ -17,8 +17,8 @@ from sqlalchemy import select
 from gateway.composition import Hub
 from gateway.ports.rail import PayoutState
 from gateway.storage.tables import outbox
-from tests.integration.payments.test_pensions import NIK, pension_body, process, run
 from tests.integration.payments.test_payouts import instruct, later, state_of
+from tests.integration.payments.test_pensions import NIK, pension_body, process, run
 from tests.support.fakes import Crash, FakeRail
 
 pytestmark = pytest.mark.anyio
@@ -198,3 +198,70 @@ async def test_stored_instruction_is_resent_exactly(hub: Hub, client, auth, rail
     await dispatcher.run_once()
     assert rail.payouts["PAY-0001"].instruction == first
     assert (await state_of(client, auth, "PAY-0001"))["state"] == "submitted"
+
+
+# -- returns after paid (finding 3) -------------------------------------------------------------
+
+async def sent_to_partner(hub: Hub) -> list[tuple[str, dict[str, Any]]]:
+    import json
+
+    from gateway.storage.tables import messages
+    async with hub.engine.connect() as conn:
+        rows = (await conn.execute(select(messages.c.type, messages.c.canonical,
+                                          messages.c.wire).where(
+            messages.c.direction == "out").order_by(messages.c.pk))).all()
+    return [(r.type, json.loads(r.canonical or r.wire)["payload"]) for r in rows]
+
+
+async def payout_task_state(hub: Hub) -> str:
+    async with hub.engine.connect() as conn:
+        return str((await conn.execute(select(outbox.c.state).where(
+            outbox.c.kind == "payout"))).scalar_one())
+
+
+async def test_a_return_after_paid_is_found_by_sparse_polls_and_announced(
+        hub: Hub, client, auth, rail, dispatcher, clock) -> None:
+    await instruct(client, auth)
+    await dispatcher.run_once()
+    rail.settle("PAY-0001")
+    await later(clock)
+    await dispatcher.run_once()
+    assert (await state_of(client, auth, "PAY-0001"))["state"] == "paid"
+    assert await payout_task_state(hub) == "pending"  # still watched for a return
+    polls = rail.status_calls
+    await later(clock, 3600)
+    await dispatcher.run_once()
+    assert rail.status_calls == polls  # sparse: not asked again within the hour
+    rail.settle("PAY-0001", PayoutState.returned)  # and its callback is lost
+    await later(clock, 2 * 86400)
+    await dispatcher.run_once()
+    assert rail.status_calls == polls + 1
+    p = await state_of(client, auth, "PAY-0001")
+    assert p["state"] == "returned" and p["events"][-1]["cause"] == "status_poll"
+    assert await payout_task_state(hub) == "done"
+    [d] = await discrepancies(client, auth)
+    assert (d["kind"], d["overpayment"]) == ("returned_after_paid", False)
+    sent = await sent_to_partner(hub)
+    assert [t for t, _ in sent] == ["payment.notice", "claim.status", "payment.notice",
+                                    "claim.status"]
+    notice, status = sent[2][1], sent[3][1]
+    assert notice["status"] == "returned" and notice["payment_id"] == "PAY-0001"
+    assert notice["reason"]
+    assert status["status"] == "approved" and "returned" in status["reason"]
+
+
+async def test_polls_stop_when_the_return_window_has_passed(
+        hub: Hub, client, auth, rail, dispatcher, clock) -> None:
+    await instruct(client, auth)
+    await dispatcher.run_once()
+    rail.settle("PAY-0001")
+    await later(clock)
+    await dispatcher.run_once()
+    for _ in range(70):  # bounded: 60 days of daily polls, then the task completes
+        if await payout_task_state(hub) == "done":
+            break
+        await later(clock, 86400)
+        await dispatcher.run_once()
+    assert await payout_task_state(hub) == "done"
+    assert (await state_of(client, auth, "PAY-0001"))["state"] == "paid"
+    assert 55 <= rail.status_calls <= 65

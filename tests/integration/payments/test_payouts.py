@@ -174,7 +174,7 @@ async def test_happy_path_paid_once_with_notice_and_claim_status(
                                     .where(outbox.c.kind == "payout"))).all()
     assert [s.type for s in sent] == ["payment.notice", "claim.status"]
     assert {s.correlation_id for s in sent} == {"CLM-2026-000123"}
-    assert tasks == [("payout", "done", None)]
+    assert tasks == [("payout", "pending", None)]  # watched for a return (test_payment_truth)
     assert rail.submits == 1
     await ledgers_agree(hub, rail)
 
