@@ -62,6 +62,7 @@ class Cause(StrEnum):
     instructed = "instructed"  # the back office or a pension schedule created it
     submit_attempt = "submit_attempt"  # committed before the first rail call
     rail_answer = "rail_answer"  # the rail's answer to our submit
+    rail_not_taken = "rail_not_taken"  # the first attempt certainly never reached the rail
     rail_unknown = "rail_unknown"  # sent, no answer: outcome unknown
     rail_no_record = "rail_no_record"  # asked after an unknown outcome: the rail never got it
     rail_refused = "rail_refused"  # the rail refused the payout for good (not a transition)
@@ -81,7 +82,7 @@ TRANSITIONS: dict[PaymentState, frozenset[PaymentState]] = {
     P.instructed: frozenset({P.sending, P.cancelled}),
     # A dispatcher that sent and died before recording the answer leaves it sending; the
     # resend of the stored instruction (same key, same body) learns what became of it.
-    # A permanent refusal proves the rail did not take it: back to instructed.
+    # Back to instructed only when the first attempt certainly did not reach the rail.
     P.sending: _RAIL_OUTCOMES | {P.instructed, P.cancel_requested, P.cancelled},
     P.unknown: frozenset({P.submitted, P.paid, P.failed, P.returned, P.cancel_requested,
                           P.cancelled}),

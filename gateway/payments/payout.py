@@ -40,7 +40,12 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock
-from gateway.errors import DeliveryError, OutcomeUnknownError, PermanentDeliveryError
+from gateway.errors import (
+    DeliveryError,
+    OutcomeUnknownError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from gateway.outbox import records
 from gateway.outbox.records import LeaseLost, Task
 from gateway.payments import instruction
@@ -90,6 +95,7 @@ class _Outcome:
     error: BaseException | None = None
     sent: bool = False  # the error came from a submit (it may have reached the rail)
     resent_after_unknown: bool = False
+    first: bool = False  # the payment's first attempt (it was instructed when claimed)
     done: bool = False  # nothing to do: complete the task
 
 
@@ -140,6 +146,7 @@ class PayoutHandler:
             marked = await self._mark_sending(to_mark, outcomes)
             rows.update(marked)
             to_send += [t for t in to_mark if t.ref in marked]
+        first = {t.pk for t in to_mark}
         client = self.http()
         # 1. Ask before sending again: an unknown outcome or a pending payout; cancel those
         # stopped while the rail may hold them.
@@ -168,7 +175,8 @@ class PayoutHandler:
                 again = rows[t.ref].state == P.unknown
                 if res.error is not None:
                     outcomes[t.pk] = _Outcome(error=res.error, sent=True,
-                                              resent_after_unknown=again)
+                                              resent_after_unknown=again,
+                                              first=t.pk in first)
                 else:
                     outcomes[t.pk] = _Outcome(status=res.status, resent_after_unknown=again)
         # 3. Record, in one transaction.
@@ -294,7 +302,15 @@ class PayoutHandler:
                 state = tr.to_state
             return None, state
         err = o.error
-        if isinstance(err, OutcomeUnknownError) and o.sent and state == P.sending:
+        if isinstance(err, TransientDeliveryError) and o.sent and o.first and \
+                state == P.sending:
+            # Nothing earlier was ever sent and this request certainly did not reach the rail
+            # (refused before acceptance): the payout is provably not at the rail.
+            tr = transition(state, P.instructed, Cause.rail_not_taken, _text(err))
+            assert tr is not None
+            await self.service.apply(conn, [Change(r, tr)], now)
+            state = P.instructed
+        elif isinstance(err, OutcomeUnknownError) and o.sent and state == P.sending:
             tr = transition(state, P.unknown, Cause.rail_unknown, _text(err))
             assert tr is not None
             await self.service.apply(conn, [Change(r, tr)], now)

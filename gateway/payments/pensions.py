@@ -99,6 +99,7 @@ async def create_schedule(conn: AsyncConnection, service: PaymentService, req: P
         currency="MYR", start_on=req.start_on, end_on=req.end_on,
         next_period=period_of(req.start_on),
         life_certificate_due_on=req.life_certificate_due_on, created_at=now, updated_at=now,
+        claim_ref=req.claim_ref,
     ).returning(pension_schedules.c.pk))).scalar_one()
     await _event(conn, pk, None, "active", "instructed", "schedule created", now)
     row = await _by_ref(conn, req.pension_ref)
@@ -178,35 +179,48 @@ _STOPPABLE = [PaymentState.instructed.value, PaymentState.sending.value,
 
 
 async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner_id: str,
-                         pension_ref: str | None, claim_ref: str | None, died_on: date,
-                         now: datetime) -> tuple[int, int]:
-    """Stop the schedule and later payments (cancelled if never sent, else a cancel asked of
-    the rail); return (schedules, payments stopped)."""
+                         pension_ref: str | None, claim_ref: str | None, person_id: str,
+                         died_on: date, now: datetime) -> tuple[int, int]:
+    """Stop the periodic benefits of the person who died; return (schedules, payments).
+
+    Only pension schedules stop (lump sums such as a funeral benefit are owed to the family),
+    and only those whose beneficiary is the person (``person_id``, "scheme:value"): the
+    schedule named by ``pension_ref``, or those awarded on ``claim_ref``. Their payments of
+    periods after the death are stopped (cancelled if never sent, else a cancel asked of the
+    rail).
+    """
     detail = f"death on {died_on.isoformat()} notified by {partner_id}"
-    stopped = 0
-    q = select(payments.c.payment_id).where(payments.c.state.in_(_STOPPABLE),
-                                            payments.c.partner_id == partner_id)
-    if pension_ref is not None:
-        s = await _by_ref(conn, pension_ref, lock=True)
-        if s is not None and s.partner_id == partner_id and s.state != "stopped":
+    q = select(pension_schedules).where(pension_schedules.c.partner_id == partner_id)
+    q = q.where(pension_schedules.c.pension_ref == pension_ref) if pension_ref is not None \
+        else q.where(pension_schedules.c.claim_ref == claim_ref)
+    refs = [s.pension_ref for s in (await conn.execute(q)).mappings()]
+    if not refs:
+        log.warning("death.notify from %s names no pension of its own; nothing stopped",
+                    partner_id)
+    stopped, cancelled = 0, 0
+    for ref in refs:
+        s = await _by_ref(conn, ref, lock=True)
+        if s is None:
+            continue
+        if s.beneficiary_id is not None and s.beneficiary_id != person_id:
+            log.warning("death.notify from %s: pension %s belongs to another person; kept",
+                        partner_id, ref)
+            continue
+        if s.state != "stopped":
             await _set_state(conn, s, "stopped", "death_notified", detail, now)
             await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
                                .values(died_on=died_on))
-            stopped = 1
-        elif s is not None and s.partner_id != partner_id:
-            log.warning("death.notify from %s for another partner's pension ignored", partner_id)
-            return 0, 0
-        q = q.where(payments.c.pension_ref == pension_ref,
-                    payments.c.period > period_of(died_on))
-    else:
-        q = q.where(payments.c.claim_ref == claim_ref)
-    cancelled = 0
-    for payment_id in list((await conn.execute(q)).scalars()):
-        try:
-            await service.stop(conn, payment_id, Cause.death_notified, detail, now)
-            cancelled += 1
-        except ConflictError:
-            pass  # its outcome became known meanwhile: nothing left to stop
+            stopped += 1
+        ids = (await conn.execute(select(payments.c.payment_id).where(
+            payments.c.pension_ref == ref, payments.c.partner_id == partner_id,
+            payments.c.state.in_(_STOPPABLE), payments.c.period > period_of(died_on))
+            .order_by(payments.c.pk))).scalars()
+        for payment_id in list(ids):
+            try:
+                await service.stop(conn, payment_id, Cause.death_notified, detail, now)
+                cancelled += 1
+            except ConflictError:
+                pass  # its outcome became known meanwhile: nothing left to stop
     return stopped, cancelled
 
 
@@ -248,6 +262,7 @@ def schedule_view(s: RowMapping, events: list[RowMapping] | None = None) -> dict
         "life_certificate_due_on": s.life_certificate_due_on.isoformat()
         if s.life_certificate_due_on else None,
         "died_on": s.died_on.isoformat() if s.died_on else None, "rail": s.rail,
+        "claim_ref": s.claim_ref,
     }
     if events is not None:
         view["events"] = [{"from": e.from_state, "to": e.to_state, "cause": e.cause,

@@ -42,7 +42,8 @@ def _service(ctx: ProcessingContext) -> PaymentService:
 async def death_notify(ctx: ProcessingContext, env: Envelope) -> None:
     p = DeathNotify.model_validate(env.payload)
     stopped, cancelled = await pensions.stop_for_death(
-        ctx.conn, _service(ctx), ctx.partner_id, p.pension_ref, p.claim_ref, p.died_on, ctx.now)
+        ctx.conn, _service(ctx), ctx.partner_id, p.pension_ref, p.claim_ref,
+        f"{p.person.national_id.scheme}:{p.person.national_id.value}", p.died_on, ctx.now)
     log.info("death.notify %s: %d schedule(s) stopped, %d payment(s) cancelled", env.id,
              stopped, cancelled)
 

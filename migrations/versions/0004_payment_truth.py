@@ -1,4 +1,5 @@
-"""Payments tell the truth: the submitted instruction and the discrepancy table.
+"""Payments tell the truth: the submitted instruction, the discrepancy table, and the claim a
+pension schedule was awarded on.
 
 Revision ID: 0004_payment_truth
 Revises: 0003_payments
@@ -39,9 +40,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("payment_pk", "kind", name="uq_payment_discrepancies_payment_kind"),
     )
     op.create_index("ix_payment_discrepancies_state", "payment_discrepancies", ["state", "pk"])
+    with op.batch_alter_table("pension_schedules") as batch:
+        batch.add_column(sa.Column("claim_ref", sa.String(64), nullable=True))
+    op.create_index("ix_pension_schedules_claim_ref", "pension_schedules", ["claim_ref"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_pension_schedules_claim_ref", table_name="pension_schedules")
+    with op.batch_alter_table("pension_schedules") as batch:
+        batch.drop_column("claim_ref")
     op.drop_index("ix_payment_discrepancies_state", table_name="payment_discrepancies")
     op.drop_table("payment_discrepancies")
     with op.batch_alter_table("payments") as batch:

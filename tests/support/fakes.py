@@ -42,7 +42,8 @@ class FakeRail:
 
     ``transient`` (not received), ``lost`` (not received, answer lost: unknown outcome),
     ``unknown_after`` (received and acted on, answer lost), ``permanent`` (refused),
-    ``crash`` (received and acted on, then the dispatcher dies: ``Crash`` is raised).
+    ``crash`` (received and acted on, then the dispatcher dies: ``Crash`` is raised),
+    ``crash_before`` (the dispatcher dies before the request leaves).
     ``status_faults``: ``transient`` for the next status queries.
     """
 
@@ -72,6 +73,8 @@ class FakeRail:
         for p in payouts:
             self.submits += 1
             fault = self.submit_faults.pop(0) if self.submit_faults else None
+            if fault == "crash_before":
+                raise Crash(f"dispatcher killed before sending {p.idempotency_key}")
             err: DeliveryError | None = None
             if fault == "transient":
                 err = TransientDeliveryError("connection refused")

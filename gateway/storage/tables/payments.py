@@ -132,8 +132,10 @@ pension_schedules = Table(
     Column("died_on", Date, nullable=True),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Column("claim_ref", String(64), nullable=True),  # the claim it was awarded on
     UniqueConstraint("pension_ref", name="uq_pension_schedules_pension_ref"),
     Index("ix_pension_schedules_state", "state", "next_period"),
+    Index("ix_pension_schedules_claim_ref", "claim_ref"),
 )
 
 

@@ -115,15 +115,27 @@ async def test_a_cancel_that_reaches_the_rail_first_stops_the_late_submit(
         client, auth, rail, dispatcher, clock) -> None:
     """Killed after ``sending`` but before the request left: the rail's cancel records the key
     as cancelled, and nothing with that key can be paid afterwards."""
-    rail.submit_faults = ["transient"]  # the request never reached the rail
+    rail.submit_faults = ["crash_before"]  # the request never left
     await instruct(client, auth)
-    await dispatcher.run_once()
+    with pytest.raises(Crash):
+        await dispatcher.run_once()
     assert (await state_of(client, auth, "PAY-0001"))["state"] == "sending"
     assert (await cancel(client, auth, "PAY-0001")).status_code == 202
-    await dispatcher.run_once()  # the cancel made the task due now
+    await later(clock, LEASE)
+    await dispatcher.run_once()
     assert (await state_of(client, auth, "PAY-0001"))["state"] == "cancelled"
     assert rail.payouts["PAY-0001"].state == PayoutState.cancelled
     assert rail.ledger() == {"PAY-0001": 0}
+
+
+async def test_a_first_attempt_refused_before_acceptance_is_still_cancelled_at_once(
+        client, auth, rail, dispatcher) -> None:
+    rail.submit_faults = ["transient"]  # e.g. 429 before acceptance: certainly not taken
+    await instruct(client, auth)
+    await dispatcher.run_once()
+    r = await cancel(client, auth, "PAY-0001")
+    assert r.status_code == 200 and r.json()["state"] == "cancelled"
+    assert "PAY-0001" not in rail.payouts and rail.cancel_calls == 0
 
 
 async def test_cancel_of_a_known_outcome_conflicts(client, auth, rail, dispatcher,

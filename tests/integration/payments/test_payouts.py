@@ -225,8 +225,9 @@ async def test_transient_error_retries_later(hub, client, auth, rail, dispatcher
     rail.submit_faults = ["transient"]
     await instruct(client, auth)
     await dispatcher.run_once()
-    # Attempted: the submission fact stays, whatever the error said.
-    assert (await state_of(client, auth, "PAY-0001"))["state"] == "sending"
+    # The first attempt certainly never reached the rail: provably not sent.
+    p = await state_of(client, auth, "PAY-0001")
+    assert p["state"] == "instructed" and p["events"][-1]["cause"] == "rail_not_taken"
     async with hub.engine.connect() as conn:
         task = (await conn.execute(select(outbox).where(outbox.c.kind == "payout"))).one()
     assert task.state == "pending" and "TransientDeliveryError" in task.last_error

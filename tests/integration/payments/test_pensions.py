@@ -124,12 +124,40 @@ async def test_death_stops_schedule_and_cancels_unsent_later_payments(
     assert "PEN-ID-0042.202610" not in rail.payouts
 
 
-async def test_death_notify_by_claim_ref(hub, client, auth, rail) -> None:
-    await client.post("/v1/backoffice/payments", json=payment_body(), headers=auth)
+async def test_death_notify_by_claim_ref_stops_that_persons_pensions_only(
+        hub, client, auth, rail) -> None:
+    """A funeral benefit owed to the family is not stopped; the pension awarded on the claim
+    to the person who died is (schedules are linked to their claim)."""
+    await client.post("/v1/backoffice/payments", headers=auth,
+                      json=payment_body(benefit="EI_FUNERAL"))
+    r = await client.post("/v1/backoffice/pensions", headers=auth,
+                          json=pension_body(claim_ref="CLM-2026-000123"))
+    assert r.status_code == 201, r.text
+    assert await run(client, auth, "2026-10-01") == 3
     await process(hub, "death.notify", {
         "claim_ref": "CLM-2026-000123", "person": {"name": "Siti Aminah", "national_id": NIK},
-        "died_on": "2026-11-01", "documents": []})
-    assert await payments_of(client, auth) == {"PAY-0001": "cancelled"}
+        "died_on": "2026-08-20", "documents": []})
+    states = await payments_of(client, auth)
+    assert states == {"PAY-0001": "instructed", "PEN-ID-0042.202608": "instructed",
+                      "PEN-ID-0042.202609": "cancelled", "PEN-ID-0042.202610": "cancelled"}
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "stopped"
+
+
+async def test_death_of_someone_else_does_not_stop_a_pension(hub, client, auth, rail) -> None:
+    """A survivors' pension is paid to the spouse: the worker's death notified on the same
+    reference is not the beneficiary's and stops nothing."""
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(benefit="INV_SURVIVORS"))
+    assert await run(client, auth, "2026-09-01") == 2
+    await process(hub, "death.notify", {
+        "pension_ref": "PEN-ID-0042",
+        "person": {"name": "Budi", "national_id": {"scheme": "ID-NIK",
+                                                   "value": "3201141203900003"}},
+        "died_on": "2026-07-20", "documents": []})
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "active"
+    assert set((await payments_of(client, auth)).values()) == {"instructed"}
 
 
 async def test_payment_confirm_and_beneficiary_update(hub, client, auth, rail,
