@@ -149,6 +149,11 @@ class DeliveryError(GatewayError):
     """An outbound call to a partner or rail did not succeed."""
 
     retryable: bool = True
+    http_status: int | None = None  # the counterparty's answer, if it answered
+    retry_after: int | None = None  # seconds the counterparty asked us to wait
+    # Set by a payout handler: the task follows money that may be at the rail, so it is never
+    # given up for age (the retry policy alerts instead).
+    in_flight: bool = False
 
 
 class TransientDeliveryError(DeliveryError):

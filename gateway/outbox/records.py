@@ -30,8 +30,8 @@ from gateway.storage.tables import outbox
 
 __all__ = [
     "LeaseLost", "Task", "complete", "complete_many", "dead_letter", "dead_letters",
-    "defer_many", "drop_pending", "enqueue", "expedite", "enqueue_from", "enqueue_statement",
-    "has_dead_letter", "leased_by", "reschedule", "revive_dead", "take_leases",
+    "defer_many", "drop_pending", "enqueue", "enqueue_from", "enqueue_statement", "expedite",
+    "has_dead_letter", "leased_by", "renew_leases", "reschedule", "revive_dead", "take_leases",
 ]
 
 # States: pending -> leased -> done | pending (rescheduled) | dead (dead letter, last error kept)
@@ -112,6 +112,20 @@ async def take_leases(conn: AsyncConnection, pks: Sequence[int], *, owner: str, 
                   r.created_at, owner) for r in rows]
     tasks.sort(key=lambda t: t.pk)
     return tasks
+
+
+async def renew_leases(conn: AsyncConnection, tasks: Sequence[Task], now: datetime,
+                       lease: timedelta) -> int:
+    """Extend the leases of ``tasks`` still leased by their owner (a heartbeat while their
+    batch runs); return how many were extended."""
+    n = 0
+    for owner in sorted({t.lease_owner for t in tasks}):
+        result = await conn.execute(
+            update(outbox).where(outbox.c.pk.in_([t.pk for t in tasks if t.lease_owner == owner]),
+                                 *_leased_to(owner))
+            .values(lease_expires_at=now + lease))
+        n += result.rowcount or 0
+    return n
 
 
 async def _finish(conn: AsyncConnection, task: Task, now: datetime, **values: object) -> None:

@@ -60,6 +60,8 @@ __all__ = ["PayoutHandler", "PollSchedule"]
 log = logging.getLogger(__name__)
 
 P = PaymentState
+# States in which the payout's money may be at the rail (or may still come back from it).
+_IN_FLIGHT = frozenset({P.sending, P.unknown, P.submitted, P.cancel_requested, P.paid})
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +254,8 @@ class PayoutHandler:
                 if t.pk not in owned:
                     results[t.pk] = LeaseLost(f"outbox task {t.pk} was taken over")
                     continue
+                if isinstance(err, DeliveryError) and state in _IN_FLIGHT:
+                    err.in_flight = True  # never given up for age: its money may be out
                 results[t.pk] = err
                 if err is not None:
                     continue  # the dispatcher reschedules or dead-letters it

@@ -43,7 +43,8 @@ class FakeRail:
     ``transient`` (not received), ``lost`` (not received, answer lost: unknown outcome),
     ``unknown_after`` (received and acted on, answer lost), ``permanent`` (refused),
     ``crash`` (received and acted on, then the dispatcher dies: ``Crash`` is raised),
-    ``crash_before`` (the dispatcher dies before the request leaves).
+    ``crash_before`` (the dispatcher dies before the request leaves), ``throttle`` (429 with
+    Retry-After: 600, not received).
     ``status_faults``: ``transient`` for the next status queries.
     """
 
@@ -82,6 +83,10 @@ class FakeRail:
                 err = OutcomeUnknownError("read timeout (request lost)")
             elif fault == "permanent":
                 err = PermanentDeliveryError("HTTP 422 invalid_account")
+                err.http_status = 422
+            elif fault == "throttle":
+                err = TransientDeliveryError("HTTP 429 throttled")
+                err.http_status, err.retry_after = 429, 600
             if err is not None:
                 out.append(PayoutResult(p.idempotency_key, error=err))
                 continue

@@ -277,3 +277,52 @@ async def test_polls_stop_when_the_return_window_has_passed(
     assert await payout_task_state(hub) == "done"
     assert (await state_of(client, auth, "PAY-0001"))["state"] == "paid"
     assert 55 <= rail.status_calls <= 65
+
+
+# -- the outbox around payouts (finding 6) ------------------------------------------------------
+
+async def test_business_refusals_never_open_the_rails_breaker(
+        hub: Hub, client, auth, rail, clock) -> None:
+    dispatcher = hub.dispatcher(batch=50)
+    for i in range(6):
+        await instruct(client, auth, payment_id=f"PAY-BAD{i}")
+    rail.submit_faults = ["permanent"] * 6  # six bad accounts in a row
+    await dispatcher.run_once()
+    assert dispatcher.breakers.open_destinations() == []
+    await instruct(client, auth, payment_id="PAY-GOOD")
+    await dispatcher.run_once()
+    assert (await state_of(client, auth, "PAY-GOOD"))["state"] == "submitted"
+    # An outage (no answer at all) still opens it.
+    for i in range(6):
+        await instruct(client, auth, payment_id=f"PAY-LOST{i}")
+    rail.submit_faults = ["lost"] * 6
+    await dispatcher.run_once()
+    assert dispatcher.breakers.open_destinations() == ["fake"]
+
+
+async def test_a_rails_retry_after_is_honoured(hub: Hub, client, auth, rail, dispatcher,
+                                               clock) -> None:
+    rail.submit_faults = ["throttle"]
+    await instruct(client, auth)
+    await dispatcher.run_once()
+    async with hub.engine.connect() as conn:
+        task = (await conn.execute(select(outbox).where(outbox.c.kind == "payout"))).one()
+    assert task.state == "pending"
+    assert task.next_attempt_at.replace(tzinfo=clock.now.tzinfo) >= clock.now + timedelta(
+        seconds=600)
+
+
+async def test_age_never_dead_letters_a_payment_whose_money_may_be_at_the_rail(
+        hub: Hub, client, auth, rail, dispatcher, clock, caplog) -> None:
+    await instruct(client, auth)
+    await dispatcher.run_once()  # submitted, pending at the rail
+    await later(clock, 5 * 86400)  # past the outbox's maximum age (3 days)
+    rail.status_faults = ["transient"]  # one poll fails
+    with caplog.at_level("ERROR"):
+        await dispatcher.run_once()
+    assert await payout_task_state(hub) == "pending"
+    assert any("ALERT" in r.getMessage() for r in caplog.records)
+    rail.settle("PAY-0001")
+    await later(clock, 3600)
+    await dispatcher.run_once()
+    assert (await state_of(client, auth, "PAY-0001"))["state"] == "paid"
