@@ -116,7 +116,8 @@ class InvalidMessageError(ProblemError):
     """The message is authentic but not acceptable as it stands."""
 
     codes = frozenset(
-        {"malformed_json", "schema_violation", "stale_message", "clock_skew", "unknown_type"}
+        {"malformed_json", "schema_violation", "stale_message", "clock_skew", "unknown_type",
+         "amount_over_ceiling", "amount_invalid"}
     )
 
     def __init__(self, code: str, detail: str, **extra: Any) -> None:

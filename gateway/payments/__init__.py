@@ -61,7 +61,7 @@ class Payments:
         # Production refuses to start without the file (bootstrap); development without one
         # simply has no back-office client.
         self.tokens = load_tokens(tokens_file) if tokens_file.exists() else BackofficeTokens([])
-        self.service = PaymentService(self.rails, outbound)
+        self.service = PaymentService(self.rails, outbound, self.config.max_amount)
         self._http_factory = http_factory
         self._http: httpx.AsyncClient | None = None
 

@@ -90,6 +90,7 @@ async def create_schedule(conn: AsyncConnection, service: PaymentService, req: P
         return existing, False
     if req.rail not in service.rails:
         raise InvalidMessageError("schema_violation", f"rail: {req.rail!r} is not configured")
+    service.check_ceiling(req.monthly_amount.value(), "monthly_amount")
     pk = (await conn.execute(insert(pension_schedules).values(
         pension_ref=req.pension_ref, request_sha256=digest, state="active",
         partner_id=req.partner_id, benefit=req.benefit.value,

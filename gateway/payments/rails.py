@@ -27,9 +27,15 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.config import read_toml
 from gateway.errors import ConfigError
+from gateway.money import Money
 from gateway.ports.rail import RailAdapter
 
-__all__ = ["RailKind", "RailsConfig", "load_rails", "write_dev_rails"]
+__all__ = ["DEFAULT_MAX_AMOUNT", "RailKind", "RailsConfig", "load_rails", "write_dev_rails"]
+
+DEFAULT_MAX_AMOUNT: dict[str, Money] = {
+    c: Money.parse(a, c) for c, a in {
+        "MYR": "500000.00", "IDR": "1800000000.00", "MMK": "250000000.00",
+        "NPR": "16000000.00", "PKR": "33000000.00", "BDT": "14000000.00"}.items()}
 
 
 @dataclass
@@ -43,6 +49,10 @@ class RailsConfig:
     return_window_days: float = 60.0
     return_windows: dict[str, float] = field(default_factory=dict)
     return_poll_seconds: float = 86400.0
+    # The largest single payout per currency ([payouts.max_amount], decimal strings); an
+    # instruction above it is refused. Defaults: about RM 500,000 in each currency (an
+    # assumption to be set by PERKESO, domain.md: amounts belong in configuration).
+    max_amount: dict[str, Money] = field(default_factory=lambda: dict(DEFAULT_MAX_AMOUNT))
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per rail, for simulators
 
 
@@ -75,6 +85,11 @@ def load_rails(path: Path | None, kinds: Mapping[str, RailKind]) -> RailsConfig:
                                                     cfg.return_poll_seconds))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: [payouts]: {exc}") from None
+    for currency, text in dict(payouts.get("max_amount", {})).items():
+        try:
+            cfg.max_amount[currency] = Money.parse(str(text), currency)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: [payouts.max_amount].{currency}: {exc}") from None
     if cfg.return_window_days < 0 or cfg.return_poll_seconds <= 0:
         raise ConfigError(f"{path}: [payouts]: return_window_days must be >= 0 and "
                           "return_poll_seconds > 0")

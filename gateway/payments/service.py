@@ -60,9 +60,11 @@ class Change:
 
 
 class PaymentService:
-    def __init__(self, rails: Collection[str], outbound: OutboundSender | None) -> None:
+    def __init__(self, rails: Collection[str], outbound: OutboundSender | None,
+                 max_amount: Mapping[str, Money] | None = None) -> None:
         self.rails = rails  # configured rail names (live view of the hub's registry)
         self.outbound = outbound
+        self.max_amount = max_amount or {}  # per currency; a currency not named is unbounded
 
     # -- instruct ----------------------------------------------------------------------------
 
@@ -88,15 +90,18 @@ class PaymentService:
             raise InvalidMessageError("schema_violation", f"rail: {req.rail!r} is not configured "
                                       f"(one of {', '.join(sorted(self.rails)) or 'none'})")
         base = req.amount.value()
+        self.check_ceiling(base, "amount")
         paid, fx = base, None
         if req.fx is not None and req.fx.currency != "MYR":
             try:
                 fx = convert(base, req.fx.currency, req.fx.rate_decimal(), req.fx.source, req.fx.at)
-            except ValueError as exc:
-                raise InvalidMessageError("schema_violation", f"fx: {exc}") from None
+            except (ValueError, ArithmeticError) as exc:
+                # decimal.InvalidOperation and Overflow are ArithmeticErrors: never a 500.
+                raise InvalidMessageError("amount_invalid", f"fx: {exc}") from None
             paid = fx.paid
             if paid.minor <= 0:
-                raise InvalidMessageError("schema_violation", "fx: converted amount is zero")
+                raise InvalidMessageError("amount_invalid", "fx: converted amount is zero")
+            self.check_ceiling(paid, "fx: converted amount")
         values: dict[str, Any] = dict(
             payment_id=req.payment_id, idempotency_key=idempotency_key(req.payment_id),
             request_sha256=digest, state=PaymentState.instructed.value, rail=req.rail,
@@ -122,6 +127,17 @@ class PaymentService:
         row = (await repo.by_ids(conn, [req.payment_id]))[req.payment_id]
         log.info("payment %s instructed: %s via %s", req.payment_id, paid, req.rail)
         return row, True
+
+    def check_ceiling(self, amount: Money, what: str) -> None:
+        """Refuse one payout above its currency's configured ceiling.
+
+        Raises:
+            InvalidMessageError: amount_over_ceiling.
+        """
+        ceiling = self.max_amount.get(amount.currency)
+        if ceiling is not None and amount.minor > ceiling.minor:
+            raise InvalidMessageError("amount_over_ceiling", f"{what}: {amount} is above the "
+                                      f"ceiling of {ceiling} for one payout")
 
     # -- transitions -------------------------------------------------------------------------
 

@@ -326,3 +326,31 @@ async def test_age_never_dead_letters_a_payment_whose_money_may_be_at_the_rail(
     await later(clock, 3600)
     await dispatcher.run_once()
     assert (await state_of(client, auth, "PAY-0001"))["state"] == "paid"
+
+
+# -- amounts (finding 7) -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("over", "code"), [
+    ({"amount": {"amount": "999999999999999.99", "currency": "MYR"}}, "amount_over_ceiling"),
+    ({"amount": {"amount": "500000.01", "currency": "MYR"}}, "amount_over_ceiling"),
+    ({"fx": {"currency": "IDR", "rate": "999999999999.999999999999", "source": "BNM",
+             "at": "2026-11-20T00:00:00Z"}}, "amount_invalid"),
+    ({"amount": {"amount": "400000.00", "currency": "MYR"},
+      "fx": {"currency": "IDR", "rate": "4600.00", "source": "BNM",
+             "at": "2026-11-20T00:00:00Z"}}, "amount_over_ceiling"),
+    ({"fx": {"currency": "IDR", "rate": "0.000000000001", "source": "BNM",
+             "at": "2026-11-20T00:00:00Z"}}, "amount_invalid"),
+])
+async def test_bad_amounts_are_a_422_with_a_code(client, auth, rail, over: dict[str, Any],
+                                                 code: str) -> None:
+    from tests.support.payments import payment_body
+    r = await client.post("/v1/backoffice/payments", json=payment_body(**over), headers=auth)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == code
+    r = await client.get("/v1/backoffice/payments", headers=auth)
+    assert r.json()["payments"] == []  # nothing stored
+
+
+async def test_an_amount_at_the_ceiling_is_instructed(client, auth, rail) -> None:
+    await instruct(client, auth, amount={"amount": "500000.00", "currency": "MYR"})
