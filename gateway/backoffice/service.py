@@ -14,7 +14,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import RowMapping
 
 from gateway.clock import Clock
-from gateway.errors import NotFoundError
+from gateway.errors import InvalidMessageError, NotFoundError
 from gateway.outbox import records
 from gateway.payments import pensions
 from gateway.payments import repository as repo
@@ -104,10 +104,19 @@ class BackofficeService:
             return await pensions.get_schedule(uow.conn, pension_ref)
 
     async def run_pensions(self, today: date | None) -> int:
-        """Create the payments of every pension period due ``today``; return how many."""
+        """Create the payments of every pension period due ``today``; return how many.
+
+        Raises:
+            InvalidMessageError: schema_violation, ``today`` is after today in Malaysia (a
+                run for the future would create and pay periods not yet due).
+        """
         now = self.clock()
+        local = pensions.local_today(now)
+        if today is not None and today > local:
+            raise InvalidMessageError("schema_violation", f"today: {today.isoformat()} is in "
+                                      f"the future (it is {local.isoformat()} in Malaysia)")
         async with self.uow() as uow:
-            n = await pensions.run_due(uow.conn, self.payments, today or now.date(), now)
+            n = await pensions.run_due(uow.conn, self.payments, today or local, now)
             await uow.commit()
         return n
 

@@ -17,6 +17,12 @@ Several dispatchers may run it at once: on PostgreSQL each takes the schedules i
 
 Every change is recorded in ``pension_events`` with its cause and reason. A death stops the
 schedule and cancels the person's payments not yet sent for periods after the death.
+
+PERKESO works in Malaysian time: periods and due dates are dates in ``Asia/Kuala_Lumpur``
+(``local_today``), never the UTC date. Each schedule's periods are created in their own
+savepoint: a schedule that cannot be paid (its rail is not configured, a payment id is taken,
+its amount is above the ceiling) keeps its state, gets the reason and a ``period_failed`` event,
+and the run goes on with the others.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
@@ -38,6 +45,8 @@ from gateway.storage.tables import payments, pension_events, pension_schedules
 
 __all__ = [
     "LIFE_CERTIFICATE_MONTHS",
+    "PERKESO_TZ",
+    "local_today",
     "create_schedule",
     "period_of",
     "record_life_certificate",
@@ -108,6 +117,14 @@ async def create_schedule(conn: AsyncConnection, service: PaymentService, req: P
     return row, True
 
 
+PERKESO_TZ = ZoneInfo("Asia/Kuala_Lumpur")
+
+
+def local_today(now: datetime) -> date:
+    """The date in Malaysia at ``now`` (periods and due dates are Malaysian dates)."""
+    return now.astimezone(PERKESO_TZ).date()
+
+
 async def run_due(conn: AsyncConnection, service: PaymentService, today: date, now: datetime,
                   limit: int = 200) -> int:
     """Create the payments of every due period of active schedules; return how many.
@@ -128,27 +145,42 @@ async def run_due(conn: AsyncConnection, service: PaymentService, today: date, n
             await _set_state(conn, s, "suspended", "life_certificate_overdue",
                              f"life certificate was due on {due.isoformat()}", now)
             continue
-        period = s.next_period
-        end = period_of(s.end_on) if s.end_on else None
-        while period <= current and (end is None or period <= end):
-            req = PaymentIn.model_validate({
-                "payment_id": f"{s.pension_ref}.{period.replace('-', '')}",
-                "partner_id": s.partner_id,
-                "beneficiary": {"name": s.beneficiary_name,
-                                "national_id": _nid(s.beneficiary_id)},
-                "benefit": s.benefit, "pension_ref": s.pension_ref,
-                "amount": Money(s.monthly_minor, s.currency).wire(), "rail": s.rail,
-                "payout": {"provider": s.provider, "account": s.account,
-                           "account_name": s.account_name},
-            })
-            _, new = await service.instruct(conn, req, now, period=period)
-            created += int(new)
-            period = _next_period(period)
-        await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
-                           .values(next_period=period, updated_at=now))
-        if end is not None and period > end:
-            await _set_state(conn, s, "ended", "schedule_ended",
-                             f"last period {end} created", now)
+        try:
+            async with conn.begin_nested():  # one schedule's failure never aborts the run
+                created += await _create_periods(conn, service, s, current, now)
+        except (ConflictError, InvalidMessageError) as exc:
+            reason = f"period not created: {exc.detail}"
+            log.warning("pension %s: %s", s.pension_ref, reason)
+            if s.reason != reason:  # once per distinct cause, not once per run
+                await conn.execute(update(pension_schedules).where(
+                    pension_schedules.c.pk == s.pk).values(reason=reason, updated_at=now))
+                await _event(conn, s.pk, s.state, s.state, "period_failed", reason, now)
+    return created
+
+
+async def _create_periods(conn: AsyncConnection, service: PaymentService, s: RowMapping,
+                          current: str, now: datetime) -> int:
+    period = s.next_period
+    end = period_of(s.end_on) if s.end_on else None
+    created = 0
+    while period <= current and (end is None or period <= end):
+        req = PaymentIn.model_validate({
+            "payment_id": f"{s.pension_ref}.{period.replace('-', '')}",
+            "partner_id": s.partner_id,
+            "beneficiary": {"name": s.beneficiary_name,
+                            "national_id": _nid(s.beneficiary_id)},
+            "benefit": s.benefit, "pension_ref": s.pension_ref,
+            "amount": Money(s.monthly_minor, s.currency).wire(), "rail": s.rail,
+            "payout": {"provider": s.provider, "account": s.account,
+                       "account_name": s.account_name},
+        })
+        _, new = await service.instruct(conn, req, now, period=period)
+        created += int(new)
+        period = _next_period(period)
+    await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
+                       .values(next_period=period, updated_at=now))
+    if end is not None and period > end:
+        await _set_state(conn, s, "ended", "schedule_ended", f"last period {end} created", now)
     return created
 
 
