@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.rails import _hmac
-from adapters.rails._sim import CallbackSender, SimApp, add_fault_routes
+from adapters.rails._sim import CallbackSender, LedgerEntry, SimApp, add_fault_routes
 from adapters.rails._sim.lifecycle import next_state
 from adapters.rails.iso20022.camt import CamtEntry, render_camt053
 from adapters.rails.iso20022.pain import (
@@ -117,6 +117,16 @@ class Iso20022Simulator(LoopbackServed):
         """Return how many times each EndToEndId was paid (the invariant: at most 1)."""
         with self._lock:
             return {k: t.paid_count for k, t in self._txs.items()}
+
+    def entry(self, key: str) -> LedgerEntry | None:
+        """Return what the bank holds for ``key`` (None: never heard of it)."""
+        with self._lock:
+            t = self._txs.get(key)
+            if t is None:
+                return (LedgerEntry(PayoutState.cancelled, None, None, None, 0)
+                        if key in self._tombstones else None)
+            return LedgerEntry(t.state, t.tx.amount.amount_str(), t.tx.amount.currency,
+                               t.tx.account, t.paid_count)
 
     def advance(self, key: str | None = None, steps: int = 1) -> int:
         """Move one transaction (or all) ``steps`` lifecycle steps; return how many changed."""

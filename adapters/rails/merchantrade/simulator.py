@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.rails import _hmac
-from adapters.rails._sim import CallbackSender, SimApp, add_fault_routes
+from adapters.rails._sim import CallbackSender, LedgerEntry, SimApp, add_fault_routes
 from adapters.rails._sim.lifecycle import next_state
 from adapters.rails.merchantrade.settlement import SettlementRow, render_settlement
 from adapters.simulation import Fault, Faults, LoopbackServed, run_blocking
@@ -154,6 +154,17 @@ class MerchantradeSimulator(LoopbackServed):
         """Return a copy-free view of one payout (for assertions)."""
         with self._lock:
             return self._payouts.get(key)
+
+    def entry(self, key: str) -> LedgerEntry | None:
+        """Return what the rail holds for ``key`` (None: never heard of it)."""
+        with self._lock:
+            p = self._payouts.get(key)
+            if p is None:
+                return None
+            seen = p.digest != ""
+            return LedgerEntry(p.state, p.request.amount if seen else None,
+                               p.request.currency if seen else None,
+                               p.request.account if seen else None, p.paid_count)
 
     def advance(self, key: str | None = None, steps: int = 1) -> int:
         """Move one payout (or all) ``steps`` lifecycle steps; return how many changed."""
