@@ -125,7 +125,8 @@ class InvalidMessageError(ProblemError):
     """The message is authentic but not acceptable as it stands."""
 
     codes = frozenset(
-        {"malformed_json", "schema_violation", "stale_message", "clock_skew", "unknown_type"}
+        {"malformed_json", "schema_violation", "stale_message", "clock_skew", "unknown_type",
+         "amount_over_ceiling", "amount_invalid"}
     )
 
     def __init__(self, code: str, detail: str, **extra: Any) -> None:
@@ -158,6 +159,11 @@ class DeliveryError(GatewayError):
     """An outbound call to a partner or rail did not succeed."""
 
     retryable: bool = True
+    http_status: int | None = None  # the counterparty's answer, if it answered
+    retry_after: int | None = None  # seconds the counterparty asked us to wait
+    # Set by a payout handler: the task follows money that may be at the rail, so it is never
+    # given up for age (the retry policy alerts instead).
+    in_flight: bool = False
 
 
 class TransientDeliveryError(DeliveryError):

@@ -73,13 +73,13 @@ def error_for_response(response: httpx.Response, what: str) -> DeliveryError:
     delay = retry_after(response)
     if code == 429 or code == 408 or (code == 503 and delay is not None):
         err: DeliveryError = TransientDeliveryError(f"{what}: HTTP {code} {reason}".strip())
-        err.retry_after = delay  # type: ignore[attr-defined]
+        err.retry_after = delay
     elif 400 <= code < 500:
         err = PermanentDeliveryError(f"{what}: HTTP {code} {reason}".strip())
     else:
         # A 5xx (or anything unexpected) from a rail that may already have acted.
         err = OutcomeUnknownError(f"{what}: HTTP {code} {reason}".strip())
-    err.http_status = code  # type: ignore[attr-defined]
+    err.http_status = code
     return err
 
 

@@ -119,10 +119,13 @@ class CancelIn(BaseModel):
     reason: Text
 
 
-@router.post("/payments/{payment_id}/cancel", summary="Cancel a payment not yet sent")
+@router.post("/payments/{payment_id}/cancel",
+             summary="Cancel a payment (at once if never sent, else ask its rail)")
 async def cancel_payment(payment_id: str, body: CancelIn, request: Request,
-                         client: Write) -> dict[str, Any]:
-    return await _service(request).cancel(payment_id, f"{client.name}: {body.reason}")
+                         client: Write) -> JSONResponse:
+    view = await _service(request).cancel(payment_id, f"{client.name}: {body.reason}")
+    # 202: the rail may hold the payout; its answer to the cancel decides the outcome.
+    return JSONResponse(view, status_code=202 if view["state"] == "cancel_requested" else 200)
 
 
 # -- pensions ------------------------------------------------------------------------------------
@@ -174,6 +177,15 @@ async def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     return {"dead_letters": await _service(request).dead_letters(kind, limit)}
+
+
+@router.get("/discrepancies",
+            summary="Rail reports that contradicted the record (paid after a cancel, ...)")
+async def list_discrepancies(
+    request: Request, _: Ops, state: Annotated[str | None, Query(pattern="^(open|resolved)$")]
+    = "open", payment_id: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    return {"discrepancies": await _service(request).discrepancies(state, payment_id, limit)}
 
 
 @router.post("/dead-letters/{task_id}/retry", summary="Try a dead letter again now")

@@ -21,7 +21,7 @@ from gateway.payments import repository as repo
 from gateway.payments.callbacks import handle_callback
 from gateway.payments.domain import Cause
 from gateway.payments.requests import PaymentIn, PensionIn
-from gateway.payments.service import PaymentService, payment_view
+from gateway.payments.service import PaymentService, discrepancy_view, payment_view
 from gateway.ports.processing import OutboundSender
 from gateway.ports.rail import RailAdapter
 from gateway.protocol.partners import PartnerRegistry
@@ -91,10 +91,10 @@ class BackofficeService:
                 "next": rows[-1].pk if len(rows) == limit else None}
 
     async def cancel(self, payment_id: str, detail: str) -> dict[str, Any]:
-        """Cancel a payment not yet sent; return it."""
+        """Cancel a payment never attempted, or ask its rail to cancel it; return it."""
         async with self.uow() as uow:
-            row = await self.payments.cancel(uow.conn, payment_id, Cause.cancelled, detail,
-                                             self.clock())
+            row = await self.payments.stop(uow.conn, payment_id, Cause.cancelled, detail,
+                                           self.clock())
             await uow.commit()
         return payment_view(row)
 
@@ -115,10 +115,19 @@ class BackofficeService:
             return await pensions.get_schedule(uow.conn, pension_ref)
 
     async def run_pensions(self, today: date | None) -> int:
-        """Create the payments of every pension period due ``today``; return how many."""
+        """Create the payments of every pension period due ``today``; return how many.
+
+        Raises:
+            InvalidMessageError: schema_violation, ``today`` is after today in Malaysia (a
+                run for the future would create and pay periods not yet due).
+        """
         now = self.clock()
+        local = pensions.local_today(now)
+        if today is not None and today > local:
+            raise InvalidMessageError("schema_violation", f"today: {today.isoformat()} is in "
+                                      f"the future (it is {local.isoformat()} in Malaysia)")
         async with self.uow() as uow:
-            n = await pensions.run_due(uow.conn, self.payments, today or now.date(), now)
+            n = await pensions.run_due(uow.conn, self.payments, today or local, now)
             await uow.commit()
         return n
 
@@ -141,6 +150,14 @@ class BackofficeService:
         async with self.uow(read_only=True) as uow:
             rows = await records.dead_letters(uow.conn, kind=kind, limit=limit)
         return [task_view(r) for r in rows]
+
+    async def discrepancies(self, state: str | None, payment_id: str | None,
+                            limit: int) -> list[dict[str, Any]]:
+        """Return payment discrepancies (rail reports that contradicted the record)."""
+        async with self.uow(read_only=True) as uow:
+            rows = await repo.discrepancies(uow.conn, state=state, payment_id=payment_id,
+                                            limit=limit)
+        return [discrepancy_view(r) for r in rows]
 
     async def retry_dead_letter(self, task_id: int) -> dict[str, Any]:
         """Make a dead letter pending again now; return it.

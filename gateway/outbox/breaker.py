@@ -2,7 +2,9 @@
 
 After ``threshold`` consecutive failures a destination is left alone for ``cooldown`` seconds
 (its tasks are not claimed, so attempts and backoff budgets are not burnt on a partner that is
-down); then one batch probes it (half-open) and a success closes the circuit.
+down); then one batch probes it (half-open) and a success closes the circuit. Only an outage
+counts (``is_outage``): a transport failure or a 5xx, never a business refusal (a bad account
+is that payout's problem, not the rail's) nor a throttle, which carries its own Retry-After.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["CircuitBreakers"]
+from gateway.errors import DeliveryError, PermanentDeliveryError
+
+__all__ = ["CircuitBreakers", "is_outage"]
+
+
+def is_outage(error: BaseException) -> bool:
+    """Does this failure say the destination is down (transport failure or 5xx)?"""
+    if not isinstance(error, DeliveryError) or isinstance(error, PermanentDeliveryError):
+        return False
+    return error.http_status is None or error.http_status >= 500
 
 
 @dataclass

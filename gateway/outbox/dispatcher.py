@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from gateway.clock import Clock, utcnow
-from gateway.outbox.breaker import CircuitBreakers
+from gateway.outbox.breaker import CircuitBreakers, is_outage
 from gateway.outbox.claiming import claim
 from gateway.outbox.handlers import Handler
-from gateway.outbox.records import LeaseLost, Task, dead_letter, reschedule
+from gateway.outbox.records import LeaseLost, Task, dead_letter, renew_leases, reschedule
 from gateway.outbox.retry import RetryPolicy, describe
 from gateway.storage.uow import UnitOfWorkFactory
 
@@ -58,12 +58,16 @@ class Dispatcher:
         idle_sleep: float = 0.05,
         clock: Clock = utcnow,
         kinds: Sequence[str] | None = None,
+        heartbeat: float | None = None,
     ) -> None:
         self.uow = uow
         self.handlers = dict(handlers)
         self.policy = policy or RetryPolicy()
         self.breakers = breakers or CircuitBreakers()
         self.lease = lease
+        # Seconds between lease renewals while a batch runs (default: a third of the lease),
+        # so a slow batch is never taken over while it is still working.
+        self.heartbeat = heartbeat if heartbeat is not None else lease.total_seconds() / 3
         self.batch = batch
         self.idle_sleep = idle_sleep
         self.clock = clock
@@ -93,16 +97,34 @@ class Dispatcher:
 
     async def _run(self, handler: Handler, tasks: list[Task]) -> None:
         async with self._sem:
+            beat = asyncio.create_task(self._keep_leases(tasks))
             try:
                 results: Sequence[BaseException | None] = await handler.handle(tasks)
             except Exception as exc:  # a handler bug must not lose the batch
                 log.exception("handler %s failed on %d task(s)", handler.kind, len(tasks))
                 results = [exc] * len(tasks)
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
         for task, error in zip(tasks, results, strict=True):
             if error is None:
                 self.breakers.success(task.destination)
                 continue
             await self._failed(task, error)
+
+    async def _keep_leases(self, tasks: list[Task]) -> None:
+        """Renew the batch's leases every ``heartbeat`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            try:
+                async with self.uow() as uow:
+                    await renew_leases(uow.conn, tasks, self.clock(), self.lease)
+                    await uow.commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database blinked: the next beat tries again
+                log.exception("dispatcher %s: lease renewal failed", self.owner)
 
     async def _failed(self, task: Task, error: BaseException) -> None:
         if isinstance(error, LeaseLost):
@@ -110,7 +132,9 @@ class Dispatcher:
             return
         now = self.clock()
         decision = self.policy.decide(error, task.attempts, now - task.created_at)
-        if not decision.deterministic and task.destination not in INTERNAL_DESTINATIONS:
+        # Only an outage (transport failure, 5xx) says a destination is down: never a business
+        # refusal or a deterministic failure, and internal destinations have no breaker.
+        if is_outage(error) and task.destination not in INTERNAL_DESTINATIONS:
             self.breakers.failure(task.destination)
         text = describe(error)
         try:
@@ -122,6 +146,9 @@ class Dispatcher:
                 await uow.commit()
         except LeaseLost:
             return
+        if decision.alert:
+            log.error("ALERT outbox %s (%s to %s): %s; still trying: %s", task.pk, task.kind,
+                      task.destination, decision.reason, text)
         if not decision.retry:
             log.error("outbox %s (%s to %s, key %s) dead-lettered after attempt %d: %s",
                       task.pk, task.kind, task.destination, task.ordering_key, task.attempts,

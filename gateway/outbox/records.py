@@ -36,9 +36,9 @@ from gateway.storage.tables import outbox
 
 __all__ = [
     "BlockedCase", "LeaseLost", "Task", "blocked_cases", "complete", "complete_many",
-    "dead_letter", "dead_letters",
-    "defer_many", "drop_pending", "enqueue", "enqueue_from", "enqueue_statement",
-    "has_dead_letter", "leased_by", "reschedule", "revive_dead", "take_leases",
+    "dead_letter", "dead_letters", "defer_many", "drop_pending", "enqueue", "enqueue_from",
+    "enqueue_statement", "expedite", "has_dead_letter", "leased_by", "renew_leases",
+    "reschedule", "revive_dead", "take_leases",
 ]
 
 # States: pending -> leased -> done | pending (rescheduled) | dead (dead letter, last error kept)
@@ -122,6 +122,20 @@ async def take_leases(conn: AsyncConnection, pks: Sequence[int], *, owner: str, 
                   r.created_at, owner) for r in rows]
     tasks.sort(key=lambda t: t.pk)
     return tasks
+
+
+async def renew_leases(conn: AsyncConnection, tasks: Sequence[Task], now: datetime,
+                       lease: timedelta) -> int:
+    """Extend the leases of ``tasks`` still leased by their owner (a heartbeat while their
+    batch runs); return how many were extended."""
+    n = 0
+    for owner in sorted({t.lease_owner for t in tasks}):
+        result = await conn.execute(
+            update(outbox).where(outbox.c.pk.in_([t.pk for t in tasks if t.lease_owner == owner]),
+                                 *_leased_to(owner))
+            .values(lease_expires_at=now + lease))
+        n += result.rowcount or 0
+    return n
 
 
 async def _finish(conn: AsyncConnection, task: Task, now: datetime, **values: object) -> None:
@@ -234,6 +248,18 @@ async def drop_pending(conn: AsyncConnection, *, kind: str, ref: str, now: datet
     result = await conn.execute(update(outbox).where(
         outbox.c.kind == kind, outbox.c.ref == ref, outbox.c.state.in_(["pending", "dead"]))
         .values(state="done", last_error=reason, updated_at=now))
+    return result.rowcount or 0
+
+
+async def expedite(conn: AsyncConnection, *, kind: str, ref: str, now: datetime) -> int:
+    """Make the waiting (pending or dead) tasks of ``kind`` for ``ref`` due now, with a fresh
+    attempt and age budget (an operator's request that needs them, e.g. a cancel to send); a
+    leased task is never touched (its handler reads the request when it records). Return how
+    many."""
+    result = await conn.execute(update(outbox).where(
+        outbox.c.kind == kind, outbox.c.ref == ref, outbox.c.state.in_(["pending", "dead"]))
+        .values(state="pending", next_attempt_at=now, attempts=0, created_at=now,
+                updated_at=now))
     return result.rowcount or 0
 
 

@@ -1,6 +1,9 @@
 """The one retry policy: exponential backoff with jitter and a maximum age, by error class.
 
-Decided from the error's class (``DeliveryError.retryable``), never from its message.
+Decided from the error's class (``DeliveryError.retryable``), never from its message. A
+counterparty's ``Retry-After`` is a floor under the backoff. Work that follows money which may
+already be at a rail (``DeliveryError.in_flight``) is never given up for its age: it goes on
+at the longest backoff and the decision says so, for the alert.
 
 A **deterministic** failure would fail the same way on every attempt, so it is dead-lettered at
 once and says nothing about the destination's health (it never feeds a circuit breaker): a
@@ -34,6 +37,7 @@ class Decision:
     delay: timedelta
     reason: str
     deterministic: bool = False  # would fail the same way again: not the destination's fault
+    alert: bool = False  # kept trying past the maximum age: an operator must look
 
 
 def is_deterministic(error: BaseException) -> bool:
@@ -69,6 +73,7 @@ class RetryPolicy:
     def __init__(self, *, initial: float = 1.0, max_delay: float = 300.0,
                  max_age: timedelta = timedelta(days=3), unknown_initial: float = 2.0) -> None:
         self.max_age = max_age
+        self._max_delay = max_delay
         self._waits = {
             "delivery": wait_random_exponential(multiplier=initial, max=max_delay),
             # An unknown outcome is resolved by asking the counterparty; ask again soon.
@@ -84,7 +89,8 @@ class RetryPolicy:
             return Decision(False, timedelta(0), "permanent")
         if is_deterministic(error):
             return Decision(False, timedelta(0), "deterministic", deterministic=True)
-        if age > self.max_age:
+        old = age > self.max_age
+        if old and not (isinstance(error, DeliveryError) and error.in_flight):
             return Decision(False, timedelta(0), f"older than {self.max_age}")
         if isinstance(error, OutcomeUnknownError):
             family = "unknown"
@@ -94,4 +100,10 @@ class RetryPolicy:
             family = "internal"
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = max(1, attempts)
-        return Decision(True, timedelta(seconds=self._waits[family](state)), family)
+        delay = self._waits[family](state)
+        if isinstance(error, DeliveryError) and error.retry_after is not None:
+            delay = max(delay, float(error.retry_after))
+        if old:
+            return Decision(True, timedelta(seconds=max(delay, self._max_delay)),
+                            f"{family}; in flight and older than {self.max_age}", alert=True)
+        return Decision(True, timedelta(seconds=delay), family)

@@ -16,6 +16,7 @@ tracking.py    a partner's payments in its tracking thread, in the protocol's st
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,7 +62,7 @@ class Payments:
         # Production refuses to start without the file (bootstrap); development without one
         # simply has no back-office client.
         self.tokens = load_tokens(tokens_file) if tokens_file.exists() else BackofficeTokens([])
-        self.service = PaymentService(self.rails, outbound)
+        self.service = PaymentService(self.rails, outbound, self.config.max_amount)
         self._http_factory = http_factory
         self._http: httpx.AsyncClient | None = None
 
@@ -72,7 +73,12 @@ class Payments:
         return self._http
 
     def handlers(self) -> list[Handler]:
-        polls = PollSchedule(self.config.poll_after_seconds, self.config.poll_max_seconds)
+        c = self.config
+        polls = PollSchedule(c.poll_after_seconds, c.poll_max_seconds,
+                             return_window=timedelta(days=c.return_window_days),
+                             return_windows={k: timedelta(days=v)
+                                             for k, v in c.return_windows.items()},
+                             return_poll=c.return_poll_seconds)
         return [PayoutHandler(self.uow, self.rails, self.service, self.http, self.clock,
                               batch_size=self.config.batch_size, polls=polls)]
 

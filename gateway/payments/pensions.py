@@ -17,6 +17,12 @@ Several dispatchers may run it at once: on PostgreSQL each takes the schedules i
 
 Every change is recorded in ``pension_events`` with its cause and reason. A death stops the
 schedule and cancels the person's payments not yet sent for periods after the death.
+
+PERKESO works in Malaysian time: periods and due dates are dates in ``Asia/Kuala_Lumpur``
+(``local_today``), never the UTC date. Each schedule's periods are created in their own
+savepoint: a schedule that cannot be paid (its rail is not configured, a payment id is taken,
+its amount is above the ceiling) keeps its state, gets the reason and a ``period_failed`` event,
+and the run goes on with the others.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
@@ -38,6 +45,8 @@ from gateway.storage.tables import payments, pension_events, pension_schedules
 
 __all__ = [
     "LIFE_CERTIFICATE_MONTHS",
+    "PERKESO_TZ",
+    "local_today",
     "create_schedule",
     "period_of",
     "record_life_certificate",
@@ -90,6 +99,7 @@ async def create_schedule(conn: AsyncConnection, service: PaymentService, req: P
         return existing, False
     if req.rail not in service.rails:
         raise InvalidMessageError("schema_violation", f"rail: {req.rail!r} is not configured")
+    service.check_ceiling(req.monthly_amount.value(), "monthly_amount")
     pk = (await conn.execute(insert(pension_schedules).values(
         pension_ref=req.pension_ref, request_sha256=digest, state="active",
         partner_id=req.partner_id, benefit=req.benefit.value,
@@ -99,11 +109,20 @@ async def create_schedule(conn: AsyncConnection, service: PaymentService, req: P
         currency="MYR", start_on=req.start_on, end_on=req.end_on,
         next_period=period_of(req.start_on),
         life_certificate_due_on=req.life_certificate_due_on, created_at=now, updated_at=now,
+        claim_ref=req.claim_ref,
     ).returning(pension_schedules.c.pk))).scalar_one()
     await _event(conn, pk, None, "active", "instructed", "schedule created", now)
     row = await _by_ref(conn, req.pension_ref)
     assert row is not None
     return row, True
+
+
+PERKESO_TZ = ZoneInfo("Asia/Kuala_Lumpur")
+
+
+def local_today(now: datetime) -> date:
+    """The date in Malaysia at ``now`` (periods and due dates are Malaysian dates)."""
+    return now.astimezone(PERKESO_TZ).date()
 
 
 async def run_due(conn: AsyncConnection, service: PaymentService, today: date, now: datetime,
@@ -126,27 +145,42 @@ async def run_due(conn: AsyncConnection, service: PaymentService, today: date, n
             await _set_state(conn, s, "suspended", "life_certificate_overdue",
                              f"life certificate was due on {due.isoformat()}", now)
             continue
-        period = s.next_period
-        end = period_of(s.end_on) if s.end_on else None
-        while period <= current and (end is None or period <= end):
-            req = PaymentIn.model_validate({
-                "payment_id": f"{s.pension_ref}.{period.replace('-', '')}",
-                "partner_id": s.partner_id,
-                "beneficiary": {"name": s.beneficiary_name,
-                                "national_id": _nid(s.beneficiary_id)},
-                "benefit": s.benefit, "pension_ref": s.pension_ref,
-                "amount": Money(s.monthly_minor, s.currency).wire(), "rail": s.rail,
-                "payout": {"provider": s.provider, "account": s.account,
-                           "account_name": s.account_name},
-            })
-            _, new = await service.instruct(conn, req, now, period=period)
-            created += int(new)
-            period = _next_period(period)
-        await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
-                           .values(next_period=period, updated_at=now))
-        if end is not None and period > end:
-            await _set_state(conn, s, "ended", "schedule_ended",
-                             f"last period {end} created", now)
+        try:
+            async with conn.begin_nested():  # one schedule's failure never aborts the run
+                created += await _create_periods(conn, service, s, current, now)
+        except (ConflictError, InvalidMessageError) as exc:
+            reason = f"period not created: {exc.detail}"
+            log.warning("pension %s: %s", s.pension_ref, reason)
+            if s.reason != reason:  # once per distinct cause, not once per run
+                await conn.execute(update(pension_schedules).where(
+                    pension_schedules.c.pk == s.pk).values(reason=reason, updated_at=now))
+                await _event(conn, s.pk, s.state, s.state, "period_failed", reason, now)
+    return created
+
+
+async def _create_periods(conn: AsyncConnection, service: PaymentService, s: RowMapping,
+                          current: str, now: datetime) -> int:
+    period = s.next_period
+    end = period_of(s.end_on) if s.end_on else None
+    created = 0
+    while period <= current and (end is None or period <= end):
+        req = PaymentIn.model_validate({
+            "payment_id": f"{s.pension_ref}.{period.replace('-', '')}",
+            "partner_id": s.partner_id,
+            "beneficiary": {"name": s.beneficiary_name,
+                            "national_id": _nid(s.beneficiary_id)},
+            "benefit": s.benefit, "pension_ref": s.pension_ref,
+            "amount": Money(s.monthly_minor, s.currency).wire(), "rail": s.rail,
+            "payout": {"provider": s.provider, "account": s.account,
+                       "account_name": s.account_name},
+        })
+        _, new = await service.instruct(conn, req, now, period=period)
+        created += int(new)
+        period = _next_period(period)
+    await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
+                       .values(next_period=period, updated_at=now))
+    if end is not None and period > end:
+        await _set_state(conn, s, "ended", "schedule_ended", f"last period {end} created", now)
     return created
 
 
@@ -172,35 +206,54 @@ async def suspend_overdue(conn: AsyncConnection, today: date, now: datetime,
     return n
 
 
+# Payments whose outcome is not known yet: a death stops them (or asks the rail to).
+_STOPPABLE = [PaymentState.instructed.value, PaymentState.sending.value,
+              PaymentState.unknown.value, PaymentState.submitted.value]
+
+
 async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner_id: str,
-                         pension_ref: str | None, claim_ref: str | None, died_on: date,
-                         now: datetime) -> tuple[int, int]:
-    """Stop the schedule and cancel unsent later payments; return (schedules, payments)."""
+                         pension_ref: str | None, claim_ref: str | None, person_id: str,
+                         died_on: date, now: datetime) -> tuple[int, int]:
+    """Stop the periodic benefits of the person who died; return (schedules, payments).
+
+    Only pension schedules stop (lump sums such as a funeral benefit are owed to the family),
+    and only those whose beneficiary is the person (``person_id``, "scheme:value"): the
+    schedule named by ``pension_ref``, or those awarded on ``claim_ref``. Their payments of
+    periods after the death are stopped (cancelled if never sent, else a cancel asked of the
+    rail).
+    """
     detail = f"death on {died_on.isoformat()} notified by {partner_id}"
-    stopped = 0
-    q = select(payments.c.payment_id).where(payments.c.state == PaymentState.instructed.value,
-                                            payments.c.partner_id == partner_id)
-    if pension_ref is not None:
-        s = await _by_ref(conn, pension_ref, lock=True)
-        if s is not None and s.partner_id == partner_id and s.state != "stopped":
+    q = select(pension_schedules).where(pension_schedules.c.partner_id == partner_id)
+    q = q.where(pension_schedules.c.pension_ref == pension_ref) if pension_ref is not None \
+        else q.where(pension_schedules.c.claim_ref == claim_ref)
+    refs = [s.pension_ref for s in (await conn.execute(q)).mappings()]
+    if not refs:
+        log.warning("death.notify from %s names no pension of its own; nothing stopped",
+                    partner_id)
+    stopped, cancelled = 0, 0
+    for ref in refs:
+        s = await _by_ref(conn, ref, lock=True)
+        if s is None:
+            continue
+        if s.beneficiary_id is not None and s.beneficiary_id != person_id:
+            log.warning("death.notify from %s: pension %s belongs to another person; kept",
+                        partner_id, ref)
+            continue
+        if s.state != "stopped":
             await _set_state(conn, s, "stopped", "death_notified", detail, now)
             await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
                                .values(died_on=died_on))
-            stopped = 1
-        elif s is not None and s.partner_id != partner_id:
-            log.warning("death.notify from %s for another partner's pension ignored", partner_id)
-            return 0, 0
-        q = q.where(payments.c.pension_ref == pension_ref,
-                    payments.c.period > period_of(died_on))
-    else:
-        q = q.where(payments.c.claim_ref == claim_ref)
-    cancelled = 0
-    for payment_id in list((await conn.execute(q)).scalars()):
-        try:
-            await service.cancel(conn, payment_id, Cause.death_notified, detail, now)
-            cancelled += 1
-        except ConflictError:
-            pass  # sent to the rail meanwhile: it can no longer be stopped here
+            stopped += 1
+        ids = (await conn.execute(select(payments.c.payment_id).where(
+            payments.c.pension_ref == ref, payments.c.partner_id == partner_id,
+            payments.c.state.in_(_STOPPABLE), payments.c.period > period_of(died_on))
+            .order_by(payments.c.pk))).scalars()
+        for payment_id in list(ids):
+            try:
+                await service.stop(conn, payment_id, Cause.death_notified, detail, now)
+                cancelled += 1
+            except ConflictError:
+                pass  # its outcome became known meanwhile: nothing left to stop
     return stopped, cancelled
 
 
@@ -242,6 +295,7 @@ def schedule_view(s: RowMapping, events: list[RowMapping] | None = None) -> dict
         "life_certificate_due_on": s.life_certificate_due_on.isoformat()
         if s.life_certificate_due_on else None,
         "died_on": s.died_on.isoformat() if s.died_on else None, "rail": s.rail,
+        "claim_ref": s.claim_ref,
     }
     if events is not None:
         view["events"] = [{"from": e.from_state, "to": e.to_state, "cause": e.cause,

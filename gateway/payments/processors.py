@@ -30,6 +30,11 @@ __all__ = ["beneficiary_update", "death_notify", "life_certificate_submit", "pay
 log = logging.getLogger(__name__)
 
 
+# Payments whose outcome is not known yet (an update to one already at the rail is refused).
+_OPEN = [PaymentState.instructed.value, PaymentState.sending.value, PaymentState.unknown.value,
+         PaymentState.submitted.value, PaymentState.cancel_requested.value]
+
+
 def _service(ctx: ProcessingContext) -> PaymentService:
     return PaymentService((), ctx.outbound)  # no rail needed: nothing here is sent to a rail
 
@@ -37,7 +42,8 @@ def _service(ctx: ProcessingContext) -> PaymentService:
 async def death_notify(ctx: ProcessingContext, env: Envelope) -> None:
     p = DeathNotify.model_validate(env.payload)
     stopped, cancelled = await pensions.stop_for_death(
-        ctx.conn, _service(ctx), ctx.partner_id, p.pension_ref, p.claim_ref, p.died_on, ctx.now)
+        ctx.conn, _service(ctx), ctx.partner_id, p.pension_ref, p.claim_ref,
+        f"{p.person.national_id.scheme}:{p.person.national_id.value}", p.died_on, ctx.now)
     log.info("death.notify %s: %d schedule(s) stopped, %d payment(s) cancelled", env.id,
              stopped, cancelled)
 
@@ -76,12 +82,18 @@ async def beneficiary_update(ctx: ProcessingContext, env: Envelope) -> None:
         match = payments.c.pension_ref == p.pension_ref
     else:
         match = payments.c.claim_ref == p.claim_ref
-    # Only payments not yet sent can change account; one already at the rail keeps its own.
+    # Only payments never attempted can change account; one that may be at the rail is sent
+    # (and resent) exactly as first instructed, and the refusal is recorded on it.
     ids = list((await ctx.conn.execute(select(payments.c.payment_id).where(
         match, payments.c.partner_id == ctx.partner_id,
-        payments.c.state == PaymentState.instructed.value))).scalars())
+        payments.c.state.in_(_OPEN)))).scalars())
     service = _service(ctx)
     for row in (await repo.by_ids(ctx.conn, ids, lock=True)).values():
         if row.state == PaymentState.instructed.value:
             await service.note(ctx.conn, row, Cause.payout_updated,
                                f"payout account changed by {env.id}", ctx.now, **new)
+        elif row.state in _OPEN:
+            await service.note(ctx.conn, row, Cause.payout_update_refused,
+                               f"payout account not changed by {env.id}: the payout may "
+                               f"already be at the rail ({row.state}); it keeps the account "
+                               "it was sent with", ctx.now)

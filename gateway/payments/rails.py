@@ -27,10 +27,16 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.config import read_toml
 from gateway.errors import ConfigError
+from gateway.money import Money
 from gateway.ports.rail import RailAdapter
 from gateway.secretfiles import write_private
 
-__all__ = ["RailKind", "RailsConfig", "load_rails", "write_dev_rails"]
+__all__ = ["DEFAULT_MAX_AMOUNT", "RailKind", "RailsConfig", "load_rails", "write_dev_rails"]
+
+DEFAULT_MAX_AMOUNT: dict[str, Money] = {
+    c: Money.parse(a, c) for c, a in {
+        "MYR": "500000.00", "IDR": "1800000000.00", "MMK": "250000000.00",
+        "NPR": "16000000.00", "PKR": "33000000.00", "BDT": "14000000.00"}.items()}
 
 
 @dataclass
@@ -39,6 +45,15 @@ class RailsConfig:
     poll_after_seconds: float = 30.0
     poll_max_seconds: float = 3600.0
     batch_size: int = 100
+    # How long a paid payout may still be returned, per rail ([payouts] return_window_days,
+    # or return_window_days in a [rails.<name>] table), and how often it is asked meanwhile.
+    return_window_days: float = 60.0
+    return_windows: dict[str, float] = field(default_factory=dict)
+    return_poll_seconds: float = 86400.0
+    # The largest single payout per currency ([payouts.max_amount], decimal strings); an
+    # instruction above it is refused. Defaults: about RM 500,000 in each currency (an
+    # assumption to be set by PERKESO, domain.md: amounts belong in configuration).
+    max_amount: dict[str, Money] = field(default_factory=lambda: dict(DEFAULT_MAX_AMOUNT))
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per rail, for simulators
 
 
@@ -65,8 +80,20 @@ def load_rails(path: Path | None, kinds: Mapping[str, RailKind]) -> RailsConfig:
         cfg.poll_after_seconds = float(payouts.get("poll_after_seconds", cfg.poll_after_seconds))
         cfg.poll_max_seconds = float(payouts.get("poll_max_seconds", cfg.poll_max_seconds))
         cfg.batch_size = int(payouts.get("batch_size", cfg.batch_size))
+        cfg.return_window_days = float(payouts.get("return_window_days",
+                                                   cfg.return_window_days))
+        cfg.return_poll_seconds = float(payouts.get("return_poll_seconds",
+                                                    cfg.return_poll_seconds))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: [payouts]: {exc}") from None
+    for currency, text in dict(payouts.get("max_amount", {})).items():
+        try:
+            cfg.max_amount[currency] = Money.parse(str(text), currency)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: [payouts.max_amount].{currency}: {exc}") from None
+    if cfg.return_window_days < 0 or cfg.return_poll_seconds <= 0:
+        raise ConfigError(f"{path}: [payouts]: return_window_days must be >= 0 and "
+                          "return_poll_seconds > 0")
     if cfg.poll_after_seconds <= 0 or not 1 <= cfg.batch_size <= 1000:
         raise ConfigError(f"{path}: [payouts]: poll_after_seconds must be > 0 and batch_size "
                           "1..1000")
@@ -75,6 +102,11 @@ def load_rails(path: Path | None, kinds: Mapping[str, RailKind]) -> RailsConfig:
             raise ConfigError(f"{path}: rails.{name} must be a table")
         section = dict(section)
         kind = section.pop("adapter", name)
+        if "return_window_days" in section:
+            window = section.pop("return_window_days")
+            if not isinstance(window, int | float) or isinstance(window, bool) or window < 0:
+                raise ConfigError(f"{path}: rails.{name}.return_window_days: a number >= 0")
+            cfg.return_windows[name] = float(window)
         entry = kinds.get(kind)
         if entry is None:
             raise ConfigError(f"{path}: rails.{name}: unknown adapter {kind!r} "

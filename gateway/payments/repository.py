@@ -10,10 +10,11 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.storage.tables import payment_events, payments
+from gateway.storage.tables import payment_discrepancies, payment_events, payments
 
 __all__ = [
-    "PaymentFilter", "by_ids", "by_key", "events_of", "insert_events", "newest", "update_many",
+    "PaymentFilter", "by_ids", "by_key", "discrepancies", "events_of", "insert_events", "newest",
+    "open_discrepancy", "update_many",
 ]
 
 
@@ -39,7 +40,7 @@ async def by_key(conn: AsyncConnection, rail: str, idempotency_key: str, *,
 
 
 _UPDATABLE = ("state", "rail_reference", "reason", "paid_at", "updated_at", "provider",
-              "account", "account_name", "confirmed")
+              "account", "account_name", "confirmed", "instruction")
 
 
 async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -60,6 +61,29 @@ async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -
 async def events_of(conn: AsyncConnection, payment_pk: int) -> list[RowMapping]:
     q = select(payment_events).where(payment_events.c.payment_pk == payment_pk).order_by(
         payment_events.c.pk)
+    return list((await conn.execute(q)).mappings())
+
+
+async def open_discrepancy(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Insert a discrepancy unless this payment already has one of its kind (the caller holds
+    the payment's row lock, so the check cannot race); return whether it is new."""
+    seen = (await conn.execute(select(payment_discrepancies.c.pk).where(
+        payment_discrepancies.c.payment_pk == values["payment_pk"],
+        payment_discrepancies.c.kind == values["kind"]))).first()
+    if seen is not None:
+        return False
+    await conn.execute(insert(payment_discrepancies).values(**values))
+    return True
+
+
+async def discrepancies(conn: AsyncConnection, *, state: str | None = "open",
+                        payment_id: str | None = None, limit: int = 100) -> list[RowMapping]:
+    """Return discrepancies, oldest first (optionally of one state or payment)."""
+    q = select(payment_discrepancies).order_by(payment_discrepancies.c.pk).limit(limit)
+    if state is not None:
+        q = q.where(payment_discrepancies.c.state == state)
+    if payment_id is not None:
+        q = q.where(payment_discrepancies.c.payment_id == payment_id)
     return list((await conn.execute(q)).mappings())
 
 

@@ -99,6 +99,7 @@ class PensionIn(_Model):
     rail: RailName
     payout: PayoutAccount
     life_certificate_due_on: CalendarDate | None = None
+    claim_ref: Ref | None = None  # the claim the pension was awarded on (death.notify by claim)
 
     @model_validator(mode="after")
     def _check(self) -> PensionIn:
@@ -108,6 +109,9 @@ class PensionIn(_Model):
         return self
 
 
+_ADDED_LATER: dict[str, tuple[str, ...]] = {"PensionIn": ("claim_ref",)}
+
+
 def canonical_sha256(model: BaseModel) -> str:
     """Return a digest of the request's meaning (same fields, same digest)."""
     import hashlib
@@ -115,4 +119,8 @@ def canonical_sha256(model: BaseModel) -> str:
     import orjson
 
     doc: Any = model.model_dump(mode="json")
+    # Fields added later count only when given, so a stored request's digest never changes.
+    for name in _ADDED_LATER.get(type(model).__name__, ()):
+        if doc.get(name) is None:
+            doc.pop(name, None)
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()

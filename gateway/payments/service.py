@@ -1,18 +1,19 @@
-"""Payment services: instruct, transition (with its cause), cancel, and announce a payment.
+"""Payment services: instruct, transition (with its cause), stop, and announce a payment.
 
 Services work inside the caller's unit of work and never commit. Every state change goes
 through ``apply``: it checks the state machine, writes the new state and its event in the same
-transaction, and, when a payment becomes ``paid``, queues the ``payment.notice`` and the
-``claim.status`` ``paid`` to the beneficiary's partner through the outbox (same transaction:
-the notice exists if and only if the payment is recorded as paid).
+transaction, opens a discrepancy when the change is a rail report contradicting the record
+(``domain.contradiction``), and, when a payment becomes ``paid``, queues the
+``payment.notice`` and the ``claim.status`` ``paid`` to the beneficiary's partner through the
+outbox (same transaction: the notice exists if and only if the payment is recorded as paid).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,15 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
 from gateway.money import Money
-from gateway.outbox.records import enqueue
+from gateway.outbox.records import enqueue, expedite
+from gateway.payments import instruction
 from gateway.payments import repository as repo
-from gateway.payments.domain import Cause, PaymentState, Transition, transition
+from gateway.payments.domain import Cause, PaymentState, Transition, contradiction, transition
 from gateway.payments.fx import convert
 from gateway.payments.requests import PaymentIn, canonical_sha256
 from gateway.ports.processing import OutboundSender
 from gateway.storage.tables import metadata, payments
 
-__all__ = ["PAYOUT_KIND", "Change", "PaymentService", "payment_view"]
+__all__ = ["PAYOUT_KIND", "Change", "PaymentService", "discrepancy_view", "payment_view"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ PAYOUT_KIND = "payout"
 # Deterministic ids for the messages a payment causes: a second attempt to announce the same
 # payment collides on (sender, message_id) instead of sending twice.
 _NOTICE_NS = uuid.UUID("6f0c8f3e-4a51-4f0e-9a57-3c1b8d2e7a10")
+
+
+# A stop can still reach these: nothing final is known yet.
+_STOPPABLE = frozenset({PaymentState.instructed, PaymentState.sending, PaymentState.unknown,
+                        PaymentState.submitted})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +56,15 @@ class Change:
     rail_reference: str | None = None
     reason: str | None = None
     at: datetime | None = None  # the rail's time of the change, if it said
+    values: Mapping[str, Any] = field(default_factory=dict)  # other columns it sets
 
 
 class PaymentService:
-    def __init__(self, rails: Collection[str], outbound: OutboundSender | None) -> None:
+    def __init__(self, rails: Collection[str], outbound: OutboundSender | None,
+                 max_amount: Mapping[str, Money] | None = None) -> None:
         self.rails = rails  # configured rail names (live view of the hub's registry)
         self.outbound = outbound
+        self.max_amount = max_amount or {}  # per currency; a currency not named is unbounded
 
     # -- instruct ----------------------------------------------------------------------------
 
@@ -80,15 +90,18 @@ class PaymentService:
             raise InvalidMessageError("schema_violation", f"rail: {req.rail!r} is not configured "
                                       f"(one of {', '.join(sorted(self.rails)) or 'none'})")
         base = req.amount.value()
+        self.check_ceiling(base, "amount")
         paid, fx = base, None
         if req.fx is not None and req.fx.currency != "MYR":
             try:
                 fx = convert(base, req.fx.currency, req.fx.rate_decimal(), req.fx.source, req.fx.at)
-            except ValueError as exc:
-                raise InvalidMessageError("schema_violation", f"fx: {exc}") from None
+            except (ValueError, ArithmeticError) as exc:
+                # decimal.InvalidOperation and Overflow are ArithmeticErrors: never a 500.
+                raise InvalidMessageError("amount_invalid", f"fx: {exc}") from None
             paid = fx.paid
             if paid.minor <= 0:
-                raise InvalidMessageError("schema_violation", "fx: converted amount is zero")
+                raise InvalidMessageError("amount_invalid", "fx: converted amount is zero")
+            self.check_ceiling(paid, "fx: converted amount")
         values: dict[str, Any] = dict(
             payment_id=req.payment_id, idempotency_key=idempotency_key(req.payment_id),
             request_sha256=digest, state=PaymentState.instructed.value, rail=req.rail,
@@ -115,19 +128,30 @@ class PaymentService:
         log.info("payment %s instructed: %s via %s", req.payment_id, paid, req.rail)
         return row, True
 
+    def check_ceiling(self, amount: Money, what: str) -> None:
+        """Refuse one payout above its currency's configured ceiling.
+
+        Raises:
+            InvalidMessageError: amount_over_ceiling.
+        """
+        ceiling = self.max_amount.get(amount.currency)
+        if ceiling is not None and amount.minor > ceiling.minor:
+            raise InvalidMessageError("amount_over_ceiling", f"{what}: {amount} is above the "
+                                      f"ceiling of {ceiling} for one payout")
+
     # -- transitions -------------------------------------------------------------------------
 
     async def apply(self, conn: AsyncConnection, changes: Sequence[Change], now: datetime) -> None:
         """Write transitions (already checked by the state machine) and their events."""
         if not changes:
             return
-        updates, events, paid = [], [], []
+        updates, events, paid, returned = [], [], [], []
         for ch in changes:
             tr, row = ch.transition, ch.row
             assert tr.from_state is not None and row.state == tr.from_state.value, (
                 f"payment {row.payment_id} is {row.state}, not {tr.from_state}")
             new = dict(row)
-            new.update(state=tr.to_state.value, updated_at=now)
+            new.update(ch.values, state=tr.to_state.value, updated_at=now)
             if ch.rail_reference:
                 new["rail_reference"] = ch.rail_reference
             if ch.reason or tr.to_state in (PaymentState.failed, PaymentState.returned,
@@ -136,14 +160,20 @@ class PaymentService:
             if tr.to_state == PaymentState.paid:
                 new["paid_at"] = ch.at or now
                 paid.append(new)
+            elif tr.to_state == PaymentState.returned and tr.from_state == PaymentState.paid:
+                returned.append(new)  # the partner was told paid: tell it the money came back
             updates.append(new)
             events.append(dict(payment_pk=row.pk, from_state=tr.from_state.value,
                                to_state=tr.to_state.value, cause=tr.cause.value,
                                detail=tr.detail, at=now))
         await repo.update_many(conn, updates)
         await repo.insert_events(conn, events)
+        for ch in changes:
+            await self._open_discrepancy(conn, ch, now)
         for new in paid:
-            await self._announce_paid(conn, new, now)
+            await self._announce(conn, new, now)
+        for new in returned:
+            await self._announce(conn, new, now, returned=True)
 
     async def note(self, conn: AsyncConnection, row: RowMapping, cause: Cause, detail: str,
                    now: datetime, **values: Any) -> None:
@@ -156,29 +186,70 @@ class PaymentService:
                                               to_state=row.state, cause=cause.value,
                                               detail=detail, at=now)])
 
-    async def cancel(self, conn: AsyncConnection, payment_id: str, cause: Cause, detail: str,
-                     now: datetime) -> RowMapping:
-        """Cancel a payment that has not been sent to its rail.
+    async def stop(self, conn: AsyncConnection, payment_id: str, cause: Cause, detail: str,
+                   now: datetime) -> RowMapping:
+        """Stop a payment: cancel it if it was never attempted, else ask its rail to.
+
+        An ``instructed`` payment never left the hub (``sending`` is committed before any rail
+        call) and is ``cancelled`` at once. One that may be at the rail becomes
+        ``cancel_requested``: its payout task is made due now and calls the rail's cancel, and
+        the rail's answer (cancelled, or paid after all) decides the final state.
 
         Raises:
             NotFoundError: no such payment.
-            ConflictError: state_conflict, it has already gone to the rail.
+            ConflictError: state_conflict, its outcome is already known (paid, failed...).
         """
         row = (await repo.by_ids(conn, [payment_id], lock=True)).get(payment_id)
         if row is None:
             raise NotFoundError("not_found", f"no payment {payment_id}")
-        if row.state != PaymentState.instructed.value:
-            raise ConflictError("state_conflict", f"payment {payment_id} is {row.state}; only "
-                                "an instructed payment (not yet sent) can be cancelled")
-        tr = transition(PaymentState(row.state), PaymentState.cancelled, cause, detail)
+        state = PaymentState(row.state)
+        if state == PaymentState.cancel_requested:
+            return row
+        if state not in _STOPPABLE:
+            raise ConflictError("state_conflict", f"payment {payment_id} is {row.state}; its "
+                                "outcome is known and it can no longer be stopped")
+        target = (PaymentState.cancelled if state == PaymentState.instructed
+                  else PaymentState.cancel_requested)
+        tr = transition(state, target, cause, detail)
         assert tr is not None
         await self.apply(conn, [Change(row, tr)], now)
+        if target == PaymentState.cancel_requested:
+            await expedite(conn, kind=PAYOUT_KIND, ref=payment_id, now=now)
         return (await repo.by_ids(conn, [payment_id]))[payment_id]
+
+    async def mark_sending(self, conn: AsyncConnection, rows: Sequence[RowMapping],
+                           now: datetime) -> None:
+        """Record the submission fact of never-attempted payments (locked, ``instructed``):
+        their exact instruction is stored and they become ``sending``, before any rail call."""
+        changes = []
+        for row in rows:
+            tr = transition(PaymentState.instructed, PaymentState.sending, Cause.submit_attempt,
+                            f"first submit to {row.rail}")
+            assert tr is not None
+            sent = instruction.encode(instruction.build(row))
+            changes.append(Change(row, tr, values={"instruction": sent}))
+        await self.apply(conn, changes, now)
+
+    async def _open_discrepancy(self, conn: AsyncConnection, ch: Change, now: datetime) -> None:
+        found = contradiction(ch.transition)
+        if found is None:
+            return
+        tr, row = ch.transition, ch.row
+        assert tr.from_state is not None
+        new = await repo.open_discrepancy(conn, dict(
+            payment_pk=row.pk, payment_id=row.payment_id, kind=found.kind,
+            recorded_state=tr.from_state.value, rail_state=tr.to_state.value,
+            overpayment=found.overpayment, state="open", detail=tr.detail, opened_at=now))
+        if new:
+            log.warning("payment %s: discrepancy %s opened (overpayment=%s)", row.payment_id,
+                        found.kind, found.overpayment)
 
     # -- announcing --------------------------------------------------------------------------
 
-    async def _announce_paid(self, conn: AsyncConnection, p: dict[str, Any],
-                             now: datetime) -> None:
+    async def _announce(self, conn: AsyncConnection, p: dict[str, Any], now: datetime, *,
+                        returned: bool = False) -> None:
+        """Queue the ``payment.notice`` and ``claim.status`` of a payment paid (or returned
+        after it was announced paid) to its partner, with deterministic message ids."""
         partner = p["partner_id"]
         if not partner or self.outbound is None or self.outbound.registry.get(partner) is None:
             return
@@ -191,22 +262,30 @@ class PaymentService:
             "paid_via": {"rail": p["rail"], "reference": p["rail_reference"] or p["payment_id"]},
             "paid_at": _iso(p["paid_at"] or now),
         }
+        event = "payment.notice"
+        if returned:
+            payload.update(status="returned", reason=p["reason"] or "returned by the rail")
+            event = "payment.notice.returned"
         await self.outbound.send(
             conn, partner_id=partner, type_="payment.notice", payload=payload, now=now,
             correlation_id=correlation,
-            message_id=str(uuid.uuid5(_NOTICE_NS, f"payment.notice:{p['payment_id']}")))
+            message_id=str(uuid.uuid5(_NOTICE_NS, f"{event}:{p['payment_id']}")))
         if p["claim_ref"]:
             claim_no = p["socso_claim_no"] or await _socso_claim_no(conn, partner, p["claim_ref"])
             if claim_no is None:
                 log.warning("payment %s: no socso_claim_no for claim; claim.status not sent",
                             p["payment_id"])
                 return
+            # claim.status has no "returned": the claim is payable again, and the reason says why.
+            status = {"status": "approved", "reason": f"payment {p['payment_id']} was returned "
+                      f"by the rail: {payload['reason']}"} if returned else {"status": "paid"}
+            which = "returned" if returned else "paid"
             await self.outbound.send(
                 conn, partner_id=partner, type_="claim.status", now=now,
-                payload={"claim_ref": p["claim_ref"], "socso_claim_no": claim_no,
-                         "status": "paid"},
+                payload={"claim_ref": p["claim_ref"], "socso_claim_no": claim_no, **status},
                 correlation_id=correlation,
-                message_id=str(uuid.uuid5(_NOTICE_NS, f"claim.status.paid:{p['payment_id']}")))
+                message_id=str(uuid.uuid5(_NOTICE_NS,
+                                          f"claim.status.{which}:{p['payment_id']}")))
 
 
 def idempotency_key(payment_id: str) -> str:
@@ -251,3 +330,14 @@ def payment_view(row: RowMapping, events: Sequence[RowMapping] | None = None) ->
         view["events"] = [{"from": e.from_state, "to": e.to_state, "cause": e.cause,
                            "detail": e.detail, "at": _iso(e.at)} for e in events]
     return view
+
+
+def discrepancy_view(row: RowMapping) -> dict[str, Any]:
+    """The back office's JSON view of a discrepancy."""
+    return {
+        "id": row.pk, "payment_id": row.payment_id, "kind": row.kind,
+        "recorded_state": row.recorded_state, "rail_state": row.rail_state,
+        "overpayment": bool(row.overpayment), "state": row.state, "detail": row.detail,
+        "opened_at": _iso(row.opened_at),
+        "resolved_at": _iso(row.resolved_at) if row.resolved_at else None,
+    }

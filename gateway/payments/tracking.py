@@ -30,7 +30,9 @@ __all__ = ["TRACKING_STATES", "thread_payments"]
 
 TRACKING_STATES: dict[str, str] = {
     PaymentState.instructed.value: "instructed",
+    PaymentState.sending.value: "submitted",  # may be at the rail already
     PaymentState.submitted.value: "submitted",
+    PaymentState.cancel_requested.value: "submitted",  # the rail has not answered the cancel
     PaymentState.unknown.value: "submitted",
     PaymentState.paid.value: "paid",
     PaymentState.failed.value: "failed",

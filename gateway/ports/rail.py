@@ -42,6 +42,7 @@ class PayoutState(StrEnum):
     paid = "paid"
     failed = "failed"
     returned = "returned"
+    cancelled = "cancelled"  # stopped by the hub's cancel call before any money moved
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,18 @@ class RailAdapter(Protocol):
 
         Raises:
             TransientDeliveryError: the rail could not be asked now.
+        """
+        ...
+
+    async def cancel(self, client: httpx.AsyncClient, idempotency_key: str) -> PayoutStatus:
+        """Ask the rail to stop a payout; return its state afterwards (the rail's truth).
+
+        The rail cancels a payout it holds that has not paid yet, and records the key as
+        cancelled if it never received it (a late submit with that key is then answered
+        ``cancelled``, never paid). A payout already paid, failed or returned keeps its state.
+
+        Raises:
+            TransientDeliveryError: the rail could not be asked now (ask again later).
         """
         ...
 

@@ -380,6 +380,10 @@ class PaymentNotice(_ClaimOrPension):
     amount: WireMoney
     paid_via: PaidVia
     paid_at: AwareDatetime
+    # Where the protocol is silent: a notice of a payment the rail returned after paying it
+    # (absent: paid). ``reason`` is the rail's return reason.
+    status: Literal["paid", "returned"] | None = None
+    reason: Text | None = None
 
 
 class LifeCertificateRequest(_Model):

@@ -27,7 +27,7 @@ async def run_pension_schedules(hub: Hub) -> tuple[int, int]:
     Safe to run in several processes at once (see ``gateway.payments.pensions``).
     """
     now = hub.clock()
-    today = now.date()
+    today = pensions.local_today(now)
     suspended = created = 0
     for _ in range(_PENSION_MAX_BATCHES):
         async with hub.uow() as uow:

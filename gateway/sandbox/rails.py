@@ -38,6 +38,14 @@ class RailSims:
             merged.update(sim.ledger())
         return merged
 
+    def entry(self, key: str) -> Any:
+        """What any simulator holds for ``key`` (a ``LedgerEntry``), or None."""
+        for sim in self.sims.values():
+            found = sim.entry(key)
+            if found is not None:
+                return found
+        return None
+
     def stop(self) -> None:
         for sim in self.sims.values():
             sim.stop()
@@ -61,10 +69,14 @@ def start_rail_sims(names: list[str], *, hub_url: str | None, tick_seconds: floa
 
 def write_rails_file(path: Path, urls: dict[str, str], *, read_timeout: float = 2.0,
                      poll_after: float = 1.0, poll_max: float = 5.0, batch_size: int = 100,
-                     max_concurrency: int | None = None) -> Path:
+                     max_concurrency: int | None = None,
+                     return_poll: float | None = None) -> Path:
     """Write a rails file for simulators at ``urls`` (name -> base URL)."""
     lines = ["[payouts]", f"poll_after_seconds = {poll_after}",
-             f"poll_max_seconds = {poll_max}", f"batch_size = {batch_size}", ""]
+             f"poll_max_seconds = {poll_max}", f"batch_size = {batch_size}"]
+    if return_poll is not None:
+        lines.append(f"return_poll_seconds = {return_poll}")
+    lines.append("")
     for name, url in urls.items():
         lines += [f"[rails.{name}]", f'adapter = "{name}"', f'base_url = "{url}"',
                   f'api_key_id = "{SIM_KEY_ID}"', f'hmac_secret = "{SIM_REQUEST_SECRET}"',

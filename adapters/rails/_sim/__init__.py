@@ -6,7 +6,21 @@ process) or ``POST /_sim/faults`` (JSON, same fields as ``FaultRule``); the simu
 by ``adapters.simulation.LoopbackServer``.
 """
 
+from dataclasses import dataclass
+
 from adapters.rails._sim.callbacks import CallbackSender
 from adapters.rails._sim.server import FaultMiddleware, SimApp, add_fault_routes
+from gateway.ports.rail import PayoutState
 
-__all__ = ["CallbackSender", "FaultMiddleware", "SimApp", "add_fault_routes"]
+__all__ = ["CallbackSender", "FaultMiddleware", "LedgerEntry", "SimApp", "add_fault_routes"]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """What a simulated rail holds for one key (tests compare it with the gateway's record)."""
+
+    state: PayoutState
+    amount: str | None  # decimal string as instructed; None for a key cancelled unseen
+    currency: str | None
+    account: str | None
+    paid_count: int

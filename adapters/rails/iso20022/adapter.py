@@ -154,6 +154,28 @@ class Iso20022Rail:
                 return status
         raise TransientDeliveryError(f"{what}: pain.002 does not mention it")
 
+    async def cancel(self, client: httpx.AsyncClient, idempotency_key: str) -> PayoutStatus:
+        """``POST /cancel/{EndToEndId}``; the bank answers a pain.002 of the state after it."""
+        url = f"{self.config.base_url}/cancel/{quote(idempotency_key, safe='')}"
+        what = f"iso20022 cancel {idempotency_key}"
+        try:
+            response = await send(
+                client, "POST", url, timeout=self._timeout,
+                headers=self._headers("POST", url, b""), what=what,
+            )
+        except OutcomeUnknownError as exc:  # a cancel is idempotent: asking again is safe
+            raise TransientDeliveryError(str(exc)) from exc
+        if response.status_code != 200:
+            raise TransientDeliveryError(str(error_for_response(response, what)))
+        try:
+            _, _, statuses = parse_pain002(response.content)
+        except InvalidMessageError as exc:
+            raise TransientDeliveryError(f"{what}: unreadable pain.002 ({exc})") from exc
+        for status in statuses:
+            if status.idempotency_key == idempotency_key:
+                return status
+        raise TransientDeliveryError(f"{what}: pain.002 does not mention it")
+
     async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
         """Download the camt.053 of ``day``."""
         url = f"{self.config.base_url}/camt053/{day.isoformat()}"

@@ -70,6 +70,7 @@ TX_STATES: dict[str, PayoutState] = {
     "ACSC": PayoutState.paid,
     "ACCC": PayoutState.paid,
     "RJCT": PayoutState.failed,
+    "CANC": PayoutState.cancelled,
 }
 RETURNED_REASON = "RTRN"
 

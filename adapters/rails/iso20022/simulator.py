@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.rails import _hmac
-from adapters.rails._sim import CallbackSender, SimApp, add_fault_routes
+from adapters.rails._sim import CallbackSender, LedgerEntry, SimApp, add_fault_routes
 from adapters.rails._sim.lifecycle import next_state
 from adapters.rails.iso20022.camt import CamtEntry, render_camt053
 from adapters.rails.iso20022.pain import (
@@ -56,6 +56,7 @@ _CODES = {
     PayoutState.paid: ("ACSC", None),
     PayoutState.failed: ("RJCT", "AC04"),
     PayoutState.returned: ("ACSC", "RTRN"),
+    PayoutState.cancelled: ("CANC", "CUST"),
 }
 
 
@@ -102,6 +103,7 @@ class Iso20022Simulator(LoopbackServed):
         self._lock = threading.Lock()
         self._txs: dict[str, SimTx] = {}
         self._batches: dict[str, frozenset[tuple[str, ...]]] = {}
+        self._tombstones: set[str] = set()  # EndToEndIds cancelled before they arrived
         self._seq = 0
         self.callbacks = CallbackSender(
             self.faults,
@@ -115,6 +117,16 @@ class Iso20022Simulator(LoopbackServed):
         """Return how many times each EndToEndId was paid (the invariant: at most 1)."""
         with self._lock:
             return {k: t.paid_count for k, t in self._txs.items()}
+
+    def entry(self, key: str) -> LedgerEntry | None:
+        """Return what the bank holds for ``key`` (None: never heard of it)."""
+        with self._lock:
+            t = self._txs.get(key)
+            if t is None:
+                return (LedgerEntry(PayoutState.cancelled, None, None, None, 0)
+                        if key in self._tombstones else None)
+            return LedgerEntry(t.state, t.tx.amount.amount_str(), t.tx.amount.currency,
+                               t.tx.account, t.paid_count)
 
     def advance(self, key: str | None = None, steps: int = 1) -> int:
         """Move one transaction (or all) ``steps`` lifecycle steps; return how many changed."""
@@ -167,6 +179,8 @@ class Iso20022Simulator(LoopbackServed):
                 if existing is None:
                     self._seq += 1
                     existing = SimTx(tx, msg_id, f"BK{self._seq:010d}")
+                    if tx.end_to_end_id in self._tombstones:
+                        existing.state = PayoutState.cancelled
                     self._txs[tx.end_to_end_id] = existing
                     created.append(existing)
                 elif existing.tx.fingerprint() != tx.fingerprint():
@@ -179,6 +193,24 @@ class Iso20022Simulator(LoopbackServed):
             for body in pushes:
                 self.callbacks.enqueue(self.config.callback_url, body)
         return 200, ack
+
+    def cancel(self, end_to_end_id: str) -> bytes:
+        """Stop a transaction not yet paid (or tombstone one never received, so it is never
+        executed); return the pain.002 of its state afterwards."""
+        with self._lock:
+            t = self._txs.get(end_to_end_id)
+            if t is None:
+                self._tombstones.add(end_to_end_id)
+                return self._report(f"CANC-{end_to_end_id}"[:35],
+                                    [StatusEntry(end_to_end_id, "CANC", "CUST")])
+            moved = t.state in (PayoutState.accepted, PayoutState.processing)
+            if moved:
+                t.state = PayoutState.cancelled
+                t.updated_at = datetime.now(UTC)
+            body = self._report(t.msg_id, [t.status()])
+        if moved and self.config.callback_url:
+            self.callbacks.enqueue(self.config.callback_url, body)
+        return body
 
     def statement(self, day: date, version: str = "08") -> bytes:
         """Render the camt.053 of ``day`` with any armed statement faults applied."""
@@ -287,6 +319,12 @@ class Iso20022Simulator(LoopbackServed):
             if body is None:
                 return JSONResponse({"error": "not_found"}, status_code=404)
             return Response(body, media_type=XML)
+
+        @app.post("/cancel/{end_to_end_id}")
+        async def cancel(end_to_end_id: str, request: Request) -> Response:
+            if denied := self._verify(request, b""):
+                return denied
+            return Response(self.cancel(end_to_end_id), media_type=XML)
 
         @app.get("/camt053/{day}")
         async def camt053(day: str, request: Request, version: str = "08") -> Response:

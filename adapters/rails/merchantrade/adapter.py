@@ -151,6 +151,27 @@ class MerchantradeRail:
         except (ValueError, InvalidMessageError) as exc:
             raise TransientDeliveryError(f"{what}: unreadable answer ({exc})") from exc
 
+    async def cancel(self, client: httpx.AsyncClient, idempotency_key: str) -> PayoutStatus:
+        """``POST /v1/payouts/{key}/cancel``; return the payout's state afterwards."""
+        url = f"{self.config.base_url}/v1/payouts/{quote(idempotency_key, safe='')}/cancel"
+        what = f"merchantrade cancel {idempotency_key}"
+        headers = self._headers("POST", httpx.URL(url).raw_path.decode("ascii"), b"")
+        try:
+            response = await send(
+                client, "POST", url, timeout=self._timeout, headers=headers, what=what
+            )
+        except OutcomeUnknownError as exc:  # a cancel is idempotent: asking again is safe
+            raise TransientDeliveryError(str(exc)) from exc
+        if response.status_code != 200:
+            raise TransientDeliveryError(str(error_for_response(response, what)))
+        try:
+            status = parse_status(response.json(), what)
+        except (ValueError, InvalidMessageError) as exc:
+            raise TransientDeliveryError(f"{what}: unreadable answer ({exc})") from exc
+        if status.idempotency_key != idempotency_key:
+            raise TransientDeliveryError(f"{what}: answer is about another payout")
+        return status
+
     async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
         """Download the settlement CSV of ``day`` (bytes for ``parse_statement``)."""
         url = f"{self.config.base_url}/v1/settlements/{day.isoformat()}.csv"

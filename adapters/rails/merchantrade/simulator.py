@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.rails import _hmac
-from adapters.rails._sim import CallbackSender, SimApp, add_fault_routes
+from adapters.rails._sim import CallbackSender, LedgerEntry, SimApp, add_fault_routes
 from adapters.rails._sim.lifecycle import next_state
 from adapters.rails.merchantrade.settlement import SettlementRow, render_settlement
 from adapters.simulation import Fault, Faults, LoopbackServed, run_blocking
@@ -111,6 +111,11 @@ class SimPayout:
         }
 
 
+# The request of a tombstone: a key cancelled before any payout with it arrived.
+_CANCELLED_KEY = PayoutIn.model_construct(amount="0", currency="MYR", beneficiary_name="-",
+                                          account="-", provider="-", reference="-")
+
+
 def _problem(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
@@ -149,6 +154,17 @@ class MerchantradeSimulator(LoopbackServed):
         """Return a copy-free view of one payout (for assertions)."""
         with self._lock:
             return self._payouts.get(key)
+
+    def entry(self, key: str) -> LedgerEntry | None:
+        """Return what the rail holds for ``key`` (None: never heard of it)."""
+        with self._lock:
+            p = self._payouts.get(key)
+            if p is None:
+                return None
+            seen = p.digest != ""
+            return LedgerEntry(p.state, p.request.amount if seen else None,
+                               p.request.currency if seen else None,
+                               p.request.account if seen else None, p.paid_count)
 
     def advance(self, key: str | None = None, steps: int = 1) -> int:
         """Move one payout (or all) ``steps`` lifecycle steps; return how many changed."""
@@ -298,6 +314,24 @@ class MerchantradeSimulator(LoopbackServed):
 
         return fast
 
+    def cancel(self, key: str) -> SimPayout:
+        """Stop a payout not yet paid; tombstone a key never received (a late submit with it
+        is answered ``cancelled``); a paid, failed or returned payout keeps its state."""
+        with self._lock:
+            p = self._payouts.get(key)
+            if p is None:
+                self._seq += 1
+                p = SimPayout(key, "", _CANCELLED_KEY, rail_reference=f"MT{self._seq:010d}",
+                              state=PayoutState.cancelled, reason="cancelled_by_sender")
+                self._payouts[key] = p
+                return p
+            if p.state not in (PayoutState.accepted, PayoutState.processing):
+                return p
+            p.state, p.reason = PayoutState.cancelled, "cancelled_by_sender"
+            p.updated_at = datetime.now(UTC)
+        self._notify(p)
+        return p
+
     def _create(self, key: str, payout: PayoutIn) -> tuple[int, SimPayout]:
         digest = hashlib.sha256(
             json.dumps(payout.model_dump(), sort_keys=True).encode()
@@ -305,7 +339,9 @@ class MerchantradeSimulator(LoopbackServed):
         with self._lock:
             existing = self._payouts.get(key)
             if existing is not None:
-                return (200 if existing.digest == digest else 409), existing
+                # A key cancelled before it arrived answers cancelled, whatever the body.
+                same = existing.digest in (digest, "")
+                return (200 if same else 409), existing
             self._seq += 1
             created = SimPayout(key, digest, payout, rail_reference=f"MT{self._seq:010d}")
             self._payouts[key] = created
@@ -339,6 +375,15 @@ class MerchantradeSimulator(LoopbackServed):
                 doc = p.wire() if p else None
             if doc is None:
                 return _problem(404, "not_found", "no payout with this key")
+            return JSONResponse(doc)
+
+        @app.post("/v1/payouts/{key}/cancel")
+        async def cancel_payout(key: str, request: Request) -> Response:
+            if denied := self._verify(request, b""):
+                return denied
+            p = self.cancel(key)
+            with self._lock:
+                doc = p.wire()
             return JSONResponse(doc)
 
         @app.get("/v1/settlements/{day}.csv")

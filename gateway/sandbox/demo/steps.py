@@ -250,6 +250,9 @@ async def pension_stopped_by_death(run: Run) -> None:
     ok = await sc.wait("pension payments", lambda: settled(api, sc.expected), timeout=25) and ok
     r = await api.post("/v1/backoffice/pensions/run",
                        json={"today": (today + timedelta(days=92)).isoformat()})
+    if r.status_code != 422 or r.json().get("code") != "schema_violation":
+        sc.problems.append(f"a pension run for the future was not refused: {r.text}")
+    r = await api.post("/v1/backoffice/pensions/run", json={})
     if r.status_code != 200 or r.json().get("created") != 0:
         sc.problems.append(f"a pension period was created after the death: {r.text}")
     sc.died_on = died_on

@@ -19,6 +19,7 @@ from gateway.storage.tables.messages import (
 )
 from gateway.storage.tables.outbox import outbox
 from gateway.storage.tables.payments import (
+    payment_discrepancies,
     payment_events,
     payments,
     pension_events,
@@ -29,6 +30,6 @@ from gateway.storage.types import metadata
 __all__ = [
     "batch_lines", "claim_documents", "claims", "delivery_receipts", "evidence_chain",
     "message_cancellations", "message_state", "messages", "metadata", "outbox",
-    "partner_batches", "payment_events", "payments", "pension_events", "pension_schedules",
-    "token_jtis",
+    "partner_batches", "payment_discrepancies", "payment_events", "payments", "pension_events",
+    "pension_schedules", "token_jtis",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     ForeignKey,
@@ -16,7 +17,10 @@ from sqlalchemy import (
 
 from gateway.storage.types import PK, TS, metadata
 
-__all__ = ["payment_events", "payments", "pension_events", "pension_schedules"]
+__all__ = [
+    "payment_discrepancies", "payment_events", "payments", "pension_events",
+    "pension_schedules",
+]
 
 # One row per payment instructed by the back office (or created from a pension schedule). The
 # rail's idempotency key is derived from payment_id once, at instruction, and never changes.
@@ -55,6 +59,9 @@ payments = Table(
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
     Column("paid_at", TS, nullable=True),
+    # The exact instruction first sent (JSON), stored with the submission fact before any rail
+    # call: every resend carries these bytes, whatever happened to the account meanwhile.
+    Column("instruction", Text, nullable=True),
     UniqueConstraint("payment_id", name="uq_payments_payment_id"),
     UniqueConstraint("idempotency_key", name="uq_payments_idempotency_key"),
     Index("ix_payments_state_updated", "state", "updated_at"),
@@ -75,6 +82,27 @@ payment_events = Table(
     Column("detail", Text, nullable=True),
     Column("at", TS, nullable=False),
     Index("ix_payment_events_payment", "payment_pk", "pk"),
+)
+
+
+# A rail report that contradicted the record (paid after a cancel, returned after paid...):
+# the payment moved to the rail's truth and ops must look. One per payment and kind.
+payment_discrepancies = Table(
+    "payment_discrepancies",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("payment_pk", BigInteger, ForeignKey("payments.pk"), nullable=False),
+    Column("payment_id", String(35), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("recorded_state", String(16), nullable=False),  # what the hub had recorded
+    Column("rail_state", String(16), nullable=False),  # what the rail reported
+    Column("overpayment", Boolean, nullable=False),  # money left after the hub stopped it
+    Column("state", String(16), nullable=False),  # open / resolved
+    Column("detail", Text, nullable=True),
+    Column("opened_at", TS, nullable=False),
+    Column("resolved_at", TS, nullable=True),
+    UniqueConstraint("payment_pk", "kind", name="uq_payment_discrepancies_payment_kind"),
+    Index("ix_payment_discrepancies_state", "state", "pk"),
 )
 
 
@@ -104,8 +132,10 @@ pension_schedules = Table(
     Column("died_on", Date, nullable=True),
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Column("claim_ref", String(64), nullable=True),  # the claim it was awarded on
     UniqueConstraint("pension_ref", name="uq_pension_schedules_pension_ref"),
     Index("ix_pension_schedules_state", "state", "next_period"),
+    Index("ix_pension_schedules_claim_ref", "claim_ref"),
 )
 
 

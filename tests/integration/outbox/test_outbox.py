@@ -118,3 +118,47 @@ async def test_retry_reschedules_with_backoff(engine) -> None:
         row = (await conn.execute(select(outbox))).one()
     assert row.state == "pending" and row.next_attempt_at > NOW and row.attempts == 1
     assert "refused" in row.last_error
+
+
+class Slow:
+    """A handler that works until the test lets it finish."""
+
+    kind = "k"
+    batch_size = 10
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def handle(self, tasks):
+        self.started.set()
+        await self.release.wait()
+        return [None] * len(tasks)
+
+
+async def test_a_slow_batch_keeps_its_lease_by_heartbeat(engine) -> None:
+    """Issue 8, finding 6: the lease is renewed while the batch runs, so a batch slower than
+    the lease is not taken over by another dispatcher while still working."""
+    await fill(engine, 1)
+    clock = {"now": NOW}
+    slow = Slow()
+    d = Dispatcher(factory_for(engine), {"k": slow}, clock=lambda: clock["now"], lease=LEASE,
+                   heartbeat=0.01, breakers=CircuitBreakers(threshold=100))
+    run = asyncio.create_task(d.run_once())
+    await slow.started.wait()
+    expiry = NOW + LEASE
+    for step in range(1, 4):  # three lease lengths later, it is still A's
+        clock["now"] = NOW + LEASE * step - timedelta(seconds=1)
+        for _ in range(2000):  # bounded: wait for the heartbeat at this time
+            async with engine.connect() as conn:
+                seen = (await conn.execute(select(outbox.c.lease_expires_at))).scalar_one()
+            if seen.replace(tzinfo=UTC) > expiry:
+                break
+            await asyncio.sleep(0.005)
+        expiry = seen.replace(tzinfo=UTC)
+        assert await claim(factory_for(engine), owner="B", now=clock["now"] + timedelta(
+            seconds=2), lease=LEASE, limit=10) == []
+    slow.release.set()
+    await run
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(outbox.c.lease_owner))).scalar_one() == d.owner

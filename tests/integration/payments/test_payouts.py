@@ -115,7 +115,7 @@ async def test_fx_conversion_recorded_with_rounding(client, auth, rail) -> None:
     assert p["fx"]["rounding_minor"] < 0 and p["fx"]["exact"].startswith("4392363.")
 
 
-async def test_cancel_only_before_sending(client, auth, rail, dispatcher) -> None:
+async def test_cancel_at_once_only_before_sending(client, auth, rail, dispatcher) -> None:
     await instruct(client, auth, payment_id="PAY-C1")
     await instruct(client, auth, payment_id="PAY-C2")
     r = await client.post("/v1/backoffice/payments/PAY-C1/cancel", json={"reason": "typo"},
@@ -123,7 +123,14 @@ async def test_cancel_only_before_sending(client, auth, rail, dispatcher) -> Non
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     await dispatcher.run_once()
     assert "PAY-C1" not in rail.payouts and "PAY-C2" in rail.payouts
+    # Sent: the rail holds it, so the cancel is a request to the rail, answered by it.
     r = await client.post("/v1/backoffice/payments/PAY-C2/cancel", json={"reason": "late"},
+                          headers=auth)
+    assert r.status_code == 202 and r.json()["state"] == "cancel_requested"
+    await dispatcher.run_once()
+    assert (await state_of(client, auth, "PAY-C2"))["state"] == "cancelled"
+    assert rail.payouts["PAY-C2"].state == PayoutState.cancelled
+    r = await client.post("/v1/backoffice/payments/PAY-C2/cancel", json={"reason": "again"},
                           headers=auth)
     assert r.status_code == 409 and r.json()["code"] == "state_conflict"
     r = await client.post("/v1/backoffice/payments/NOPE/cancel", json={"reason": "x"},
@@ -158,8 +165,8 @@ async def test_happy_path_paid_once_with_notice_and_claim_status(
     p = await state_of(client, auth, "PAY-0001")
     assert p["state"] == "paid" and p["rail_reference"] == "FK000001"
     assert [(e["from"], e["to"], e["cause"]) for e in p["events"]] == [
-        (None, "instructed", "instructed"), ("instructed", "submitted", "rail_answer"),
-        ("submitted", "paid", "status_poll")]
+        (None, "instructed", "instructed"), ("instructed", "sending", "submit_attempt"),
+        ("sending", "submitted", "rail_answer"), ("submitted", "paid", "status_poll")]
     async with hub.engine.connect() as conn:
         sent = (await conn.execute(select(messages.c.type, messages.c.correlation_id).where(
             messages.c.direction == "out").order_by(messages.c.pk))).all()
@@ -167,7 +174,7 @@ async def test_happy_path_paid_once_with_notice_and_claim_status(
                                     .where(outbox.c.kind == "payout"))).all()
     assert [s.type for s in sent] == ["payment.notice", "claim.status"]
     assert {s.correlation_id for s in sent} == {"CLM-2026-000123"}
-    assert tasks == [("payout", "done", None)]
+    assert tasks == [("payout", "pending", None)]  # watched for a return (test_payment_truth)
     assert rail.submits == 1
     await ledgers_agree(hub, rail)
 
@@ -183,7 +190,8 @@ async def test_unknown_outcome_asks_before_resending(hub, client, auth, rail, di
     p = await state_of(client, auth, "PAY-0001")
     assert p["state"] == "submitted"
     assert rail.payouts["PAY-0001"].received == 1  # asked, not resent
-    assert [e["cause"] for e in p["events"]] == ["instructed", "rail_unknown", "status_poll"]
+    assert [e["cause"] for e in p["events"]] == ["instructed", "submit_attempt", "rail_unknown",
+                                                 "status_poll"]
     rail.settle("PAY-0001")
     await later(clock)
     await dispatcher.run_once()
@@ -207,9 +215,9 @@ async def test_unknown_outcome_resends_when_rail_has_no_record(hub, client, auth
     p = await state_of(client, auth, "PAY-0001")
     assert p["state"] == "submitted"
     assert [(e["from"], e["to"]) for e in p["events"]] == [
-        (None, "instructed"), ("instructed", "unknown"), ("unknown", "instructed"),
-        ("instructed", "submitted")]
-    assert p["events"][2]["cause"] == "rail_no_record"
+        (None, "instructed"), ("instructed", "sending"), ("sending", "unknown"),
+        ("unknown", "unknown"), ("unknown", "submitted")]
+    assert p["events"][3]["cause"] == "rail_no_record"
     await ledgers_agree(hub, rail)
 
 
@@ -217,7 +225,9 @@ async def test_transient_error_retries_later(hub, client, auth, rail, dispatcher
     rail.submit_faults = ["transient"]
     await instruct(client, auth)
     await dispatcher.run_once()
-    assert (await state_of(client, auth, "PAY-0001"))["state"] == "instructed"
+    # The first attempt certainly never reached the rail: provably not sent.
+    p = await state_of(client, auth, "PAY-0001")
+    assert p["state"] == "instructed" and p["events"][-1]["cause"] == "rail_not_taken"
     async with hub.engine.connect() as conn:
         task = (await conn.execute(select(outbox).where(outbox.c.kind == "payout"))).one()
     assert task.state == "pending" and "TransientDeliveryError" in task.last_error
@@ -233,7 +243,7 @@ async def test_permanent_refusal_dead_letters_and_ops_retry(hub, client, auth, r
     await instruct(client, auth)
     await dispatcher.run_once()
     p = await state_of(client, auth, "PAY-0001")
-    assert p["state"] == "instructed" and p["events"][-1]["cause"] == "rail_refused"
+    assert p["state"] == "sending" and p["events"][-1]["cause"] == "rail_refused"
     r = await client.get("/v1/backoffice/dead-letters", headers=auth)
     dead = r.json()["dead_letters"]
     assert len(dead) == 1 and dead[0]["ref"] == "PAY-0001"
@@ -334,13 +344,13 @@ async def test_resend_after_crash_finds_the_payout_already_returned(hub, client,
     """A dispatcher sent the payout and died before recording the answer; by the time the
     task is taken over the rail has paid and returned it. The resend (same key) learns that,
     the payment is returned, the task is done, and nothing was paid twice."""
-    from gateway.payments.payout import _instruction
+    from gateway.payments.instruction import build
     from gateway.payments.repository import by_ids
 
     await instruct(client, auth)
     async with hub.engine.connect() as conn:
         row = (await by_ids(conn, ["PAY-0001"]))["PAY-0001"]
-    await rail.submit_each(httpx.AsyncClient(), [_instruction(row)])  # the dead dispatcher's send
+    await rail.submit_each(httpx.AsyncClient(), [build(row)])  # the dead dispatcher's send
     rail.settle("PAY-0001", PayoutState.paid)
     rail.settle("PAY-0001", PayoutState.returned)
     await dispatcher.run_once()

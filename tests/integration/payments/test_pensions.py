@@ -31,7 +31,22 @@ def pension_body(**over: Any) -> dict[str, Any]:
     return body
 
 
+_CLOCK: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _run_clock(clock: Any) -> Any:
+    """``run`` moves the hub's clock to the run's day: a run for a future day is refused."""
+    _CLOCK[:] = [clock]
+    yield
+    _CLOCK.clear()
+
+
 async def run(client, auth, today: str) -> int:
+    if _CLOCK:
+        from datetime import UTC, date, datetime, time
+        noon = datetime.combine(date.fromisoformat(today), time(4), tzinfo=UTC)  # 12:00 MYT
+        _CLOCK[0].now = max(_CLOCK[0].now, noon)
     r = await client.post("/v1/backoffice/pensions/run", json={"today": today}, headers=auth)
     assert r.status_code == 200, r.text
     return int(r.json()["created"])
@@ -124,12 +139,40 @@ async def test_death_stops_schedule_and_cancels_unsent_later_payments(
     assert "PEN-ID-0042.202610" not in rail.payouts
 
 
-async def test_death_notify_by_claim_ref(hub, client, auth, rail) -> None:
-    await client.post("/v1/backoffice/payments", json=payment_body(), headers=auth)
+async def test_death_notify_by_claim_ref_stops_that_persons_pensions_only(
+        hub, client, auth, rail) -> None:
+    """A funeral benefit owed to the family is not stopped; the pension awarded on the claim
+    to the person who died is (schedules are linked to their claim)."""
+    await client.post("/v1/backoffice/payments", headers=auth,
+                      json=payment_body(benefit="EI_FUNERAL"))
+    r = await client.post("/v1/backoffice/pensions", headers=auth,
+                          json=pension_body(claim_ref="CLM-2026-000123"))
+    assert r.status_code == 201, r.text
+    assert await run(client, auth, "2026-10-01") == 3
     await process(hub, "death.notify", {
         "claim_ref": "CLM-2026-000123", "person": {"name": "Siti Aminah", "national_id": NIK},
-        "died_on": "2026-11-01", "documents": []})
-    assert await payments_of(client, auth) == {"PAY-0001": "cancelled"}
+        "died_on": "2026-08-20", "documents": []})
+    states = await payments_of(client, auth)
+    assert states == {"PAY-0001": "instructed", "PEN-ID-0042.202608": "instructed",
+                      "PEN-ID-0042.202609": "cancelled", "PEN-ID-0042.202610": "cancelled"}
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "stopped"
+
+
+async def test_death_of_someone_else_does_not_stop_a_pension(hub, client, auth, rail) -> None:
+    """A survivors' pension is paid to the spouse: the worker's death notified on the same
+    reference is not the beneficiary's and stops nothing."""
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(benefit="INV_SURVIVORS"))
+    assert await run(client, auth, "2026-09-01") == 2
+    await process(hub, "death.notify", {
+        "pension_ref": "PEN-ID-0042",
+        "person": {"name": "Budi", "national_id": {"scheme": "ID-NIK",
+                                                   "value": "3201141203900003"}},
+        "died_on": "2026-07-20", "documents": []})
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "active"
+    assert set((await payments_of(client, auth)).values()) == {"instructed"}
 
 
 async def test_payment_confirm_and_beneficiary_update(hub, client, auth, rail,
@@ -171,3 +214,46 @@ async def test_send_any_hub_message(hub, client, auth) -> None:
     assert r.status_code == 404
 
 
+
+
+# -- issue 8, finding 5 ------------------------------------------------------------------------
+
+async def test_a_run_for_a_future_day_is_refused(client, auth, rail, clock) -> None:
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    r = await client.post("/v1/backoffice/pensions/run", json={"today": "2027-06-01"},
+                          headers=auth)
+    assert r.status_code == 422 and r.json()["code"] == "schema_violation"
+    assert "future" in r.json()["detail"]
+    assert await payments_of(client, auth) == {}
+
+
+async def test_one_failing_schedule_never_stops_the_others(hub, client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(pension_ref="PEN-ID-0043"))
+    # The first schedule's August id is taken by another payment.
+    r = await client.post("/v1/backoffice/payments", headers=auth,
+                          json=payment_body("PEN-ID-0042.202608"))
+    assert r.status_code == 201
+    assert await run(client, auth, "2026-09-01") == 2  # PEN-ID-0043's August and September
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "active" and "payment_conflict" not in s["reason"]
+    assert "already instructed" in s["reason"] and s["events"][-1]["cause"] == "period_failed"
+    assert s["next_period"] == "2026-08"
+    assert sorted(await payments_of(client, auth, pension_ref="PEN-ID-0043")) == [
+        "PEN-ID-0043.202608", "PEN-ID-0043.202609"]
+    await run(client, auth, "2026-09-02")  # the same cause is not recorded again
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert [e["cause"] for e in s["events"]].count("period_failed") == 1
+
+
+async def test_periods_follow_the_date_in_malaysia(hub, client, auth, rail, clock) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.runtime.jobs import run_pension_schedules
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(start_on="2026-12-01"))
+    clock.now = datetime(2026, 11, 30, 17, 30, tzinfo=UTC)  # 01:30 on 1 December in KL
+    _, created = await run_pension_schedules(hub)
+    assert created == 1
+    assert await payments_of(client, auth) == {"PEN-ID-0042.202612": "instructed"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from gateway.errors import OutcomeUnknownError, PermanentDeliveryError, TransientDeliveryError
-from gateway.outbox.breaker import CircuitBreakers
+from gateway.outbox.breaker import CircuitBreakers, is_outage
 from gateway.outbox.retry import RetryPolicy
 
 
@@ -37,3 +37,25 @@ def test_breaker_opens_and_half_opens() -> None:
     assert b.open_destinations() == ["rail"]
     b.success("rail")
     assert b.open_destinations() == []
+
+
+def test_retry_after_is_a_floor_and_in_flight_work_is_never_too_old() -> None:
+    p = RetryPolicy(initial=1.0, max_delay=300.0, max_age=timedelta(hours=1))
+    throttled = TransientDeliveryError("429")
+    throttled.retry_after = 120
+    assert p.decide(throttled, 1, timedelta(0)).delay >= timedelta(seconds=120)
+    in_flight = TransientDeliveryError("poll refused")
+    in_flight.in_flight = True
+    d = p.decide(in_flight, 1, timedelta(hours=2))
+    assert d.retry and d.alert and d.delay >= timedelta(seconds=300)
+
+
+def test_only_outages_count_against_a_destination() -> None:
+    refused = PermanentDeliveryError("422 bad account")
+    throttled = TransientDeliveryError("429")
+    throttled.http_status = 429
+    server = OutcomeUnknownError("502")
+    server.http_status = 502
+    assert not is_outage(refused) and not is_outage(throttled)
+    assert not is_outage(RuntimeError("our own bug"))
+    assert is_outage(server) and is_outage(TransientDeliveryError("connection refused"))

@@ -15,6 +15,7 @@ from gateway.payments.domain import (
     IllegalTransition,
     PaymentState,
     after_rail_state,
+    contradiction,
     transition,
 )
 from gateway.payments.fx import convert
@@ -43,10 +44,15 @@ def test_final_states() -> None:
 
 
 @pytest.mark.parametrize(("current", "rail", "expected"), [
-    (P.instructed, PayoutState.accepted, P.submitted),
-    (P.instructed, PayoutState.paid, P.paid),
-    (P.instructed, PayoutState.failed, P.failed),
-    (P.instructed, PayoutState.returned, P.returned),  # resent after a crash, already returned
+    (P.sending, PayoutState.accepted, P.submitted),
+    (P.sending, PayoutState.paid, P.paid),
+    (P.sending, PayoutState.failed, P.failed),
+    (P.sending, PayoutState.returned, P.returned),  # resent after a crash, already returned
+    (P.sending, PayoutState.cancelled, P.cancelled),  # the key was cancelled before it arrived
+    (P.instructed, PayoutState.paid, None),  # never attempted: no rail can know it
+    (P.cancel_requested, PayoutState.cancelled, P.cancelled),
+    (P.cancel_requested, PayoutState.processing, None),
+    (P.cancel_requested, PayoutState.paid, P.paid),
     (P.unknown, PayoutState.processing, P.submitted),
     (P.unknown, PayoutState.paid, P.paid),
     (P.unknown, PayoutState.returned, P.returned),
@@ -54,17 +60,37 @@ def test_final_states() -> None:
     (P.submitted, PayoutState.failed, P.failed),
     (P.submitted, PayoutState.returned, P.returned),
     (P.paid, PayoutState.returned, P.returned),
-    # stale, repeated or contradicting reports change nothing
+    # stale or repeated reports change nothing
     (P.submitted, PayoutState.accepted, None),
     (P.paid, PayoutState.processing, None),
     (P.paid, PayoutState.paid, None),
     (P.paid, PayoutState.failed, None),
-    (P.failed, PayoutState.paid, None),
-    (P.cancelled, PayoutState.paid, None),
+    (P.cancelled, PayoutState.processing, None),
+    # a contradicting report is the rail's truth: it moves the payment (and opens a
+    # discrepancy, see test_contradictions)
+    (P.failed, PayoutState.paid, P.paid),
+    (P.cancelled, PayoutState.paid, P.paid),
 ])
 def test_rail_reports(current: P, rail: PayoutState, expected: P | None) -> None:
     tr = after_rail_state(current, rail, Cause.status_poll)
     assert (tr.to_state if tr else None) == expected
+
+
+@pytest.mark.parametrize(("current", "target", "kind", "overpayment"), [
+    (P.cancel_requested, P.paid, "paid_after_cancel_request", True),
+    (P.cancelled, P.paid, "paid_after_cancelled", True),
+    (P.paid, P.returned, "returned_after_paid", False),
+    (P.failed, P.paid, "paid_after_failed", False),
+    (P.submitted, P.paid, None, False),
+    (P.cancel_requested, P.cancelled, None, False),
+    (P.sending, P.cancelled, None, False),
+])
+def test_contradictions(current: P, target: P, kind: str | None, overpayment: bool) -> None:
+    tr = transition(current, target, Cause.callback)
+    assert tr is not None
+    found = contradiction(tr)
+    assert (found.kind if found else None) == kind
+    assert (found.overpayment if found else False) == overpayment
 
 
 def test_fx_two_decimal_currency_rounds_half_even() -> None:
