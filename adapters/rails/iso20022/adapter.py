@@ -145,14 +145,7 @@ class Iso20022Rail:
             if isinstance(err, PermanentDeliveryError):
                 raise err
             raise TransientDeliveryError(str(err)) from err
-        try:
-            _, _, statuses = parse_pain002(response.content)
-        except InvalidMessageError as exc:
-            raise TransientDeliveryError(f"{what}: unreadable pain.002 ({exc})") from exc
-        for status in statuses:
-            if status.idempotency_key == idempotency_key:
-                return status
-        raise TransientDeliveryError(f"{what}: pain.002 does not mention it")
+        return _status_of(response.content, idempotency_key, what)
 
     async def cancel(self, client: httpx.AsyncClient, idempotency_key: str) -> PayoutStatus:
         """``POST /cancel/{EndToEndId}``; the bank answers a pain.002 of the state after it."""
@@ -167,14 +160,7 @@ class Iso20022Rail:
             raise TransientDeliveryError(str(exc)) from exc
         if response.status_code != 200:
             raise TransientDeliveryError(str(error_for_response(response, what)))
-        try:
-            _, _, statuses = parse_pain002(response.content)
-        except InvalidMessageError as exc:
-            raise TransientDeliveryError(f"{what}: unreadable pain.002 ({exc})") from exc
-        for status in statuses:
-            if status.idempotency_key == idempotency_key:
-                return status
-        raise TransientDeliveryError(f"{what}: pain.002 does not mention it")
+        return _status_of(response.content, idempotency_key, what)
 
     async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
         """Download the camt.053 of ``day``."""
@@ -215,3 +201,15 @@ class Iso20022Rail:
     def parse_statement(self, data: bytes) -> list[StatementLine]:
         """Parse a camt.053 or camt.054 (see ``camt``)."""
         return parse_camt(data)
+
+
+def _status_of(pain002: bytes, idempotency_key: str, what: str) -> PayoutStatus:
+    """The payout's status in a bank's pain.002 answer (status query or cancel)."""
+    try:
+        _, _, statuses = parse_pain002(pain002)
+    except InvalidMessageError as exc:
+        raise TransientDeliveryError(f"{what}: unreadable pain.002 ({exc})") from exc
+    for status in statuses:
+        if status.idempotency_key == idempotency_key:
+            return status
+    raise TransientDeliveryError(f"{what}: pain.002 does not mention it")
