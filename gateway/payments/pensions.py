@@ -3,7 +3,8 @@
 A period is a calendar month ``YYYY-MM``; its payment is created on the period's first day (or
 later, if the run is late: missed periods are caught up, each its own payment) with the id
 ``<pension_ref>.<YYYYMM>``, so running the job twice, or in two processes, can never create a
-period twice. States of a schedule:
+period twice. A period the schedule covers only in part (it starts after the 1st or ends before
+the month's last day) pays only its days (``prorate``). States of a schedule:
 
     active ──▶ suspended (life certificate overdue) ──▶ active (certificate received)
     active | suspended ──▶ stopped (death notified)          active ──▶ ended (after end_on)
@@ -27,6 +28,7 @@ and the run goes on with the others.
 
 from __future__ import annotations
 
+import calendar
 import logging
 from datetime import date, datetime
 from typing import Any
@@ -49,6 +51,7 @@ __all__ = [
     "local_today",
     "create_schedule",
     "period_of",
+    "prorate",
     "record_life_certificate",
     "run_due",
     "schedule_view",
@@ -69,6 +72,24 @@ def period_of(day: date) -> str:
 def _next_period(period: str) -> str:
     y, m = int(period[:4]), int(period[5:])
     return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def prorate(monthly_minor: int, period: str, start_on: date,
+            end_on: date | None) -> tuple[int, date, date, int]:
+    """The amount of ``period`` for a schedule running ``start_on``..``end_on`` (inclusive).
+
+    Returns (minor units, first day paid, last day paid, days in the month). A period the
+    schedule covers only in part pays ``monthly x covered days / days in the month``, computed
+    on integers (minor units, never floats) and rounded half up to the minor unit: a half sen
+    goes to the beneficiary.
+    """
+    y, m = int(period[:4]), int(period[5:])
+    days = calendar.monthrange(y, m)[1]
+    first, last = max(date(y, m, 1), start_on), date(y, m, days)
+    if end_on is not None:
+        last = min(last, end_on)
+    covered = (last - first).days + 1
+    return (2 * monthly_minor * covered + days) // (2 * days), first, last, days
 
 
 def _add_months(day: date, months: int) -> date:
@@ -164,17 +185,29 @@ async def _create_periods(conn: AsyncConnection, service: PaymentService, s: Row
     end = period_of(s.end_on) if s.end_on else None
     created = 0
     while period <= current and (end is None or period <= end):
+        minor, first, last, days = prorate(s.monthly_minor, period, s.start_on, s.end_on)
+        covered = (last - first).days + 1
+        if minor == 0:  # a few days of a tiny pension: there is nothing to pay
+            await _event(conn, s.pk, s.state, s.state, "period_not_paid",
+                         f"{period}: {covered}/{days} days round to 0", now)
+            period = _next_period(period)
+            continue
         req = PaymentIn.model_validate({
             "payment_id": f"{s.pension_ref}.{period.replace('-', '')}",
             "partner_id": s.partner_id,
             "beneficiary": {"name": s.beneficiary_name,
                             "national_id": _nid(s.beneficiary_id)},
             "benefit": s.benefit, "pension_ref": s.pension_ref,
-            "amount": Money(s.monthly_minor, s.currency).wire(), "rail": s.rail,
+            "amount": Money(minor, s.currency).wire(), "rail": s.rail,
             "payout": {"provider": s.provider, "account": s.account,
                        "account_name": s.account_name},
         })
-        _, new = await service.instruct(conn, req, now, period=period)
+        row, new = await service.instruct(conn, req, now, period=period)
+        if new and covered < days:
+            await service.note(conn, row, Cause.pension_prorated,
+                               f"{period}: {Money(s.monthly_minor, s.currency)} x "
+                               f"{covered}/{days} days ({first} to {last}) = "
+                               f"{Money(minor, s.currency)}, sen rounded half up", now)
         created += int(new)
         period = _next_period(period)
     await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)

@@ -257,3 +257,49 @@ async def test_periods_follow_the_date_in_malaysia(hub, client, auth, rail, cloc
     _, created = await run_pension_schedules(hub)
     assert created == 1
     assert await payments_of(client, auth) == {"PEN-ID-0042.202612": "instructed"}
+
+
+# -- issue 8, finding 5: the first and last periods, life certificates -------------------------
+
+async def payment(client, auth, payment_id: str) -> dict[str, Any]:
+    r = await client.get(f"/v1/backoffice/payments/{payment_id}", headers=auth)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def test_a_mid_month_start_and_end_pay_only_the_days_covered(client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(start_on="2026-08-15", end_on="2026-10-10"))
+    assert await run(client, auth, "2026-11-01") == 3
+    first = await payment(client, auth, "PEN-ID-0042.202608")
+    # 550.00 x 17/31 = 301.6129... sen rounded half up
+    assert first["amount"] == {"amount": "301.61", "currency": "MYR"}
+    derived = [e["detail"] for e in first["events"] if e["cause"] == "pension_prorated"]
+    assert derived == ["2026-08: 550.00 MYR x 17/31 days (2026-08-15 to 2026-08-31) = "
+                       "301.61 MYR, sen rounded half up"]
+    whole = await payment(client, auth, "PEN-ID-0042.202609")
+    assert whole["amount"] == {"amount": "550.00", "currency": "MYR"}
+    assert "pension_prorated" not in [e["cause"] for e in whole["events"]]
+    last = await payment(client, auth, "PEN-ID-0042.202610")
+    assert last["amount"] == {"amount": "177.42", "currency": "MYR"}  # 550.00 x 10/31
+    assert await run(client, auth, "2026-11-02") == 0  # a re-run derives the same, no conflict
+
+
+async def test_pro_rating_rounds_half_a_sen_up(client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", headers=auth, json=pension_body(
+        start_on="2026-09-16", monthly_amount={"amount": "1.01", "currency": "MYR"}))
+    assert await run(client, auth, "2026-09-20") == 1
+    p = await payment(client, auth, "PEN-ID-0042.202609")
+    assert p["amount"] == {"amount": "0.51", "currency": "MYR"}  # 101 x 15/30 = 50.5 sen
+
+
+async def test_a_part_period_that_rounds_to_nothing_is_recorded_not_paid(
+        client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", headers=auth, json=pension_body(
+        start_on="2026-09-17", monthly_amount={"amount": "0.01", "currency": "MYR"}))
+    assert await run(client, auth, "2026-10-01") == 1  # October only: 14/30 of a sen is 0
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "active" and s["next_period"] == "2026-11"
+    assert s["events"][-1]["cause"] == "period_not_paid"
+    assert s["events"][-1]["detail"] == "2026-09: 14/30 days round to 0"
+    assert list(await payments_of(client, auth)) == ["PEN-ID-0042.202610"]
