@@ -52,6 +52,7 @@ __all__ = [
     "create_schedule",
     "period_of",
     "prorate",
+    "certificate_refusal",
     "record_life_certificate",
     "run_due",
     "schedule_view",
@@ -290,22 +291,56 @@ async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner
     return stopped, cancelled
 
 
+def certificate_refusal(s: RowMapping, person_id: str | None, certified_on: date,
+                        today: date) -> str | None:
+    """Why a life certificate must not extend schedule ``s`` (None: it may).
+
+    ``today`` is the Malaysian date. A certificate proves the beneficiary was alive on
+    ``certified_on``: a date after today or before the pension began proves nothing about the
+    period being paid, and one older than the interval would already have expired. A
+    certificate of another person (by national id) is never proof of this beneficiary's life.
+    """
+    if certified_on > today:
+        return f"dated after today ({today} in Malaysia)"
+    if certified_on < s.start_on:
+        return f"dated before the pension's start on {s.start_on}"
+    valid_until = _add_months(certified_on, LIFE_CERTIFICATE_MONTHS)
+    if valid_until < today:
+        return (f"older than the {LIFE_CERTIFICATE_MONTHS}-month interval (valid until "
+                f"{valid_until}, today {today})")
+    if person_id is not None and s.beneficiary_id is not None and person_id != s.beneficiary_id:
+        return f"the certificate's beneficiary {person_id} is not the pension's"
+    return None
+
+
 async def record_life_certificate(conn: AsyncConnection, partner_id: str, pension_ref: str,
-                                  certified_on: date, now: datetime) -> bool:
-    """Extend the certificate's validity and resume a schedule suspended for lack of it."""
+                                  person_id: str | None, certified_on: date,
+                                  now: datetime) -> bool:
+    """Extend the certificate's validity and resume a schedule suspended for lack of it.
+
+    A certificate ``certificate_refusal`` refuses changes nothing but a
+    ``life_certificate_refused`` event with the reason; returns whether it was applied.
+    """
     s = await _by_ref(conn, pension_ref, lock=True)
     if s is None or s.partner_id != partner_id:
         log.warning("life certificate from %s for unknown pension ignored", partner_id)
         return False
+    refusal = certificate_refusal(s, person_id, certified_on, local_today(now))
+    if refusal is not None:
+        log.warning("life certificate for pension %s refused: %s", pension_ref, refusal)
+        await _event(conn, s.pk, s.state, s.state, "life_certificate_refused",
+                     f"certified on {certified_on.isoformat()}: {refusal}", now)
+        return False
     due = _add_months(certified_on, LIFE_CERTIFICATE_MONTHS)
+    detail = f"certified on {certified_on.isoformat()}; next due {due}"
+    if s.beneficiary_id is None:
+        detail += "; the schedule has no national id, the beneficiary was not compared"
     await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
                        .values(life_certificate_due_on=due, updated_at=now))
     if s.state == "suspended":
-        await _set_state(conn, s, "active", "life_certificate_received",
-                         f"certified on {certified_on.isoformat()}; next due {due}", now)
+        await _set_state(conn, s, "active", "life_certificate_received", detail, now)
     else:
-        await _event(conn, s.pk, s.state, s.state, "life_certificate_received",
-                     f"certified on {certified_on.isoformat()}; next due {due}", now)
+        await _event(conn, s.pk, s.state, s.state, "life_certificate_received", detail, now)
     return True
 
 

@@ -95,12 +95,14 @@ async def test_schedule_ends(client, auth, rail) -> None:
 
 
 async def test_overdue_life_certificate_suspends_and_certificate_resumes(
-        hub, client, auth, rail) -> None:
+        hub, client, auth, rail, clock) -> None:
     await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
     assert await run(client, auth, "2026-12-01") == 5
     assert await run(client, auth, "2027-01-02") == 0  # certificate was due 2026-12-31
     s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
     assert s["state"] == "suspended" and "life_certificate_overdue" in s["reason"]
+    from datetime import UTC, datetime
+    clock.now = datetime(2027, 1, 5, 4, tzinfo=UTC)  # a certificate is never dated ahead
     await process(hub, "life_certificate.submit", {
         "pension_ref": "PEN-ID-0042", "beneficiary": {"name": "Siti Aminah", "national_id": NIK},
         "certified_on": "2027-01-05", "certified_by": "Kelurahan Cikini", "documents": []})
@@ -303,3 +305,87 @@ async def test_a_part_period_that_rounds_to_nothing_is_recorded_not_paid(
     assert s["events"][-1]["cause"] == "period_not_paid"
     assert s["events"][-1]["detail"] == "2026-09: 14/30 days round to 0"
     assert list(await payments_of(client, auth)) == ["PEN-ID-0042.202610"]
+
+
+async def certify(hub: Hub, certified_on: str, national_id: dict[str, str] = NIK) -> None:
+    await process(hub, "life_certificate.submit", {
+        "pension_ref": "PEN-ID-0042",
+        "beneficiary": {"name": "Siti Aminah", "national_id": national_id},
+        "certified_on": certified_on, "certified_by": "Kelurahan Cikini", "documents": []})
+
+
+async def schedule(client, auth) -> dict[str, Any]:
+    r = await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)
+    return dict(r.json())
+
+
+async def test_a_life_certificate_dated_in_the_future_is_refused(
+        hub, client, auth, rail, clock) -> None:
+    from datetime import UTC, datetime
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    clock.now = datetime(2026, 11, 21, 17, 30, tzinfo=UTC)  # 01:30 on 22 November in KL
+    await certify(hub, "2026-11-23")
+    s = await schedule(client, auth)
+    assert s["life_certificate_due_on"] == "2026-12-31"
+    assert s["events"][-1]["cause"] == "life_certificate_refused"
+    assert s["events"][-1]["detail"] == ("certified on 2026-11-23: dated after today "
+                                         "(2026-11-22 in Malaysia)")
+    await certify(hub, "2026-11-22")  # today in Malaysia, though not yet in UTC
+    s = await schedule(client, auth)
+    assert s["life_certificate_due_on"] == "2027-11-22"
+    assert s["events"][-1]["cause"] == "life_certificate_received"
+
+
+async def test_a_life_certificate_before_the_start_or_stale_is_refused(
+        hub, client, auth, rail, clock) -> None:
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    assert await run(client, auth, "2026-12-01") == 5
+    assert await run(client, auth, "2027-01-02") == 0  # overdue: suspended
+    await certify(hub, "2026-07-31")
+    s = await schedule(client, auth)
+    assert s["state"] == "suspended" and s["life_certificate_due_on"] == "2026-12-31"
+    assert s["events"][-1] == {**s["events"][-1], "cause": "life_certificate_refused",
+                               "detail": "certified on 2026-07-31: dated before the pension's "
+                                         "start on 2026-08-01"}
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(pension_ref="PEN-ID-0043", start_on="2025-01-01"))
+    await process(hub, "life_certificate.submit", {
+        "pension_ref": "PEN-ID-0043",
+        "beneficiary": {"name": "Siti Aminah", "national_id": NIK},
+        "certified_on": "2025-12-31", "certified_by": "Kelurahan Cikini", "documents": []})
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0043", headers=auth)).json()
+    assert s["life_certificate_due_on"] == "2026-12-31"
+    assert s["events"][-1]["cause"] == "life_certificate_refused"
+    assert s["events"][-1]["detail"] == ("certified on 2025-12-31: older than the 12-month "
+                                         "interval (valid until 2026-12-31, today 2027-01-02)")
+    assert await run(client, auth, "2027-01-03") == 0  # nothing resumed
+
+
+async def test_a_life_certificate_of_someone_else_never_extends_the_pension(
+        hub, client, auth, rail, clock) -> None:
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    assert await run(client, auth, "2026-12-01") == 5
+    assert await run(client, auth, "2027-01-03") == 0  # overdue: suspended
+    other = {"scheme": "ID-NIK", "value": "3201145403910009"}
+    await certify(hub, "2027-01-03", national_id=other)
+    s = await schedule(client, auth)
+    assert s["state"] == "suspended" and s["life_certificate_due_on"] == "2026-12-31"
+    assert s["events"][-1]["cause"] == "life_certificate_refused"
+    assert s["events"][-1]["detail"] == ("certified on 2027-01-03: the certificate's "
+                                         "beneficiary ID-NIK:3201145403910009 is not the "
+                                         "pension's")
+    await certify(hub, "2027-01-03")
+    s = await schedule(client, auth)
+    assert s["state"] == "active" and s["life_certificate_due_on"] == "2028-01-03"
+
+
+async def test_a_schedule_without_a_national_id_says_its_certificate_was_not_compared(
+        hub, client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(beneficiary={"name": "Siti Aminah"}))
+    await certify(hub, "2026-11-02")
+    s = await schedule(client, auth)
+    assert s["life_certificate_due_on"] == "2027-11-02"
+    assert s["events"][-1]["detail"] == ("certified on 2026-11-02; next due 2027-11-02; the "
+                                         "schedule has no national id, the beneficiary was "
+                                         "not compared")
