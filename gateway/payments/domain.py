@@ -74,6 +74,7 @@ class Cause(StrEnum):
     payout_updated = "payout_updated"  # beneficiary.update changed the account (no transition)
     payout_update_refused = "payout_update_refused"  # already at the rail: kept its account
     partner_confirmed = "partner_confirmed"  # payment.confirm (no transition)
+    pension_prorated = "pension_prorated"  # how a part period's amount was derived
 
 
 P = PaymentState

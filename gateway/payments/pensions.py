@@ -3,7 +3,8 @@
 A period is a calendar month ``YYYY-MM``; its payment is created on the period's first day (or
 later, if the run is late: missed periods are caught up, each its own payment) with the id
 ``<pension_ref>.<YYYYMM>``, so running the job twice, or in two processes, can never create a
-period twice. States of a schedule:
+period twice. A period the schedule covers only in part (it starts after the 1st or ends before
+the month's last day) pays only its days (``prorate``). States of a schedule:
 
     active ──▶ suspended (life certificate overdue) ──▶ active (certificate received)
     active | suspended ──▶ stopped (death notified)          active ──▶ ended (after end_on)
@@ -27,6 +28,7 @@ and the run goes on with the others.
 
 from __future__ import annotations
 
+import calendar
 import logging
 from datetime import date, datetime
 from typing import Any
@@ -49,6 +51,8 @@ __all__ = [
     "local_today",
     "create_schedule",
     "period_of",
+    "prorate",
+    "certificate_refusal",
     "record_life_certificate",
     "run_due",
     "schedule_view",
@@ -69,6 +73,24 @@ def period_of(day: date) -> str:
 def _next_period(period: str) -> str:
     y, m = int(period[:4]), int(period[5:])
     return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def prorate(monthly_minor: int, period: str, start_on: date,
+            end_on: date | None) -> tuple[int, date, date, int]:
+    """The amount of ``period`` for a schedule running ``start_on``..``end_on`` (inclusive).
+
+    Returns (minor units, first day paid, last day paid, days in the month). A period the
+    schedule covers only in part pays ``monthly x covered days / days in the month``, computed
+    on integers (minor units, never floats) and rounded half up to the minor unit: a half sen
+    goes to the beneficiary.
+    """
+    y, m = int(period[:4]), int(period[5:])
+    days = calendar.monthrange(y, m)[1]
+    first, last = max(date(y, m, 1), start_on), date(y, m, days)
+    if end_on is not None:
+        last = min(last, end_on)
+    covered = (last - first).days + 1
+    return (2 * monthly_minor * covered + days) // (2 * days), first, last, days
 
 
 def _add_months(day: date, months: int) -> date:
@@ -164,17 +186,29 @@ async def _create_periods(conn: AsyncConnection, service: PaymentService, s: Row
     end = period_of(s.end_on) if s.end_on else None
     created = 0
     while period <= current and (end is None or period <= end):
+        minor, first, last, days = prorate(s.monthly_minor, period, s.start_on, s.end_on)
+        covered = (last - first).days + 1
+        if minor == 0:  # a few days of a tiny pension: there is nothing to pay
+            await _event(conn, s.pk, s.state, s.state, "period_not_paid",
+                         f"{period}: {covered}/{days} days round to 0", now)
+            period = _next_period(period)
+            continue
         req = PaymentIn.model_validate({
             "payment_id": f"{s.pension_ref}.{period.replace('-', '')}",
             "partner_id": s.partner_id,
             "beneficiary": {"name": s.beneficiary_name,
                             "national_id": _nid(s.beneficiary_id)},
             "benefit": s.benefit, "pension_ref": s.pension_ref,
-            "amount": Money(s.monthly_minor, s.currency).wire(), "rail": s.rail,
+            "amount": Money(minor, s.currency).wire(), "rail": s.rail,
             "payout": {"provider": s.provider, "account": s.account,
                        "account_name": s.account_name},
         })
-        _, new = await service.instruct(conn, req, now, period=period)
+        row, new = await service.instruct(conn, req, now, period=period)
+        if new and covered < days:
+            await service.note(conn, row, Cause.pension_prorated,
+                               f"{period}: {Money(s.monthly_minor, s.currency)} x "
+                               f"{covered}/{days} days ({first} to {last}) = "
+                               f"{Money(minor, s.currency)}, sen rounded half up", now)
         created += int(new)
         period = _next_period(period)
     await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
@@ -257,22 +291,56 @@ async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner
     return stopped, cancelled
 
 
+def certificate_refusal(s: RowMapping, person_id: str | None, certified_on: date,
+                        today: date) -> str | None:
+    """Why a life certificate must not extend schedule ``s`` (None: it may).
+
+    ``today`` is the Malaysian date. A certificate proves the beneficiary was alive on
+    ``certified_on``: a date after today or before the pension began proves nothing about the
+    period being paid, and one older than the interval would already have expired. A
+    certificate of another person (by national id) is never proof of this beneficiary's life.
+    """
+    if certified_on > today:
+        return f"dated after today ({today} in Malaysia)"
+    if certified_on < s.start_on:
+        return f"dated before the pension's start on {s.start_on}"
+    valid_until = _add_months(certified_on, LIFE_CERTIFICATE_MONTHS)
+    if valid_until < today:
+        return (f"older than the {LIFE_CERTIFICATE_MONTHS}-month interval (valid until "
+                f"{valid_until}, today {today})")
+    if person_id is not None and s.beneficiary_id is not None and person_id != s.beneficiary_id:
+        return f"the certificate's beneficiary {person_id} is not the pension's"
+    return None
+
+
 async def record_life_certificate(conn: AsyncConnection, partner_id: str, pension_ref: str,
-                                  certified_on: date, now: datetime) -> bool:
-    """Extend the certificate's validity and resume a schedule suspended for lack of it."""
+                                  person_id: str | None, certified_on: date,
+                                  now: datetime) -> bool:
+    """Extend the certificate's validity and resume a schedule suspended for lack of it.
+
+    A certificate ``certificate_refusal`` refuses changes nothing but a
+    ``life_certificate_refused`` event with the reason; returns whether it was applied.
+    """
     s = await _by_ref(conn, pension_ref, lock=True)
     if s is None or s.partner_id != partner_id:
         log.warning("life certificate from %s for unknown pension ignored", partner_id)
         return False
+    refusal = certificate_refusal(s, person_id, certified_on, local_today(now))
+    if refusal is not None:
+        log.warning("life certificate for pension %s refused: %s", pension_ref, refusal)
+        await _event(conn, s.pk, s.state, s.state, "life_certificate_refused",
+                     f"certified on {certified_on.isoformat()}: {refusal}", now)
+        return False
     due = _add_months(certified_on, LIFE_CERTIFICATE_MONTHS)
+    detail = f"certified on {certified_on.isoformat()}; next due {due}"
+    if s.beneficiary_id is None:
+        detail += "; the schedule has no national id, the beneficiary was not compared"
     await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
                        .values(life_certificate_due_on=due, updated_at=now))
     if s.state == "suspended":
-        await _set_state(conn, s, "active", "life_certificate_received",
-                         f"certified on {certified_on.isoformat()}; next due {due}", now)
+        await _set_state(conn, s, "active", "life_certificate_received", detail, now)
     else:
-        await _event(conn, s.pk, s.state, s.state, "life_certificate_received",
-                     f"certified on {certified_on.isoformat()}; next due {due}", now)
+        await _event(conn, s.pk, s.state, s.state, "life_certificate_received", detail, now)
     return True
 
 

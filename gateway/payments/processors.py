@@ -50,8 +50,9 @@ async def death_notify(ctx: ProcessingContext, env: Envelope) -> None:
 
 async def life_certificate_submit(ctx: ProcessingContext, env: Envelope) -> None:
     p = LifeCertificateSubmit.model_validate(env.payload)
+    nid = p.beneficiary.national_id
     await pensions.record_life_certificate(ctx.conn, ctx.partner_id, p.pension_ref,
-                                           p.certified_on, ctx.now)
+                                           f"{nid.scheme}:{nid.value}", p.certified_on, ctx.now)
 
 
 async def payment_confirm(ctx: ProcessingContext, env: Envelope) -> None:

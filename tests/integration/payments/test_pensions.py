@@ -95,12 +95,14 @@ async def test_schedule_ends(client, auth, rail) -> None:
 
 
 async def test_overdue_life_certificate_suspends_and_certificate_resumes(
-        hub, client, auth, rail) -> None:
+        hub, client, auth, rail, clock) -> None:
     await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
     assert await run(client, auth, "2026-12-01") == 5
     assert await run(client, auth, "2027-01-02") == 0  # certificate was due 2026-12-31
     s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
     assert s["state"] == "suspended" and "life_certificate_overdue" in s["reason"]
+    from datetime import UTC, datetime
+    clock.now = datetime(2027, 1, 5, 4, tzinfo=UTC)  # a certificate is never dated ahead
     await process(hub, "life_certificate.submit", {
         "pension_ref": "PEN-ID-0042", "beneficiary": {"name": "Siti Aminah", "national_id": NIK},
         "certified_on": "2027-01-05", "certified_by": "Kelurahan Cikini", "documents": []})
@@ -257,3 +259,133 @@ async def test_periods_follow_the_date_in_malaysia(hub, client, auth, rail, cloc
     _, created = await run_pension_schedules(hub)
     assert created == 1
     assert await payments_of(client, auth) == {"PEN-ID-0042.202612": "instructed"}
+
+
+# -- issue 8, finding 5: the first and last periods, life certificates -------------------------
+
+async def payment(client, auth, payment_id: str) -> dict[str, Any]:
+    r = await client.get(f"/v1/backoffice/payments/{payment_id}", headers=auth)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def test_a_mid_month_start_and_end_pay_only_the_days_covered(client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(start_on="2026-08-15", end_on="2026-10-10"))
+    assert await run(client, auth, "2026-11-01") == 3
+    first = await payment(client, auth, "PEN-ID-0042.202608")
+    # 550.00 x 17/31 = 301.6129... sen rounded half up
+    assert first["amount"] == {"amount": "301.61", "currency": "MYR"}
+    derived = [e["detail"] for e in first["events"] if e["cause"] == "pension_prorated"]
+    assert derived == ["2026-08: 550.00 MYR x 17/31 days (2026-08-15 to 2026-08-31) = "
+                       "301.61 MYR, sen rounded half up"]
+    whole = await payment(client, auth, "PEN-ID-0042.202609")
+    assert whole["amount"] == {"amount": "550.00", "currency": "MYR"}
+    assert "pension_prorated" not in [e["cause"] for e in whole["events"]]
+    last = await payment(client, auth, "PEN-ID-0042.202610")
+    assert last["amount"] == {"amount": "177.42", "currency": "MYR"}  # 550.00 x 10/31
+    assert await run(client, auth, "2026-11-02") == 0  # a re-run derives the same, no conflict
+
+
+async def test_pro_rating_rounds_half_a_sen_up(client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", headers=auth, json=pension_body(
+        start_on="2026-09-16", monthly_amount={"amount": "1.01", "currency": "MYR"}))
+    assert await run(client, auth, "2026-09-20") == 1
+    p = await payment(client, auth, "PEN-ID-0042.202609")
+    assert p["amount"] == {"amount": "0.51", "currency": "MYR"}  # 101 x 15/30 = 50.5 sen
+
+
+async def test_a_part_period_that_rounds_to_nothing_is_recorded_not_paid(
+        client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", headers=auth, json=pension_body(
+        start_on="2026-09-17", monthly_amount={"amount": "0.01", "currency": "MYR"}))
+    assert await run(client, auth, "2026-10-01") == 1  # October only: 14/30 of a sen is 0
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
+    assert s["state"] == "active" and s["next_period"] == "2026-11"
+    assert s["events"][-1]["cause"] == "period_not_paid"
+    assert s["events"][-1]["detail"] == "2026-09: 14/30 days round to 0"
+    assert list(await payments_of(client, auth)) == ["PEN-ID-0042.202610"]
+
+
+async def certify(hub: Hub, certified_on: str, national_id: dict[str, str] = NIK) -> None:
+    await process(hub, "life_certificate.submit", {
+        "pension_ref": "PEN-ID-0042",
+        "beneficiary": {"name": "Siti Aminah", "national_id": national_id},
+        "certified_on": certified_on, "certified_by": "Kelurahan Cikini", "documents": []})
+
+
+async def schedule(client, auth) -> dict[str, Any]:
+    r = await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)
+    return dict(r.json())
+
+
+async def test_a_life_certificate_dated_in_the_future_is_refused(
+        hub, client, auth, rail, clock) -> None:
+    from datetime import UTC, datetime
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    clock.now = datetime(2026, 11, 21, 17, 30, tzinfo=UTC)  # 01:30 on 22 November in KL
+    await certify(hub, "2026-11-23")
+    s = await schedule(client, auth)
+    assert s["life_certificate_due_on"] == "2026-12-31"
+    assert s["events"][-1]["cause"] == "life_certificate_refused"
+    assert s["events"][-1]["detail"] == ("certified on 2026-11-23: dated after today "
+                                         "(2026-11-22 in Malaysia)")
+    await certify(hub, "2026-11-22")  # today in Malaysia, though not yet in UTC
+    s = await schedule(client, auth)
+    assert s["life_certificate_due_on"] == "2027-11-22"
+    assert s["events"][-1]["cause"] == "life_certificate_received"
+
+
+async def test_a_life_certificate_before_the_start_or_stale_is_refused(
+        hub, client, auth, rail, clock) -> None:
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    assert await run(client, auth, "2026-12-01") == 5
+    assert await run(client, auth, "2027-01-02") == 0  # overdue: suspended
+    await certify(hub, "2026-07-31")
+    s = await schedule(client, auth)
+    assert s["state"] == "suspended" and s["life_certificate_due_on"] == "2026-12-31"
+    assert s["events"][-1] == {**s["events"][-1], "cause": "life_certificate_refused",
+                               "detail": "certified on 2026-07-31: dated before the pension's "
+                                         "start on 2026-08-01"}
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(pension_ref="PEN-ID-0043", start_on="2025-01-01"))
+    await process(hub, "life_certificate.submit", {
+        "pension_ref": "PEN-ID-0043",
+        "beneficiary": {"name": "Siti Aminah", "national_id": NIK},
+        "certified_on": "2025-12-31", "certified_by": "Kelurahan Cikini", "documents": []})
+    s = (await client.get("/v1/backoffice/pensions/PEN-ID-0043", headers=auth)).json()
+    assert s["life_certificate_due_on"] == "2026-12-31"
+    assert s["events"][-1]["cause"] == "life_certificate_refused"
+    assert s["events"][-1]["detail"] == ("certified on 2025-12-31: older than the 12-month "
+                                         "interval (valid until 2026-12-31, today 2027-01-02)")
+    assert await run(client, auth, "2027-01-03") == 0  # nothing resumed
+
+
+async def test_a_life_certificate_of_someone_else_never_extends_the_pension(
+        hub, client, auth, rail, clock) -> None:
+    await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
+    assert await run(client, auth, "2026-12-01") == 5
+    assert await run(client, auth, "2027-01-03") == 0  # overdue: suspended
+    other = {"scheme": "ID-NIK", "value": "3201145403910009"}
+    await certify(hub, "2027-01-03", national_id=other)
+    s = await schedule(client, auth)
+    assert s["state"] == "suspended" and s["life_certificate_due_on"] == "2026-12-31"
+    assert s["events"][-1]["cause"] == "life_certificate_refused"
+    assert s["events"][-1]["detail"] == ("certified on 2027-01-03: the certificate's "
+                                         "beneficiary ID-NIK:3201145403910009 is not the "
+                                         "pension's")
+    await certify(hub, "2027-01-03")
+    s = await schedule(client, auth)
+    assert s["state"] == "active" and s["life_certificate_due_on"] == "2028-01-03"
+
+
+async def test_a_schedule_without_a_national_id_says_its_certificate_was_not_compared(
+        hub, client, auth, rail) -> None:
+    await client.post("/v1/backoffice/pensions", headers=auth,
+                      json=pension_body(beneficiary={"name": "Siti Aminah"}))
+    await certify(hub, "2026-11-02")
+    s = await schedule(client, auth)
+    assert s["life_certificate_due_on"] == "2027-11-02"
+    assert s["events"][-1]["detail"] == ("certified on 2026-11-02; next due 2027-11-02; the "
+                                         "schedule has no national id, the beneficiary was "
+                                         "not compared")
