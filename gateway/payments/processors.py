@@ -82,8 +82,8 @@ async def beneficiary_update(ctx: ProcessingContext, env: Envelope) -> None:
         return  # contact details are not kept by payments
     new = {"provider": p.payout.provider, "account": p.payout.account,
            "account_name": p.payout.account_name}
-    # An account the rail cannot pay is never applied (the message is already accepted, so
-    # the refusal and its reason are recorded where ops and the tracking thread see them).
+    # An account the rail cannot pay is never applied; the message is already accepted (its
+    # receipt stands), so the refusal and its reason go on the payment's and schedule's events.
     refused = f"payout account not changed by {env.id}: "
     if p.pension_ref is not None:
         s = (await ctx.conn.execute(select(pension_schedules).where(
