@@ -145,7 +145,8 @@ class Hub:
     def handlers(self) -> dict[str, Handler]:
         """Every kind of outbox work this hub does, by kind."""
         handlers: list[Handler] = [
-            InboundProcessor(self.uow, self.outbound, self.clock, self.processors),
+            InboundProcessor(self.uow, self.outbound, self.clock, self.processors,
+                             self.payments.service.check_account),
             DeliveryHandler(self.uow, self.registry, self.adapters, self.partner_http,
                             self.clock),
             *self.payments.handlers(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 __all__ = ["AMOUNT_PATTERN", "MINOR_UNITS", "Money"]
 
@@ -71,7 +71,13 @@ class Money:
     def convert(self, rate: Decimal, currency: str) -> Money:
         """Convert at ``rate`` (units of ``currency`` per unit of self), rounding half-even."""
         exp = MINOR_UNITS[currency]
-        target = (self.amount * rate).quantize(Decimal(1).scaleb(-exp), rounding=ROUND_HALF_EVEN)
+        amount = self.amount
+        # Exact product first: the default 28 digits would round it before the half-even step
+        # (a double rounding that can cost a minor unit); a product needs at most the sum.
+        with localcontext() as ctx:
+            ctx.prec = len(amount.as_tuple().digits) + len(rate.as_tuple().digits) + 2
+            exact = amount * rate
+        target = exact.quantize(Decimal(1).scaleb(-exp), rounding=ROUND_HALF_EVEN)
         return Money.of(target, currency)
 
     def __str__(self) -> str:

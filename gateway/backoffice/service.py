@@ -103,6 +103,9 @@ class BackofficeService:
     async def create_pension(self, req: PensionIn) -> tuple[dict[str, Any], bool]:
         """Instruct a pension schedule; return its view and whether it is new."""
         self._known_partner(req.partner_id)
+        # Checked here, not per period: a schedule its rail can never pay is refused at once.
+        self.payments.check_payout(req.rail, req.payout, req.monthly_amount.value(),
+                                   "monthly_amount")
         async with self.uow() as uow:
             row, created = await pensions.create_schedule(uow.conn, self.payments, req,
                                                           self.clock())

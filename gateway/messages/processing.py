@@ -19,7 +19,13 @@ from sqlalchemy import select
 from gateway.clock import Clock
 from gateway.outbox.handlers import handle_each
 from gateway.outbox.records import Task, complete
-from gateway.ports.processing import OutboundSender, ProcessingContext, Processor
+from gateway.ports.processing import (
+    AccountCheck,
+    OutboundSender,
+    ProcessingContext,
+    Processor,
+    accept_any_account,
+)
 from gateway.protocol.envelope import Envelope
 from gateway.storage.tables import messages
 from gateway.storage.uow import UnitOfWorkFactory
@@ -34,10 +40,12 @@ class InboundProcessor:
     batch_size = 1
 
     def __init__(self, uow: UnitOfWorkFactory, outbound: OutboundSender, clock: Clock,
-                 processors: Mapping[str, Processor]) -> None:
+                 processors: Mapping[str, Processor],
+                 check_account: AccountCheck = accept_any_account) -> None:
         self.uow = uow
         self.outbound = outbound
         self.clock = clock
+        self.check_account = check_account
         self.processors = dict(processors)
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
@@ -54,7 +62,7 @@ class InboundProcessor:
             now = self.clock()
             if processor is not None:
                 await processor(ProcessingContext(uow.conn, now, row.pk, row.partner_id,
-                                                  self.outbound), envelope)
+                                                  self.outbound, self.check_account), envelope)
             await complete(uow.conn, task, now)
             await uow.commit()
         log.info("processed %s %s from %s", envelope.type, envelope.id, row.partner_id)

@@ -2,6 +2,7 @@
 
 domain.py      the payment state machine (plain Python)
 requests.py    back-office request models (validated at the edge)
+accounts.py    a rail's practice: the payout accounts it pays and the decimals it pays in
 fx.py          conversion from MYR with the rate's source and time, explicit rounding
 service.py     instruct, transition with cause, cancel, announce paid payments to partners
 repository.py  SQL for payments and their events
@@ -62,7 +63,8 @@ class Payments:
         # Production refuses to start without the file (bootstrap); development without one
         # simply has no back-office client.
         self.tokens = load_tokens(tokens_file) if tokens_file.exists() else BackofficeTokens([])
-        self.service = PaymentService(self.rails, outbound, self.config.max_amount)
+        self.service = PaymentService(self.rails, outbound, self.config.max_amount,
+                                      self.config.practices)
         self._http_factory = http_factory
         self._http: httpx.AsyncClient | None = None
 

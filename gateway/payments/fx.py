@@ -1,8 +1,9 @@
 """Currency conversion of a benefit (computed in MYR) into the rail's currency.
 
-The rate, its source and its time are recorded with the payment; rounding is explicit: first
-half-even to the currency's ISO 4217 minor units, then down to the rail's practice (whole
-rupiah, kyat and rupees, domain.md), and the difference paid minus exact is recorded.
+The rate, its source and its time are recorded with the payment; rounding is explicit:
+half-even to the currency's ISO 4217 minor units, or down to fewer decimals where the rail pays
+fewer (its ``minor_units`` in the rails file: whole rupiah, kyat or rupees on a rail whose
+practice that is, domain.md), and the difference paid minus exact is recorded.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 
 from gateway.money import MINOR_UNITS, Money
 
-__all__ = ["WHOLE_UNITS", "Conversion", "convert"]
+__all__ = ["Conversion", "convert"]
 
-# Currencies paid in whole units in practice (domain.md); data, not logic.
-WHOLE_UNITS = frozenset({"IDR", "MMK", "PKR"})
 _MAX_INTEGER_DIGITS = 15
 
 
@@ -31,8 +30,11 @@ class Conversion:
     rounding_minor: int  # paid - exact, in minor units of paid.currency (<= 0 when rounded down)
 
 
-def convert(base: Money, currency: str, rate: Decimal, source: str, at: datetime) -> Conversion:
-    """Convert ``base`` at ``rate``; round to the rail's practice and record the difference.
+def convert(base: Money, currency: str, rate: Decimal, source: str, at: datetime, *,
+            digits: int | None = None) -> Conversion:
+    """Convert ``base`` at ``rate``; round to the rail's ``digits`` and record the difference.
+
+    ``digits`` is the decimals the rail pays ``currency`` in (default: ISO 4217's).
 
     Raises:
         ValueError: the rate is not positive or the currency is not supported.
@@ -52,9 +54,10 @@ def convert(base: Money, currency: str, rate: Decimal, source: str, at: datetime
             f"converted amount {exact:.0f} {currency} has more than {_MAX_INTEGER_DIGITS} integer "
             "digits: check the rate"
         )
-    digits = 0 if currency in WHOLE_UNITS else MINOR_UNITS[currency]
-    # Whole-unit currencies are rounded down: never pay more than the benefit is worth.
-    mode = ROUND_DOWN if currency in WHOLE_UNITS else ROUND_HALF_EVEN
+    iso = MINOR_UNITS[currency]
+    digits = iso if digits is None else min(digits, iso)
+    # Fewer decimals than the currency's are rounded down: never pay more than the benefit.
+    mode = ROUND_DOWN if digits < iso else ROUND_HALF_EVEN
     paid_amount = exact.quantize(Decimal(1).scaleb(-digits), rounding=mode)
     paid = Money.of(paid_amount, currency)
     diff = (paid_amount - exact).scaleb(MINOR_UNITS[currency])

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
+from gateway.errors import InvalidMessageError
 from gateway.payments import pensions
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState
@@ -23,7 +24,7 @@ from gateway.protocol.envelope import (
     LifeCertificateSubmit,
 )
 from gateway.protocol.envelope import PaymentConfirm as PaymentConfirmPayload
-from gateway.storage.tables import payments, pension_schedules
+from gateway.storage.tables import payments, pension_events, pension_schedules
 
 __all__ = ["beneficiary_update", "death_notify", "life_certificate_submit", "payment_confirm"]
 
@@ -67,19 +68,37 @@ async def payment_confirm(ctx: ProcessingContext, env: Envelope) -> None:
                              confirmed=p.outcome)
 
 
+def _unpayable(ctx: ProcessingContext, rail: str, account: str) -> str | None:
+    """Why ``rail`` cannot pay ``account``, or None."""
+    try:
+        ctx.check_account(rail, account)
+    except InvalidMessageError as exc:
+        return exc.detail
+    return None
+
+
 async def beneficiary_update(ctx: ProcessingContext, env: Envelope) -> None:
     p = BeneficiaryUpdate.model_validate(env.payload)
     if p.payout is None:
         return  # contact details are not kept by payments
     new = {"provider": p.payout.provider, "account": p.payout.account,
            "account_name": p.payout.account_name}
+    # An account the rail cannot pay is never applied; the message is already accepted (its
+    # receipt stands), so the refusal and its reason go on the payment's and schedule's events.
+    refused = f"payout account not changed by {env.id}: "
     if p.pension_ref is not None:
         s = (await ctx.conn.execute(select(pension_schedules).where(
             pension_schedules.c.pension_ref == p.pension_ref,
             pension_schedules.c.partner_id == ctx.partner_id))).mappings().first()
         if s is not None:
-            await ctx.conn.execute(pension_schedules.update().where(
-                pension_schedules.c.pk == s.pk).values(**new, updated_at=ctx.now))
+            why = _unpayable(ctx, s.rail, p.payout.account)
+            if why is None:
+                await ctx.conn.execute(pension_schedules.update().where(
+                    pension_schedules.c.pk == s.pk).values(**new, updated_at=ctx.now))
+            else:
+                await ctx.conn.execute(insert(pension_events).values(
+                    schedule_pk=s.pk, from_state=s.state, to_state=s.state,
+                    cause=Cause.payout_update_refused.value, detail=refused + why, at=ctx.now))
         match = payments.c.pension_ref == p.pension_ref
     else:
         match = payments.c.claim_ref == p.claim_ref
@@ -90,7 +109,11 @@ async def beneficiary_update(ctx: ProcessingContext, env: Envelope) -> None:
         payments.c.state.in_(_OPEN)))).scalars())
     service = _service(ctx)
     for row in (await repo.by_ids(ctx.conn, ids, lock=True)).values():
-        if row.state == PaymentState.instructed.value:
+        why = _unpayable(ctx, row.rail, p.payout.account)
+        if why is not None:
+            await service.note(ctx.conn, row, Cause.payout_update_refused, refused + why,
+                               ctx.now)
+        elif row.state == PaymentState.instructed.value:
             await service.note(ctx.conn, row, Cause.payout_updated,
                                f"payout account changed by {env.id}", ctx.now, **new)
         elif row.state in _OPEN:

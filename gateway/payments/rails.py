@@ -11,6 +11,9 @@
     api_key_id = "px-dev"
     hmac_secret = "..."
     callback_secret = "..."
+    account_kind = "mobile"        # the rail's practice (gateway.payments.accounts): which
+    wallet_country = "MY"          # payout accounts it pays, and minor_units, the decimals
+    minor_units = 0                # it pays in (default: the currency's ISO 4217 digits)
 
 Secrets are read from this file only; it must not be world-readable in production.
 """
@@ -28,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.config import read_toml
 from gateway.errors import ConfigError
 from gateway.money import Money
+from gateway.payments.accounts import PRACTICE_KEYS, RailPractice
 from gateway.ports.rail import RailAdapter
 from gateway.secretfiles import write_private
 
@@ -54,6 +58,9 @@ class RailsConfig:
     # instruction above it is refused. Defaults: about RM 500,000 in each currency (an
     # assumption to be set by PERKESO, domain.md: amounts belong in configuration).
     max_amount: dict[str, Money] = field(default_factory=lambda: dict(DEFAULT_MAX_AMOUNT))
+    # Per rail: the accounts it pays and its decimals; a rail not named accepts any account
+    # the edge admits and pays the currency's ISO 4217 digits.
+    practices: dict[str, RailPractice] = field(default_factory=dict)
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per rail, for simulators
 
 
@@ -107,6 +114,12 @@ def load_rails(path: Path | None, kinds: Mapping[str, RailKind]) -> RailsConfig:
             if not isinstance(window, int | float) or isinstance(window, bool) or window < 0:
                 raise ConfigError(f"{path}: rails.{name}.return_window_days: a number >= 0")
             cfg.return_windows[name] = float(window)
+        try:
+            cfg.practices[name] = RailPractice.from_section(section)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: rails.{name}.{exc}") from None
+        for key in PRACTICE_KEYS:
+            section.pop(key, None)
         entry = kinds.get(kind)
         if entry is None:
             raise ConfigError(f"{path}: rails.{name}: unknown adapter {kind!r} "

@@ -22,13 +22,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
-from gateway.money import Money
+from gateway.money import MINOR_UNITS, Money
 from gateway.outbox.records import enqueue, expedite
 from gateway.payments import instruction
 from gateway.payments import repository as repo
+from gateway.payments.accounts import RailPractice
 from gateway.payments.domain import Cause, PaymentState, Transition, contradiction, transition
 from gateway.payments.fx import convert
-from gateway.payments.requests import PaymentIn, canonical_sha256
+from gateway.payments.requests import PaymentIn, PayoutAccount, canonical_sha256
 from gateway.ports.processing import OutboundSender
 from gateway.storage.tables import metadata, payments
 
@@ -41,6 +42,8 @@ PAYOUT_KIND = "payout"
 # payment collides on (sender, message_id) instead of sending twice.
 _NOTICE_NS = uuid.UUID("6f0c8f3e-4a51-4f0e-9a57-3c1b8d2e7a10")
 
+
+_NO_PRACTICE = RailPractice()
 
 # A stop can still reach these: nothing final is known yet.
 _STOPPABLE = frozenset({PaymentState.instructed, PaymentState.sending, PaymentState.unknown,
@@ -61,10 +64,13 @@ class Change:
 
 class PaymentService:
     def __init__(self, rails: Collection[str], outbound: OutboundSender | None,
-                 max_amount: Mapping[str, Money] | None = None) -> None:
+                 max_amount: Mapping[str, Money] | None = None,
+                 practices: Mapping[str, RailPractice] | None = None) -> None:
         self.rails = rails  # configured rail names (live view of the hub's registry)
         self.outbound = outbound
         self.max_amount = max_amount or {}  # per currency; a currency not named is unbounded
+        # Per rail, live view of the rails file's practice keys; a rail not named has none.
+        self.practices = practices if practices is not None else {}
 
     # -- instruct ----------------------------------------------------------------------------
 
@@ -91,10 +97,13 @@ class PaymentService:
                                       f"(one of {', '.join(sorted(self.rails)) or 'none'})")
         base = req.amount.value()
         self.check_ceiling(base, "amount")
+        converted = req.fx is not None and req.fx.currency != "MYR"
+        self.check_payout(req.rail, req.payout, None if converted else base, "amount")
         paid, fx = base, None
         if req.fx is not None and req.fx.currency != "MYR":
             try:
-                fx = convert(base, req.fx.currency, req.fx.rate_decimal(), req.fx.source, req.fx.at)
+                fx = convert(base, req.fx.currency, req.fx.rate_decimal(), req.fx.source,
+                             req.fx.at, digits=self.practice(req.rail).digits(req.fx.currency))
             except (ValueError, ArithmeticError) as exc:
                 # decimal.InvalidOperation and Overflow are ArithmeticErrors: never a 500.
                 raise InvalidMessageError("amount_invalid", f"fx: {exc}") from None
@@ -127,6 +136,38 @@ class PaymentService:
         row = (await repo.by_ids(conn, [req.payment_id]))[req.payment_id]
         log.info("payment %s instructed: %s via %s", req.payment_id, paid, req.rail)
         return row, True
+
+    def practice(self, rail: str) -> RailPractice:
+        """The rail's practice (accounts, decimals); a rail without one accepts any account."""
+        return self.practices.get(rail) or _NO_PRACTICE
+
+    def check_account(self, rail: str, account: str) -> None:
+        """Refuse an account ``rail`` cannot pay.
+
+        Raises:
+            InvalidMessageError: schema_violation naming ``payout.account``.
+        """
+        try:
+            self.practice(rail).check_account(account)
+        except ValueError as exc:
+            raise InvalidMessageError("schema_violation", f"payout.account: {exc}") from None
+
+    def check_payout(self, rail: str, payout: PayoutAccount, amount: Money | None,
+                     what: str) -> None:
+        """Refuse a payout its rail cannot make: the account, or ``amount`` paid as it is.
+
+        Raises:
+            InvalidMessageError: schema_violation (the account), amount_invalid (decimals the
+                rail does not pay: converting is the back office's decision, not ours).
+        """
+        self.check_account(rail, payout.account)
+        if amount is None:
+            return
+        digits = self.practice(rail).digits(amount.currency)
+        if amount.minor % 10 ** (MINOR_UNITS[amount.currency] - digits):
+            raise InvalidMessageError("amount_invalid", f"{what}: {amount} has decimals rail "
+                                      f"{rail} does not pay ({digits} decimals; whole units "
+                                      "if 0)")
 
     def check_ceiling(self, amount: Money, what: str) -> None:
         """Refuse one payout above its currency's configured ceiling.

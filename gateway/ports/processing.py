@@ -11,7 +11,7 @@ on it and never on each other's modules or on the dispatcher.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -21,8 +21,17 @@ from gateway.protocol.envelope import Envelope
 from gateway.protocol.partners import PartnerRegistry
 
 __all__ = [
-    "OutboundMessage", "OutboundSender", "PaymentSource", "ProcessingContext", "Processor",
+    "AccountCheck", "OutboundMessage", "OutboundSender", "PaymentSource", "ProcessingContext",
+    "Processor", "accept_any_account",
 ]
+
+AccountCheck = Callable[[str, str], None]
+"""``check(rail, account)``: raises ``InvalidMessageError`` naming what is wrong when ``rail``
+cannot pay ``account`` (the rails file's practice, gateway.payments.accounts)."""
+
+
+def accept_any_account(rail: str, account: str) -> None:
+    """No rail practice configured: every account the edge admitted is payable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,7 @@ class ProcessingContext:
     message_pk: int
     partner_id: str
     outbound: OutboundSender
+    check_account: AccountCheck = field(default=accept_any_account)
 
 
 Processor = Callable[[ProcessingContext, Envelope], Awaitable[None]]

@@ -104,11 +104,14 @@ async def test_scopes_are_enforced(hub, client, rail, instance) -> None:
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
 
 
-async def test_fx_conversion_recorded_with_rounding(client, auth, rail) -> None:
+async def test_fx_conversion_recorded_with_rounding(hub, client, auth, rail) -> None:
+    from gateway.payments.accounts import RailPractice
+    hub.payments.config.practices["fake"] = RailPractice.from_section({"minor_units": 0})
     fx = {"currency": "IDR", "rate": "3512.3456", "source": "BNM reference rate",
           "at": "2026-11-20T08:00:00Z"}
     p = await instruct(client, auth, fx=fx, amount={"amount": "1250.55", "currency": "MYR"})
-    # 1250.55 * 3512.3456 = 4392363.29... IDR, paid in whole rupiah (rounded down)
+    # 1250.55 * 3512.3456 = 4392363.79... IDR, paid in whole rupiah (rounded down) on a rail
+    # whose practice that is
     assert p["amount"] == {"amount": "4392363.00", "currency": "IDR"}
     assert p["base_amount"] == {"amount": "1250.55", "currency": "MYR"}
     assert p["fx"]["source"] == "BNM reference rate" and p["fx"]["rate"] == "3512.3456"

@@ -102,10 +102,12 @@ def test_fx_two_decimal_currency_rounds_half_even() -> None:
     assert c.paid == Money.parse("2845.67", "NPR") and c.rounding_minor == 0
 
 
-def test_fx_whole_unit_currency_rounds_down_and_records_difference() -> None:
+def test_fx_whole_unit_rail_rounds_down_and_records_difference() -> None:
     at = datetime(2026, 11, 20, tzinfo=UTC)
-    c = convert(Money.parse("10.00", "MYR"), "PKR", Decimal("63.789"), "SBP", at)
+    c = convert(Money.parse("10.00", "MYR"), "PKR", Decimal("63.789"), "SBP", at, digits=0)
     assert c.paid == Money.parse("637.00", "PKR")
     assert c.rounding_minor == -89  # paid 637.00 - exact 637.89
+    c = convert(Money.parse("10.00", "MYR"), "PKR", Decimal("63.789"), "SBP", at)
+    assert c.paid == Money.parse("637.89", "PKR") and c.rounding_minor == 0  # a rail of paisa
     with pytest.raises(ValueError):
         convert(Money.parse("10.00", "MYR"), "PKR", Decimal("0"), "SBP", at)

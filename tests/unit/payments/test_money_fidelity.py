@@ -28,3 +28,14 @@ def test_a_huge_rate_is_a_value_error_not_an_overflow() -> None:
     base = Money.parse("100000.00", "MYR")
     with pytest.raises(ValueError, match="more than 15 integer digits: check the rate"):
         convert(base, "IDR", Decimal("999999999999.999999999999"), "test", AT)
+
+
+def test_money_convert_is_exact_before_rounding_at_any_precision() -> None:
+    # 245853202590160.64500000000001 exactly: 29 significant digits, which the default 28-digit
+    # context rounds to the half ...64500, and half-even then pays ...64 instead of ...65.
+    base = Money.parse("123456789012345.67", "MYR")
+    rate = Decimal("1.991410958903")
+    with localcontext() as ctx:
+        ctx.prec = 60
+        assert base.amount * rate == Decimal("245853202590160.64500000000001")
+    assert base.convert(rate, "NPR") == Money.parse("245853202590160.65", "NPR")
