@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapters.partners.common.dates import parse_offset
 
-__all__ = ["PartnerConfig", "check_offset"]
+__all__ = ["ConfiguredAdapter", "PartnerConfig", "check_offset"]
 
 
 class PartnerConfig(BaseModel):
@@ -33,3 +33,17 @@ def check_offset(value: str) -> str:
     """Validate a fixed UTC offset ``+HH:MM`` / ``-HH:MM`` (the partner's wire time zone)."""
     parse_offset(value)
     return value
+
+
+class ConfiguredAdapter:
+    """The partner adapter seam's media-type attributes, taken from the adapter's config once,
+    so every adapter reads them from one place (its typed config)."""
+
+    media_types: frozenset[str]
+    wire_media_type: str
+    receipt_media_type: str
+
+    def __init__(self, config: PartnerConfig) -> None:
+        self.media_types = config.media_types
+        self.wire_media_type = config.wire_media_type
+        self.receipt_media_type = config.receipt_media_type

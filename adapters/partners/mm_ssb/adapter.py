@@ -10,6 +10,7 @@ import httpx
 import orjson
 
 from adapters.partners.common.codec import Dialect, to_canonical, to_wire
+from adapters.partners.common.config import ConfiguredAdapter
 from adapters.partners.common.nrc import format_nrc_burmese, parse_nrc
 from adapters.partners.common.transport import post_signed
 from adapters.partners.common.wire import dump, load_json, schema_violation
@@ -36,7 +37,7 @@ def _nrc_out(nid: dict[str, Any]) -> dict[str, Any]:
     return nid
 
 
-class MmSsbAdapter:
+class MmSsbAdapter(ConfiguredAdapter):
     """Signed JSON Lines batches of PX/1 envelopes in MM-SSB's spellings."""
 
     name = "mm_ssb"
@@ -44,10 +45,8 @@ class MmSsbAdapter:
 
     # A frozen config: one shared default instance is safe.
     def __init__(self, config: MmSsbConfig = MmSsbConfig()) -> None:  # noqa: B008
+        super().__init__(config)
         self.config = config
-        self.media_types = config.media_types
-        self.wire_media_type = config.wire_media_type
-        self.receipt_media_type = config.receipt_media_type
         self._dialect = Dialect(offset=config.offset, national_id_in=_nrc_in,
                                 national_id_out=_nrc_out)
 

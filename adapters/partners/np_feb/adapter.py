@@ -20,6 +20,7 @@ from adapters.partners.common.codec import (
     snake_to_camel,
     to_wire,
 )
+from adapters.partners.common.config import ConfiguredAdapter
 from adapters.partners.common.ctz import parse_ctz, split_ctz
 from adapters.partners.common.digits import to_ascii_digits
 from adapters.partners.common.transport import post_signed
@@ -163,7 +164,7 @@ def _parse(wire: bytes, root_name: str) -> etree._Element:
     return root
 
 
-class NpFebAdapter:
+class NpFebAdapter(ConfiguredAdapter):
     """NP-FEB's XML documents, Bikram Sambat dates, district-issued citizenship numbers."""
 
     name = "np_feb"
@@ -171,10 +172,8 @@ class NpFebAdapter:
 
     # A frozen config: one shared default instance is safe.
     def __init__(self, config: NpFebConfig = NpFebConfig()) -> None:  # noqa: B008
+        super().__init__(config)
         self.config = config
-        self.media_types = config.media_types
-        self.wire_media_type = config.wire_media_type
-        self.receipt_media_type = config.receipt_media_type
         self._dialect = Dialect(offset=config.offset, date_in=_date_in, date_out=_date_out,
                                 national_id_in=_ctz_in, national_id_out=_ctz_out,
                                 key_in=camel_to_snake, key_out=snake_to_camel)

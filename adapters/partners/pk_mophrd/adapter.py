@@ -18,6 +18,7 @@ from adapters.partners.common.codec import (
     snake_to_camel,
     to_wire,
 )
+from adapters.partners.common.config import ConfiguredAdapter
 from adapters.partners.common.dates import format_ddmmyyyy, parse_ddmmyyyy
 from adapters.partners.common.transport import post_signed
 from adapters.partners.common.wire import dump, load_json, schema_violation
@@ -59,7 +60,7 @@ def _cnic_out(nid: dict[str, Any]) -> dict[str, Any]:
     return nid
 
 
-class PkMophrdAdapter:
+class PkMophrdAdapter(ConfiguredAdapter):
     """PK-MOPHRD's ``{"header", "body"}`` JSON envelope."""
 
     name = "pk_mophrd"
@@ -67,10 +68,8 @@ class PkMophrdAdapter:
 
     # A frozen config: one shared default instance is safe.
     def __init__(self, config: PkMophrdConfig = PkMophrdConfig()) -> None:  # noqa: B008
+        super().__init__(config)
         self.config = config
-        self.media_types = config.media_types
-        self.wire_media_type = config.wire_media_type
-        self.receipt_media_type = config.receipt_media_type
         self._dialect = Dialect(offset=config.offset, date_in=_date_in, date_out=_date_out,
                                 national_id_in=_cnic_in, national_id_out=_cnic_out,
                                 key_in=camel_to_snake, key_out=snake_to_camel)

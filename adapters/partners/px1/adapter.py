@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import orjson
 
+from adapters.partners.common.config import ConfiguredAdapter
 from adapters.partners.common.transport import post_signed
 from adapters.partners.px1.config import Px1Config
 from gateway.errors import InvalidMessageError
@@ -16,7 +17,7 @@ from gateway.ports.partner import DecodedItem, DeliveryAnswer, ItemResult
 __all__ = ["Px1Adapter"]
 
 
-class Px1Adapter:
+class Px1Adapter(ConfiguredAdapter):
     """PX/1 JSON envelopes, one per request."""
 
     name = "px1"
@@ -24,10 +25,8 @@ class Px1Adapter:
 
     # A frozen config: one shared default instance is safe.
     def __init__(self, config: Px1Config = Px1Config()) -> None:  # noqa: B008
+        super().__init__(config)
         self.config = config
-        self.media_types = config.media_types
-        self.wire_media_type = config.wire_media_type
-        self.receipt_media_type = config.receipt_media_type
 
     def decode(self, wire: bytes) -> list[DecodedItem]:
         return [DecodedItem(wire=wire, envelope=wire)]
