@@ -13,11 +13,11 @@ retry policy decides what happens next:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import httpx
 
@@ -25,12 +25,17 @@ from gateway.errors import DeliveryError
 from gateway.money import Money
 
 __all__ = [
+    "BadLine",
+    "LineKind",
     "PayoutInstruction",
     "PayoutResult",
     "PayoutState",
     "PayoutStatus",
     "RailAdapter",
+    "StatementItem",
     "StatementLine",
+    "StatementProof",
+    "StatementRecord",
 ]
 
 
@@ -81,9 +86,26 @@ class PayoutResult:
     error: DeliveryError | None = None
 
 
+class LineKind(StrEnum):
+    """What a statement line says happened, in the gateway's terms (the adapter maps its rail's
+    statuses and bank transaction codes onto these; nothing past the seam reads them raw)."""
+
+    payout = "payout"  # money left the account for one payout
+    not_paid = "not_paid"  # the rail reports the payout and that no money moved (failed)
+    returned = "returned"  # money came back for a payout that had been paid (reason_code says why)
+    reversal = "reversal"  # the rail reversed an earlier booking of a payout
+    fee = "fee"  # the rail's charge, an explicit line (never a matching tolerance)
+    fx = "fx"  # a currency conversion booked separately
+    other = "other"  # anything else (funding, interest...): unknown unless ops explain it
+
+
 @dataclass(frozen=True, slots=True)
 class StatementLine:
-    """One entry of a rail's statement (settlement CSV, camt.053/054), for reconciliation."""
+    """One entry of a rail's statement (settlement CSV, camt.053/054), for reconciliation.
+
+    ``line_no`` is unique within the file and stable across re-reads of the same bytes (a
+    physical line for CSV, a running transaction number for camt), so a report can point at it.
+    """
 
     statement_id: str
     line_no: int
@@ -95,8 +117,55 @@ class StatementLine:
     rail_reference: str | None = None
     status: str = "BOOK"
     reversal: bool = False
-    return_reason: str | None = None
+    return_reason: str | None = None  # ISO 20022 external return reason code (AC01, AC04...)
     extra: Mapping[str, str] = field(default_factory=dict)
+    kind: LineKind = LineKind.payout
+    uetr: str | None = None
+    # Set when the line is one transaction of a batched entry (one booking, many payouts): the
+    # entry's own reference, shared by its transactions, so a report can show the batch.
+    batch_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementRecord:
+    """One statement within a file (a camt ``Stmt``/``Ntfctn``, or the CSV file itself).
+
+    Yielded before the lines it holds. ``sequence`` is the electronic sequence number the
+    gateway checks for continuity with the previous statement of the same account.
+    """
+
+    statement_id: str
+    kind: str  # camt.053 | camt.054 | settlement_csv
+    account: str
+    business_date: date | None
+    sequence: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that could not be read: quarantined and reported, never guessed at; the rest of
+    the file is still read."""
+
+    statement_id: str
+    line_no: int
+    reason: str  # one line naming the field
+    text: str  # the line or entry as received, truncated to 500 characters
+
+
+@dataclass(frozen=True, slots=True)
+class StatementProof:
+    """A statement's claim about itself (balances, batch totals, record count, control total,
+    the document's own structure) and whether it holds. A failed proof makes a reconciliation
+    run ``incomplete``: a statement that does not add up cannot prove a payment."""
+
+    statement_id: str
+    check: str  # balance | batch | record_count | control_total | structure
+    ok: bool
+    detail: str
+
+
+StatementItem = StatementRecord | StatementLine | BadLine | StatementProof
 
 
 class RailAdapter(Protocol):
@@ -183,6 +252,20 @@ class RailAdapter(Protocol):
 
         Raises:
             InvalidMessageError: schema_violation naming the line and field that is wrong.
+        """
+        ...
+
+    def scan_statement(self, source: BinaryIO) -> Iterator[StatementItem]:
+        """Read a statement as a stream, in constant memory, for reconciliation.
+
+        Yields each ``StatementRecord`` before its lines, a ``BadLine`` for a line that cannot
+        be read (reading goes on), and a ``StatementProof`` for every check the file makes of
+        itself (after the lines it covers). A document that breaks off yields a failed
+        ``structure`` proof and ends.
+
+        Raises:
+            InvalidMessageError: the input is not this rail's statement at all (unknown_type,
+                or schema_violation naming what is wrong), before anything is yielded.
         """
         ...
 
