@@ -13,7 +13,9 @@ Canonical spellings::
                                       township one of the state's (see mm_townships)
     NP-CTZ   KATHMANDU:27-01-71-12345 issuing district : digit groups joined by single '-'
     PK-CNIC  3520112345671            13 digits, first digit the region 1-8 (see _CNIC_REGIONS)
-    BD-NID   1234567890               10, 13 or 17 digits (17 = birth year + the old 13)
+    BD-NID   1234567890               10, 13 or 17 digits (17 = birth year + the old 13); a
+                                      13-digit one starts with a BBS district code (see
+                                      data/bd_districts.json)
 
 Every public function returns its input unchanged when valid, so callers can compare the result
 with the input to detect a non-canonical spelling, and raises ``ValueError`` otherwise.
@@ -331,8 +333,24 @@ def _cnic(value: str) -> str:
     return value
 
 
+@cache
+def _bd_districts() -> dict[str, Any]:
+    # protocol/data/bd_districts.json names its source and date (OCHA COD-AB v03, BBS geocodes).
+    raw = resources.files("gateway.protocol").joinpath("data", "bd_districts.json")
+    data: dict[str, Any] = json.loads(raw.read_text("utf-8"))
+    return data
+
+
 def _bd_nid(value: str) -> str:
     _require_ascii_digits("BD-NID", value, (10, 13, 17))
+    if len(value) == 13 and value[:2] not in _bd_districts()["districts"]:
+        # District, RMO, upazila and union/ward digits, then a 6-digit serial. Only the district
+        # is checked: the RMO values are listed only by secondary sources that disagree (with
+        # or without 4), and refusing a real number on a guess is worse than accepting a typo.
+        raise ValueError(
+            f"BD-NID district code {value[:2]!r} (digits 1-2 of 13) is not one of "
+            "Bangladesh's 64 district geocodes (BBS zila codes 01-94)"
+        )
     if len(value) == 17:
         year = int(value[:4])
         # Bangladesh's calendar year, so a number issued on 1 January local time is accepted.
