@@ -49,13 +49,15 @@ _BS_MAX_YEAR: int = min(nepali_datetime.MAXYEAR, 2095)
 _BS_TEXT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 
 # Month lengths where the library's table disagrees with Nepal's published calendar, by
-# (BS year, month). 2083: the published festival dates (Vijaya Dashami Kartik 4 = 2026-10-20,
-# Laxmi Puja Kartik 23 = 2026-11-08, Bhai Tika Kartik 25 = 2026-11-10; Nepali calendar 2083,
-# thesaninfo.com, read 2026-12-01) put Kartik 1 on 2026-10-17, so Aswin has 30 days, not 31;
-# Mangsir then has 30, not 29, which keeps Poush 1 on 2026-12-16, where nepali-datetime and
-# bsdatetime 1.0.1 agree. Magh 1 (nepali-datetime 2027-01-15, bsdatetime 2027-01-14) is not
-# settled by any published date here and keeps the library's value.
-_CORRECTIONS: dict[tuple[int, int], int] = {(2083, 6): 30, (2083, 8): 30}
+# (BS year, month); none at present. 2083 was checked against the calendar of the Nepal
+# Panchanga Nirnayak Vikas Samiti as reported on 2026-02-08 (newsofnepal.com/2026/02/08/752612,
+# read 2026-12-02): Dashain runs 11 days from Asoj 25 to Kartik 4, so Asoj has 31 days and
+# Kartik 1 is 2026-10-18 (Asoj 1 is 2026-09-17 in every table), as nepali-datetime says. Magh 1
+# is 2027-01-15 there too: the Sun enters Makara at 21:25 NPT on 2027-01-14 (Swiss Ephemeris,
+# Lahiri), and Magh never began on the day of a Makara ingress after 15:06 in BS 1990-2082.
+# An earlier overlay here (Asoj 30, Mangsir 30 days, from a website whose Gregorian dates
+# contradict its own month grid) gave 2026-10-17..2026-12-15 the next BS day; it was removed.
+_CORRECTIONS: dict[tuple[int, int], int] = {}
 
 
 @cache

@@ -1,6 +1,6 @@
 """Issue 13, Nepal: every month start of every BS year NP-FEB may send, against two tables
 independent of nepali-datetime (the library the adapter's table starts from), and the dates
-Nepal published for 2083, where the library is a day late.
+Nepal published for 2083.
 
 - ``nepali`` 1.2.0 (opensource-nepal), its own month table, BS 2000-2099;
 - ``bsdatetime`` 1.0.1 (Rajendra Katuwal, MIT), ``data/calendar_bs.csv``, BS 1975-2100.
@@ -30,27 +30,32 @@ from adapters.partners.common.bikram_sambat import (
 
 # Months whose first day differs between tables: (year, month) -> (ours, other).
 # 2062 Jestha: nepali alone says 2005-05-14; nepali-datetime and bsdatetime say 05-15.
-# 2083 Kartik and Mangsir: nepali (like nepali-datetime) starts them a day after the dates
-# Nepal published (test_2083_follows_the_published_festival_dates).
 DISAGREES_WITH_NEPALI = {
     (2062, 2): ("2005-05-15", "2005-05-14"),
-    (2083, 7): ("2026-10-17", "2026-10-18"),
-    (2083, 8): ("2026-11-16", "2026-11-17"),
 }
-# 2083 Magh: bsdatetime says 2027-01-14, nepali-datetime and nepali 01-15; no published date
-# settles it here (docs/partners.md).
+# 2083 Kartik, Mangsir and Magh: bsdatetime starts each a day before the dates Nepal published
+# (test_2083_follows_the_published_calendar) and the Sun's ingress gives.
 DISAGREES_WITH_BSDATETIME = {
+    (2083, 7): ("2026-10-18", "2026-10-17"),
+    (2083, 8): ("2026-11-17", "2026-11-16"),
     (2083, 10): ("2027-01-15", "2027-01-14"),
 }
 
 
-def test_2083_follows_the_published_festival_dates() -> None:
-    # Nepali calendar 2083 (thesaninfo.com, read 2026-12-01): Vijaya Dashami Kartik 4,
-    # Laxmi Puja Kartik 23, Bhai Tika Kartik 25. nepali-datetime 1.0.8.5 puts each a day late.
-    assert bs_to_ad(BsDate(2083, 7, 4)) == dt.date(2026, 10, 20)
-    assert bs_to_ad(BsDate(2083, 7, 23)) == dt.date(2026, 11, 8)
-    assert bs_to_ad(BsDate(2083, 7, 25)) == dt.date(2026, 11, 10)
-    assert ad_to_bs(dt.date(2026, 10, 20)) == BsDate(2083, 7, 4)
+def test_2083_follows_the_published_calendar() -> None:
+    # The Nepal Panchanga Nirnayak Vikas Samiti's 2083 calendar (newsofnepal.com, 2026-02-08):
+    # Ghatasthapana Asoj 25, Ashtami on Kartik 1 and 2, Vijaya Dashami Kartik 4, 11 days of
+    # Dashain. Shukla Pratipada is at sunrise on 2026-10-11 and the Ashtami tithi runs from
+    # 08:45 on 10-18 to 11:15 on 10-19 (NPT), so Asoj 25 is 10-11 and Kartik 1 is 10-18.
+    assert bs_to_ad(BsDate(2083, 6, 25)) == dt.date(2026, 10, 11)
+    assert bs_to_ad(BsDate(2083, 7, 1)) == dt.date(2026, 10, 18)
+    assert bs_to_ad(BsDate(2083, 7, 4)) == dt.date(2026, 10, 21)
+    assert (bs_to_ad(BsDate(2083, 7, 4)) - bs_to_ad(BsDate(2083, 6, 25))).days + 1 == 11
+    assert ad_to_bs(dt.date(2026, 10, 17)) == BsDate(2083, 6, 31)
+    # Magh 1 (Maghe Sankranti): the Sun enters Makara at 21:25 NPT on 2027-01-14; Magh has
+    # started on the next day after every evening ingress since BS 1990.
+    assert bs_to_ad(BsDate(2083, 10, 1)) == dt.date(2027, 1, 15)
+    assert ad_to_bs(dt.date(2027, 1, 14)) == BsDate(2083, 9, 30)
 
 
 def test_every_day_in_range_converts_both_ways() -> None:
