@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # then closes) a new PostgreSQL connection, which costs far more CPU than a request.
     db_pool_size: int = Field(default=20, ge=1, le=200)
     log_level: str = "INFO"
+    # The request header in which the TLS proxy passes the partner id of a verified client
+    # certificate (deploy/nginx/px.conf: X-PX-Client-Partner). Unset: no check. Set it only
+    # when the proxy is the sole way in, since the proxy is what makes the header trustworthy.
+    client_identity_header: str | None = None
 
     @field_validator("database_url")
     @classmethod

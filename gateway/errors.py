@@ -9,7 +9,8 @@ into ``application/problem+json`` in one place, and the CLI turns them into a on
     │   ├── AuthError                   401: signature_missing, signature_invalid, unknown_key,
     │   │                                    token_invalid, token_replayed
     │   ├── ForbiddenError              403: sender_mismatch, recipient_unknown, partner_suspended,
-    │   │                                    forbidden
+    │   │                                    client_identity_mismatch,
+    │   │                                    client_certificate_required, forbidden
     │   ├── NotFoundError               404: not_found
     │   ├── ConflictError               409: id_conflict, payment_conflict, state_conflict
     │   ├── PayloadTooLargeError        413: payload_too_large
@@ -83,7 +84,8 @@ class ForbiddenError(ProblemError):
     """The caller is known but may not do this."""
 
     status = 403
-    codes = frozenset({"sender_mismatch", "recipient_unknown", "partner_suspended", "forbidden"})
+    codes = frozenset({"sender_mismatch", "recipient_unknown", "partner_suspended",
+                       "client_identity_mismatch", "client_certificate_required", "forbidden"})
 
 
 class NotFoundError(ProblemError):

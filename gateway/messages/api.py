@@ -20,7 +20,8 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
              "content": {"application/problem+json": {}}}
     for status, codes in {
         400: "malformed_json", 401: "signature_missing, signature_invalid, unknown_key",
-        403: "sender_mismatch, recipient_unknown, partner_suspended", 409: "id_conflict",
+        403: "sender_mismatch, recipient_unknown, partner_suspended, "
+             "client_identity_mismatch, client_certificate_required", 409: "id_conflict",
         413: "payload_too_large", 415: "unsupported_media_type",
         422: "schema_violation, stale_message, clock_skew, unknown_type",
         429: "rate_limited (Retry-After)",
@@ -53,8 +54,10 @@ async def post_message(request: Request) -> Response:
     # per-parameter dependency resolution costs more than the lookups.
     hub: Hub = request.app.state.hub
     body = await read_body(request, hub.settings.max_body_bytes)
+    identity_header = hub.settings.client_identity_header
+    identity = request.headers.get(identity_header, "") if identity_header else None
     result = await hub.intake.receive(body, request.headers.get("x-jws-signature"),
-                                      request.headers.get("content-type"))
+                                      request.headers.get("content-type"), identity)
     return Response(result.body, status_code=result.status_code, media_type=result.media_type,
                     headers={"X-JWS-Signature": result.signature})
 

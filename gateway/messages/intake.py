@@ -99,9 +99,14 @@ class Intake:
         self._media_types = frozenset(mt for a in adapters.values() for mt in a.media_types)
 
     async def receive(
-        self, body: bytes, signature: str | None, media_type: str | None
+        self, body: bytes, signature: str | None, media_type: str | None,
+        client_identity: str | None = None,
     ) -> IntakeResponse:
-        """Handle one request body; return the response to send, or raise a ProblemError."""
+        """Handle one request body; return the response to send, or raise a ProblemError.
+
+        ``client_identity`` is None when no TLS proxy vouches for the caller (the check is
+        off); otherwise the partner id of the verified client certificate, or "" for none.
+        """
         if len(body) > self.max_body_bytes:
             raise PayloadTooLargeError(
                 "payload_too_large", f"the body is {len(body)} bytes; at most "
@@ -119,6 +124,8 @@ class Intake:
         assert partner is not None  # every key in the ring belongs to a registered partner
         if partner.suspended:
             raise ForbiddenError("partner_suspended", f"partner {partner.id} is suspended")
+        if client_identity is not None:
+            _check_client_identity(partner, client_identity)
         adapter = self.adapters[partner.adapter]
         if mt not in adapter.media_types:
             raise UnsupportedMediaTypeError(
@@ -296,6 +303,19 @@ class Intake:
 
 
 _MESSAGE_COLS = [c for c in messages.c if c.name not in ("pk", "xact_id")]  # xact_id: hub messages
+
+
+def _check_client_identity(partner: Partner, identity: str) -> None:
+    # A certificate proves who holds the connection, the signature who wrote the message:
+    # a partner's certificate must not carry another partner's signed messages.
+    if identity and identity != partner.id:
+        raise ForbiddenError(
+            "client_identity_mismatch",
+            f"the client certificate is {identity}'s, the message is signed by {partner.id}")
+    if not identity and partner.require_client_certificate:
+        raise ForbiddenError(
+            "client_certificate_required",
+            f"partner {partner.id} must connect with its verified client certificate")
 
 
 def _params(table: Table, names: list[str]) -> dict[str, Any]:

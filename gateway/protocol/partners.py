@@ -37,6 +37,9 @@ class _PartnerEntry(BaseModel):
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     suspended: bool = False
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Refuse this partner's messages unless the TLS proxy verified its client certificate
+    # (enforced only when GATEWAY_CLIENT_IDENTITY_HEADER is set; deploy/nginx/px.conf).
+    require_client_certificate: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> _PartnerEntry:
@@ -67,6 +70,7 @@ class Partner:
     rate_limit_per_minute: int | None
     suspended: bool
     timeout_seconds: float
+    require_client_certificate: bool = False
 
     def allows(self, message_type: str) -> bool:
         return self.allowed_types is None or message_type in self.allowed_types
@@ -148,6 +152,7 @@ def load_registry(path: Path, adapters: frozenset[str] | None = None) -> Partner
             rate_limit_per_minute=entry.rate_limit_per_minute,
             suspended=entry.suspended,
             timeout_seconds=entry.timeout_seconds,
+            require_client_certificate=entry.require_client_certificate,
         )
     return PartnerRegistry(partners, keys)
 
