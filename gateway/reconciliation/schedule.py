@@ -96,7 +96,7 @@ class BusinessCalendar:
         try:
             table = holidays.country_holidays("MY", subdiv=self.subdivision)
         except NotImplementedError:
-            codes = ", ".join(holidays.Malaysia.subdivisions)
+            codes = ", ".join(holidays.list_supported_countries()["MY"])
             raise ValueError(f"holiday_subdivision: {self.subdivision!r} is not a Malaysian "
                              f"state code ({codes}, or KUL, SGR, ...)") from None
         object.__setattr__(self, "_holidays", table)

@@ -12,6 +12,7 @@ statement's backoff starts again from its first wait, still ending at the same d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,10 +91,8 @@ class Scheduler:
                 await self.tick(stop)
             except Exception:  # a planning bug must not end the process; it is logged
                 log.exception("reconciliation scheduler tick failed")
-            try:
+            with contextlib.suppress(TimeoutError):  # the tick's bounded sleep
                 await asyncio.wait_for(stop.wait(), timeout=every)
-            except TimeoutError:
-                pass
 
     async def _attempt(self, step: Step) -> Outcome:
         key = (step.rail, step.day)

@@ -153,12 +153,15 @@ def test_a_failed_final_run_backs_off_instead_of_running_every_tick() -> None:
     day = date(2026, 12, 1)
     deadline = RETRY.deadline(DAILY.due_at(day))
     tried = {("merchantrade", day): Attempts(30, deadline)}
-    done = {("merchantrade", day + timedelta(days=1))}
-    (step,) = plan(deadline + timedelta(minutes=1), {"merchantrade": DAILY}, RETRY, 1, tried,
-                   done)
-    assert step.action is Action.WAIT and step.at == deadline + timedelta(hours=1)
-    (step,) = plan(step.at, {"merchantrade": DAILY}, RETRY, 1, tried, done)
-    assert step.action is Action.FINAL
+
+    def step_at(now: datetime) -> Action:
+        (step,) = [s for s in plan(now, {"merchantrade": DAILY}, RETRY, 7, tried, set())
+                   if s.day == day]
+        return step.action
+
+    assert step_at(deadline + timedelta(minutes=1)) is Action.WAIT
+    assert step_at(deadline + timedelta(minutes=59)) is Action.WAIT
+    assert step_at(deadline + timedelta(hours=1)) is Action.FINAL
 
 
 def test_a_restarted_scheduler_tries_a_late_date_at_once() -> None:
@@ -209,3 +212,21 @@ def test_a_bad_schedule_key_names_the_file_rail_and_key(tmp_path: Path, line: st
     with pytest.raises(ConfigError) as err:
         load_schedules(path)
     assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_the_rails_loader_leaves_the_schedule_keys_to_the_scheduler(tmp_path: Path) -> None:
+    from gateway.composition import RAIL_KINDS
+    from gateway.payments.rails import load_rails
+
+    path = _rails(tmp_path, """
+[rails.merchantrade]
+base_url = "http://127.0.0.1:8701"
+api_key_id = "k"
+hmac_secret = "s"
+callback_secret = "c"
+cutoff = "22:00"
+statement_days = "daily"
+holiday_subdivision = "KUL"
+""")
+    assert set(load_rails(path, RAIL_KINDS).rails) == {"merchantrade"}
+    assert load_schedules(path)["merchantrade"].cutoff == time(22, 0)
