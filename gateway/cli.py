@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -35,6 +35,9 @@ simulate_app = typer.Typer(no_args_is_help=True, help="Simulators of partners an
 schemas_app = typer.Typer(no_args_is_help=True, help="The JSON Schemas under schemas/.")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(schemas_app, name="schemas")
+
+if TYPE_CHECKING:
+    from gateway.reconciliation.schedule import RailSchedule, RetryPlan
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +185,81 @@ def _dispatch_forever(settings: Settings, batch: int) -> None:
             await hub.dispatcher(batch=batch).run(stop)
         finally:
             chain.cancel()
+            await hub.close()
+
+    asyncio.run(run())
+
+
+@app.command()
+def scheduler(
+    every: Annotated[float, typer.Option(help="Seconds between ticks (1-3600).")] = 60.0,
+    lookback_days: Annotated[int, typer.Option(help="Missed dates are caught up this many "
+                                               "days back (2-62).")] = 7,
+    retry_first: Annotated[float, typer.Option(help="Minutes before asking again for a late "
+                                               "statement; the wait doubles each time.")]
+    = 5.0,
+    retry_max: Annotated[float, typer.Option(help="The longest wait, in minutes.")] = 60.0,
+    give_up_hours: Annotated[float, typer.Option(help="Hours after the cut-off when a "
+                                                 "missing statement is recorded incomplete.")]
+    = 24.0,
+) -> None:
+    """Reconcile each rail's statement after its cut-off (Asia/Kuala_Lumpur) until SIGTERM.
+
+    Any number may run, on any hosts: each (rail, date) is run once (docs/scheduling.md).
+    """
+    from datetime import timedelta
+
+    from gateway.payments import rails_file_of
+    from gateway.reconciliation.schedule import RetryPlan, load_schedules
+
+    settings = _settings()
+    _logging(settings.log_level)
+    if not 1 <= every <= 3600:
+        raise ConfigError(f"--every {every:g} must be between 1 and 3600 seconds")
+    if not 2 <= lookback_days <= 62:
+        raise ConfigError(f"--lookback-days {lookback_days} must be between 2 and 62")
+    try:
+        retry = RetryPlan(initial=timedelta(minutes=retry_first),
+                          ceiling=timedelta(minutes=retry_max),
+                          give_up_after=timedelta(hours=give_up_hours))
+    except ValueError as exc:
+        raise ConfigError(f"--retry-first/--retry-max/--give-up-hours: {exc}") from None
+    if retry.give_up_after >= timedelta(days=lookback_days):
+        raise ConfigError(f"--give-up-hours {give_up_hours:g} must end within "
+                          f"--lookback-days {lookback_days}")
+    schedules = load_schedules(rails_file_of(settings))
+    if not schedules:
+        raise ConfigError("no rails to reconcile: GATEWAY_RAILS_FILE names none")
+    asyncio.run(_preflight(settings))
+    _schedule_forever(settings, schedules, retry, every, lookback_days)
+
+
+def _schedule_forever(settings: Settings, schedules: dict[str, RailSchedule], retry: RetryPlan,
+                      every: float, lookback_days: int) -> None:
+    import signal
+
+    from gateway.composition import build_hub, reconciler_for
+    from gateway.reconciliation.scheduler import Scheduler
+    from gateway.storage.job_locks import job_locks_for
+
+    async def run() -> None:
+        hub = build_hub(settings)
+        try:
+            try:
+                locks = job_locks_for(hub.engine, hub.uow, "reconcile")
+            except ValueError as exc:
+                raise ConfigError(f"GATEWAY_DATABASE_URL: {exc}") from None
+            job = Scheduler(reconciler_for(hub), schedules, locks, retry=retry,
+                            lookback_days=lookback_days, clock=hub.clock)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            log.info("reconciliation scheduler started (rails %s, every %gs)",
+                     ", ".join(sorted(schedules)), every)
+            await job.run_forever(stop, every)
+            log.info("reconciliation scheduler stopped")
+        finally:
             await hub.close()
 
     asyncio.run(run())

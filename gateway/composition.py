@@ -29,6 +29,7 @@ from gateway.backoffice.service import BackofficeService
 from gateway.claims.processors import process_claim_notify, process_document_deliver
 from gateway.clock import Clock, utcnow
 from gateway.config import Settings
+from gateway.errors import ConfigError
 from gateway.messages.acks import process_receipt_ack
 from gateway.messages.delivery import DeliveryHandler
 from gateway.messages.intake import Intake
@@ -49,12 +50,13 @@ from gateway.protocol.envelope import HUB_PARTY
 from gateway.protocol.keys import load_signer
 from gateway.protocol.partners import PartnerRegistry, load_registry
 from gateway.protocol.signing import Signer
+from gateway.reconciliation.schedule import Reconciler
 from gateway.storage.engine import create_engine
 from gateway.storage.uow import UnitOfWork
 
 __all__ = [
     "PARTNER_ADAPTERS", "PAYMENT_SOURCES", "RAIL_KINDS", "Hub", "build_hub",
-    "inbound_processors", "partner_adapters",
+    "inbound_processors", "partner_adapters", "reconciler_for",
 ]
 
 # A partner registry entry's ``adapter`` -> the implementation (stateless translators).
@@ -166,6 +168,17 @@ class Hub:
         await self.payments.close()
         await self.partner_http.aclose()
         await self.engine.dispose()
+
+
+def reconciler_for(hub: Hub) -> Reconciler:
+    """The reconciliation engine that ``gateway scheduler`` runs.
+
+    Raises:
+        ConfigError: this build has no reconciliation engine to run.
+    """
+    # Wired to the reconciliation runner when it lands (issue 10): an adapter whose run()
+    # reconciles (rail, day) and returns the verdict, and whose done() says a run is recorded.
+    raise ConfigError("this build has no reconciliation engine for `gateway scheduler` yet")
 
 
 def build_hub(settings: Settings, clock: Clock = utcnow,

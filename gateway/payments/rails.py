@@ -33,6 +33,7 @@ from gateway.errors import ConfigError
 from gateway.money import Money
 from gateway.payments.accounts import PRACTICE_KEYS, RailPractice
 from gateway.ports.rail import RailAdapter
+from gateway.reconciliation.schedule import SCHEDULE_KEYS
 from gateway.secretfiles import write_private
 
 __all__ = ["DEFAULT_MAX_AMOUNT", "RailKind", "RailsConfig", "load_rails", "write_dev_rails"]
@@ -118,7 +119,7 @@ def load_rails(path: Path | None, kinds: Mapping[str, RailKind]) -> RailsConfig:
             cfg.practices[name] = RailPractice.from_section(section)
         except ValueError as exc:
             raise ConfigError(f"{path}: rails.{name}.{exc}") from None
-        for key in PRACTICE_KEYS:
+        for key in (*PRACTICE_KEYS, *SCHEDULE_KEYS):  # SCHEDULE_KEYS: the scheduler's
             section.pop(key, None)
         entry = kinds.get(kind)
         if entry is None:

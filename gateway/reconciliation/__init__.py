@@ -1,0 +1,1 @@
+"""Reconciliation of the rails' statements against the ledger."""

@@ -1,0 +1,232 @@
+"""The schedule: cut-offs in Kuala Lumpur time, due dates across midnight, weekends and
+Malaysian public holidays, catch-up within the lookback, the retry schedule and give-up."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.reconciliation.schedule import (
+    KL,
+    Action,
+    Attempts,
+    BusinessCalendar,
+    RailSchedule,
+    RetryPlan,
+    load_schedules,
+    plan,
+)
+
+
+def kl(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
+    """A Kuala Lumpur wall-clock moment, as the UTC instant the hub works with."""
+    return datetime(y, mo, d, h, mi, tzinfo=KL).astimezone(UTC)
+
+
+DAILY = RailSchedule("merchantrade", time(23, 30), "daily")
+BUSINESS = RailSchedule("iso20022", time(18, 0), "business")
+
+
+def test_the_cutoff_is_kuala_lumpur_time_whatever_the_servers_zone() -> None:
+    assert DAILY.due_at(date(2026, 12, 1)) == datetime(2026, 12, 1, 15, 30, tzinfo=UTC)
+    assert BUSINESS.due_at(date(2026, 12, 1)) == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
+def test_a_date_is_due_only_after_its_cutoff() -> None:
+    assert DAILY.due_days(kl(2026, 12, 1, 23, 29), 0) == []
+    assert DAILY.due_days(kl(2026, 12, 1, 23, 30), 0) == [date(2026, 12, 1)]
+
+
+def test_across_midnight_yesterday_is_due_and_today_is_not() -> None:
+    # 00:15 in KL is still 16:15 UTC of the day before: the UTC date would be the wrong one.
+    now = kl(2026, 12, 2, 0, 15)
+    assert now.date() == date(2026, 12, 1)
+    assert DAILY.due_days(now, 1) == [date(2026, 12, 1)]
+    assert DAILY.due_days(kl(2026, 12, 1, 23, 45), 1) == [date(2026, 11, 30), date(2026, 12, 1)]
+
+
+def test_a_cutoff_just_after_midnight_closes_the_day_it_names() -> None:
+    early = RailSchedule("r", time(0, 30), "daily")
+    assert early.due_days(kl(2026, 12, 2, 0, 20), 0) == []
+    assert early.due_days(kl(2026, 12, 2, 0, 40), 0) == [date(2026, 12, 2)]
+
+
+def test_a_business_day_rail_has_no_statement_on_weekends() -> None:
+    # Fri 4, Sat 5, Sun 6, Mon 7 December 2026, seen on Monday evening.
+    due = BUSINESS.due_days(kl(2026, 12, 7, 19), 3)
+    assert due == [date(2026, 12, 4), date(2026, 12, 7)]
+    assert DAILY.due_days(kl(2026, 12, 7, 23, 45), 3) == [
+        date(2026, 12, 4), date(2026, 12, 5), date(2026, 12, 6), date(2026, 12, 7)]
+
+
+def test_a_states_weekend_is_its_own() -> None:
+    kedah = RailSchedule("r", time(18), "business", BusinessCalendar("KDH"))  # Fri-Sat
+    assert kedah.due_days(kl(2026, 12, 7, 19), 3) == [date(2026, 12, 6), date(2026, 12, 7)]
+
+
+@pytest.mark.parametrize(("day", "holiday"), [
+    (date(2026, 8, 31), "National Day (Monday)"),
+    (date(2026, 9, 16), "Malaysia Day (Wednesday)"),
+    (date(2026, 12, 25), "Christmas Day (Friday)"),
+    (date(2026, 2, 2), "Federal Territory Day observed (Monday)"),
+])
+def test_a_public_holiday_has_no_business_statement(day: date, holiday: str) -> None:
+    assert day.weekday() < 5
+    assert day not in BUSINESS.due_days(kl(day.year, day.month, day.day, 19), 0), holiday
+    assert BUSINESS.due_days(kl(day.year, day.month, day.day, 19) + timedelta(days=1), 1) \
+        in ([day + timedelta(days=1)], []), holiday
+    assert DAILY.due_days(kl(day.year, day.month, day.day, 23, 45), 0) == [day]
+
+
+def test_a_state_holiday_is_the_subdivisions_own() -> None:
+    # The Sultan of Selangor's birthday (Friday 11 December 2026) is Selangor's holiday only.
+    selangor = RailSchedule("r", time(18), "business", BusinessCalendar("SGR"))
+    assert selangor.due_days(kl(2026, 12, 11, 19), 0) == []
+    assert BUSINESS.due_days(kl(2026, 12, 11, 19), 0) == [date(2026, 12, 11)]
+
+
+def test_an_unknown_subdivision_is_refused_with_the_codes() -> None:
+    with pytest.raises(ValueError, match="holiday_subdivision: 'XX' is not a Malaysian state"):
+        BusinessCalendar("XX")
+
+
+RETRY = RetryPlan(initial=timedelta(minutes=5), ceiling=timedelta(hours=1),
+                  give_up_after=timedelta(hours=24))
+
+
+def test_missed_days_are_caught_up_oldest_first_within_the_lookback() -> None:
+    # The scheduler was down from 25 November to 2 December: 7 days back and today are due,
+    # 24 November is outside the lookback and left to ops.
+    now = kl(2026, 12, 2, 23, 40)
+    steps = plan(now, {"merchantrade": DAILY}, RETRY, 7, {}, set())
+    assert [s.day for s in steps] == [date(2026, 11, 25) + timedelta(days=n) for n in range(8)]
+    # Past their give-up deadline (a day after the cut-off), the old days get their final run
+    # at once; today's is an ordinary run.
+    assert [s.action for s in steps] == [Action.FINAL] * 7 + [Action.RUN]
+
+
+def test_dates_of_several_rails_interleave_by_date_and_done_ones_are_skipped() -> None:
+    now = kl(2026, 12, 8, 23, 45)  # Tuesday
+    schedules = {"merchantrade": DAILY, "iso20022": BUSINESS}
+    done = {("merchantrade", date(2026, 12, 7))}
+    steps = plan(now, schedules, RETRY, 1, {}, done)
+    assert [(s.day, s.rail) for s in steps] == [
+        (date(2026, 12, 7), "iso20022"), (date(2026, 12, 8), "iso20022"),
+        (date(2026, 12, 8), "merchantrade")]
+
+
+def test_the_retry_waits_double_up_to_the_ceiling() -> None:
+    assert [RETRY.wait(n) for n in range(1, 8)] == [timedelta(minutes=m) for m in
+                                                    (5, 10, 20, 40, 60, 60, 60)]
+
+
+def test_a_late_statement_is_retried_on_the_schedule_then_given_up_at_the_deadline() -> None:
+    day = date(2026, 12, 1)
+    due = DAILY.due_at(day)
+    attempts: dict[tuple[str, date], Attempts] = {}
+    now = due
+    seen: list[tuple[timedelta, Action]] = []
+    for _ in range(100):  # bounded: the final run ends it
+        (step,) = [s for s in plan(now, {"merchantrade": DAILY}, RETRY, 7, attempts, set())
+                   if s.day == day]
+        if step.action is Action.WAIT:
+            assert step.at > now
+            now = step.at
+            continue
+        seen.append((now - due, step.action))
+        if step.action is Action.FINAL:
+            break
+        before = attempts.get(("merchantrade", day), Attempts())
+        attempts[("merchantrade", day)] = Attempts(before.count + 1, now)
+    offsets = [o for o, _ in seen]
+    assert offsets[:6] == [timedelta(minutes=m) for m in (0, 5, 15, 35, 75, 135)]
+    assert all(b - a == timedelta(hours=1) for a, b in zip(offsets[5:-2], offsets[6:-1],
+                                                           strict=True))
+    assert seen[-1] == (timedelta(hours=24), Action.FINAL)  # capped at the deadline
+    assert {a for _, a in seen[:-1]} == {Action.RUN}
+
+
+def test_a_failed_final_run_backs_off_instead_of_running_every_tick() -> None:
+    day = date(2026, 12, 1)
+    deadline = RETRY.deadline(DAILY.due_at(day))
+    tried = {("merchantrade", day): Attempts(30, deadline)}
+
+    def step_at(now: datetime) -> Action:
+        (step,) = [s for s in plan(now, {"merchantrade": DAILY}, RETRY, 7, tried, set())
+                   if s.day == day]
+        return step.action
+
+    assert step_at(deadline + timedelta(minutes=1)) is Action.WAIT
+    assert step_at(deadline + timedelta(minutes=59)) is Action.WAIT
+    assert step_at(deadline + timedelta(hours=1)) is Action.FINAL
+
+
+def test_a_restarted_scheduler_tries_a_late_date_at_once() -> None:
+    now = DAILY.due_at(date(2026, 12, 1)) + timedelta(hours=3)
+    (step,) = plan(now, {"merchantrade": DAILY}, RETRY, 1, {}, set())
+    assert (step.day, step.action) == (date(2026, 12, 1), Action.RUN)
+
+
+def test_retry_plan_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        RetryPlan(initial=timedelta(0))
+    with pytest.raises(ValueError):
+        RetryPlan(initial=timedelta(hours=2), ceiling=timedelta(hours=1))
+
+
+def _rails(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "rails.toml"
+    path.write_text(body)
+    return path
+
+
+def test_the_rails_file_gives_each_rail_its_schedule(tmp_path: Path) -> None:
+    path = _rails(tmp_path, """
+[rails.merchantrade]
+base_url = "http://127.0.0.1:8701"
+cutoff = "22:00"
+[rails.iso20022]
+statement_days = "business"
+holiday_subdivision = "SGR"
+""")
+    schedules = load_schedules(path)
+    assert schedules["merchantrade"] == RailSchedule("merchantrade", time(22, 0), "daily")
+    assert schedules["iso20022"] == RailSchedule("iso20022", time(23, 30), "business",
+                                                 BusinessCalendar("SGR"))
+    assert load_schedules(None) == {}
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('cutoff = "24:00"', "rails.r.cutoff: '24:00' is not a time HH:MM"),
+    ('cutoff = "7:30"', "rails.r.cutoff: '7:30' is not a time HH:MM"),
+    ("cutoff = 2330", "rails.r.cutoff: 2330 is not a time HH:MM"),
+    ('statement_days = "weekdays"', "rails.r.statement_days: 'weekdays' is not one of"),
+    ('holiday_subdivision = "Gotham"', "rails.r.holiday_subdivision: 'Gotham' is not"),
+])
+def test_a_bad_schedule_key_names_the_file_rail_and_key(tmp_path: Path, line: str,
+                                                        message: str) -> None:
+    path = _rails(tmp_path, f"[rails.r]\n{line}\n")
+    with pytest.raises(ConfigError) as err:
+        load_schedules(path)
+    assert str(err.value).startswith(f"{path}: {message}")
+
+
+def test_the_rails_loader_leaves_the_schedule_keys_to_the_scheduler(tmp_path: Path) -> None:
+    from gateway.composition import RAIL_KINDS
+    from gateway.payments.rails import load_rails
+
+    path = _rails(tmp_path, """
+[rails.merchantrade]
+base_url = "http://127.0.0.1:8701"
+api_key_id = "k"
+hmac_secret = "s"
+callback_secret = "c"
+cutoff = "22:00"
+statement_days = "daily"
+holiday_subdivision = "KUL"
+""")
+    assert set(load_rails(path, RAIL_KINDS).rails) == {"merchantrade"}
+    assert load_schedules(path)["merchantrade"].cutoff == time(22, 0)
