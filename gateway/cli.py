@@ -297,12 +297,25 @@ def keys_generate(
 
 @keys_app.command("sign")
 def keys_sign(
-    key: Annotated[Path, typer.Option(help="Private JWK (or JWKS) of the signer.")],
     body: Annotated[Path, typer.Argument(help="File whose exact bytes to sign.")],
+    key: Annotated[Path | None, typer.Option(help="Private JWK (or JWKS) of the signer.")]
+    = None,
+    partner: Annotated[str | None, typer.Option(
+        help="Sign with this partner's development key (keys/ID.private.jwk.json beside "
+             "the registry, written by `gateway serve`) instead of --key.")] = None,
 ) -> None:
     """Print the detached JWS (X-JWS-Signature value) of a file's exact bytes."""
     from gateway.protocol.keys import load_signer
+    from gateway.runtime.bootstrap import dev_key_path
 
+    if (key is None) == (partner is None):
+        raise ConfigError("give exactly one of --key FILE or --partner ID")
+    if partner is not None:
+        key = dev_key_path(_settings().partners_file, partner)
+        if not key.is_file():
+            raise ConfigError(f"no development key for {partner} at {key} "
+                              "(`gateway serve` writes one per registered partner)")
+    assert key is not None
     if not body.is_file():
         raise ConfigError(f"{body} is not a file")
     typer.echo(load_signer(key, "signer").sign(body.read_bytes()))
@@ -373,6 +386,54 @@ def demo(
     from gateway.sandbox.demo import run_demo
 
     raise typer.Exit(run_demo(keep))
+
+
+@app.command("example")
+def example_message(
+    message_type: Annotated[str, typer.Argument(
+        help="A PX/1 message type, e.g. claim.notify (a hub-only type such as claim.status "
+             "gives the back-office request that sends it).")],
+    partner: Annotated[str, typer.Option(
+        help="The partner id: the sender (or the recipient of a hub message).")],
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout).")]
+    = None,
+    form: Annotated[str, typer.Option(
+        "--format", help="wire: the partner's own wire format, the body to sign and POST; "
+                         "canonical: the PX/1 JSON envelope that schemas/ describes.")]
+    = "wire",
+    ref: Annotated[str | None, typer.Option(
+        help="The claim reference (default: a fresh one, e.g. ID-CLM-3F2A1C).")] = None,
+) -> None:
+    """Write a valid sample message (fresh id, sent_at now) in the partner's identities."""
+    from gateway.composition import partner_adapters
+    from gateway.protocol.partners import load_registry
+    from gateway.sandbox.examples import example
+
+    if form not in ("wire", "canonical"):
+        raise ConfigError(f"--format {form!r} must be wire or canonical")
+    settings = _settings()
+    if not settings.partners_file.exists():
+        raise ConfigError(f"no partner registry at {settings.partners_file}: run "
+                          "`gateway serve` once (it creates a development instance) or set "
+                          "GATEWAY_PARTNERS_FILE")
+    registry = load_registry(settings.partners_file, frozenset(partner_adapters()))
+    made = example(message_type, partner, registry, form=form,  # type: ignore[arg-type]
+                   ref=ref)
+    if out is None:
+        sys.stdout.buffer.write(made.body)
+        sys.stdout.buffer.flush()
+        return
+    out.write_bytes(made.body)
+    hub = f"http://{settings.host}:{settings.port}"
+    if made.backoffice:
+        how = (f'curl -s {hub}{made.path} -H "Authorization: Bearer '
+               f'$(cat backoffice.token)" -H \'Content-Type: {made.media_type}\' '
+               f"--data-binary @{out}")
+    else:
+        how = (f"curl -s {hub}{made.path} -H 'Content-Type: {made.media_type}' "
+               f'-H "X-JWS-Signature: $(gateway keys sign --partner {partner} {out})" '
+               f"--data-binary @{out}")
+    typer.echo(f"wrote {out} ({message_type}, {partner}); send it with:\n  {how}", err=True)
 
 
 @schemas_app.command("write")
