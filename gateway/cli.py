@@ -77,14 +77,23 @@ def _redact(url: str) -> str:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (GATEWAY_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (GATEWAY_PORT).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    host: Annotated[str | None, typer.Option(
+        help="Bind address (GATEWAY_HOST, default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port (GATEWAY_PORT, default 8400).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes (GATEWAY_WORKERS, default 1).")] = None,
+    with_simulators: Annotated[bool, typer.Option(
+        "--with-simulators", help="Also run the simulator of every partner endpoint and rail "
+                                  "on loopback (`gateway simulate ...`); stopped on exit.")]
+    = False,
 ) -> None:
     """Run the hub. With no settings, creates a development instance on SQLite."""
     import os
 
     import uvicorn
+
+    from gateway.sandbox.companions import Simulators, companions, describe
 
     settings = _settings()
     _logging(settings.log_level)
@@ -96,14 +105,23 @@ def serve(
     prepare_instance(settings)
     asyncio.run(_preflight(settings, ensure_schema=True))
     n = workers or settings.workers
-    log.info("PX gateway listening on http://%s:%s (%s worker%s, database %s)",
-             bind_host, bind_port, n, "s" if n > 1 else "",
-             _redact(settings.database_url))
+    hub_url = f"http://{'127.0.0.1' if bind_host in ('0.0.0.0', '::') else bind_host}:{bind_port}"
+    found = companions(settings, hub_url)
+    sims = Simulators(found if with_simulators else [])
+    for line in describe(found, starting=with_simulators):
+        log.info("%s", line)
+    sims.start()
+    log.info("PX gateway listening on http://%s:%s (%s worker%s, database %s); API docs at "
+             "%s/docs", bind_host, bind_port, n, "s" if n > 1 else "",
+             _redact(settings.database_url), hub_url)
     # Workers re-read settings from the environment; pin what the command line chose.
     os.environ.setdefault("GATEWAY_ENV", settings.env)
-    uvicorn.run("gateway.app:app_from_env", factory=True, host=host or settings.host,
-                port=bind_port, workers=n, log_level=settings.log_level.lower(),
-                access_log=False)
+    try:
+        uvicorn.run("gateway.app:app_from_env", factory=True, host=host or settings.host,
+                    port=bind_port, workers=n, log_level=settings.log_level.lower(),
+                    access_log=False)
+    finally:
+        sims.stop()
 
 
 @app.command()
@@ -379,13 +397,17 @@ def simulate_rail(
 
 @app.command()
 def demo(
-    keep: Annotated[Path | None, typer.Option(help="Keep the demo's files in this folder.")]
+    keep: Annotated[Path | None, typer.Option(
+        help="Keep the demo's files in this folder (default: a temporary folder, removed).")]
     = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Also print every claim, message and payment, row by row.")]
+    = False,
 ) -> None:
     """Play the scripted scenario on loopback simulators; exit 0 only if every invariant held."""
     from gateway.sandbox.demo import run_demo
 
-    raise typer.Exit(run_demo(keep))
+    raise typer.Exit(run_demo(keep, verbose=verbose))
 
 
 @app.command("example")
