@@ -110,6 +110,12 @@ def serve(
     sims = Simulators(found if with_simulators else [])
     for line in describe(found, starting=with_simulators):
         log.info("%s", line)
+    if with_simulators:
+        import signal
+
+        # uvicorn re-raises a SIGTERM it handled once it has shut down; as an exception here
+        # (not the default handler's sudden exit) it lets `finally` stop the simulators.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     sims.start()
     log.info("PX gateway listening on http://%s:%s (%s worker%s, database %s); API docs at "
              "%s/docs", bind_host, bind_port, n, "s" if n > 1 else "",
@@ -324,16 +330,10 @@ def keys_sign(
 ) -> None:
     """Print the detached JWS (X-JWS-Signature value) of a file's exact bytes."""
     from gateway.protocol.keys import load_signer
-    from gateway.runtime.bootstrap import dev_key_path
 
     if (key is None) == (partner is None):
         raise ConfigError("give exactly one of --key FILE or --partner ID")
-    if partner is not None:
-        key = dev_key_path(_settings().partners_file, partner)
-        if not key.is_file():
-            raise ConfigError(f"no development key for {partner} at {key} "
-                              "(`gateway serve` writes one per registered partner)")
-    assert key is not None
+    key = key or _dev_key(str(partner))
     if not body.is_file():
         raise ConfigError(f"{body} is not a file")
     typer.echo(load_signer(key, "signer").sign(body.read_bytes()))
@@ -341,8 +341,10 @@ def keys_sign(
 
 @keys_app.command("token")
 def keys_token(
-    key: Annotated[Path, typer.Option(help="The partner's private JWK.")],
     partner: Annotated[str, typer.Option(help="The partner id (iss and sub).")],
+    key: Annotated[Path | None, typer.Option(
+        help="The partner's private JWK (default: its development key, "
+             "keys/ID.private.jwk.json beside the registry).")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds (at most 300).")] = 120,
 ) -> None:
     """Print a bearer JWT for a partner's GET requests (testing and integration)."""
@@ -351,7 +353,18 @@ def keys_token(
 
     if not 1 <= ttl <= 300:
         raise ConfigError("--ttl must be between 1 and 300 seconds")
-    typer.echo(load_signer(key, partner).token(HUB_PARTY, ttl=ttl))
+    typer.echo(load_signer(key or _dev_key(partner), partner).token(HUB_PARTY, ttl=ttl))
+
+
+def _dev_key(partner: str) -> Path:
+    """A development partner's private key (beside the registry), or a one-line refusal."""
+    from gateway.runtime.bootstrap import dev_key_path
+
+    key = dev_key_path(_settings().partners_file, partner)
+    if not key.is_file():
+        raise ConfigError(f"no development key for {partner} at {key} "
+                          "(`gateway serve` writes one per registered partner); give --key")
+    return key
 
 
 @simulate_app.command("partner")

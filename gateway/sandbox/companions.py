@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from adapters.simulation import free_port
 from gateway.composition import RAIL_KINDS, partner_adapters
 from gateway.config import Settings
 from gateway.errors import ConfigError
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _DEV_PORTS = {p.id: p.port for p in DEV_PARTNERS}
 _PULL_PORT_BASE = 8420
-_DEFAULT_HUB = "http://127.0.0.1:8400"  # `gateway simulate`'s default --hub  # a pull partner's simulator serves only its /_sim endpoints
+_DEFAULT_HUB = "http://127.0.0.1:8400"  # `gateway simulate`'s default --hub
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,10 @@ def companions(settings: Settings, hub_url: str) -> list[Companion]:
                 ("simulate", "partner", partner.id, "--port", str(port), *common)
                 if port else ()))
         else:
+            # Its simulator serves only /_sim (it polls the hub): any free port will do.
             port = _DEV_PORTS.get(partner.id) or _PULL_PORT_BASE + len(found)
+            if _listening(port):
+                port = free_port()
             found.append(Companion(
                 "partner", partner.id, "is polled (GET /v1/inbox, receipt.ack)", port,
                 ("simulate", "partner", partner.id, "--port", str(port), *common)))
