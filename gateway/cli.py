@@ -23,7 +23,10 @@ from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError
 from gateway.runtime.bootstrap import prepare_instance
 
+# Plain help (no rich boxes): it reads the same in a terminal, a pipe and a log, and flags show
+# no value placeholder.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="PERKESO cross-border benefit portability gateway (PX/1 hub).")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 audit_app = typer.Typer(no_args_is_help=True, help="The evidence log's hash chain.")
@@ -85,7 +88,8 @@ def serve(
         help="Worker processes (GATEWAY_WORKERS, default 1).")] = None,
     with_simulators: Annotated[bool, typer.Option(
         "--with-simulators", help="Also run the simulator of every partner endpoint and rail "
-                                  "on loopback (`gateway simulate ...`); stopped on exit.")]
+                                  "on loopback (`gateway simulate partner|rail`); stopped on "
+                                  "exit.")]
     = False,
 ) -> None:
     """Run the hub. With no settings, creates a development instance on SQLite."""
@@ -135,10 +139,10 @@ def dispatch(
     processes: Annotated[int, typer.Option(help="Dispatcher processes to run.")] = 1,
     batch: Annotated[int, typer.Option(help="Tasks claimed per round.")] = 200,
 ) -> None:
-    """Run outbox dispatchers (and the evidence chainer) until interrupted.
+    """Run outbox dispatchers and the evidence chainer.
 
-    On PostgreSQL any number of dispatchers may run, in any number of hosts. On SQLite run
-    one (or let `gateway serve` run it).
+    They run until interrupted. On PostgreSQL any number of dispatchers may run, in any
+    number of hosts. On SQLite run one (or let `gateway serve` run it).
     """
     settings = _settings()
     _logging(settings.log_level)
@@ -226,7 +230,10 @@ def audit_verify(
     settle_minutes: Annotated[int, typer.Option(help="Unchained records older than this "
                                                 "are reported.")] = 5,
 ) -> None:
-    """Check the evidence chain and every chained record; name the first broken record."""
+    """Check the evidence chain; name the first broken record.
+
+    Every chained record's digest and every link are recomputed.
+    """
     from datetime import timedelta
 
     from gateway.evidence.chain import verify_chain
@@ -259,7 +266,10 @@ def audit_verify(
 
 @audit_app.command("chain")
 def audit_chain() -> None:
-    """Append every committed, unchained record to the chain now (the job does this too)."""
+    """Chain every committed, unchained record now.
+
+    The chainer job does this too, shortly after each commit.
+    """
     from gateway.evidence.chain import chain_pending
     from gateway.storage.engine import create_engine
     from gateway.storage.uow import factory_for
@@ -281,7 +291,10 @@ def audit_chain() -> None:
 
 @audit_app.command("head")
 def audit_head() -> None:
-    """Print the chain's head (sequence and hash), to anchor it outside the database."""
+    """Print the chain's head, to anchor it outside the database.
+
+    The head is its sequence number and hash.
+    """
     from gateway.evidence.chain import chain_head
     from gateway.storage.engine import create_engine
     from gateway.storage.uow import UnitOfWork
@@ -305,8 +318,8 @@ def keys_generate(
     kid: Annotated[str, typer.Option(help="Key id, unique across all parties.")],
     out: Annotated[Path, typer.Option(help="Private JWK file to create (mode 600).")],
     alg: Annotated[str, typer.Option(help="EdDSA or ES256.")] = "EdDSA",
-    public_out: Annotated[Path | None, typer.Option(help="Also write the public JWKS here.")]
-    = None,
+    public_out: Annotated[Path | None, typer.Option(
+        help="Also write the public JWKS here (default: not written).")] = None,
 ) -> None:
     """Generate a signing key (the hub's, or a partner's for testing)."""
     from gateway.protocol.keys import write_private_key, write_public_jwks
@@ -321,14 +334,19 @@ def keys_generate(
 
 @keys_app.command("sign")
 def keys_sign(
-    body: Annotated[Path, typer.Argument(help="File whose exact bytes to sign.")],
-    key: Annotated[Path | None, typer.Option(help="Private JWK (or JWKS) of the signer.")]
+    body: Annotated[Path, typer.Argument(metavar="FILE", help="File whose exact bytes to sign.")],
+    key: Annotated[Path | None, typer.Option(
+        help="Private JWK (or JWKS) of the signer (default: none; give it or --partner).")]
     = None,
     partner: Annotated[str | None, typer.Option(
         help="Sign with this partner's development key (keys/ID.private.jwk.json beside "
-             "the registry, written by `gateway serve`) instead of --key.")] = None,
+             "the registry, written by `gateway serve`) instead of --key (default: none).")]
+    = None,
 ) -> None:
-    """Print the detached JWS (X-JWS-Signature value) of a file's exact bytes."""
+    """Print the X-JWS-Signature of a file's exact bytes.
+
+    A detached JWS, signed with --key or a development partner's key (--partner).
+    """
     from gateway.protocol.keys import load_signer
 
     if (key is None) == (partner is None):
@@ -347,7 +365,10 @@ def keys_token(
              "keys/ID.private.jwk.json beside the registry).")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds (at most 300).")] = 120,
 ) -> None:
-    """Print a bearer JWT for a partner's GET requests (testing and integration)."""
+    """Print a partner's bearer JWT for its GET requests.
+
+    For testing and integration: receipts, inbox and tracking.
+    """
     from gateway.protocol.envelope import HUB_PARTY
     from gateway.protocol.keys import load_signer
 
@@ -369,7 +390,7 @@ def _dev_key(partner: str) -> Path:
 
 @simulate_app.command("partner")
 def simulate_partner(
-    partner_id: Annotated[str, typer.Argument(help="Partner id, e.g. NP-FEB.")],
+    partner_id: Annotated[str, typer.Argument(metavar="ID", help="Partner id, e.g. NP-FEB.")],
     port: Annotated[int, typer.Option(help="Port of the simulator's endpoint.")],
     hub: Annotated[str, typer.Option(help="The hub's base URL.")] = "http://127.0.0.1:8400",
     registry: Annotated[Path, typer.Option(help="Partner registry (its keys/ folder holds "
@@ -377,7 +398,10 @@ def simulate_partner(
     = Path("partners.toml"),
     poll_every: Annotated[float, typer.Option(help="Inbox polling period (pull).")] = 2.0,
 ) -> None:
-    """Run a partner's simulator: its wire format, its key, push endpoint or inbox polling."""
+    """Run a partner's simulator.
+
+    Its wire format, its key, its push endpoint or inbox polling.
+    """
     from gateway.sandbox.simulate import run_partner_simulator
 
     if not 1 <= port <= 65535:
@@ -391,13 +415,17 @@ def simulate_partner(
 
 @simulate_app.command("rail")
 def simulate_rail(
-    name: Annotated[str, typer.Argument(help="Rail name: merchantrade or iso20022.")],
+    name: Annotated[str, typer.Argument(metavar="NAME",
+                                        help="Rail name: merchantrade or iso20022.")],
     port: Annotated[int, typer.Option(help="Port of the simulator.")],
     hub: Annotated[str, typer.Option(help="The hub's base URL (for callbacks).")]
     = "http://127.0.0.1:8400",
     tick: Annotated[float, typer.Option(help="Seconds per payout lifecycle step.")] = 1.0,
 ) -> None:
-    """Run a payout rail's simulator with the secrets of the rails file (GATEWAY_RAILS_FILE)."""
+    """Run a payout rail's simulator.
+
+    It uses the secrets of the rails file (GATEWAY_RAILS_FILE).
+    """
     from gateway.payments import rails_file_of
     from gateway.sandbox.rails import serve_rail_simulator
 
@@ -417,7 +445,10 @@ def demo(
         "--verbose", help="Also print every claim, message and payment, row by row.")]
     = False,
 ) -> None:
-    """Play the scripted scenario on loopback simulators; exit 0 only if every invariant held."""
+    """Play the scripted scenario with every simulator.
+
+    Everything runs on loopback; exit 0 only if every invariant held.
+    """
     from gateway.sandbox.demo import run_demo
 
     raise typer.Exit(run_demo(keep, verbose=verbose))
@@ -426,6 +457,7 @@ def demo(
 @app.command("example")
 def example_message(
     message_type: Annotated[str, typer.Argument(
+        metavar="TYPE",
         help="A PX/1 message type, e.g. claim.notify (a hub-only type such as claim.status "
              "gives the back-office request that sends it).")],
     partner: Annotated[str, typer.Option(
@@ -439,7 +471,11 @@ def example_message(
     ref: Annotated[str | None, typer.Option(
         help="The claim reference (default: a fresh one, e.g. ID-CLM-3F2A1C).")] = None,
 ) -> None:
-    """Write a valid sample message (fresh id, sent_at now) in the partner's identities."""
+    """Write a sample message to sign and send by hand.
+
+    A valid message of the type, with a fresh id and sent_at now, in the partner's
+    identities (national ids, names, scripts) and its wire format.
+    """
     from gateway.composition import partner_adapters
     from gateway.protocol.partners import load_registry
     from gateway.sandbox.examples import example

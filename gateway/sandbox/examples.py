@@ -116,7 +116,7 @@ class Example:
 
 def _fresh(payload: dict[str, Any], type_: str, ref: str, now: datetime) -> dict[str, Any]:
     """Today's dates and fresh references in a sample payload (a copy)."""
-    out = orjson.loads(orjson.dumps(payload))
+    out: dict[str, Any] = orjson.loads(orjson.dumps(payload))
     today = now.date()
 
     def day(offset: int) -> str:
