@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -22,6 +22,9 @@ from pydantic import ValidationError
 from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError
 from gateway.runtime.bootstrap import prepare_instance
+
+if TYPE_CHECKING:
+    from gateway.sandbox.companions import Simulators
 
 # Plain help (no rich boxes): it reads the same in a terminal, a pipe and a log, and flags show
 # no value placeholder.
@@ -97,8 +100,6 @@ def serve(
 
     import uvicorn
 
-    from gateway.sandbox.companions import Simulators, companions, describe
-
     settings = _settings()
     _logging(settings.log_level)
     bind_host = host or settings.host
@@ -110,10 +111,7 @@ def serve(
     asyncio.run(_preflight(settings, ensure_schema=True))
     n = workers or settings.workers
     hub_url = f"http://{'127.0.0.1' if bind_host in ('0.0.0.0', '::') else bind_host}:{bind_port}"
-    found = companions(settings, hub_url)
-    sims = Simulators(found if with_simulators else [])
-    for line in describe(found, starting=with_simulators):
-        log.info("%s", line)
+    sims = _development_companions(settings, hub_url, with_simulators)
     if with_simulators:
         import signal
 
@@ -132,6 +130,21 @@ def serve(
                     access_log=False)
     finally:
         sims.stop()
+
+
+def _development_companions(settings: Settings, hub_url: str, start: bool) -> Simulators:
+    """Log what a development hub calls and how to simulate it; the simulators to run."""
+    from gateway.sandbox.companions import Simulators, companions, describe
+
+    if settings.is_production:
+        if start:
+            raise ConfigError("--with-simulators is for development instances, not "
+                              "GATEWAY_ENV=production")
+        return Simulators([])
+    found = companions(settings, hub_url)
+    for line in describe(found, starting=start):
+        log.info("%s", line)
+    return Simulators(found if start else [])
 
 
 @app.command()

@@ -4,16 +4,19 @@ Every ``sh`` block of README.md carries a ``<!-- readme-test: ... -->`` comment 
 before it, so a new example cannot go untested by accident:
 
 - ``serve``: the block starts the hub; the test starts it (in the background) and waits for it;
-- ``expect "TEXT"`` [``within N s``] [``once /PATH is served``]: the block runs in bash (``set
-  -e``, in the repository folder of a fresh development instance, the installed ``gateway`` on
-  ``PATH`` as after ``. .venv/bin/activate``) and its output must contain TEXT (rerun until it
-  does, at most N seconds; skipped while the hub answers 404 at PATH);
+- ``expect "TEXT"`` [``within N s``] [``once /PATH is served``]: the block's output must
+  contain TEXT (it is run again until it does, for at most N seconds; skipped while the hub
+  answers 404 at PATH);
 - ``skip (why)``: not run here (installing, the test suite, benchmarks).
 
-The blocks run in README order, like a newcomer typing them. The only liberty taken is the
-ports: the hub, the partner endpoints and the rails listen on free loopback ports (the
-instance's registry and rails file say so before ``serve`` first starts), and each block's
-``127.0.0.1:PORT`` is rewritten to match, so the test never collides with a hub on 8400.
+The blocks run in README order in one bash session, as a newcomer types them into one
+terminal: in the repository folder of a fresh development instance, whose ``.venv`` is the
+environment running these tests, with no ``gateway`` on ``PATH`` until the README's own
+``. .venv/bin/activate`` puts it there, and shell variables kept from block to block. The only
+liberty taken is the ports: the hub, the partner endpoints and the rails listen on free
+loopback ports (the instance's registry and rails file say so before ``serve`` first starts),
+and each block's ``127.0.0.1:PORT`` is rewritten to match, so the test never collides with a
+hub on 8400.
 """
 
 from __future__ import annotations
@@ -108,10 +111,13 @@ class _Instance:
                       8702: self.rails["iso20022"]}
         self.ports.update({p.port: self.partners[p.id] for p in DEV_PARTNERS
                            if p.id in self.partners})
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("GATEWAY_") and k != "VIRTUAL_ENV"}
+        # No `gateway` on PATH: the README must say how to get it (`. .venv/bin/activate`).
+        path = [d for d in env.get("PATH", "").split(os.pathsep)
+                if d and not (Path(d) / "gateway").exists()]
         env.update(GATEWAY_DATABASE_URL=db_url, GATEWAY_PORT=str(self.hub),
-                   GATEWAY_LOG_LEVEL="INFO",
-                   PATH=f"{Path(sys.prefix) / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+                   GATEWAY_LOG_LEVEL="INFO", PATH=os.pathsep.join(path))
         self.env = env
 
     def rewrite(self, body: str) -> str:
@@ -132,22 +138,64 @@ def _serve(inst: _Instance, body: str) -> tuple[subprocess.Popen[bytes], Path]:
     return proc, log
 
 
-def _run(inst: _Instance, block: Block) -> None:
+class _Terminal:
+    """One bash session fed block after block, as a person pastes them into a terminal."""
+
+    def __init__(self, inst: _Instance) -> None:
+        self.inst = inst
+        self.log = inst.folder / "terminal.log"
+        self.proc = subprocess.Popen(["bash", "--noprofile", "--norc"], cwd=inst.folder,
+                                     env=inst.env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1)
+
+    def paste(self, body: str, timeout: float = 60) -> tuple[int, str]:
+        """Run ``body``; return its exit status and output (bounded by ``timeout``)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        mark = f"__readme_block_done_{time.monotonic_ns()}__"
+        # Run in the session itself, so what a block sets (`. .venv/bin/activate`, TOKEN=...)
+        # stays for the next; the ERR trap records any command of the block that failed.
+        script = self.inst.rewrite(body)
+        self.proc.stdin.write(f"set -o pipefail; __rc=0; trap '__rc=$?' ERR\n{script}\n"
+                              f"trap - ERR; echo; echo {mark} $__rc\n")
+        self.proc.stdin.flush()
+        out: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            assert line, "the shell ended:\n" + "".join(out)
+            if line.startswith(mark):
+                text = "".join(out)
+                with open(self.log, "a", encoding="utf-8") as fh:
+                    fh.write(f"$ {body}\n{text}\n")
+                return int(line.split()[1]), text
+            out.append(line)
+        raise AssertionError(f"the block did not finish in {timeout}s:\n{body}\n{''.join(out)}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _run(term: _Terminal, block: Block) -> None:
     m = _EXPECT.match(block.directive)
     assert m is not None
     want = m["text"].replace('\\"', '"')
-    if m["route"] and httpx.get(f"http://127.0.0.1:{inst.hub}{m['route']}").status_code == 404:
+    hub = term.inst.hub
+    if m["route"] and httpx.get(f"http://127.0.0.1:{hub}{m['route']}").status_code == 404:
         return  # documented ahead of the branch that serves it
     deadline = time.monotonic() + int(m["within"] or 0)
     while True:
-        done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", inst.rewrite(block.body)],
-                              cwd=inst.folder, env=inst.env, capture_output=True, text=True,
-                              timeout=60, stdin=subprocess.DEVNULL)
-        out = done.stdout + done.stderr
-        if done.returncode == 0 and want in out:
+        rc, out = term.paste(block.body)
+        if rc == 0 and want in out:
             return
         assert time.monotonic() < deadline, (
-            f"README.md:{block.line}: exit {done.returncode}, wanted {want!r} in:\n{out[-3000:]}"
+            f"README.md:{block.line}: exit {rc}, wanted {want!r} in:\n{out[-3000:]}"
             f"\n--- the block ---\n{block.body}")
         time.sleep(0.5)
 
@@ -157,13 +205,16 @@ def test_the_readme_walk_through_works_as_written(tmp_path: Path, db_url: str) -
     inst = _Instance(tmp_path / "px", db_url)
     proc: subprocess.Popen[bytes] | None = None
     log = inst.folder / "serve.log"
+    term = _Terminal(inst)
     try:
+        rc, out = term.paste("command -v gateway || echo none")
+        assert out.strip() == "none", out  # only the README's activation provides it
         for block in blocks:
             if block.directive == "serve":
                 proc, log = _serve(inst, block.body)
             elif block.directive.startswith("expect"):
                 assert proc is not None, f"README.md:{block.line} runs before the hub starts"
-                _run(inst, block)
+                _run(term, block)
         assert proc is not None
         text = log.read_text()
         # serve named what it calls, with the command that simulates each ...
@@ -175,6 +226,7 @@ def test_the_readme_walk_through_works_as_written(tmp_path: Path, db_url: str) -
         assert text.count("started the partner simulator of") == 5
         assert text.count("started the rail simulator of") == 2
     finally:
+        term.close()
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
