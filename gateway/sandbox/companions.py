@@ -9,6 +9,7 @@ newcomer whose deliveries retry against a closed port sees why before the first 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import subprocess
@@ -46,6 +47,8 @@ class Companion:
     calls: str  # what the hub does with it, e.g. "pushes to http://127.0.0.1:8411/px"
     port: int | None  # the simulator's port, None if the endpoint is not on loopback
     args: tuple[str, ...]  # the `gateway` arguments that run its simulator ((): none)
+    # A pull partner's simulator serves only /_sim (it polls the hub): any free port will do.
+    movable: bool = False
 
     def command(self) -> str:
         return "gateway " + " ".join(self.args) if self.args else ""
@@ -78,13 +81,11 @@ def companions(settings: Settings, hub_url: str) -> list[Companion]:
                 ("simulate", "partner", partner.id, "--port", str(port), *common)
                 if port else ()))
         else:
-            # Its simulator serves only /_sim (it polls the hub): any free port will do.
             port = _DEV_PORTS.get(partner.id) or _PULL_PORT_BASE + len(found)
-            if _listening(port):
-                port = free_port()
             found.append(Companion(
                 "partner", partner.id, "is polled (GET /v1/inbox, receipt.ack)", port,
-                ("simulate", "partner", partner.id, "--port", str(port), *common)))
+                ("simulate", "partner", partner.id, "--port", str(port), *common),
+                movable=True))
     rails = load_rails(rails_file_of(settings), RAIL_KINDS)
     for name, section in rails.raw.items():
         url = str(section.get("base_url", ""))
@@ -127,9 +128,15 @@ class Simulators:
             raise
 
     def _start(self, timeout: float) -> None:
-        for c in self.found:
-            assert c.port is not None
-            if _listening(c.port):
+        for i, c in enumerate(self.found):
+            port = c.port
+            assert port is not None
+            if c.movable and _listening(port):
+                port = free_port()
+                at = c.args.index("--port") + 1
+                c = self.found[i] = dataclasses.replace(
+                    c, port=port, args=(*c.args[:at], str(port), *c.args[at + 1:]))
+            if _listening(port):
                 raise ConfigError(f"cannot start the {c.kind} simulator of {c.name}: port "
                                   f"{c.port} is already in use (is one running already?)")
             self.procs.append((c, subprocess.Popen(
