@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from gateway.backoffice.api import callbacks_router
 from gateway.backoffice.api import router as backoffice_router
@@ -59,7 +60,10 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
             if own:
                 await the_hub.close()
 
-    app = FastAPI(title="PX gateway", version="1", description=DESCRIPTION, lifespan=lifespan)
+    # /docs and /redoc with their assets served from the package (no CDN): the hub's own
+    # documentation has to work on a machine that reaches nothing but the hub.
+    app = FastAPIOffline(title="PX gateway", version="1", description=DESCRIPTION,
+                         lifespan=lifespan)
     app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     if hub is not None:
         app.state.hub = hub  # usable at once, also by in-process test clients without lifespan

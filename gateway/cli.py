@@ -23,7 +23,13 @@ from gateway.config import Settings
 from gateway.errors import ConfigError, GatewayError
 from gateway.runtime.bootstrap import prepare_instance
 
+if TYPE_CHECKING:
+    from gateway.sandbox.companions import Simulators
+
+# Plain help (no rich boxes): it reads the same in a terminal, a pipe and a log, and flags show
+# no value placeholder.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="PERKESO cross-border benefit portability gateway (PX/1 hub).")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 audit_app = typer.Typer(no_args_is_help=True, help="The evidence log's hash chain.")
@@ -80,9 +86,17 @@ def _redact(url: str) -> str:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address (GATEWAY_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (GATEWAY_PORT).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    host: Annotated[str | None, typer.Option(
+        help="Bind address (GATEWAY_HOST, default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port (GATEWAY_PORT, default 8400).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes (GATEWAY_WORKERS, default 1).")] = None,
+    with_simulators: Annotated[bool, typer.Option(
+        "--with-simulators", help="Also run the simulator of every partner endpoint and rail "
+                                  "on loopback (`gateway simulate partner|rail`); stopped on "
+                                  "exit.")]
+    = False,
 ) -> None:
     """Run the hub. With no settings, creates a development instance on SQLite."""
     import os
@@ -99,14 +113,41 @@ def serve(
     prepare_instance(settings)
     asyncio.run(_preflight(settings, ensure_schema=True))
     n = workers or settings.workers
-    log.info("PX gateway listening on http://%s:%s (%s worker%s, database %s)",
-             bind_host, bind_port, n, "s" if n > 1 else "",
-             _redact(settings.database_url))
+    hub_url = f"http://{'127.0.0.1' if bind_host in ('0.0.0.0', '::') else bind_host}:{bind_port}"
+    sims = _development_companions(settings, hub_url, with_simulators)
+    if with_simulators:
+        import signal
+
+        # uvicorn re-raises a SIGTERM it handled once it has shut down; as an exception here
+        # (not the default handler's sudden exit) it lets `finally` stop the simulators.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    sims.start()
+    log.info("PX gateway listening on http://%s:%s (%s worker%s, database %s); API docs at "
+             "%s/docs", bind_host, bind_port, n, "s" if n > 1 else "",
+             _redact(settings.database_url), hub_url)
     # Workers re-read settings from the environment; pin what the command line chose.
     os.environ.setdefault("GATEWAY_ENV", settings.env)
-    uvicorn.run("gateway.app:app_from_env", factory=True, host=host or settings.host,
-                port=bind_port, workers=n, log_level=settings.log_level.lower(),
-                access_log=False)
+    try:
+        uvicorn.run("gateway.app:app_from_env", factory=True, host=host or settings.host,
+                    port=bind_port, workers=n, log_level=settings.log_level.lower(),
+                    access_log=False)
+    finally:
+        sims.stop()
+
+
+def _development_companions(settings: Settings, hub_url: str, start: bool) -> Simulators:
+    """Log what a development hub calls and how to simulate it; the simulators to run."""
+    from gateway.sandbox.companions import Simulators, companions, describe
+
+    if settings.is_production:
+        if start:
+            raise ConfigError("--with-simulators is for development instances, not "
+                              "GATEWAY_ENV=production")
+        return Simulators([])
+    found = companions(settings, hub_url)
+    for line in describe(found, starting=start):
+        log.info("%s", line)
+    return Simulators(found if start else [])
 
 
 @app.command()
@@ -114,10 +155,10 @@ def dispatch(
     processes: Annotated[int, typer.Option(help="Dispatcher processes to run.")] = 1,
     batch: Annotated[int, typer.Option(help="Tasks claimed per round.")] = 200,
 ) -> None:
-    """Run outbox dispatchers (and the evidence chainer) until interrupted.
+    """Run outbox dispatchers and the evidence chainer.
 
-    On PostgreSQL any number of dispatchers may run, in any number of hosts. On SQLite run
-    one (or let `gateway serve` run it).
+    They run until interrupted. On PostgreSQL any number of dispatchers may run, in any
+    number of hosts. On SQLite run one (or let `gateway serve` run it).
     """
     settings = _settings()
     _logging(settings.log_level)
@@ -280,7 +321,10 @@ def audit_verify(
     settle_minutes: Annotated[int, typer.Option(help="Unchained records older than this "
                                                 "are reported.")] = 5,
 ) -> None:
-    """Check the evidence chain and every chained record; name the first broken record."""
+    """Check the evidence chain; name the first broken record.
+
+    Every chained record's digest and every link are recomputed.
+    """
     from datetime import timedelta
 
     from gateway.evidence.chain import verify_chain
@@ -313,7 +357,10 @@ def audit_verify(
 
 @audit_app.command("chain")
 def audit_chain() -> None:
-    """Append every committed, unchained record to the chain now (the job does this too)."""
+    """Chain every committed, unchained record now.
+
+    The chainer job does this too, shortly after each commit.
+    """
     from gateway.evidence.chain import chain_pending
     from gateway.storage.engine import create_engine
     from gateway.storage.uow import factory_for
@@ -335,7 +382,10 @@ def audit_chain() -> None:
 
 @audit_app.command("head")
 def audit_head() -> None:
-    """Print the chain's head (sequence and hash), to anchor it outside the database."""
+    """Print the chain's head, to anchor it outside the database.
+
+    The head is its sequence number and hash.
+    """
     from gateway.evidence.chain import chain_head
     from gateway.storage.engine import create_engine
     from gateway.storage.uow import UnitOfWork
@@ -359,8 +409,8 @@ def keys_generate(
     kid: Annotated[str, typer.Option(help="Key id, unique across all parties.")],
     out: Annotated[Path, typer.Option(help="Private JWK file to create (mode 600).")],
     alg: Annotated[str, typer.Option(help="EdDSA or ES256.")] = "EdDSA",
-    public_out: Annotated[Path | None, typer.Option(help="Also write the public JWKS here.")]
-    = None,
+    public_out: Annotated[Path | None, typer.Option(
+        help="Also write the public JWKS here (default: not written).")] = None,
 ) -> None:
     """Generate a signing key (the hub's, or a partner's for testing)."""
     from gateway.protocol.keys import write_private_key, write_public_jwks
@@ -375,12 +425,24 @@ def keys_generate(
 
 @keys_app.command("sign")
 def keys_sign(
-    key: Annotated[Path, typer.Option(help="Private JWK (or JWKS) of the signer.")],
-    body: Annotated[Path, typer.Argument(help="File whose exact bytes to sign.")],
+    body: Annotated[Path, typer.Argument(metavar="FILE", help="File whose exact bytes to sign.")],
+    key: Annotated[Path | None, typer.Option(
+        help="Private JWK (or JWKS) of the signer (default: none; give it or --partner).")]
+    = None,
+    partner: Annotated[str | None, typer.Option(
+        help="Sign with this partner's development key (keys/ID.private.jwk.json beside "
+             "the registry, written by `gateway serve`) instead of --key (default: none).")]
+    = None,
 ) -> None:
-    """Print the detached JWS (X-JWS-Signature value) of a file's exact bytes."""
+    """Print the X-JWS-Signature of a file's exact bytes.
+
+    A detached JWS, signed with --key or a development partner's key (--partner).
+    """
     from gateway.protocol.keys import load_signer
 
+    if (key is None) == (partner is None):
+        raise ConfigError("give exactly one of --key FILE or --partner ID")
+    key = key or _dev_key(str(partner))
     if not body.is_file():
         raise ConfigError(f"{body} is not a file")
     typer.echo(load_signer(key, "signer").sign(body.read_bytes()))
@@ -388,22 +450,38 @@ def keys_sign(
 
 @keys_app.command("token")
 def keys_token(
-    key: Annotated[Path, typer.Option(help="The partner's private JWK.")],
     partner: Annotated[str, typer.Option(help="The partner id (iss and sub).")],
+    key: Annotated[Path | None, typer.Option(
+        help="The partner's private JWK (default: its development key, "
+             "keys/ID.private.jwk.json beside the registry).")] = None,
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds (at most 300).")] = 120,
 ) -> None:
-    """Print a bearer JWT for a partner's GET requests (testing and integration)."""
+    """Print a partner's bearer JWT for its GET requests.
+
+    For testing and integration: receipts, inbox and tracking.
+    """
     from gateway.protocol.envelope import HUB_PARTY
     from gateway.protocol.keys import load_signer
 
     if not 1 <= ttl <= 300:
         raise ConfigError("--ttl must be between 1 and 300 seconds")
-    typer.echo(load_signer(key, partner).token(HUB_PARTY, ttl=ttl))
+    typer.echo(load_signer(key or _dev_key(partner), partner).token(HUB_PARTY, ttl=ttl))
+
+
+def _dev_key(partner: str) -> Path:
+    """A development partner's private key (beside the registry), or a one-line refusal."""
+    from gateway.runtime.bootstrap import dev_key_path
+
+    key = dev_key_path(_settings().partners_file, partner)
+    if not key.is_file():
+        raise ConfigError(f"no development key for {partner} at {key} "
+                          "(`gateway serve` writes one per registered partner); give --key")
+    return key
 
 
 @simulate_app.command("partner")
 def simulate_partner(
-    partner_id: Annotated[str, typer.Argument(help="Partner id, e.g. NP-FEB.")],
+    partner_id: Annotated[str, typer.Argument(metavar="ID", help="Partner id, e.g. NP-FEB.")],
     port: Annotated[int, typer.Option(help="Port of the simulator's endpoint.")],
     hub: Annotated[str, typer.Option(help="The hub's base URL.")] = "http://127.0.0.1:8400",
     registry: Annotated[Path, typer.Option(help="Partner registry (its keys/ folder holds "
@@ -411,7 +489,10 @@ def simulate_partner(
     = Path("partners.toml"),
     poll_every: Annotated[float, typer.Option(help="Inbox polling period (pull).")] = 2.0,
 ) -> None:
-    """Run a partner's simulator: its wire format, its key, push endpoint or inbox polling."""
+    """Run a partner's simulator.
+
+    Its wire format, its key, its push endpoint or inbox polling.
+    """
     from gateway.sandbox.simulate import run_partner_simulator
 
     if not 1 <= port <= 65535:
@@ -425,13 +506,17 @@ def simulate_partner(
 
 @simulate_app.command("rail")
 def simulate_rail(
-    name: Annotated[str, typer.Argument(help="Rail name: merchantrade or iso20022.")],
+    name: Annotated[str, typer.Argument(metavar="NAME",
+                                        help="Rail name: merchantrade or iso20022.")],
     port: Annotated[int, typer.Option(help="Port of the simulator.")],
     hub: Annotated[str, typer.Option(help="The hub's base URL (for callbacks).")]
     = "http://127.0.0.1:8400",
     tick: Annotated[float, typer.Option(help="Seconds per payout lifecycle step.")] = 1.0,
 ) -> None:
-    """Run a payout rail's simulator with the secrets of the rails file (GATEWAY_RAILS_FILE)."""
+    """Run a payout rail's simulator.
+
+    It uses the secrets of the rails file (GATEWAY_RAILS_FILE).
+    """
     from gateway.payments import rails_file_of
     from gateway.sandbox.rails import serve_rail_simulator
 
@@ -444,13 +529,73 @@ def simulate_rail(
 
 @app.command()
 def demo(
-    keep: Annotated[Path | None, typer.Option(help="Keep the demo's files in this folder.")]
+    keep: Annotated[Path | None, typer.Option(
+        help="Keep the demo's files in this folder (default: a temporary folder, removed).")]
     = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Also print every claim, message and payment, row by row.")]
+    = False,
 ) -> None:
-    """Play the scripted scenario on loopback simulators; exit 0 only if every invariant held."""
+    """Play the scripted scenario with every simulator.
+
+    Everything runs on loopback; exit 0 only if every invariant held.
+    """
     from gateway.sandbox.demo import run_demo
 
-    raise typer.Exit(run_demo(keep))
+    raise typer.Exit(run_demo(keep, verbose=verbose))
+
+
+@app.command("example")
+def example_message(
+    message_type: Annotated[str, typer.Argument(
+        metavar="TYPE",
+        help="A PX/1 message type, e.g. claim.notify (a hub-only type such as claim.status "
+             "gives the back-office request that sends it).")],
+    partner: Annotated[str, typer.Option(
+        help="The partner id: the sender (or the recipient of a hub message).")],
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default: stdout).")]
+    = None,
+    form: Annotated[str, typer.Option(
+        "--format", help="wire: the partner's own wire format, the body to sign and POST; "
+                         "canonical: the PX/1 JSON envelope that schemas/ describes.")]
+    = "wire",
+    ref: Annotated[str | None, typer.Option(
+        help="The claim reference (default: a fresh one, e.g. ID-CLM-3F2A1C).")] = None,
+) -> None:
+    """Write a sample message to sign and send by hand.
+
+    A valid message of the type, with a fresh id and sent_at now, in the partner's
+    identities (national ids, names, scripts) and its wire format.
+    """
+    from gateway.composition import partner_adapters
+    from gateway.protocol.partners import load_registry
+    from gateway.sandbox.examples import example
+
+    if form not in ("wire", "canonical"):
+        raise ConfigError(f"--format {form!r} must be wire or canonical")
+    settings = _settings()
+    if not settings.partners_file.exists():
+        raise ConfigError(f"no partner registry at {settings.partners_file}: run "
+                          "`gateway serve` once (it creates a development instance) or set "
+                          "GATEWAY_PARTNERS_FILE")
+    registry = load_registry(settings.partners_file, frozenset(partner_adapters()))
+    made = example(message_type, partner, registry, form=form,  # type: ignore[arg-type]
+                   ref=ref)
+    if out is None:
+        sys.stdout.buffer.write(made.body)
+        sys.stdout.buffer.flush()
+        return
+    out.write_bytes(made.body)
+    hub = f"http://{settings.host}:{settings.port}"
+    if made.backoffice:
+        how = (f'curl -s {hub}{made.path} -H "Authorization: Bearer '
+               f'$(cat backoffice.token)" -H \'Content-Type: {made.media_type}\' '
+               f"--data-binary @{out}")
+    else:
+        how = (f"curl -s {hub}{made.path} -H 'Content-Type: {made.media_type}' "
+               f'-H "X-JWS-Signature: $(gateway keys sign --partner {partner} {out})" '
+               f"--data-binary @{out}")
+    typer.echo(f"wrote {out} ({message_type}, {partner}); send it with:\n  {how}", err=True)
 
 
 @schemas_app.command("write")

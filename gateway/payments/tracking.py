@@ -2,7 +2,7 @@
 
 A payment belongs to the thread whose correlation id is its ``claim_ref`` or ``pension_ref``,
 and only the partner the payment is for (``payments.partner_id``) sees it. Its state is given
-in the protocol's vocabulary (``shared/protocol.md``: ``instructed``, ``submitted``, ``paid``,
+in the protocol's vocabulary (``docs/protocol.md``: ``instructed``, ``submitted``, ``paid``,
 ``failed``, ``returned``, ``reconciled``); the internal states outside it are mapped:
 
 - ``unknown`` (sent to the rail, answer lost; being resolved by asking the rail) is

@@ -111,5 +111,6 @@ def _prepare_payments(settings: Settings) -> list[str]:
     if not rails.exists():
         write_dev_rails(rails)
         created.append(f"created development rails file {rails} (simulators: `gateway simulate "
-                       "rail merchantrade --port 8701`, `... iso20022 --port 8702`)")
+                       "rail merchantrade --port 8701`, `gateway simulate rail iso20022 "
+                       "--port 8702`)")
     return created

@@ -85,6 +85,8 @@ def run_partner_simulator(partner_id: str, *, port: int, hub_url: str, registry_
                           host: str = "127.0.0.1", poll_every: float = 2.0) -> None:
     """Serve a partner's simulator until interrupted."""
     sim, mode = build_partner_simulator(partner_id, registry_file, hub_url)
+    # A pull partner polls every few seconds: a log line per request would bury what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app: ASGIApp = _WithPolling(sim, poll_every) if mode == "pull" else sim.app
     log.info("%s simulator (%s, %s) on http://%s:%d, hub %s", partner_id, sim.adapter.name,
              mode, host, port, hub_url)

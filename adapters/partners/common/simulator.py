@@ -218,6 +218,11 @@ class PartnerSimulator:
             await asyncio.sleep(slow.seconds)
         if self.faults.take("reset"):
             return Response(b"", headers={"x-sim-reset": "1"})
+        if self.hub_keys is None:
+            # Run alone (`gateway simulate partner`), a push partner may be pushed to before it
+            # ever sent anything: it learns the hub's keys here, as it would before sending.
+            async with httpx.AsyncClient() as client:
+                await self._hub_ring(client)
         try:
             self._verify_hub(body, request.headers.get("X-JWS-Signature"))
             env, new = self._take_in(body)

@@ -39,12 +39,12 @@ from gateway.storage.migrate import upgrade
 __all__ = ["run_demo"]
 
 
-def run_demo(keep: Path | None = None) -> int:
+def run_demo(keep: Path | None = None, *, verbose: bool = False) -> int:
     """Run the scenario; return the process exit code (0: every invariant held)."""
     folder = keep or Path(tempfile.mkdtemp(prefix="px-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        return asyncio.run(_demo(folder))
+        return asyncio.run(_demo(folder, verbose))
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -121,7 +121,7 @@ class _Stack:
         self.servers.clear()
 
 
-async def _demo(folder: Path) -> int:
+async def _demo(folder: Path, verbose: bool) -> int:
     started = time.monotonic()
     sc = Scenario(folder, started, Progress(started))
     # A partner simulator's injected "reset" drops the connection without answering, which
@@ -139,7 +139,7 @@ async def _demo(folder: Path) -> int:
         await _play(sc, stack, rails, token)
         stack.stop_servers()
         await final_checks(sc, settings, rails)
-        summary(sc, rails, stack.rail_faults)
+        summary(sc, rails, stack.rail_faults, verbose=verbose)
     finally:
         stack.stop_servers()
         rails.stop()
