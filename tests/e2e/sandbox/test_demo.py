@@ -1,4 +1,4 @@
-"""`gateway demo` end to end: a real process, every simulator on loopback, exit 0 (the timeout bounds it; speed is not asserted)."""
+"""`gateway demo` end to end: a real process, every simulator on loopback, exit 0."""
 
 from __future__ import annotations
 
