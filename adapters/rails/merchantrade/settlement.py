@@ -145,6 +145,17 @@ class _Totals:
         self.fees[amount.currency] = self.fees.get(amount.currency, 0) + fee.minor
 
 
+def _is_utf8(row: list[str]) -> bool:
+    joined = "".join(row)
+    if joined.isascii():
+        return True
+    try:
+        joined.encode("utf-8")  # a lone surrogate is a byte that was not UTF-8
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _row(statement_id: str, line: int, row: list[str]) -> list[StatementLine]:
     """Read one detail row: its line and, for a non-zero fee, the fee's own line.
 
@@ -266,8 +277,9 @@ def _trailer_proofs(
 
 def _items(source: BinaryIO) -> Iterator[tuple[StatementItem, InvalidMessageError | None]]:
     """Yield each item with the error ``parse_settlement`` raises for it (None: no error)."""
-    # Decoding errors are reported, never replaced: a settlement file is money.
-    text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="strict", newline="")
+    # Undecodable bytes survive as lone surrogates so the row holding them is quarantined as a
+    # bad line (never guessed at) while the rest of the file is read.
+    text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
         yield from _read(csv.reader(text, strict=True))
     finally:
@@ -278,9 +290,6 @@ def _read(reader: Any) -> Iterator[tuple[StatementItem, InvalidMessageError | No
     try:
         header = next(reader, None)
         columns = next(reader, None) if header is not None else None
-    except UnicodeDecodeError as exc:
-        raise InvalidMessageError("schema_violation", f"settlement is not UTF-8 ({exc.reason})") \
-            from exc
     except csv.Error as exc:
         raise _bad(reader.line_num, "header", f"CSV syntax: {exc}") from exc
     if header is None:
@@ -307,11 +316,6 @@ def _read(reader: Any) -> Iterator[tuple[StatementItem, InvalidMessageError | No
             row = next(reader)
         except StopIteration:
             break
-        except UnicodeDecodeError as exc:
-            detail = f"settlement is not UTF-8 after line {start - 1} ({exc.reason})"
-            yield StatementProof(statement_id, "structure", False, detail), _bad(
-                start, "row", detail)
-            break
         except csv.Error as exc:
             error = _bad(start, "row", f"CSV syntax: {exc}")
             totals.rows += 1
@@ -320,6 +324,13 @@ def _read(reader: Any) -> Iterator[tuple[StatementItem, InvalidMessageError | No
             continue
         if not row or row == [""]:
             continue  # a blank line is not a record
+        if not _is_utf8(row):
+            error = _bad(start, "row", "not UTF-8")
+            totals.rows += 1
+            totals.unreadable.append(start)
+            text = ",".join(row).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            yield BadLine(statement_id, start, error.detail, text[:_TEXT_LIMIT]), error
+            continue
         if trailer is not None:
             error = _bad(start, "row", "a row after the TRAILER")
             yield BadLine(statement_id, start, error.detail, ",".join(row)[:_TEXT_LIMIT]), error
