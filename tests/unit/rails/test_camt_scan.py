@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -265,8 +266,8 @@ BALANCES = {
 
 
 @pytest.mark.parametrize("xml", SAMPLES, ids=lambda p: p.name)
-def test_public_samples_through_scan_statement(xml: object) -> None:
-    path = FIXTURES / str(getattr(xml, "name"))
+def test_public_samples_through_scan_statement(xml: Path) -> None:
+    path = xml
     rail = Iso20022Rail(Iso20022Config(base_url="http://127.0.0.1:9", api_key_id="k",
                                        hmac_secret="s", callback_secret="c"))
     with path.open("rb") as source:
