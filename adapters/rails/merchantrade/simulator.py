@@ -266,7 +266,7 @@ class MerchantradeSimulator(LoopbackServed):
         return p
 
     def _rows(self, day: date) -> list[SettlementRow]:
-        rows: list[tuple[str, SettlementRow]] = []
+        rows: list[tuple[tuple[str, int], SettlementRow]] = []
         with self._lock:
             for p in self._payouts.values():
                 events = (
@@ -275,12 +275,14 @@ class MerchantradeSimulator(LoopbackServed):
                     (p.returned_on, "RETURNED", p.reason or "", False),
                     (p.reversed_on, "REVERSED", "", False),
                 )
-                for on, status, reason, charged in events:
+                for n, (on, status, reason, charged) in enumerate(events):
                     if on != day:
                         continue
                     ccy = p.request.currency
                     charge = Money.of(self.config.fee, ccy).amount_str() if charged else "0.00"
-                    rows.append((p.rail_reference + status, (
+                    # By payout reference: concurrent submits number rail references in any
+                    # order, and the same ledger must give the same file.
+                    rows.append(((p.key, n), (
                         day.isoformat(), p.key, p.rail_reference, p.request.amount, ccy, status,
                         charge, reason if reason in REASON_CODES else "")))
         return [row for _, row in sorted(rows)]
@@ -289,7 +291,7 @@ class MerchantradeSimulator(LoopbackServed):
         """Render the settlement CSV of ``day`` with any armed statement faults applied (None:
         ``statement_late``, not available yet).
 
-        The same ledger and faults give the same bytes: rows are in rail-reference order and
+        The same ledger and faults give the same bytes: rows are in payout-reference order and
         nothing in the file depends on the clock.
         """
         path = f"/v1/settlements/{day}.csv"
