@@ -170,20 +170,35 @@ class Iso20022Rail:
         return _status_of(response.content, idempotency_key, what)
 
     async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
-        """Download the camt.053 of ``day``."""
-        url = f"{self.config.base_url}/camt053/{day.isoformat()}"
-        response = await send(
-            client,
-            "GET",
-            url,
-            timeout=self._timeout,
-            headers=self._headers("GET", url, b""),
-            what=f"iso20022 camt.053 {day}",
-        )
+        """Download the camt.053 of ``day``.
+
+        Raises:
+            TransientDeliveryError: not available yet (404), or the bank could not be asked.
+        """
+        return await self._fetch(client, "camt053", day)
+
+    async def fetch_notifications(self, client: httpx.AsyncClient, day: date) -> bytes:
+        """Download the camt.054 debit/credit notifications of ``day`` (same errors)."""
+        return await self._fetch(client, "camt054", day)
+
+    async def _fetch(self, client: httpx.AsyncClient, kind: str, day: date) -> bytes:
+        url = f"{self.config.base_url}/{kind}/{day.isoformat()}"
+        what = f"iso20022 {kind[:4]}.{kind[4:]} {day}"
+        try:
+            response = await send(
+                client,
+                "GET",
+                url,
+                timeout=self._timeout,
+                headers=self._headers("GET", url, b""),
+                what=what,
+            )
+        except OutcomeUnknownError as exc:  # a read changes nothing: asking again is safe
+            raise TransientDeliveryError(str(exc)) from exc
         if response.status_code == 404:
-            raise TransientDeliveryError(f"iso20022 camt.053 {day}: not available yet")
+            raise TransientDeliveryError(f"{what}: not available yet")
         if response.status_code != 200:
-            raise TransientDeliveryError(f"iso20022 camt.053 {day}: HTTP {response.status_code}")
+            raise TransientDeliveryError(f"{what}: HTTP {response.status_code}")
         return response.content
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> PayoutStatus:

@@ -20,7 +20,8 @@ Items, in document order: a ``StatementRecord`` per ``Stmt``/``Ntfctn`` (busines
 ``FrToDt/FrDtTm``, else its ``CreDtTm``; ``ElctrncSeqNb`` as ``sequence``), then one
 ``StatementLine`` per ``TxDtls`` (an entry without details gives one line), a ``batch`` proof
 after each batched entry, and at the end of a camt.053 ``Stmt`` one ``balance`` proof per
-currency. An entry that cannot be read (bad amount, date, indicator...) is a ``BadLine`` naming
+currency, then a ``structure`` proof that holds (the record was read to its end tag). An
+entry that cannot be read (bad amount, date, indicator...) is a ``BadLine`` naming
 the field; reading goes on with the next entry. A document that breaks off (a syntax error
 mid-way) gives a failed ``structure`` proof and ends.
 
@@ -535,9 +536,12 @@ class _Scanner:
     def close_record(self) -> Iterator[tuple[StatementItem, InvalidMessageError | None]]:
         record = self.record
         assert record is not None and record.header is not None
+        statement_id = record.header.statement_id
         if self.kind == "camt.053":
-            for proof in record.balances.proofs(record.header.statement_id):
+            for proof in record.balances.proofs(statement_id):
                 yield proof, None
+        yield StatementProof(statement_id, "structure", True,
+                             f"{self.record_name} complete: {record.entries} entries"), None
         self.record = None
 
 

@@ -42,7 +42,8 @@ Reading (``scan_settlement``, ``csv.reader`` over a ``TextIOWrapper``: one row i
 - Proofs at the end: ``record_count`` (the trailer's count equals the detail rows, read or not)
   and one ``control_total`` per currency (amount and fee sums, of every row whose amount and
   currency could be read; a row whose amount could not be read makes the totals unprovable).
-  No trailer (a cut file) fails both proofs; it is never an exception.
+  Last, a ``structure`` proof: it holds when the TRAILER was read. No trailer (a cut file)
+  fails all three; it is never an exception.
 """
 
 from __future__ import annotations
@@ -250,6 +251,8 @@ def _trailer_proofs(
     stated: dict[str, tuple[str, str]] = {}
     for i in range(0, len(rest), 3):
         stated[rest[i]] = (rest[i + 1], rest[i + 2])
+    if not stated and not totals.amounts and not totals.unreadable:
+        yield proof("control_total", True, f"TRAILER (line {line}): no amounts, none stated")
     for ccy in sorted({*stated, *totals.amounts}):
         amount = Money(totals.amounts.get(ccy, 0), ccy).amount_str() if ccy in totals.amounts \
             else "0"
@@ -349,6 +352,13 @@ def _read(reader: Any) -> Iterator[tuple[StatementItem, InvalidMessageError | No
     where, trailer_row = trailer if trailer is not None else (reader.line_num, None)
     for proof in _trailer_proofs(statement_id, where, trailer_row, totals):
         yield proof, None if proof.ok else _bad(where, "trailer", proof.detail)
+    if trailer is None:
+        detail = f"no TRAILER after line {where}: the file is cut off"
+        yield StatementProof(statement_id, "structure", False, detail), _bad(
+            where, "trailer", detail)
+    else:
+        yield StatementProof(statement_id, "structure", True,
+                             f"HEADER, {totals.rows} rows and TRAILER: complete"), None
 
 
 def scan_settlement(source: BinaryIO) -> Iterator[StatementItem]:

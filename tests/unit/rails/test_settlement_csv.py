@@ -128,13 +128,14 @@ def test_record_count_holds_and_fails() -> None:
     wrong = _proofs(_scan(_file(ROW, ROW, trailer="TRAILER,3,MYR,2.00,1.00")))
     assert not wrong["record_count"].ok and "3" in wrong["record_count"].detail
     empty = _scan(_file(trailer="TRAILER,0"))
-    assert all(p.ok for p in _proofs(empty).values()) and len(empty) == 2
+    assert all(p.ok for p in _proofs(empty).values()) and len(empty) == 4
 
 
 def test_missing_trailer_is_a_failed_proof_not_an_exception() -> None:
     items = _scan(_file(ROW, trailer=None))
     proofs = _proofs(items)
     assert not proofs["record_count"].ok and not proofs["control_total"].ok
+    assert not proofs["structure"].ok and "cut off" in proofs["structure"].detail
     assert "no TRAILER" in proofs["record_count"].detail
     with pytest.raises(InvalidMessageError):
         parse_settlement(_file(ROW, trailer=None))

@@ -98,7 +98,8 @@ def test_generators_write_what_the_scanners_prove() -> None:
     camt_statements.write_statement(out, payouts, DAY)
     out.seek(0)
     items = list(scan_camt(out))
-    assert [p.ok for p in items if isinstance(p, StatementProof)] == [True]
+    assert [(p.check, p.ok) for p in items if isinstance(p, StatementProof)] == [
+        ("balance", True), ("structure", True)]
     assert [x.end_to_end_id for x in items if isinstance(x, StatementLine)] == [
         f"PAY-{i:08d}" for i in range(25)]
     with pytest.raises(TypeError):
