@@ -241,22 +241,27 @@ class _Balances:
         elif amount.currency not in self.opening or code == "OPBD":
             self.opening[amount.currency] = (signed, code)
 
-    def book(self, entry: etree._Element) -> None:
-        """Add a booked entry's amount, read on its own (also for an entry that is a BadLine)."""
-        status = text(entry, "Sts", "Cd") or text(entry, "Sts", "Prtry") or text(entry, "Sts")
+    def book(self, status: str | None, amount: Money, credit: bool) -> None:
+        """Add a read entry's amount to the booked totals."""
         if status != "BOOK":
             return  # pending and information-only entries are not in the booked balance
+        totals = self.credits if credit else self.debits
+        totals[amount.currency] = totals.get(amount.currency, 0) + amount.minor
+
+    def book_unread(self, entry: etree._Element) -> None:
+        """Add the amount of an entry that is a BadLine, if its money can be read on its own."""
         where = _Where("", 0)
         try:
             amount = _amount(child(entry, "Amt"), where, "Amt")
             credit = _cdi(text(entry, "CdtDbtInd"), where, "CdtDbtInd")
         except InvalidMessageError:
             amount = None
+        status = text(entry, "Sts", "Cd") or text(entry, "Sts", "Prtry") or text(entry, "Sts")
         if amount is None:
-            self.problems.append("an entry's amount or direction could not be read")
+            if status == "BOOK" or status is None:
+                self.problems.append("an entry's amount or direction could not be read")
             return
-        totals = self.credits if credit else self.debits
-        totals[amount.currency] = totals.get(amount.currency, 0) + amount.minor
+        self.book(status, amount, credit)
 
     def proofs(self, statement_id: str) -> Iterator[StatementProof]:
         currencies = sorted({*self.opening, *self.closing, *self.credits, *self.debits})
@@ -304,8 +309,13 @@ def _entry_items(
     first_line: int,
     base: dict[str, str],
     created: str | None,
-) -> tuple[list[StatementLine], tuple[StatementProof, InvalidMessageError | None] | None]:
-    """Read one ``Ntry`` into its lines and, for a batch, its proof.
+) -> tuple[
+    list[StatementLine],
+    tuple[StatementProof, InvalidMessageError | None] | None,
+    tuple[str, Money, bool],
+]:
+    """Read one ``Ntry`` into its lines, its batch proof (if batched) and its booking (status,
+    amount, direction) for the balance.
 
     Raises:
         InvalidMessageError: schema_violation naming the field (the entry is a ``BadLine``).
@@ -345,13 +355,15 @@ def _entry_items(
     def line(
         n: int, money: Money, is_credit: bool, tx: etree._Element | None, more: dict[str, str]
     ) -> StatementLine:
-        e2e = text(tx, "Refs", "EndToEndId") if tx is not None else None
-        ref = (text(tx, "Refs", "AcctSvcrRef") if tx is not None else None) or entry_ref
+        refs = child(tx, "Refs")
+        e2e = text(refs, "EndToEndId")
+        ref = text(refs, "AcctSvcrRef") or entry_ref
         info = {**extra, **more}
-        uetr = text(tx, "Refs", "UETR") if tx is not None else None
+        uetr = text(refs, "UETR")
         if uetr:
             info["uetr"] = uetr
-        reason = text(tx, "RtrInf", "Rsn", "Cd") if tx is not None else None
+        return_info = child(tx, "RtrInf")
+        reason = text(return_info, "Rsn", "Cd")
         code = entry_code
         if tx is not None and child(tx, "BkTxCd") is not None:
             own, own_text = _bank_tx_code(tx)
@@ -359,7 +371,7 @@ def _entry_items(
                 code = own
             if own_text:
                 info["tx_bank_tx_code"] = own_text
-        has_return = tx is not None and child(tx, "RtrInf") is not None
+        has_return = return_info is not None
         return StatementLine(
             statement_id=where.record,
             line_no=first_line + n,
@@ -383,7 +395,7 @@ def _entry_items(
         more: dict[str, str] = {"tx_index": "0"} if tx is not None else {}
         if tx is not None and (own := _tx_amount(tx, where)) is not None and own != amount:
             more["tx_amount"] = str(own)
-        return [line(0, amount, credit, tx, more)], None
+        return [line(0, amount, credit, tx, more)], None, (status, amount, credit)
 
     amounts = [_tx_amount(tx, where) for tx in txs]
     problems: list[str] = []
@@ -424,8 +436,9 @@ def _entry_items(
     if problems:
         detail = f"{label}: " + "; ".join(problems)
         return lines, (StatementProof(where.record, "batch", False, detail),
-                       where.bad("TxDtls", detail))
-    return lines, (StatementProof(where.record, "batch", True, f"{label}: {checked}"), None)
+                       where.bad("TxDtls", detail)), (status, amount, credit)
+    return lines, (StatementProof(where.record, "batch", True, f"{label}: {checked}"),
+                   None), (status, amount, credit)
 
 
 @dataclass(slots=True)
@@ -435,6 +448,7 @@ class _Record:
     element: etree._Element
     index: int
     header: StatementRecord | None = None
+    created: str | None = None  # CreDtTm as written (the fallback booking day of an entry)
     entries: int = 0
     balances: _Balances = field(default_factory=_Balances)
 
@@ -492,6 +506,7 @@ class _Scanner:
         if record_id is None:
             raise _Broken(f"{self.kind}: {self.record_name} {record.index} has no Id")
         created = text(el, "CreDtTm") or self.msg_created
+        record.created = created
         created_at = _parse_moment(created)
         begins = _parse_moment(text(el, "FrToDt", "FrDtTm")) or created_at
         sequence = text(el, "ElctrncSeqNb")
@@ -512,21 +527,23 @@ class _Scanner:
         record.entries += 1
         statement_id = record.header.statement_id
         where = _Where(statement_id, record.entries)
-        if self.kind == "camt.053":
-            record.balances.book(el)
         base = {
             "message_id": self.msg_id,
             "version": self.version,
             "account": record.header.account,
             "entry_index": str(record.entries - 1),
         }
-        created = text(record.element, "CreDtTm") or self.msg_created
         try:
-            lines, proof = _entry_items(el, where, self.line_no + 1, base, created)
+            lines, proof, booking = _entry_items(el, where, self.line_no + 1, base,
+                                                 record.created)
         except InvalidMessageError as exc:
+            if self.kind == "camt.053":
+                record.balances.book_unread(el)
             self.line_no += 1
             yield BadLine(statement_id, self.line_no, exc.detail, _snippet(el)), exc
             return
+        if self.kind == "camt.053":
+            record.balances.book(*booking)
         self.line_no += len(lines)
         for line in lines:
             yield line, None

@@ -64,25 +64,26 @@ def document(root: etree._Element, what: str) -> tuple[str, etree._Element]:
 
 
 @functools.lru_cache(maxsize=512)
-def _path(path: tuple[str, ...]) -> str:
-    return "/".join(f"{{*}}{name}" for name in path)  # ``{*}``: any namespace, in C
+def _any_ns(name: str) -> str:
+    return f"{{*}}{name}"
 
 
 def child(el: etree._Element | None, *path: str) -> etree._Element | None:
     """Return the first element at ``path`` (local names) below ``el``, or None."""
-    if el is None:
-        return None
-    if not path:
-        return el
-    found: etree._Element | None = el.find(_path(path))
-    return found
+    # iterchildren's tag matcher runs in C, several times faster than find()'s ElementPath: a
+    # statement entry asks ~25 of these.
+    for name in path:
+        if el is None:
+            return None
+        el = next(el.iterchildren(_any_ns(name)), None)
+    return el
 
 
 def all_(el: etree._Element | None, name: str) -> list[etree._Element]:
     """Return the direct children of ``el`` named ``name``."""
     if el is None:
         return []
-    return list(el.iterfind(_path((name,))))
+    return list(el.iterchildren(_any_ns(name)))
 
 
 def text(el: etree._Element | None, *path: str) -> str | None:
