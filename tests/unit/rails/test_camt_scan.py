@@ -292,3 +292,11 @@ def test_sample_records_carry_sequence_and_business_date() -> None:
     with (FIXTURES / "camt054.v8-with-UETR.xml").open("rb") as source:
         [line] = _lines(list(scan_camt(source)))
     assert line.uetr == "255ae394-9965-4438-ac86-f406feada396" and line.kind == LineKind.payout
+
+
+def test_every_entry_without_dates_falls_back_to_its_records_creation_day() -> None:
+    undated = '<Ntry><Amt Ccy="MYR">1.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts>BOOK</Sts></Ntry>'
+    group = b"<GrpHdr><MsgId>M1</MsgId><CreDtTm>2025-02-0"
+    data = _doc(undated * 3).replace(group + b"1", group + b"2")  # a day after the record
+    found = [(x.booked_on, x.extra["booked_on_source"]) for x in _lines(_scan(data))]
+    assert found == [(date(2025, 2, 1), "CreDtTm")] * 3  # also after the header is freed
