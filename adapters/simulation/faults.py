@@ -20,7 +20,11 @@ Simulator faults (consulted by the simulators' own code):
 - ``lost_callback``: a callback is never sent; ``duplicate_callback``: it is sent twice.
 - ``statement_missing`` / ``statement_extra`` / ``statement_duplicate`` / ``statement_mismatch``:
   a statement drops a line, gains a line for an unknown payout, repeats a line, or reports an
-  amount one minor unit off.
+  amount one minor unit off; ``statement_currency_mismatch``: its first line is in another
+  currency; ``statement_unbalanced``: its closing balance (camt.053) or control total (CSV) is
+  one minor unit off; ``statement_sequence_gap``: its sequence number skips one;
+  ``statement_truncated``: the file is cut off (no CSV trailer; camt breaks off mid-document);
+  ``statement_late``: the statement is not available yet (404) on this many asks (``count``).
 
 Partner simulator faults (``PARTNER_FAULTS``, armed with ``Faults.set`` or the partner
 simulators' ``POST /_sim/faults``, consulted by ``PartnerSimulator``; each fires on the next
@@ -66,6 +70,11 @@ class Fault(StrEnum):
     statement_extra = "statement_extra"
     statement_duplicate = "statement_duplicate"
     statement_mismatch = "statement_mismatch"
+    statement_currency_mismatch = "statement_currency_mismatch"
+    statement_unbalanced = "statement_unbalanced"
+    statement_sequence_gap = "statement_sequence_gap"
+    statement_truncated = "statement_truncated"
+    statement_late = "statement_late"
     slow = "slow"
     error_5xx = "error_5xx"
     reset = "reset"

@@ -8,7 +8,8 @@ gateway, authenticated like the Merchantrade rail with ``X-Key-Id``, ``X-Timesta
 - ``POST {base}/pain001`` (``application/xml``, ``Idempotency-Key: <MsgId>``): one pain.001.001.09
   per submit; the synchronous answer is a pain.002 acknowledgement (formats in ``pain``).
 - ``GET {base}/pain002/{EndToEndId}``: the current pain.002 of one payout, 404 if unknown.
-- ``GET {base}/camt053/{YYYY-MM-DD}``: the end-of-day camt.053 (reader in ``camt``).
+- ``GET {base}/camt053/{YYYY-MM-DD}``: the end-of-day camt.053 (reader in ``camt``); 404 while
+  it is not available yet. ``GET {base}/camt054/{YYYY-MM-DD}``: the day's camt.054.
 - Callbacks: the bank may push a single-transaction pain.002, signed with ``X-Timestamp`` and
   ``X-Signature`` = hex HMAC-SHA256(callback_secret, ``timestamp "\\n" body``).
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
+from typing import BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -11,7 +12,7 @@ import httpx
 from adapters.rails import _hmac
 from adapters.rails._results import raise_for_results
 from adapters.rails._transport import error_for_response, send
-from adapters.rails.iso20022.camt import parse_camt
+from adapters.rails.iso20022.camt import parse_camt, scan_camt
 from adapters.rails.iso20022.config import Iso20022Config
 from adapters.rails.iso20022.pain import (
     Debtor,
@@ -25,7 +26,13 @@ from gateway.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from gateway.ports.rail import PayoutInstruction, PayoutResult, PayoutStatus, StatementLine
+from gateway.ports.rail import (
+    PayoutInstruction,
+    PayoutResult,
+    PayoutStatus,
+    StatementItem,
+    StatementLine,
+)
 
 __all__ = ["Iso20022Rail"]
 
@@ -163,18 +170,35 @@ class Iso20022Rail:
         return _status_of(response.content, idempotency_key, what)
 
     async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
-        """Download the camt.053 of ``day``."""
-        url = f"{self.config.base_url}/camt053/{day.isoformat()}"
-        response = await send(
-            client,
-            "GET",
-            url,
-            timeout=self._timeout,
-            headers=self._headers("GET", url, b""),
-            what=f"iso20022 camt.053 {day}",
-        )
+        """Download the camt.053 of ``day``.
+
+        Raises:
+            TransientDeliveryError: not available yet (404), or the bank could not be asked.
+        """
+        return await self._fetch(client, "camt053", day)
+
+    async def fetch_notifications(self, client: httpx.AsyncClient, day: date) -> bytes:
+        """Download the camt.054 debit/credit notifications of ``day`` (same errors)."""
+        return await self._fetch(client, "camt054", day)
+
+    async def _fetch(self, client: httpx.AsyncClient, kind: str, day: date) -> bytes:
+        url = f"{self.config.base_url}/{kind}/{day.isoformat()}"
+        what = f"iso20022 {kind[:4]}.{kind[4:]} {day}"
+        try:
+            response = await send(
+                client,
+                "GET",
+                url,
+                timeout=self._timeout,
+                headers=self._headers("GET", url, b""),
+                what=what,
+            )
+        except OutcomeUnknownError as exc:  # a read changes nothing: asking again is safe
+            raise TransientDeliveryError(str(exc)) from exc
+        if response.status_code == 404:
+            raise TransientDeliveryError(f"{what}: not available yet")
         if response.status_code != 200:
-            raise TransientDeliveryError(f"iso20022 camt.053 {day}: HTTP {response.status_code}")
+            raise TransientDeliveryError(f"{what}: HTTP {response.status_code}")
         return response.content
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> PayoutStatus:
@@ -201,6 +225,10 @@ class Iso20022Rail:
     def parse_statement(self, data: bytes) -> list[StatementLine]:
         """Parse a camt.053 or camt.054 (see ``camt``)."""
         return parse_camt(data)
+
+    def scan_statement(self, source: BinaryIO) -> Iterator[StatementItem]:
+        """Stream a camt.053 or camt.054: records, lines, bad entries and proofs (``camt``)."""
+        return scan_camt(source)
 
 
 def _status_of(pain002: bytes, idempotency_key: str, what: str) -> PayoutStatus:

@@ -7,9 +7,18 @@ Endpoints (all signed like the adapter's requests, ``adapters.rails._hmac``):
   transactions: 409) and by ``EndToEndId`` for ever (a known id with the same content is not paid
   again and reports its status; with other content it is rejected ``RJCT``/``AM05``).
 - ``GET /pain002/{EndToEndId}``: a pain.002 for one transaction, or 404.
-- ``GET /camt053/{YYYY-MM-DD}?version=08|02``: the statement of the day: a ``DBIT`` entry per
-  paid transaction (or, with ``batch_booking``, one per batch and currency with a ``TxDtls`` each),
-  and a ``CRDT`` entry with ``RtrInf/Rsn/Cd`` ``AC06`` for each return.
+- ``GET /camt053/{YYYY-MM-DD}?version=08|02``: the statement of the day (booked in
+  Asia/Kuala_Lumpur), generated from the ledger: ``OPBD`` (``funding`` plus every earlier
+  booking) and ``CLBD`` balances per currency, ``ElctrncSeqNb`` the day's number (continuing day
+  to day), a ``DBIT`` entry per paid transaction (or, with ``batch_booking``, one per batch and
+  currency with a ``TxDtls`` each and ``Btch/NbOfTxs``), a ``CRDT`` ``PMNT/ICDT/RRTN`` entry
+  with ``RtrInf/Rsn/Cd`` for each return and a ``CRDT`` entry with ``RvslInd`` true for each
+  reversal. The same ledger and faults give the same bytes. ``statement_*`` faults apply
+  (``adapters.simulation``); ``statement_late`` answers 404.
+- ``GET /camt054/{YYYY-MM-DD}``: the same day's bookings as a camt.054 notification.
+- ``POST /_sim/return?key=K&code=AC04`` / ``sim.return_payout(key, code)``: a paid payout comes
+  back with an ISO reason (AC01, AC04, AC06, AM04, MS03...); ``POST /_sim/reverse?key=K`` /
+  ``sim.reverse_payout(key)``: the bank reverses its booking. ``sim.clock`` sets the day.
 
 Lifecycle and test rules as in ``adapters.rails._sim.lifecycle`` (``FAIL``/``RET`` accounts);
 pain.002 codes: accepted ``ACCP``, processing ``ACSP``, paid ``ACSC``, failed ``RJCT``/``AC04``,
@@ -22,9 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import threading
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -35,13 +45,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from adapters.rails import _hmac
 from adapters.rails._sim import CallbackSender, LedgerEntry, SimApp, add_fault_routes
 from adapters.rails._sim.lifecycle import next_state
-from adapters.rails.iso20022.camt import CamtEntry, render_camt053
+from adapters.rails._statements import business_day, closing_time, sequence_of, swap_currency
+from adapters.rails.iso20022.camt import CamtEntry, CamtRecord, CamtTx, write_camt
 from adapters.rails.iso20022.pain import (
     Pain001Tx,
     StatusEntry,
     build_pain002,
     parse_pain001,
 )
+from adapters.rails.iso20022.statements import uetr_of
 from adapters.simulation import Fault, Faults, LoopbackServed, run_blocking
 from gateway.errors import AuthError, InvalidMessageError
 from gateway.money import Money
@@ -50,6 +62,8 @@ from gateway.ports.rail import PayoutState
 __all__ = ["Iso20022SimConfig", "Iso20022Simulator", "SimTx", "create_app", "serve"]
 
 XML = "application/xml"
+# The lifecycle's return reasons as ISO 20022 return reason codes.
+_RETURN_CODES = {"account_closed": "AC04", "account_blocked": "AC06"}
 _CODES = {
     PayoutState.accepted: ("ACCP", None),
     PayoutState.processing: ("ACSP", None),
@@ -72,6 +86,8 @@ class Iso20022SimConfig(BaseModel):
     callback_attempts: int = Field(default=3, ge=1, le=10)
     account: str = "MY-PERKESO-0001"
     batch_booking: bool = False
+    # The account's booked balance before the first payout (currency -> decimal string).
+    funding: dict[str, str] = {"MYR": "10000000.00"}
 
 
 @dataclass
@@ -85,6 +101,8 @@ class SimTx:
     paid_count: int = 0
     paid_on: date | None = None
     returned_on: date | None = None
+    reversed_on: date | None = None
+    return_code: str | None = None  # ISO 20022 return reason of a return
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def status(self) -> StatusEntry:
@@ -105,6 +123,7 @@ class Iso20022Simulator(LoopbackServed):
         self._batches: dict[str, frozenset[tuple[str, ...]]] = {}
         self._tombstones: set[str] = set()  # EndToEndIds cancelled before they arrived
         self._seq = 0
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests may set the day
         self.callbacks = CallbackSender(
             self.faults,
             lambda body: _hmac.callback_headers(self.config.callback_secret, body),
@@ -151,12 +170,13 @@ class Iso20022Simulator(LoopbackServed):
         if step is None:
             return False
         t.state = step[0]
-        t.updated_at = datetime.now(UTC)
+        t.updated_at = self.clock()
         if t.state == PayoutState.paid:
             t.paid_count += 1
-            t.paid_on = t.updated_at.date()
+            t.paid_on = business_day(t.updated_at)
         elif t.state == PayoutState.returned:
-            t.returned_on = t.updated_at.date()
+            t.returned_on = business_day(t.updated_at)
+            t.return_code = _RETURN_CODES.get(step[1] or "", "MS03")
         return True
 
     def _report(self, msg_id: str, entries: list[StatusEntry], group: str | None = None) -> bytes:
@@ -212,11 +232,56 @@ class Iso20022Simulator(LoopbackServed):
             self.callbacks.enqueue(self.config.callback_url, body)
         return body
 
-    def statement(self, day: date, version: str = "08") -> bytes:
-        """Render the camt.053 of ``day`` with any armed statement faults applied."""
+    def business_day(self) -> date:
+        """Return the bank's booking day now (Asia/Kuala_Lumpur)."""
+        return business_day(self.clock())
+
+    def return_payout(self, key: str, code: str = "AC04", on: date | None = None) -> SimTx:
+        """Make a paid payout come back (the beneficiary's bank refused it) with ISO ``code``.
+
+        Raises:
+            ValueError: the payout is not paid, or ``code`` is not four capitals.
+        """
+        if len(code) != 4 or not code.isalnum() or not code.isupper():
+            raise ValueError(f"{code!r} is not an ISO 20022 return reason code")
         with self._lock:
-            paid = [t for t in self._txs.values() if t.paid_on == day]
-            returned = [t for t in self._txs.values() if t.returned_on == day]
+            t = self._txs.get(key)
+            if t is None or t.state != PayoutState.paid:
+                raise ValueError(f"payout {key!r} is not paid")
+            t.state, t.return_code = PayoutState.returned, code
+            t.returned_on = on or self.business_day()
+            t.updated_at = self.clock()
+            body = self._report(t.msg_id, [t.status()])
+        if self.config.callback_url:
+            self.callbacks.enqueue(self.config.callback_url, body)
+        return t
+
+    def reverse_payout(self, key: str, on: date | None = None) -> SimTx:
+        """Reverse the bank's own booking of a paid payout (a CRDT entry with RvslInd true).
+
+        Raises:
+            ValueError: the payout is not paid.
+        """
+        with self._lock:
+            t = self._txs.get(key)
+            if t is None or t.state != PayoutState.paid:
+                raise ValueError(f"payout {key!r} is not paid")
+            t.state, t.return_code = PayoutState.returned, None
+            t.reversed_on = on or self.business_day()
+            t.updated_at = self.clock()
+            body = self._report(t.msg_id, [t.status()])
+        if self.config.callback_url:
+            self.callbacks.enqueue(self.config.callback_url, body)
+        return t
+
+    def _entries(self, day: date) -> list[CamtEntry]:
+        """The day's bookings from the ledger, in a stable order (rail reference)."""
+        def tx(t: SimTx, reason: str | None = None) -> CamtTx:
+            return CamtTx(t.tx.end_to_end_id, t.tx.amount, uetr_of(t.tx.end_to_end_id), reason)
+
+        with self._lock:
+            txs = sorted(self._txs.values(), key=lambda t: t.rail_reference)
+        paid = [t for t in txs if t.paid_on == day]
         entries: list[CamtEntry] = []
         if self.config.batch_booking:
             groups: dict[tuple[str, str], list[SimTx]] = {}
@@ -224,27 +289,44 @@ class Iso20022Simulator(LoopbackServed):
                 groups.setdefault((t.msg_id, t.tx.amount.currency), []).append(t)
             for (msg_id, ccy), members in groups.items():
                 total = Money(sum(t.tx.amount.minor for t in members), ccy)
-                ids = [(t.tx.end_to_end_id, t.tx.amount) for t in members]
-                entries.append(CamtEntry(total, False, day, f"BATCH-{msg_id[:20]}", ids))
+                entries.append(CamtEntry(total, False, day, f"BATCH-{msg_id[:20]}-{ccy}",
+                                         [tx(t) for t in members], batch=True))
         else:
-            entries += [
-                CamtEntry(
-                    t.tx.amount, False, day, t.rail_reference, [(t.tx.end_to_end_id, t.tx.amount)]
-                )
-                for t in paid
-            ]
+            entries += [CamtEntry(t.tx.amount, False, day, t.rail_reference, [tx(t)])
+                        for t in paid]
         entries += [
-            CamtEntry(
-                t.tx.amount,
-                True,
-                day,
-                f"R{t.rail_reference}",
-                [(t.tx.end_to_end_id, t.tx.amount)],
-                return_reason="AC06",
-            )
-            for t in returned
+            CamtEntry(t.tx.amount, True, day, f"R{t.rail_reference}",
+                      [tx(t, t.return_code or "AC04")], bank_tx_code=("PMNT", "ICDT", "RRTN"))
+            for t in txs if t.returned_on == day
         ]
-        path = f"/camt053/{day}"
+        entries += [
+            CamtEntry(t.tx.amount, True, day, f"V{t.rail_reference}", [tx(t)], reversal=True)
+            for t in txs if t.reversed_on == day
+        ]
+        return entries
+
+    def _opening(self, day: date) -> dict[str, int]:
+        """The booked balance per currency at the start of ``day``, from the ledger."""
+        balance = {ccy: Money.of(amount, ccy).minor for ccy, amount in self.config.funding.items()}
+        with self._lock:
+            for t in self._txs.values():
+                ccy, minor = t.tx.amount.currency, t.tx.amount.minor
+                for on, sign in ((t.paid_on, -1), (t.returned_on, 1), (t.reversed_on, 1)):
+                    if on is not None and on < day:
+                        balance[ccy] = balance.get(ccy, 0) + sign * minor
+        return balance
+
+    def statement(self, day: date, version: str = "08", kind: str = "camt.053") -> bytes | None:
+        """Render the camt.053 (or camt.054) of ``day`` with any armed statement faults applied
+        (None: ``statement_late``, not available yet).
+
+        The same ledger and faults give the same bytes: entries are in rail-reference order,
+        the creation time is the day's close and the sequence number is the day's.
+        """
+        path = f"/{kind.replace('.', '')}/{day}"
+        if self.faults.draw(Fault.statement_late, path):
+            return None
+        entries = self._entries(day)
         if entries and self.faults.draw(Fault.statement_missing, path):
             entries.pop()
         if entries and self.faults.draw(Fault.statement_duplicate, path):
@@ -252,19 +334,38 @@ class Iso20022Simulator(LoopbackServed):
         if entries and self.faults.draw(Fault.statement_mismatch, path):
             first = entries[0]
             bumped = Money(first.amount.minor + 1, first.amount.currency)
-            entries[0] = CamtEntry(
-                bumped,
-                first.credit,
-                day,
-                first.account_servicer_ref,
-                [(e2e, bumped) for e2e, _ in first.end_to_end_ids[:1]],
-            )
+            entries[0] = replace(first, amount=bumped, transactions=[
+                replace(first.transactions[0], amount=bumped)])
+        if entries and self.faults.draw(Fault.statement_currency_mismatch, path):
+            first = entries[0]
+            moved = Money(first.amount.minor, swap_currency(first.amount.currency))
+            entries[0] = replace(first, amount=moved, transactions=[
+                replace(t, amount=Money(t.amount.minor, moved.currency))
+                for t in first.transactions])
         if self.faults.draw(Fault.statement_extra, path):
             extra = Money(100, "MYR")
-            entries.append(CamtEntry(extra, False, day, "BK-EXTRA", [("unknown-e2e-1", extra)]))
-        return render_camt053(
-            f"SIM-{day:%Y%m%d}", self.config.account, datetime.now(UTC), entries, version=version
-        )
+            entries.append(CamtEntry(extra, False, day, "BK-EXTRA",
+                                     [CamtTx("unknown-e2e-1", extra)]))
+        opening = self._opening(day)
+        closing = dict(opening)
+        for e in entries:
+            ccy = e.amount.currency
+            closing[ccy] = closing.get(ccy, 0) + (e.amount.minor if e.credit else -e.amount.minor)
+            opening.setdefault(ccy, 0)
+        if closing and self.faults.draw(Fault.statement_unbalanced, path):
+            ccy = min(closing)
+            closing[ccy] += 1
+        sequence = sequence_of(day) + (
+            1 if self.faults.draw(Fault.statement_sequence_gap, path) else 0)
+        prefix = "STMT" if kind == "camt.053" else "NTFC"
+        record = CamtRecord(f"{prefix}-{day:%Y%m%d}", self.config.account, closing_time(day), day,
+                            sequence, opening, closing)
+        out = io.BytesIO()
+        write_camt(out, record, entries, kind=kind, version=version)
+        data = out.getvalue()
+        if self.faults.draw(Fault.statement_truncated, path):
+            return data[: len(data) * 2 // 3]  # breaks off mid-document
+        return data
 
     def _verify(self, request: Request, body: bytes) -> Response | None:
         try:
@@ -326,17 +427,46 @@ class Iso20022Simulator(LoopbackServed):
                 return denied
             return Response(self.cancel(end_to_end_id), media_type=XML)
 
-        @app.get("/camt053/{day}")
-        async def camt053(day: str, request: Request, version: str = "08") -> Response:
+        async def serve_statement(day: str, request: Request, version: str,
+                                  kind: str) -> Response:
             if denied := self._verify(request, b""):
                 return denied
             try:
                 when = date.fromisoformat(day)
             except ValueError:
                 return JSONResponse({"error": "bad_date"}, status_code=400)
-            if version not in ("02", "08"):
+            if version not in (("02", "08") if kind == "camt.053" else ("08",)):
                 return JSONResponse({"error": "bad_version"}, status_code=400)
-            return Response(self.statement(when, version), media_type=XML)
+            body = self.statement(when, version, kind)
+            if body is None:
+                return JSONResponse({"error": "not_available"}, status_code=404)
+            return Response(body, media_type=XML)
+
+        @app.get("/camt053/{day}")
+        async def camt053(day: str, request: Request, version: str = "08") -> Response:
+            return await serve_statement(day, request, version, "camt.053")
+
+        @app.get("/camt054/{day}")
+        async def camt054(day: str, request: Request, version: str = "08") -> Response:
+            return await serve_statement(day, request, version, "camt.054")
+
+        @app.post("/_sim/return")
+        async def return_payout(key: str, code: str = "AC04") -> Response:
+            try:
+                t = self.return_payout(key, code)
+            except ValueError as exc:
+                return JSONResponse({"error": "not_returnable", "detail": str(exc)},
+                                    status_code=409)
+            return JSONResponse({"state": t.state.value, "return_code": t.return_code})
+
+        @app.post("/_sim/reverse")
+        async def reverse_payout(key: str) -> Response:
+            try:
+                t = self.reverse_payout(key)
+            except ValueError as exc:
+                return JSONResponse({"error": "not_reversible", "detail": str(exc)},
+                                    status_code=409)
+            return JSONResponse({"state": t.state.value})
 
         @app.get("/_sim/ledger")
         async def ledger() -> Mapping[str, Any]:

@@ -27,7 +27,8 @@ Callbacks (rail -> hub): ``POST`` to the hub's URL, body
 ``X-Signature`` = hex HMAC-SHA256(callback_secret, ``timestamp "\\n" body``); refused if more than
 5 minutes old. A callback may be lost or repeated: the hub treats them as hints and polls.
 
-Statement: ``GET {base}/v1/settlements/{YYYY-MM-DD}.csv``, format in ``settlement``.
+Statement: ``GET {base}/v1/settlements/{YYYY-MM-DD}.csv`` (404 while not available yet), format
+in ``settlement``.
 """
 
 from adapters.rails.merchantrade.adapter import MerchantradeRail

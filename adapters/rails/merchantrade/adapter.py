@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -15,7 +15,7 @@ from adapters.rails import _hmac
 from adapters.rails._results import raise_for_results
 from adapters.rails._transport import error_for_response, send
 from adapters.rails.merchantrade.config import MerchantradeConfig
-from adapters.rails.merchantrade.settlement import parse_settlement
+from adapters.rails.merchantrade.settlement import parse_settlement, scan_settlement
 from gateway.errors import (
     DeliveryError,
     InvalidMessageError,
@@ -27,6 +27,7 @@ from gateway.ports.rail import (
     PayoutResult,
     PayoutState,
     PayoutStatus,
+    StatementItem,
     StatementLine,
 )
 
@@ -220,3 +221,7 @@ class MerchantradeRail:
     def parse_statement(self, data: bytes) -> list[StatementLine]:
         """Parse a daily settlement CSV (see ``settlement``)."""
         return parse_settlement(data)
+
+    def scan_statement(self, source: BinaryIO) -> Iterator[StatementItem]:
+        """Stream a settlement CSV: its record, lines, bad rows and proofs (``settlement``)."""
+        return scan_settlement(source)

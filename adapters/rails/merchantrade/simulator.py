@@ -11,7 +11,14 @@ are returned after payment). Steps run every ``tick_seconds`` (if set) or on
 ``callback_url`` (if set).
 
 Admin API (unauthenticated, loopback): ``POST/GET/DELETE /_sim/faults``, ``GET /_sim/ledger``,
-``POST /_sim/advance?key=K``. In process: ``sim.faults``, ``sim.ledger()``, ``sim.advance()``.
+``POST /_sim/advance?key=K``, ``POST /_sim/return?key=K&code=AC04`` (a paid payout comes back
+with an ISO reason: AC01, AC04, AC06, AM04, MS03) and ``POST /_sim/reverse?key=K``. In process:
+``sim.faults``, ``sim.ledger()``, ``sim.advance()``, ``sim.return_payout()``,
+``sim.reverse_payout()``; ``sim.clock`` (a callable returning an aware datetime) sets the day.
+
+Settlement: ``GET /v1/settlements/{YYYY-MM-DD}.csv`` is generated from the ledger (one row per
+payout event booked that day in Asia/Kuala_Lumpur: paid, failed, returned, reversed), with the
+``statement_*`` faults of ``adapters.simulation`` applied; ``statement_late`` answers 404.
 
 Usage::
 
@@ -28,9 +35,10 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -45,7 +53,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from adapters.rails import _hmac
 from adapters.rails._sim import CallbackSender, LedgerEntry, SimApp, add_fault_routes
 from adapters.rails._sim.lifecycle import next_state
-from adapters.rails.merchantrade.settlement import SettlementRow, render_settlement
+from adapters.rails._statements import business_day, sequence_of, swap_currency
+from adapters.rails.merchantrade.settlement import REASON_CODES, SettlementRow, SettlementWriter
 from adapters.simulation import Fault, Faults, LoopbackServed, run_blocking
 from gateway.errors import AuthError, InvalidMessageError
 from gateway.money import Money
@@ -71,6 +80,7 @@ class MerchantradeSimConfig(BaseModel):
     tick_seconds: float | None = Field(default=None, gt=0)  # None: advance only when asked
     callback_attempts: int = Field(default=3, ge=1, le=10)
     fee: Decimal = Decimal("0.50")
+    wallet: str = "MTW-PERKESO-01"  # the funding wallet named in the settlement's HEADER
 
 
 class PayoutIn(BaseModel):
@@ -98,6 +108,11 @@ class SimPayout:
     reason: str | None = None
     paid_count: int = 0
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The days of the events a settlement reports (the rail's booking days).
+    paid_on: date | None = None
+    failed_on: date | None = None
+    returned_on: date | None = None
+    reversed_on: date | None = None
 
     def wire(self) -> dict[str, Any]:
         return {
@@ -114,6 +129,10 @@ class SimPayout:
 # The request of a tombstone: a key cancelled before any payout with it arrived.
 _CANCELLED_KEY = PayoutIn.model_construct(amount="0", currency="MYR", beneficiary_name="-",
                                           account="-", provider="-", reference="-")
+
+
+# ISO 20022 return reason -> the rail's own word (the reader maps the words back).
+_WORDS = {code: word for word, code in REASON_CODES.items()}
 
 
 def _problem(status: int, error: str, detail: str) -> JSONResponse:
@@ -136,6 +155,7 @@ class MerchantradeSimulator(LoopbackServed):
         self._lock = threading.Lock()
         self._payouts: dict[str, SimPayout] = {}
         self._seq = 0
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests may set the day
         self.callbacks = CallbackSender(
             self.faults,
             lambda body: _hmac.callback_headers(self.config.callback_secret, body),
@@ -188,9 +208,15 @@ class MerchantradeSimulator(LoopbackServed):
             return False
         p.state, reason = step
         p.reason = reason or p.reason
+        p.updated_at = self.clock()
+        day = business_day(p.updated_at)
         if p.state == PayoutState.paid:
             p.paid_count += 1
-        p.updated_at = datetime.now(UTC)
+            p.paid_on = day
+        elif p.state == PayoutState.failed:
+            p.failed_on = day
+        elif p.state == PayoutState.returned:
+            p.returned_on = day
         return True
 
     def _notify(self, p: SimPayout) -> None:
@@ -199,30 +225,79 @@ class MerchantradeSimulator(LoopbackServed):
                 doc = {"event": "payout.status", "payout": p.wire()}
             self.callbacks.enqueue(self.config.callback_url, json.dumps(doc).encode())
 
-    # -- settlement ------------------------------------------------------------------------------
+    # -- returns, reversals and settlement ---------------------------------------------------
 
-    def settlement(self, day: date) -> bytes:
-        """Render the settlement CSV of ``day``, with any armed statement faults applied."""
-        status_of = {
-            PayoutState.paid: "PAID",
-            PayoutState.returned: "RETURNED",
-            PayoutState.failed: "FAILED",
-        }
+    def business_day(self) -> date:
+        """Return the rail's booking day now (Asia/Kuala_Lumpur)."""
+        return business_day(self.clock())
+
+    def return_payout(self, key: str, code: str = "AC04", on: date | None = None) -> SimPayout:
+        """Make a paid payout come back (the wallet refused it) with an ISO reason code.
+
+        Raises:
+            ValueError: the payout is not paid, or ``code`` is not one the rail has a word for.
+        """
+        word = _WORDS.get(code)
+        if word is None:
+            raise ValueError(f"no Merchantrade reason for {code!r} (one of {', '.join(_WORDS)})")
         with self._lock:
-            rows: list[SettlementRow] = [
-                (
-                    day.isoformat(),
-                    p.key,
-                    p.rail_reference,
-                    p.request.amount,
-                    p.request.currency,
-                    status_of[p.state],
-                    Money.of(self.config.fee, p.request.currency).amount_str(),
+            p = self._payouts.get(key)
+            if p is None or p.state != PayoutState.paid:
+                raise ValueError(f"payout {key!r} is not paid")
+            p.state, p.reason, p.returned_on = PayoutState.returned, word, on or self.business_day()
+            p.updated_at = self.clock()
+        self._notify(p)
+        return p
+
+    def reverse_payout(self, key: str, on: date | None = None) -> SimPayout:
+        """Reverse the rail's own booking of a paid payout (the money comes back).
+
+        Raises:
+            ValueError: the payout is not paid.
+        """
+        with self._lock:
+            p = self._payouts.get(key)
+            if p is None or p.state != PayoutState.paid:
+                raise ValueError(f"payout {key!r} is not paid")
+            p.state, p.reason = PayoutState.returned, "reversed"
+            p.reversed_on = on or self.business_day()
+            p.updated_at = self.clock()
+        self._notify(p)
+        return p
+
+    def _rows(self, day: date) -> list[SettlementRow]:
+        rows: list[tuple[tuple[str, int], SettlementRow]] = []
+        with self._lock:
+            for p in self._payouts.values():
+                events = (
+                    (p.paid_on, "PAID", "", True),
+                    (p.failed_on, "FAILED", p.reason or "", False),
+                    (p.returned_on, "RETURNED", p.reason or "", False),
+                    (p.reversed_on, "REVERSED", "", False),
                 )
-                for p in self._payouts.values()
-                if p.state in status_of and p.updated_at.date() == day
-            ]
+                for n, (on, status, reason, charged) in enumerate(events):
+                    if on != day:
+                        continue
+                    ccy = p.request.currency
+                    charge = Money.of(self.config.fee, ccy).amount_str() if charged else "0.00"
+                    # By payout reference: concurrent submits number rail references in any
+                    # order, and the same ledger must give the same file.
+                    rows.append(((p.key, n), (
+                        day.isoformat(), p.key, p.rail_reference, p.request.amount, ccy, status,
+                        charge, reason if reason in REASON_CODES else "")))
+        return [row for _, row in sorted(rows)]
+
+    def settlement(self, day: date) -> bytes | None:
+        """Render the settlement CSV of ``day`` with any armed statement faults applied (None:
+        ``statement_late``, not available yet).
+
+        The same ledger and faults give the same bytes: rows are in payout-reference order and
+        nothing in the file depends on the clock.
+        """
         path = f"/v1/settlements/{day}.csv"
+        if self.faults.draw(Fault.statement_late, path):
+            return None
+        rows = self._rows(day)
         if rows and self.faults.draw(Fault.statement_missing, path):
             rows.pop()
         if rows and self.faults.draw(Fault.statement_duplicate, path):
@@ -230,24 +305,29 @@ class MerchantradeSimulator(LoopbackServed):
         if rows and self.faults.draw(Fault.statement_mismatch, path):
             first = rows[0]
             bumped = Money.parse(first[3], first[4])
-            rows[0] = (
-                *first[:3],
-                Money(bumped.minor + 1, bumped.currency).amount_str(),
-                *first[4:],
-            )
+            rows[0] = (*first[:3], Money(bumped.minor + 1, bumped.currency).amount_str(),
+                       *first[4:])
+        if rows and self.faults.draw(Fault.statement_currency_mismatch, path):
+            first = rows[0]
+            rows[0] = (*first[:4], swap_currency(first[4]), *first[5:])
         if self.faults.draw(Fault.statement_extra, path):
-            rows.append(
-                (
-                    day.isoformat(),
-                    "unknown-payout-1",
-                    "MT-EXTRA",
-                    "1.00",
-                    "MYR",
-                    "PAID",
-                    Money.of(self.config.fee, "MYR").amount_str(),
-                )
-            )
-        return render_settlement(rows)
+            fee = Money.of(self.config.fee, "MYR").amount_str()
+            rows.append((day.isoformat(), "unknown-payout-1", "MT-EXTRA", "1.00", "MYR", "PAID",
+                         fee, ""))
+        sequence = sequence_of(day) + (1 if self.faults.draw(Fault.statement_sequence_gap, path)
+                                       else 0)
+        out = io.BytesIO()
+        writer = SettlementWriter(out, day, self.config.wallet, sequence)
+        for row in rows:
+            writer.write(row)
+        if self.faults.draw(Fault.statement_truncated, path):
+            return out.getvalue()  # cut off before the trailer
+        amounts = None
+        if writer.amounts and self.faults.draw(Fault.statement_unbalanced, path):
+            ccy = min(writer.amounts)
+            amounts = {**writer.amounts, ccy: writer.amounts[ccy] + 1}
+        writer.close(amounts=amounts)
+        return out.getvalue()
 
     # -- HTTP ------------------------------------------------------------------------------------
 
@@ -394,7 +474,10 @@ class MerchantradeSimulator(LoopbackServed):
                 when = date.fromisoformat(day)
             except ValueError:
                 return _problem(400, "bad_date", "YYYY-MM-DD")
-            return Response(self.settlement(when), media_type="text/csv")
+            body = self.settlement(when)
+            if body is None:
+                return _problem(404, "not_available", f"the settlement of {day} is not ready")
+            return Response(body, media_type="text/csv")
 
         @app.get("/_sim/ledger")
         async def ledger() -> Mapping[str, Any]:
@@ -406,6 +489,24 @@ class MerchantradeSimulator(LoopbackServed):
         @app.post("/_sim/advance")
         async def advance(key: str | None = None, steps: int = 1) -> Mapping[str, int]:
             return {"changed": self.advance(key, min(steps, 10))}
+
+        @app.post("/_sim/return")
+        async def return_payout(key: str, code: str = "AC04") -> Response:
+            try:
+                p = self.return_payout(key, code)
+            except ValueError as exc:
+                return _problem(409, "not_returnable", str(exc))
+            with self._lock:
+                return JSONResponse(p.wire())
+
+        @app.post("/_sim/reverse")
+        async def reverse_payout(key: str) -> Response:
+            try:
+                p = self.reverse_payout(key)
+            except ValueError as exc:
+                return _problem(409, "not_reversible", str(exc))
+            with self._lock:
+                return JSONResponse(p.wire())
 
         return app
 

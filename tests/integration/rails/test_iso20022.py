@@ -168,7 +168,7 @@ async def test_camt053_statement_of_the_day(
 ) -> None:
     await iso_rail.submit(rail_http, [payout(40), payout(41, account="RET-2"), payout(42, "FAIL")])
     iso_sim.advance(steps=3)
-    today = datetime.now(UTC).date().isoformat()
+    today = iso_sim.business_day().isoformat()
     url = f"{iso_sim.url}/camt053/{today}?version={version}"
     headers = _hmac.request_headers(
         "px-test", "sim-request-secret", "GET", f"/camt053/{today}", b""
@@ -179,7 +179,7 @@ async def test_camt053_statement_of_the_day(
     assert summary == [
         ("px-pay-40", False, None, 25000),
         ("px-pay-41", False, None, 25000),
-        ("px-pay-41", True, "AC06", 25000),
+        ("px-pay-41", True, "AC04", 25000),  # the RET- account is closed
     ]
     iso_sim.faults.next(Fault.statement_missing)
     iso_sim.faults.next(Fault.statement_extra)

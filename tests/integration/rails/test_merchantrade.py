@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from gateway.errors import (
     TransientDeliveryError,
 )
 from gateway.money import Money
-from gateway.ports.rail import PayoutState
+from gateway.ports.rail import LineKind, PayoutState
 from tests.support.rails import CALLBACK_SECRET, CallbackSink, payout
 
 pytestmark = pytest.mark.anyio
@@ -225,24 +224,27 @@ async def test_settlement_csv_with_anomalies(
         rail_http, [payout(40), payout(41, account="FAIL-1"), payout(42, account="RET-1")]
     )
     mt_sim.advance(steps=3)
-    today = datetime.now(UTC).date()
+    today = mt_sim.business_day()
     lines = mt_rail.parse_statement(await mt_rail.fetch_statement(rail_http, today))
-    by_key = {line.end_to_end_id: line for line in lines}
-    assert {k: v.status for k, v in by_key.items()} == {
-        "px-pay-40": "PAID",
-        "px-pay-41": "FAILED",
-        "px-pay-42": "RETURNED",
-    }
+    events = [(x.line_no, x.end_to_end_id, x.status, x.kind) for x in lines]
+    assert events == [
+        (3, "px-pay-40", "PAID", LineKind.payout),
+        (-3, "px-pay-40", "PAID", LineKind.fee),  # line 3's fee, its own line
+        (4, "px-pay-41", "FAILED", LineKind.not_paid),
+        (5, "px-pay-42", "PAID", LineKind.payout),
+        (-5, "px-pay-42", "PAID", LineKind.fee),
+        (6, "px-pay-42", "RETURNED", LineKind.returned),  # paid, then back the same day
+    ]
+    by_key = {line.end_to_end_id: line for line in lines if line.kind != LineKind.fee}
     assert by_key["px-pay-40"].amount == Money.parse("250.00", "MYR")
-    assert by_key["px-pay-42"].reversal and by_key["px-pay-40"].booked_on == today
-    assert [line.line_no for line in lines] == [2, 3, 4]
+    assert by_key["px-pay-42"].return_reason == "AC04" and by_key["px-pay-40"].booked_on == today
 
     for fault in Fault.statement_missing, Fault.statement_extra, Fault.statement_duplicate:
         mt_sim.faults.next(fault)
     mt_sim.faults.next(Fault.statement_mismatch)
     odd = mt_rail.parse_statement(await mt_rail.fetch_statement(rail_http, today))
-    keys = [line.end_to_end_id for line in odd]
+    keys = [line.end_to_end_id for line in odd if line.kind != LineKind.fee]
     assert "unknown-payout-1" in keys  # extra
-    assert len(keys) == 4 and len(set(keys)) == 3  # one missing, one duplicated
+    assert len(keys) == 5 and len(set(keys)) == 4  # the return missing, px-pay-40 twice
     first = odd[0]
     assert first.amount.minor == by_key[first.end_to_end_id].amount.minor + 1  # mismatched

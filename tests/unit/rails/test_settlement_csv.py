@@ -1,58 +1,175 @@
-"""The settlement CSV parser: strict, with errors naming line and field."""
+"""The settlement CSV (v2): strict rows naming line and field, bad rows quarantined while the
+rest is read, the HEADER record and the TRAILER's proofs both ways, kinds and fee lines."""
 
 from __future__ import annotations
 
+import io
 from datetime import date
 
 import pytest
 
-from adapters.rails.merchantrade.settlement import COLUMNS, parse_settlement
+from adapters.rails.merchantrade.settlement import (
+    COLUMNS,
+    REASON_CODES,
+    parse_settlement,
+    scan_settlement,
+)
 from gateway.errors import InvalidMessageError
 from gateway.money import Money
+from gateway.ports.rail import BadLine, LineKind, StatementLine, StatementProof, StatementRecord
 
-HEADER = ",".join(COLUMNS)
+HEAD = "HEADER,2025-01-31,MTW-PERKESO-01,9163\r\n" + ",".join(COLUMNS) + "\r\n"
+ROW = "2025-01-31,k,r,1.00,MYR,PAID,0.50,"
 
 
-def test_parses_rows() -> None:
+def _file(*rows: str, trailer: str | None = "auto") -> bytes:
+    body = HEAD + "".join(r + "\r\n" for r in rows)
+    if trailer == "auto":
+        trailer = f"TRAILER,{len(rows)},MYR,{len(rows)}.00,{len(rows) * 0.5:.2f}"
+    if trailer is not None:
+        body += trailer + "\r\n"
+    return body.encode()
+
+
+def _scan(data: bytes) -> list[object]:
+    return list(scan_settlement(io.BytesIO(data)))
+
+
+def _proofs(items: list[object]) -> dict[str, StatementProof]:
+    return {p.check: p for p in items if isinstance(p, StatementProof)}
+
+
+def test_parses_rows_kinds_and_fee_lines() -> None:
     data = (
-        "\ufeff" + HEADER + "\r\n"
-        "2025-01-31,px-pay-1,MT01,1250.00,MYR,PAID,0.50\r\n"
-        '2025-01-31,px-pay-2,MT02,"3.10",MYR,RETURNED,0.50\r\n'
-        "\r\n"
+        "\ufeff" + HEAD
+        + "2025-01-31,px-pay-1,MT01,1250.00,MYR,PAID,0.50,\r\n"
+        + '2025-01-31,px-pay-2,MT02,"3.10",MYR,RETURNED,0.00,account_closed\r\n'
+        + "2025-01-31,px-pay-3,MT03,2.00,MYR,FAILED,0.00,account_blocked\r\n"
+        + "2025-01-31,px-pay-4,MT04,4.00,IDR,REVERSED,0.00,\r\n"
+        + "\r\n"
+        + "TRAILER,4,IDR,4.00,0.00,MYR,1255.10,0.50\r\n"
     ).encode()
-    first, second = parse_settlement(data)
-    assert first.amount == Money(125000, "MYR") and first.booked_on == date(2025, 1, 31)
-    assert first.end_to_end_id == "px-pay-1" and first.rail_reference == "MT01"
-    assert first.status == "PAID" and not first.reversal and first.extra["fee"] == "0.50"
-    assert second.reversal and second.line_no == 3
+    items = _scan(data)
+    record = items[0]
+    assert isinstance(record, StatementRecord)
+    assert (record.statement_id, record.kind, record.account, record.business_date,
+            record.sequence) == ("merchantrade:2025-01-31", "settlement_csv", "MTW-PERKESO-01",
+                                 date(2025, 1, 31), 9163)
+    lines = [i for i in items if isinstance(i, StatementLine)]
+    assert [(x.line_no, x.kind, x.end_to_end_id) for x in lines] == [
+        (3, LineKind.payout, "px-pay-1"),
+        (-3, LineKind.fee, "px-pay-1"),  # the fee of line 3, its own line
+        (4, LineKind.returned, "px-pay-2"),
+        (5, LineKind.not_paid, "px-pay-3"),
+        (6, LineKind.reversal, "px-pay-4"),
+    ]
+    paid, fee, returned, failed, reversed_ = lines
+    assert paid.amount == Money(125000, "MYR") and not paid.credit and fee.amount.minor == 50
+    assert returned.return_reason == "AC04" and returned.credit and not returned.reversal
+    assert failed.return_reason == "AC06" and reversed_.reversal and reversed_.credit
+    assert all(p.ok for p in _proofs(items).values()), _proofs(items)
+    assert parse_settlement(data) == lines
+
+
+@pytest.mark.parametrize(("word", "code"), sorted(REASON_CODES.items()))
+def test_every_merchantrade_reason_maps_to_an_iso_code(word: str, code: str) -> None:
+    [line] = parse_settlement(_file(f"2025-01-31,k,r,1.00,MYR,RETURNED,0.00,{word}",
+                                    trailer="TRAILER,1,MYR,1.00,0.00"))
+    assert line.return_reason == code and len(code) == 4
 
 
 @pytest.mark.parametrize(
-    ("row", "line", "field"),
+    ("row", "field"),
     [
-        ("2025-02-30,k,r,1.00,MYR,PAID,0.50", 2, "settlement_date"),
-        ("2025-01-31,,r,1.00,MYR,PAID,0.50", 2, "payout_reference"),
-        ("2025-01-31,k,r,1.0,MYR,PAID,0.50", 2, "amount"),
-        ("2025-01-31,k,r,-1.00,MYR,PAID,0.50", 2, "amount"),
-        ("2025-01-31,k,r,1.00,EUR,PAID,0.50", 2, "currency"),
-        ("2025-01-31,k,r,1.00,MYR,DONE,0.50", 2, "status"),
-        ("2025-01-31,k,r,1.00,MYR,PAID,0.5", 2, "fee"),
-        ("2025-01-31,k,r,1.00,MYR,PAID", 2, "row"),
+        ("2025-02-30,k,r,1.00,MYR,PAID,0.50,", "settlement_date"),
+        ("2025-01-31,,r,1.00,MYR,PAID,0.50,", "payout_reference"),
+        ("2025-01-31,k,r,1.0,MYR,PAID,0.50,", "amount"),
+        ("2025-01-31,k,r,-1.00,MYR,PAID,0.50,", "amount"),
+        ("2025-01-31,k,r,1.00,EUR,PAID,0.50,", "currency"),
+        ("2025-01-31,k,r,1.00,MYR,DONE,0.50,", "status"),
+        ("2025-01-31,k,r,1.00,MYR,PAID,0.5,", "fee"),
+        ("2025-01-31,k,r,1.00,MYR,RETURNED,0.00,", "reason"),
+        ("2025-01-31,k,r,1.00,MYR,RETURNED,0.00,gone_fishing", "reason"),
+        ("2025-01-31,k,r,1.00,MYR,PAID", "row"),
     ],
 )
-def test_errors_name_line_and_field(row: str, line: int, field: str) -> None:
+def test_bad_row_is_quarantined_and_reading_goes_on(row: str, field: str) -> None:
+    data = _file(ROW, row, ROW)
+    items = _scan(data)
+    [bad] = [i for i in items if isinstance(i, BadLine)]
+    assert bad.line_no == 4 and f"field {field}" in bad.reason and bad.text == row
+    assert [x.line_no for x in items if isinstance(x, StatementLine) and x.line_no > 0] == [3, 5]
+    assert _proofs(items)["record_count"].ok  # a bad row is still a row of the file
     with pytest.raises(InvalidMessageError) as err:
-        parse_settlement(f"{HEADER}\n{row}\n".encode())
+        parse_settlement(data)
     assert err.value.code == "schema_violation"
-    assert err.value.extra == {"line": line, "field": field}
-    assert f"line {line}" in err.value.detail
+    assert err.value.extra == {"line": 4, "field": field}
+    assert "line 4" in err.value.detail
 
 
-def test_header_required() -> None:
-    with pytest.raises(InvalidMessageError) as err:
-        parse_settlement(b"2025-01-31,k,r,1.00,MYR,PAID,0.50\n")
-    assert err.value.extra["field"] == "header"
+def test_control_total_holds_and_fails() -> None:
+    good = _scan(_file(ROW, ROW))
+    assert _proofs(good)["control_total"].ok
+    assert "MYR: rows add up to 2.00 (fees 1.00)" in _proofs(good)["control_total"].detail
+    bad = _scan(_file(ROW, ROW, trailer="TRAILER,2,MYR,2.01,1.00"))
+    proof = _proofs(bad)["control_total"]
+    assert not proof.ok and "does not add up" in proof.detail
+    fees = _proofs(_scan(_file(ROW, trailer="TRAILER,1,MYR,1.00,0.00")))["control_total"]
+    assert not fees.ok
+    other = _proofs(_scan(_file(ROW, trailer="TRAILER,1,IDR,1.00,0.50")))
+    assert not other["control_total"].ok  # MYR rows, no MYR total
+    unreadable = _scan(_file(ROW, "2025-01-31,k,r,x,MYR,PAID,0.50,",
+                             trailer="TRAILER,2,MYR,1.00,0.50"))
+    assert "cannot be proved" in _proofs(unreadable)["control_total"].detail
+
+
+def test_record_count_holds_and_fails() -> None:
+    assert _proofs(_scan(_file(ROW)))["record_count"].ok
+    wrong = _proofs(_scan(_file(ROW, ROW, trailer="TRAILER,3,MYR,2.00,1.00")))
+    assert not wrong["record_count"].ok and "3" in wrong["record_count"].detail
+    empty = _scan(_file(trailer="TRAILER,0"))
+    assert all(p.ok for p in _proofs(empty).values()) and len(empty) == 4
+
+
+def test_missing_trailer_is_a_failed_proof_not_an_exception() -> None:
+    items = _scan(_file(ROW, trailer=None))
+    proofs = _proofs(items)
+    assert not proofs["record_count"].ok and not proofs["control_total"].ok
+    assert not proofs["structure"].ok and "cut off" in proofs["structure"].detail
+    assert "no TRAILER" in proofs["record_count"].detail
     with pytest.raises(InvalidMessageError):
-        parse_settlement(b"")
+        parse_settlement(_file(ROW, trailer=None))
+
+
+def test_a_row_after_the_trailer_is_a_bad_line() -> None:
+    items = _scan(_file(ROW) + (ROW + "\r\n").encode())
+    [bad] = [i for i in items if isinstance(i, BadLine)]
+    assert bad.line_no == 5 and "after the TRAILER" in bad.reason
+
+
+def test_header_and_columns_required() -> None:
+    for data, field in [
+        (b"", "header"),
+        ((",".join(COLUMNS) + "\n" + ROW + "\n").encode(), "header"),
+        (b"HEADER,2025-01-31,W,1\nsettlement_date,payout_reference\n", "columns"),
+    ]:
+        with pytest.raises(InvalidMessageError) as err:
+            _scan(data)
+        assert err.value.extra["field"] == field
     with pytest.raises(InvalidMessageError):
-        parse_settlement(b"\xff\xfe")
+        _scan(b"\xff\xfe")
+
+
+def test_a_row_that_is_not_utf8_is_a_bad_line() -> None:
+    data = _file(ROW, ROW).replace(b"r,1.00", b"r\xff,1.00", 1)
+    items = _scan(data)
+    [bad] = [i for i in items if isinstance(i, BadLine)]
+    assert bad.line_no == 3 and "not UTF-8" in bad.reason and "\ufffd" in bad.text
+    assert [x.line_no for x in items if isinstance(x, StatementLine)] == [4, -4]
+    assert "cannot be proved" in _proofs(items)["control_total"].detail
+
+
+def test_the_callers_stream_stays_open() -> None:
+    source = io.BytesIO(_file(ROW))
+    assert _scan(source.getvalue()) and list(scan_settlement(source))
+    assert not source.closed
