@@ -201,7 +201,8 @@ class PaymentService:
             if tr.to_state == PaymentState.paid:
                 new["paid_at"] = ch.at or now
                 paid.append(new)
-            elif tr.to_state == PaymentState.returned and tr.from_state == PaymentState.paid:
+            elif tr.to_state == PaymentState.returned and tr.from_state in (
+                    PaymentState.paid, PaymentState.reconciled):
                 returned.append(new)  # the partner was told paid: tell it the money came back
             updates.append(new)
             events.append(dict(payment_pk=row.pk, from_state=tr.from_state.value,
