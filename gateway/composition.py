@@ -49,6 +49,7 @@ from gateway.protocol.envelope import HUB_PARTY
 from gateway.protocol.keys import load_signer
 from gateway.protocol.partners import PartnerRegistry, load_registry
 from gateway.protocol.signing import Signer
+from gateway.reconciliation.service import ReconciliationService
 from gateway.storage.engine import create_engine
 from gateway.storage.uow import UnitOfWork
 
@@ -118,6 +119,7 @@ class Hub:
     payments: Payments = field(init=False)
     partner_reads: PartnerReads = field(init=False)
     backoffice: BackofficeService = field(init=False)
+    reconciliation: ReconciliationService = field(init=False)
     # One HTTP client for partner deliveries (timeouts are per request, from the registry).
     partner_http: httpx.AsyncClient = field(init=False)
 
@@ -137,6 +139,9 @@ class Hub:
                                           self.clock)
         self.backoffice = BackofficeService(self.uow, self.payments.service, self.payments.rails,
                                             self.outbound, self.clock, self.registry)
+        self.reconciliation = ReconciliationService(
+            self.uow, self.payments.service, self.payments.rails,
+            self.payments.config.settlements, self.clock, self.payments.http)
 
     def uow(self, *, single_statement: bool = False, read_only: bool = False) -> UnitOfWork:
         """A unit of work on the hub's database (this method is the hub's UnitOfWorkFactory)."""

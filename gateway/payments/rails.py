@@ -73,13 +73,14 @@ class Settlement:
         Raises:
             ValueError: naming the key that is wrong.
         """
-        days = section.get("settlement_days", cls.settlement_days)
+        default = cls()
+        days = section.get("settlement_days", default.settlement_days)
         if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 30:
             raise ValueError("settlement_days: a whole number of business days, 0..30")
-        cutoff = section.get("cutoff", cls.cutoff)
+        cutoff = section.get("cutoff", default.cutoff)
         if not isinstance(cutoff, str) or not _CUTOFF.match(cutoff):
             raise ValueError('cutoff: "HH:MM" (24-hour, Asia/Kuala_Lumpur)')
-        subdiv = section.get("holiday_subdivision", cls.holiday_subdivision)
+        subdiv = section.get("holiday_subdivision", default.holiday_subdivision)
         if not isinstance(subdiv, str) or not subdiv:
             raise ValueError("holiday_subdivision: a Malaysian state code such as KUL or SGR")
         return cls(days, cutoff, subdiv)

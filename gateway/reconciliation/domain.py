@@ -131,7 +131,7 @@ class Item:
             return self.payment.payment_id
         if self.line is not None:
             return line_subject(self.line)
-        return self.line_ref or ""
+        return f"line:{self.line_ref}" if self.line_ref else ""
 
     @property
     def back(self) -> bool:
