@@ -92,7 +92,7 @@ def _run_digest(r: Any) -> str:
     fields = ["recon_runs", str(r.pk), r.run_id, r.run_key, r.rail, r.business_date.isoformat(),
               r.rule_version, str(r.statement_pk or ""), r.verdict, str(r.supersedes_pk or ""),
               _sha(r.accounts.encode()), _sha(r.summary.encode()), _sha(r.manifest.encode()),
-              r.manifest_sha256, str(r.items), _ts(r.started_at), _ts(r.finished_at)]
+              r.manifest_sha256, str(r._mapping["items"]), _ts(r.started_at), _ts(r.finished_at)]
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 

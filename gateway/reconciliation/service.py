@@ -765,7 +765,7 @@ def _publish(report_dir: Path, summary: bytes, items_tmp: Path) -> None:
 def _run_view(r: RowMapping) -> dict[str, Any]:
     summary = json.loads(r.summary) if r.summary else {}
     return {"run_id": r.run_id, "rail": r.rail, "business_date": r.business_date.isoformat(),
-            "rule_version": r.rule_version, "verdict": r.verdict, "items": r.items,
+            "rule_version": r.rule_version, "verdict": r.verdict, "items": r["items"],
             "counts": summary.get("counts", {}), "supersedes": summary.get("supersedes"),
             "superseded": r.superseded_by_pk is not None,
             "started_at": iso_millis(r.started_at), "finished_at": iso_millis(r.finished_at)}
