@@ -96,10 +96,13 @@ class RunResult:
 class _Scan:
     """What a scan has read so far, beside the lines."""
 
-    accounts: list[tuple[str, int]] = field(default_factory=list)
+    accounts: dict[str, int] = field(default_factory=dict)  # last sequence per account
+    gaps: int = 0
+    gap_notes: list[str] = field(default_factory=list)  # the first _MAX_LISTED gaps
     statement_ids: list[str] = field(default_factory=list)
     proofs_ok: int = 0
-    failed: list[str] = field(default_factory=list)
+    proofs_failed: int = 0
+    failed: list[str] = field(default_factory=list)  # the first _MAX_LISTED failures
 
 
 class _HashingReader(io.RawIOBase):
@@ -316,6 +319,7 @@ class _Run:
         conn = self.conn
         self.superseded = await repo.current_run(conn, self.rail, self.day)
         previous = await repo.previous_run(conn, self.rail, self.day)
+        self.scan.accounts = json.loads(previous.accounts) if previous else {}
         self.pk = await repo.insert_run(conn, dict(
             run_id=self.run_id, run_key=self.run_key, rail=self.rail, business_date=self.day,
             rule_version=RULE_VERSION, statement_pk=self.stmt.pk if self.stmt else None,
@@ -334,23 +338,20 @@ class _Run:
                     break
         await self._expected()
         await self._propose()
-        gaps = domain.sequence_gaps(json.loads(previous.accounts) if previous else {},
-                                    self.scan.accounts)
-        problems = ([f"proof failed: {f}" for f in self.scan.failed] + gaps
+        problems = ([f"proof failed: {f}" for f in self.scan.failed] + self.scan.gap_notes
                     + ([] if self.stmt else ["no statement: the rail never made it available"]))
         if self.tally.counts.get(ItemKind.quarantined.value):
             problems.append(f"{self.tally.counts[ItemKind.quarantined.value]} line(s) "
                             "quarantined")
-        verdict = domain.verdict(self.tally, failed_proofs=len(self.scan.failed),
-                                 sequence_gaps=len(gaps), statement_missing=self.stmt is None)
+        verdict = domain.verdict(self.tally, failed_proofs=self.scan.proofs_failed,
+                                 sequence_gaps=self.scan.gaps,
+                                 statement_missing=self.stmt is None)
         closed = await repo.close_cleared(
             conn, self.rail, superseded_pk=self.superseded.pk if self.superseded else None,
             run_pk=self.pk, note=f"cleared by run {self.run_id}", now=self.now)
         changes = await self._changes()
         csv_sha, tmp = await _items_csv(conn, self.pk, report_dir)
-        accounts: dict[str, int] = json.loads(previous.accounts) if previous else {}
-        for account, seq in self.scan.accounts:
-            accounts[account] = seq
+        accounts = self.scan.accounts
         summary = self._summary(verdict, problems, changes, closed)
         sbytes = summary_bytes(summary)
         manifest = {
@@ -394,15 +395,23 @@ class _Run:
         items: list[Item] = []
         for it in batch:
             if isinstance(it, StatementRecord):
-                self.scan.statement_ids.append(it.statement_id)
+                if len(self.scan.statement_ids) < _MAX_LISTED:
+                    self.scan.statement_ids.append(it.statement_id)
                 if it.sequence is not None:
-                    self.scan.accounts.append((it.account, it.sequence))
+                    for gap in domain.sequence_gaps(self.scan.accounts,
+                                                    [(it.account, it.sequence)]):
+                        self.scan.gaps += 1
+                        if len(self.scan.gap_notes) < _MAX_LISTED:
+                            self.scan.gap_notes.append(gap)
+                    self.scan.accounts[it.account] = it.sequence
                 continue
             if isinstance(it, StatementProof):
                 if it.ok:
                     self.scan.proofs_ok += 1
                 else:
-                    self.scan.failed.append(f"{it.statement_id} {it.check}: {it.detail}")
+                    self.scan.proofs_failed += 1
+                    if len(self.scan.failed) < _MAX_LISTED:
+                        self.scan.failed.append(f"{it.statement_id} {it.check}: {it.detail}")
                 continue
             if isinstance(it, BadLine):
                 items.append(Item(ItemKind.quarantined, line_ref=f"{it.statement_id}#{it.line_no}",
@@ -599,7 +608,8 @@ class _Run:
             "lines": self.lines, "items": self.seq,
             "counts": dict(sorted(t.counts.items())), "by_kind": by_kind, "bridge": bridge,
             "residual": {cur: b["residual"] for cur, b in bridge.items()},
-            "proofs": {"ok": self.scan.proofs_ok, "failed": self.scan.failed[:_MAX_LISTED]},
+            "proofs": {"ok": self.scan.proofs_ok, "failed": self.scan.proofs_failed,
+                       "failures": self.scan.failed},
             "problems": problems[:_MAX_LISTED],
             "settlement": {"days": self.settlement_days, "cutoff": self.cutoff.strftime("%H:%M"),
                            "holiday_subdivision": self.cal.subdivision},
