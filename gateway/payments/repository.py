@@ -14,7 +14,7 @@ from gateway.storage.tables import payment_discrepancies, payment_events, paymen
 
 __all__ = [
     "PaymentFilter", "by_ids", "by_key", "discrepancies", "events_of", "insert_events", "newest",
-    "open_discrepancy", "update_many",
+    "open_discrepancy", "set_state", "update_many",
 ]
 
 
@@ -51,6 +51,19 @@ async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
         {c: bindparam(f"b_{c}") for c in _UPDATABLE})
     await conn.execute(stmt, [{"b_pk": r["pk"], **{f"b_{c}": r[c] for c in _UPDATABLE}}
                               for r in rows])
+
+
+async def set_state(conn: AsyncConnection, pks: Sequence[int], from_state: str, to_state: str,
+                    now: Any) -> None:
+    """Move payments (locked by the caller, all in ``from_state``) to ``to_state`` at once.
+
+    Raises:
+        AssertionError: one of them was not in ``from_state`` (the caller's lock was not held).
+    """
+    res = await conn.execute(update(payments).where(
+        payments.c.pk.in_(list(pks)), payments.c.state == from_state).values(
+        state=to_state, updated_at=now))
+    assert res.rowcount == len(pks), f"{len(pks) - res.rowcount} payment(s) left {from_state}"
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

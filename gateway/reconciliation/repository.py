@@ -10,7 +10,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Select,
     and_,
     bindparam,
     exists,
@@ -36,7 +35,8 @@ from gateway.storage.tables import (
 
 __all__ = [
     "advisory_lock", "blobs", "cases_page", "current_run", "expected_page", "insert_items",
-    "insert_run", "items_page", "line_seen", "matched_in", "payments_by_keys", "previous_run",
+    "insert_run", "items_page", "line_seen", "matched_in", "payments_by_ids", "payments_by_refs",
+    "previous_run",
     "run_by_id", "run_by_key", "runs_page", "statement_by_sha", "unknown_lines",
 ]
 
@@ -246,18 +246,26 @@ def _not_on_statement(run_pk: int) -> Any:
                            recon_items.c.payment_pk == payments.c.pk)
 
 
-async def payments_by_keys(conn: AsyncConnection, rail: str, keys: Sequence[str], *,
-                           lock: bool) -> list[RowMapping]:
-    """Payments of ``rail`` whose payment id or rail reference is one of ``keys``, in pk order
-    (locked on PostgreSQL: their state may change in this transaction)."""
-    if not keys:
+async def payments_by_ids(conn: AsyncConnection, rail: str,
+                          payment_ids: Sequence[str]) -> list[RowMapping]:
+    """Payments of ``rail`` by payment id, in pk order, locked (PostgreSQL): their state may
+    change in this transaction."""
+    if not payment_ids:
         return []
-    q: Select[Any] = select(payments).where(
-        payments.c.rail == rail,
-        or_(payments.c.payment_id.in_(list(keys)), payments.c.rail_reference.in_(list(keys)))
-    ).order_by(payments.c.pk)
-    if lock:
-        q = q.with_for_update(of=payments)
+    q = (select(payments).where(payments.c.rail == rail,
+                                payments.c.payment_id.in_(list(payment_ids)))
+         .order_by(payments.c.pk).with_for_update(of=payments))
+    return list((await conn.execute(q)).mappings())
+
+
+async def payments_by_refs(conn: AsyncConnection, rail: str,
+                           refs: Sequence[str]) -> list[RowMapping]:
+    """Payments of ``rail`` by the rail's reference (or UETR), in pk order, locked."""
+    if not refs:
+        return []
+    q = (select(payments).where(payments.c.rail == rail,
+                                payments.c.rail_reference.in_(list(refs)))
+         .order_by(payments.c.pk).with_for_update(of=payments))
     return list((await conn.execute(q)).mappings())
 
 

@@ -74,6 +74,9 @@ BATCH = 2000  # statement items matched per key lookup
 _CASE_KINDS = sorted(k.value for k in CASE_KINDS)
 _PROPOSAL_WINDOW_DAYS = 5
 _MAX_LISTED = 100  # proofs, problems and changes listed in the summary (all are counted)
+# Payments a run remembers having met without reconciling them (mismatches, returns): a
+# bounded set; a run with more asks its written items instead (slower, same answer).
+_MAX_MET = 100_000
 
 Progress = Callable[[int], None]
 
@@ -312,6 +315,7 @@ class _Run:
         self.pk = 0
         self.superseded: RowMapping | None = None
         self.opened = self.updated = 0
+        self.met: set[tuple[int, bool]] | None = set()
 
     async def execute(self, scanner: Iterator[StatementItem] | None,
                       first: StatementItem | None,
@@ -378,19 +382,22 @@ class _Run:
     async def _batch(self, batch: Sequence[StatementItem]) -> None:
         conn = self.conn
         lines = [i for i in batch if isinstance(i, StatementLine)]
-        keys = sorted({k for line in lines for k in domain.line_keys(line)})
-        rows = await repo.payments_by_keys(conn, self.rail, keys, lock=True)
-        by_id = {r.payment_id: r for r in rows}
+        by_id = {r.payment_id: r for r in await repo.payments_by_ids(
+            conn, self.rail, sorted({x.end_to_end_id for x in lines if x.end_to_end_id}))}
+        refs = sorted({k for x in lines if x.end_to_end_id not in by_id
+                       for k in (x.uetr, x.rail_reference) if k})
         by_ref: dict[str, RowMapping] = {}
-        for r in rows:
-            if r.rail_reference:
-                by_ref.setdefault(r.rail_reference, r)
-        pks = [r.pk for r in rows]
-        seen = await repo.line_seen(conn, self.pk, pks)
+        for r in await repo.payments_by_refs(conn, self.rail, refs):
+            by_ref.setdefault(r.rail_reference, r)
+        rows = {r.pk: r for r in (*by_id.values(), *by_ref.values())}
+        seen: set[tuple[int, bool]] = set()
+        if self.met is None:  # too many to remember: ask the items written so far
+            seen = await repo.line_seen(conn, self.pk, sorted(rows))
         superseded = self.superseded.pk if self.superseded else None
-        by_old = await repo.matched_in(conn, superseded, [r.pk for r in rows
-                                                          if r.state == "reconciled"])
-        current: dict[int, RowMapping] = {r.pk: r for r in rows}
+        by_old = await repo.matched_in(conn, superseded, sorted(
+            pk for pk, r in rows.items() if r.state == "reconciled"))
+        states: dict[int, str] = {}  # changed in this batch
+        reconciled: list[RowMapping] = []
         changes: dict[int, Change] = {}
         items: list[Item] = []
         for it in batch:
@@ -419,42 +426,60 @@ class _Run:
                 continue
             self.lines += 1
             row = _find(it, by_id, by_ref)
-            if row is not None:
-                row = current[row.pk]
-            payment = None if row is None else _ledger(row, self.cal, self.cutoff,
-                                                       row.pk in by_old)
+            payment = None
             back = it.kind.value in ("returned", "reversal")
-            was_seen = row is not None and (row.pk, back) in seen
+            was_seen = False
+            if row is not None:
+                state = states.get(row.pk, row.state)
+                payment = _ledger(row, self.cal, self.cutoff, row.pk in by_old, state)
+                was_seen = (row.pk, back) in seen or (
+                    self.met is not None and (row.pk, back) in self.met)
             item = domain.classify_line(it, payment, seen=was_seen)
-            if row is not None and item.line is not None and item.payment is not None:
+            if row is not None and item.payment is not None:
                 seen.add((row.pk, back))
-            if row is not None and item.to_state is not None:
-                if row.pk in changes:  # a second change of one payment in one batch
-                    await self.svc.payments.apply(conn, list(changes.values()), self.now)
-                    changes.clear()
-                    row = (await payments_repo.by_ids(conn, [row.payment_id]))[row.payment_id]
-                change = self._change(row, item)
-                changes[row.pk] = change
-                current[row.pk] = _with_state(row, item.to_state)
+                if item.to_state != "reconciled":
+                    self._remember((row.pk, back))
+            if row is not None and item.to_state == "reconciled":
+                reconciled.append(row)
+                states[row.pk] = item.to_state
+            elif row is not None and item.to_state is not None:
+                if row.pk in states:  # changed earlier in this batch: write that first
+                    await self._flush(reconciled, changes)
+                    row = (await payments_repo.by_ids(conn, [row.payment_id],
+                                                      lock=True))[row.payment_id]
+                changes[row.pk] = self._change(row, item)
+                states[row.pk] = item.to_state
             items.append(item)
-        if changes:
-            await self.svc.payments.apply(conn, list(changes.values()), self.now)
+        await self._flush(reconciled, changes)
         await self._write(items)
         if self.progress is not None:
             self.progress(self.lines)
 
+    def _remember(self, key: tuple[int, bool]) -> None:
+        """Remember a payment a line met without reconciling it (a mismatch, a return...),
+        so a second line is a duplicate; past _MAX_MET the run asks its written items."""
+        if self.met is None:
+            return
+        self.met.add(key)
+        if len(self.met) > _MAX_MET:
+            self.met = None
+
+    async def _flush(self, reconciled: list[RowMapping], changes: dict[int, Change]) -> None:
+        await self.svc.payments.reconcile_many(
+            self.conn, reconciled, f"run {self.run_id}: matched on the {self.rail} statement "
+            f"of {self.day.isoformat()}", self.now)
+        await self.svc.payments.apply(self.conn, list(changes.values()), self.now)
+        reconciled.clear()
+        changes.clear()
+
     def _change(self, row: RowMapping, item: Item) -> Change:
-        assert item.to_state is not None
-        to = PaymentState(item.to_state)
-        frm = PaymentState(row.state)
-        if to == PaymentState.reconciled:
-            tr = Transition(frm, to, Cause.reconciled, f"run {self.run_id}: matched on the "
-                            f"{self.rail} statement of {self.day.isoformat()}")
-            return Change(row, tr)
+        """A return or reversal read from the statement, as a payment change."""
+        assert item.to_state == PaymentState.returned.value
         reason = reason_for(item.reason_code)
         what = "reversed" if item.kind == ItemKind.reversed else "returned"
         text = f"{what} on the statement" + (f": {reason.code} {reason.name}" if reason else "")
-        tr = Transition(frm, to, Cause.statement, f"run {self.run_id}: {text}")
+        tr = Transition(PaymentState(row.state), PaymentState.returned, Cause.statement,
+                        f"run {self.run_id}: {text}")
         return Change(row, tr, reason=text)
 
     async def _write(self, items: Sequence[Item]) -> None:
@@ -673,27 +698,11 @@ def _find(line: StatementLine, by_id: Mapping[str, RowMapping],
     return None
 
 
-def _ledger(row: RowMapping, cal: BusinessCalendar, cutoff: time,
-            by_superseded: bool) -> LedgerPayment:
+def _ledger(row: RowMapping, cal: BusinessCalendar, cutoff: time, by_superseded: bool,
+            state: str | None = None) -> LedgerPayment:
     settles = cal.settlement_day(row.paid_at, cutoff) if row.paid_at is not None else None
-    return LedgerPayment(row.pk, row.payment_id, row.state, row.amount_minor, row.currency,
-                         row.rail_reference, settles, by_superseded)
-
-
-def _with_state(row: RowMapping, state: str) -> RowMapping:
-    values = dict(row)
-    values["state"] = state
-    return _FrozenRow(values)  # type: ignore[return-value]
-
-
-class _FrozenRow(dict[str, Any]):
-    """A payment row as this batch sees it after a change (attribute access like a row)."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    return LedgerPayment(row.pk, row.payment_id, state or row.state, row.amount_minor,
+                         row.currency, row.rail_reference, settles, by_superseded)
 
 
 def _item_row(run_pk: int, seq: int, item: Item) -> dict[str, Any]:
