@@ -31,7 +31,8 @@ from gateway.payments.domain import Cause, PaymentState, Transition, contradicti
 from gateway.payments.fx import convert
 from gateway.payments.requests import PaymentIn, PayoutAccount, canonical_sha256
 from gateway.ports.processing import OutboundSender
-from gateway.storage.tables import metadata, payments
+from gateway.storage.bulk import insert_rows
+from gateway.storage.tables import metadata, payment_events, payments
 
 __all__ = ["PAYOUT_KIND", "Change", "PaymentService", "discrepancy_view", "payment_view"]
 
@@ -231,7 +232,7 @@ class PaymentService:
                 f"payment {row.payment_id} is {row.state}, not paid")
         await repo.set_state(conn, [r.pk for r in rows], PaymentState.paid.value,
                              PaymentState.reconciled.value, now)
-        await repo.insert_events(conn, [dict(
+        await insert_rows(conn, payment_events, [dict(
             payment_pk=r.pk, from_state=PaymentState.paid.value,
             to_state=PaymentState.reconciled.value, cause=Cause.reconciled.value,
             detail=detail, at=now) for r in rows])

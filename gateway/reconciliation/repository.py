@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.storage.bulk import insert_rows
 from gateway.storage.tables import (
     payments,
     recon_cases,
@@ -152,8 +153,7 @@ async def runs_page(conn: AsyncConnection, *, rail: str | None, day: date | None
 # -- items -----------------------------------------------------------------------------------
 
 async def insert_items(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(insert(recon_items), list(rows))
+    await insert_rows(conn, recon_items, rows)
 
 
 async def items_page(conn: AsyncConnection, run_pk: int, *, after: int = 0,
