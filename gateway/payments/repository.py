@@ -54,16 +54,13 @@ async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
 
 
 async def set_state(conn: AsyncConnection, pks: Sequence[int], from_state: str, to_state: str,
-                    now: Any) -> None:
-    """Move payments (locked by the caller, all in ``from_state``) to ``to_state`` at once.
-
-    Raises:
-        AssertionError: one of them was not in ``from_state`` (the caller's lock was not held).
-    """
+                    now: Any) -> int:
+    """Move the payments still in ``from_state`` to ``to_state`` at once (the UPDATE takes
+    their row locks); return how many moved."""
     res = await conn.execute(update(payments).where(
         payments.c.pk.in_(list(pks)), payments.c.state == from_state).values(
         state=to_state, updated_at=now))
-    assert res.rowcount == len(pks), f"{len(pks) - res.rowcount} payment(s) left {from_state}"
+    return int(res.rowcount)
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

@@ -220,18 +220,26 @@ class PaymentService:
 
     async def reconcile_many(self, conn: AsyncConnection, rows: Sequence[RowMapping],
                              detail: str, now: datetime) -> None:
-        """Move locked ``paid`` payments to ``reconciled`` (cause ``reconciled``) with their
-        events: the batched equivalent of ``apply`` for the one transition a reconciliation
-        run makes by the thousand (one UPDATE and one multi-row INSERT per batch). Nothing is
-        announced: the partner was told when the payment was paid."""
+        """Move ``paid`` payments to ``reconciled`` (cause ``reconciled``) with their events:
+        the batched equivalent of ``apply`` for the one transition a reconciliation run makes
+        by the thousand (one guarded UPDATE and one multi-row INSERT per batch). Nothing is
+        announced: the partner was told when the payment was paid.
+
+        Raises:
+            ConflictError: state_conflict, one of them is no longer ``paid`` (changed since it
+                was read): nothing of the caller's transaction may be committed.
+        """
         if not rows:
             return
         for row in rows:
             tr = transition(PaymentState(row.state), PaymentState.reconciled, Cause.reconciled)
             assert tr is not None and tr.from_state == PaymentState.paid, (
                 f"payment {row.payment_id} is {row.state}, not paid")
-        await repo.set_state(conn, [r.pk for r in rows], PaymentState.paid.value,
-                             PaymentState.reconciled.value, now)
+        moved = await repo.set_state(conn, [r.pk for r in rows], PaymentState.paid.value,
+                                     PaymentState.reconciled.value, now)
+        if moved != len(rows):
+            raise ConflictError("state_conflict", f"{len(rows) - moved} payment(s) changed "
+                                "while being reconciled; run the reconciliation again")
         await insert_rows(conn, payment_events, [dict(
             payment_pk=r.pk, from_state=PaymentState.paid.value,
             to_state=PaymentState.reconciled.value, cause=Cause.reconciled.value,

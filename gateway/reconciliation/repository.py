@@ -248,25 +248,25 @@ def _not_on_statement(run_pk: int) -> Any:
 
 async def payments_by_ids(conn: AsyncConnection, rail: str,
                           payment_ids: Sequence[str]) -> list[RowMapping]:
-    """Payments of ``rail`` by payment id, in pk order, locked (PostgreSQL): their state may
-    change in this transaction."""
+    """Payments of ``rail`` by payment id. Not locked: the changes a run makes
+    are guarded by the state it read (``set_state``), and the run fails rather than write
+    over a change made meanwhile."""
     if not payment_ids:
         return []
-    q = (select(payments).where(payments.c.rail == rail,
-                                payments.c.payment_id.in_(list(payment_ids)))
-         .order_by(payments.c.pk).with_for_update(of=payments))
-    return list((await conn.execute(q)).mappings())
+    # By the unique payment id alone: a condition on the rail (a handful of values) can lure
+    # the planner into scanning the rail's whole index. Another rail's payment is dropped here.
+    q = select(payments).where(payments.c.payment_id.in_(list(payment_ids)))
+    return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
 
 
 async def payments_by_refs(conn: AsyncConnection, rail: str,
                            refs: Sequence[str]) -> list[RowMapping]:
-    """Payments of ``rail`` by the rail's reference (or UETR), in pk order, locked."""
+    """Payments of ``rail`` by the rail's reference (or UETR), in pk order (not locked)."""
     if not refs:
         return []
-    q = (select(payments).where(payments.c.rail == rail,
-                                payments.c.rail_reference.in_(list(refs)))
-         .order_by(payments.c.pk).with_for_update(of=payments))
-    return list((await conn.execute(q)).mappings())
+    q = select(payments).where(payments.c.rail_reference.in_(list(refs))).order_by(
+        payments.c.pk)
+    return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
 
 
 async def expected_page(conn: AsyncConnection, rail: str, *, paid_before: datetime,

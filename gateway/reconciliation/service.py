@@ -35,7 +35,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, iso_millis
-from gateway.errors import InvalidMessageError, NotFoundError, TransientDeliveryError
+from gateway.errors import (
+    ConflictError,
+    InvalidMessageError,
+    NotFoundError,
+    TransientDeliveryError,
+)
 from gateway.money import MINOR_UNITS, Money
 from gateway.payments import repository as payments_repo
 from gateway.payments.domain import Cause, PaymentState, Transition
@@ -445,8 +450,7 @@ class _Run:
             elif row is not None and item.to_state is not None:
                 if row.pk in states:  # changed earlier in this batch: write that first
                     await self._flush(reconciled, changes)
-                    row = (await payments_repo.by_ids(conn, [row.payment_id],
-                                                      lock=True))[row.payment_id]
+                row = await self._locked(row, states.get(row.pk, row.state))
                 changes[row.pk] = self._change(row, item)
                 states[row.pk] = item.to_state
             items.append(item)
@@ -454,6 +458,20 @@ class _Run:
         await self._write(items)
         if self.progress is not None:
             self.progress(self.lines)
+
+    async def _locked(self, row: RowMapping, expected: str) -> RowMapping:
+        """The payment's row, locked, as it was classified (a return goes through
+        ``PaymentService.apply``, which needs the current row).
+
+        Raises:
+            ConflictError: state_conflict, it changed since it was read.
+        """
+        fresh = (await payments_repo.by_ids(self.conn, [row.payment_id],
+                                            lock=True))[row.payment_id]
+        if fresh.state != expected:
+            raise ConflictError("state_conflict", f"payment {row.payment_id} changed while "
+                                "being reconciled; run the reconciliation again")
+        return fresh
 
     def _remember(self, key: tuple[int, bool]) -> None:
         """Remember a payment a line met without reconciling it (a mismatch, a return...),

@@ -276,3 +276,35 @@ async def test_two_runs_at_once_make_one_run(hub: Hub, recon: ReconciliationServ
     async with hub.engine.connect() as conn:
         assert len((await conn.execute(select(recon_runs))).all()) == 1
         assert len((await conn.execute(select(recon_statements))).all()) == 1
+
+
+async def test_another_rails_payment_is_not_matched(hub: Hub,
+                                                    recon: ReconciliationService) -> None:
+    await add_payment(hub.uow, "P-1", rail="other")
+    r = await recon.run("fake", DAY, statement([record(), line(1, e2e="P-1")]))
+    assert r.summary["counts"] == {"unknown_line": 1}
+    assert (await _states(hub))["P-1"] == "paid"
+
+
+async def test_a_payment_changed_during_the_run_fails_it_and_writes_nothing(
+        hub: Hub, recon: ReconciliationService, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import update
+
+    from gateway.errors import ConflictError
+    from gateway.reconciliation import repository as repo
+    await add_payment(hub.uow, "P-1")
+    real = repo.payments_by_ids
+
+    async def then_changed(conn, rail, ids):  # type: ignore[no-untyped-def]
+        rows = await real(conn, rail, ids)
+        # What a callback committing between the read and the write would leave.
+        await conn.execute(update(payments).where(payments.c.payment_id == "P-1").values(
+            state="returned"))
+        return rows
+
+    monkeypatch.setattr(repo, "payments_by_ids", then_changed)
+    with pytest.raises(ConflictError, match="changed while being reconciled"):
+        await recon.run("fake", DAY, statement([record(), line(1, e2e="P-1")]))
+    async with hub.engine.connect() as conn:
+        assert (await conn.execute(select(recon_runs))).first() is None
+    assert (await _states(hub))["P-1"] == "paid"  # the change above was rolled back too
