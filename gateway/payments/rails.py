@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import holidays
 from pydantic import BaseModel, ValidationError
 
 from gateway.config import read_toml
@@ -81,8 +82,13 @@ class Settlement:
         if not isinstance(cutoff, str) or not _CUTOFF.match(cutoff):
             raise ValueError('cutoff: "HH:MM" (24-hour, Asia/Kuala_Lumpur)')
         subdiv = section.get("holiday_subdivision", default.holiday_subdivision)
-        if not isinstance(subdiv, str) or not subdiv:
-            raise ValueError("holiday_subdivision: a Malaysian state code such as KUL or SGR")
+        try:
+            if not isinstance(subdiv, str):
+                raise NotImplementedError
+            holidays.country_holidays("MY", subdiv=subdiv)
+        except NotImplementedError:
+            raise ValueError("holiday_subdivision: a Malaysian state code such as KUL, SGR "
+                             "or PNG") from None
         return cls(days, cutoff, subdiv)
 
 
