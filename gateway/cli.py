@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -402,6 +403,77 @@ def audit_head() -> None:
         return f"{head.seq} {head.chain_sha256}"
 
     typer.echo(asyncio.run(run()))
+
+
+_VERDICT_EXIT = {"balanced": 0, "discrepancies": 1, "incomplete": 3}
+
+
+@app.command()
+def reconcile(
+    rail: Annotated[str, typer.Option(help="The rail's name in the rails file.")],
+    day: Annotated[str, typer.Option("--date", help="Business date, YYYY-MM-DD.")],
+    statement: Annotated[Path | None, typer.Option(help="The statement file (default: fetch "
+                                                   "it from the rail).")] = None,
+    report_dir: Annotated[Path | None, typer.Option(help="Write summary.json and items.csv "
+                                                    "here.")] = None,
+) -> None:
+    """Reconcile a rail's statement with the ledger: exit 0 balanced, 1 discrepancies,
+    3 incomplete, 2 bad input (docs/reconciliation.md)."""
+    from datetime import date
+
+    from gateway.composition import build_hub
+    from gateway.errors import InvalidMessageError
+    from gateway.reconciliation.report import render_table
+
+    try:
+        business_date = date.fromisoformat(day)
+    except ValueError:
+        raise InvalidMessageError("schema_violation", f"--date: {day!r} is not a date "
+                                  "(YYYY-MM-DD)") from None
+    if statement is not None and not statement.is_file():
+        raise InvalidMessageError("schema_violation", f"--statement: {statement} is not a "
+                                  "readable file")
+    settings = _settings()
+
+    async def run() -> dict[str, object]:
+        hub = build_hub(settings)
+        try:
+            if rail not in hub.payments.rails:
+                raise InvalidMessageError("schema_violation", f"--rail: {rail!r} is not in the "
+                                          "rails file (one of "
+                                          f"{', '.join(sorted(hub.payments.rails)) or 'none'})")
+            await _ensure_schema(settings)
+            with _progress() as tick:
+                result = await hub.reconciliation.run(rail, business_date, statement,
+                                                      report_dir, progress=tick)
+            return dict(result.summary)
+        finally:
+            await hub.close()
+
+    summary = asyncio.run(run())
+    typer.echo(render_table(summary), nl=False)
+    raise typer.Exit(_VERDICT_EXIT[str(summary["verdict"])])
+
+
+class _progress:  # noqa: N801 - used as a context manager like a function
+    """A progress line on stderr for large statements, only when stderr is a terminal."""
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if not sys.stderr.isatty():
+            self._bar = None
+            return None
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(SpinnerColumn(), TextColumn("{task.completed:,} lines"),
+                             TimeElapsedColumn(), transient=True)
+        self._bar.start()
+        task = self._bar.add_task("reconcile", total=None)
+        bar = self._bar
+        return lambda n: bar.update(task, completed=n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 @keys_app.command("generate")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 import httpx
 from sqlalchemy import text
@@ -29,7 +29,6 @@ from gateway.backoffice.service import BackofficeService
 from gateway.claims.processors import process_claim_notify, process_document_deliver
 from gateway.clock import Clock, utcnow
 from gateway.config import Settings
-from gateway.errors import ConfigError
 from gateway.messages.acks import process_receipt_ack
 from gateway.messages.delivery import DeliveryHandler
 from gateway.messages.intake import Intake
@@ -51,6 +50,7 @@ from gateway.protocol.keys import load_signer
 from gateway.protocol.partners import PartnerRegistry, load_registry
 from gateway.protocol.signing import Signer
 from gateway.reconciliation.schedule import Reconciler
+from gateway.reconciliation.service import ReconciliationService
 from gateway.storage.engine import create_engine
 from gateway.storage.uow import UnitOfWork
 
@@ -120,6 +120,7 @@ class Hub:
     payments: Payments = field(init=False)
     partner_reads: PartnerReads = field(init=False)
     backoffice: BackofficeService = field(init=False)
+    reconciliation: ReconciliationService = field(init=False)
     # One HTTP client for partner deliveries (timeouts are per request, from the registry).
     partner_http: httpx.AsyncClient = field(init=False)
 
@@ -139,6 +140,9 @@ class Hub:
                                           self.clock)
         self.backoffice = BackofficeService(self.uow, self.payments.service, self.payments.rails,
                                             self.outbound, self.clock, self.registry)
+        self.reconciliation = ReconciliationService(
+            self.uow, self.payments.service, self.payments.rails,
+            self.payments.config.settlements, self.clock, self.payments.http)
 
     def uow(self, *, single_statement: bool = False, read_only: bool = False) -> UnitOfWork:
         """A unit of work on the hub's database (this method is the hub's UnitOfWorkFactory)."""
@@ -170,15 +174,24 @@ class Hub:
         await self.engine.dispose()
 
 
-def reconciler_for(hub: Hub) -> Reconciler:
-    """The reconciliation engine that ``gateway scheduler`` runs.
+class _ScheduledReconciler:
+    """The scheduler's view of the reconciliation service (``schedule.Reconciler``)."""
 
-    Raises:
-        ConfigError: this build has no reconciliation engine to run.
-    """
-    # Wired to the reconciliation runner when it lands (issue 10): an adapter whose run()
-    # reconciles (rail, day) and returns the verdict, and whose done() says a run is recorded.
-    raise ConfigError("this build has no reconciliation engine for `gateway scheduler` yet")
+    def __init__(self, service: ReconciliationService) -> None:
+        self._service = service
+
+    async def run(self, rail: str, day: date, *, final: bool = False) -> str:
+        return (await self._service.run(rail, day, give_up=final)).verdict
+
+    async def done(self, rail: str, day: date) -> bool:
+        # Any recorded run counts, an incomplete one too: a corrected or late statement is an
+        # operator's `gateway reconcile`, which supersedes it.
+        return bool((await self._service.runs(rail, day, None, 1))["runs"])
+
+
+def reconciler_for(hub: Hub) -> Reconciler:
+    """The reconciliation engine that ``gateway scheduler`` runs."""
+    return _ScheduledReconciler(hub.reconciliation)
 
 
 def build_hub(settings: Settings, clock: Clock = utcnow,

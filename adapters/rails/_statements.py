@@ -2,21 +2,24 @@
 
 ``GeneratedPayout`` is one paid payout for ``adapters.rails.<name>.statements.write_statement``
 (tests and ``bench.reconcile`` write statements of any size with them, streaming). The
-simulators book in the rails' own day: Malaysian banks and wallets close their books at
-midnight in ``Asia/Kuala_Lumpur``, so a payout paid at 17:00 UTC belongs to the next day's
-statement. Sequence numbers are the days since ``SEQUENCE_ORIGIN``, so they continue day to day
-and a statement's number is the same however often it is fetched.
+simulators book in the rails' own day: they close their books at ``CUTOFF`` (23:30 in
+``Asia/Kuala_Lumpur``, the gateway's default ``cutoff`` for a rail), so a payout paid at 23:45
+KL, or at 17:00 UTC (01:00 KL), belongs to the next day's statement, and the statement of a day
+is complete from its cut-off on (when ``gateway scheduler`` fetches it). Sequence numbers are
+the days since ``SEQUENCE_ORIGIN``, so they continue day to day and a statement's number is the
+same however often it is fetched.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from gateway.money import Money
 
 __all__ = [
+    "CUTOFF",
     "KUALA_LUMPUR",
     "SEQUENCE_ORIGIN",
     "GeneratedPayout",
@@ -28,6 +31,7 @@ __all__ = [
 
 KUALA_LUMPUR = ZoneInfo("Asia/Kuala_Lumpur")
 SEQUENCE_ORIGIN = date(2000, 1, 1)
+CUTOFF = time(23, 30)
 
 
 class GeneratedPayout(NamedTuple):
@@ -39,13 +43,14 @@ class GeneratedPayout(NamedTuple):
 
 
 def business_day(moment: datetime) -> date:
-    """Return the rail's booking day of an aware moment."""
-    return moment.astimezone(KUALA_LUMPUR).date()
+    """Return the rail's booking day of an aware moment (after the cut-off: the next day)."""
+    local = moment.astimezone(KUALA_LUMPUR)
+    return local.date() + timedelta(days=1) if local.time() >= CUTOFF else local.date()
 
 
 def closing_time(day: date) -> datetime:
     """Return when the rail closes ``day``'s books (the statement's creation time)."""
-    return datetime.combine(day, time(23, 59, 59), tzinfo=KUALA_LUMPUR)
+    return datetime.combine(day, CUTOFF, tzinfo=KUALA_LUMPUR)
 
 
 def sequence_of(day: date) -> int:

@@ -22,6 +22,7 @@ from gateway.payments.repository import PaymentFilter
 from gateway.payments.requests import PaymentIn, PensionIn
 from gateway.protocol import strictjson
 from gateway.protocol.envelope import CalendarDate, PartyId, Ref, Text
+from gateway.reconciliation.domain import ItemKind
 from gateway.web.edge import read_body
 
 __all__ = ["CALLBACK_MAX_BYTES", "callbacks_router", "router"]
@@ -193,6 +194,55 @@ async def retry_dead_letter(
     task_id: Annotated[int, Path(ge=1, le=strictjson.MAX_INT)], request: Request, _: Ops,
 ) -> dict[str, Any]:
     return await _service(request).retry_dead_letter(task_id)
+
+
+# -- reconciliation ------------------------------------------------------------------------------
+
+_KINDS = "^(" + "|".join(k.value for k in ItemKind) + ")$"
+_RAIL = r"^[A-Za-z0-9_.-]{1,32}$"
+_RUN_ID = r"^[0-9a-f]{20}$"
+
+
+@router.get("/reconciliation/runs", summary="Reconciliation runs (newest first, cursor `before`)")
+async def list_reconciliation_runs(
+    request: Request, _: Read, rail: Annotated[str | None, Query(pattern=_RAIL)] = None,
+    date: Annotated[CalendarDate | None, Query(description="business date, YYYY-MM-DD")]
+    = None,
+    before: Annotated[int | None, Query(ge=1, le=strictjson.MAX_INT)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    return await _hub(request).reconciliation.runs(rail, date, before, limit)
+
+
+@router.get("/reconciliation/runs/{run_id}", summary="A run's summary and manifest")
+async def get_reconciliation_run(
+    run_id: Annotated[str, Path(pattern=_RUN_ID)], request: Request, _: Read,
+) -> dict[str, Any]:
+    return await _hub(request).reconciliation.run_detail(run_id)
+
+
+@router.get("/reconciliation/runs/{run_id}/items",
+            summary="A run's items in statement order (cursor `after`)")
+async def list_reconciliation_items(
+    run_id: Annotated[str, Path(pattern=_RUN_ID)], request: Request, _: Read,
+    kind: Annotated[str | None, Query(pattern=_KINDS)] = None,
+    after: Annotated[int, Query(ge=0, le=strictjson.MAX_INT)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    return await _hub(request).reconciliation.items(run_id, kind, after, limit)
+
+
+@router.get("/reconciliation/cases",
+            summary="Reconciliation cases for ops (newest first, cursor `before`)")
+async def list_reconciliation_cases(
+    request: Request, _: Ops,
+    state: Annotated[str | None, Query(pattern="^(open|closed)$")] = "open",
+    kind: Annotated[str | None, Query(pattern=_KINDS)] = None,
+    rail: Annotated[str | None, Query(pattern=_RAIL)] = None,
+    before: Annotated[int | None, Query(ge=1, le=strictjson.MAX_INT)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    return await _hub(request).reconciliation.cases(state, kind, rail, before, limit)
 
 
 # -- rail callbacks ------------------------------------------------------------------------------

@@ -28,7 +28,15 @@ from sqlalchemy import Table, and_, exists, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, utcnow
-from gateway.storage.tables import delivery_receipts, evidence_chain, messages, partner_batches
+from gateway.storage.tables import (
+    delivery_receipts,
+    evidence_chain,
+    messages,
+    partner_batches,
+    recon_runs,
+    recon_statements,
+    statement_blobs,
+)
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["ChainHead", "VerifyReport", "chain_head", "chain_pending", "verify_chain"]
@@ -71,12 +79,50 @@ def _batch_digest(r: Any) -> str:
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
+def _statement_digest(r: Any) -> str:
+    # The bytes live in statement_blobs (chunks); verify recomputes their sha256 as well.
+    fields = ["recon_statements", str(r.pk), r.rail, r.sha256, str(r.size), str(r.chunks),
+              r.source, _ts(r.received_at)]
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
+def _run_digest(r: Any) -> str:
+    # superseded_by_pk is left out: it is set later, and the superseding run's own manifest
+    # names what it supersedes.
+    fields = ["recon_runs", str(r.pk), r.run_id, r.run_key, r.rail, r.business_date.isoformat(),
+              r.rule_version, str(r.statement_pk or ""), r.verdict, str(r.supersedes_pk or ""),
+              _sha(r.accounts.encode()), _sha(r.summary.encode()), _sha(r.manifest.encode()),
+              r.manifest_sha256, str(r._mapping["items"]), _ts(r.started_at), _ts(r.finished_at)]
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
 _RECORDS: dict[str, tuple[Table, Callable[[Any], str]]] = {
     "messages": (messages, _message_digest),
     "delivery_receipts": (delivery_receipts, _receipt_digest),
     # A batch's exact bytes and the signature over them: the proof behind its lines' rows.
     "partner_batches": (partner_batches, _batch_digest),
+    # A rail statement as received, and each reconciliation run's manifest (inputs' and
+    # outputs' hashes, rules, verdict, counts): reconciliation's evidence.
+    "recon_statements": (recon_statements, _statement_digest),
+    "recon_runs": (recon_runs, _run_digest),
 }
+# The column a record's age is read from (settle window of the unchained check).
+_TIME_COLUMN = {"recon_runs": "finished_at"}
+
+
+async def _statement_bytes_sha256(conn: AsyncConnection, statement_pk: int) -> str:
+    """sha256 of a stored statement's chunks, read one chunk at a time."""
+    h, seq = hashlib.sha256(), -1
+    while True:
+        row = (await conn.execute(
+            select(statement_blobs.c.seq, statement_blobs.c.data)
+            .where(statement_blobs.c.statement_pk == statement_pk,
+                   statement_blobs.c.seq > seq)
+            .order_by(statement_blobs.c.seq).limit(1))).first()
+        if row is None:
+            return h.hexdigest()
+        h.update(row.data)
+        seq = row.seq
 
 
 def _link(prev: str, table: str, pk: int, digest: str) -> str:
@@ -196,6 +242,11 @@ async def verify_chain(
             if digest(rec) != e.record_sha256:
                 report.broken = f"{_name(e.record_table, rec)}: the record was altered"
                 return report
+            if e.record_table == "recon_statements" and (
+                    await _statement_bytes_sha256(conn, rec.pk) != rec.sha256):
+                report.broken = (f"recon_statements pk {rec.pk} ({rec.source}): the stored "
+                                 "statement bytes were altered")
+                return report
             if _link(prev, e.record_table, e.record_pk, e.record_sha256) != e.chain_sha256:
                 report.broken = f"{where}: the chain link does not match (entry altered)"
                 return report
@@ -206,7 +257,7 @@ async def verify_chain(
         for name, (table, _d) in _RECORDS.items():
             chained = exists().where(and_(evidence_chain.c.record_table == name,
                                           evidence_chain.c.record_pk == table.c.pk))
-            time_col = table.c.received_at
+            time_col = table.c[_TIME_COLUMN.get(name, "received_at")]
             report.unchained += (await conn.execute(
                 select(func.count()).select_from(table).where(~chained, time_col < cutoff)
             )).scalar_one()

@@ -1,6 +1,7 @@
 """The payment state machine: plain Python, no I/O.
 
-    instructed ──▶ sending ──▶ submitted ──▶ paid ──▶ returned
+    instructed ──▶ sending ──▶ submitted ──▶ paid ──▶ reconciled ──▶ returned
+                                                 └──▶ returned
         │             │  ▲        │  └──────▶ failed | returned | cancelled
         │             ▼  │ (no record: resend the stored instruction)
         │           unknown ──▶ submitted | paid | failed | returned
@@ -21,6 +22,11 @@ the payment forward, and ignores the rest. A rail report that contradicts a reco
 (paid after cancelled, paid despite a cancel request, returned after paid, paid after failed)
 is never dropped: it moves the payment to the rail's truth and ``contradiction`` names the
 discrepancy it opens for ops.
+
+``reconciled`` is entered only from ``paid``, by a reconciliation run that found the payout on
+the rail's statement with the same amount and currency (cause ``reconciled``, the run in the
+event detail); a later return still moves it to ``returned`` and is announced like a return
+after ``paid``.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ class PaymentState(StrEnum):
     submitted = "submitted"
     unknown = "unknown"
     paid = "paid"
+    reconciled = "reconciled"  # paid, and proven on the rail's statement by a run
     failed = "failed"
     returned = "returned"
     cancel_requested = "cancel_requested"  # stopped while the rail may hold it: ask it
@@ -75,6 +82,8 @@ class Cause(StrEnum):
     payout_update_refused = "payout_update_refused"  # already at the rail: kept its account
     partner_confirmed = "partner_confirmed"  # payment.confirm (no transition)
     pension_prorated = "pension_prorated"  # how a part period's amount was derived
+    reconciled = "reconciled"  # a reconciliation run found the payout on the statement
+    statement = "statement"  # a return or reversal read from the rail's statement by a run
 
 
 P = PaymentState
@@ -89,7 +98,8 @@ TRANSITIONS: dict[PaymentState, frozenset[PaymentState]] = {
                           P.cancelled}),
     P.submitted: frozenset({P.paid, P.failed, P.returned, P.cancel_requested, P.cancelled}),
     P.cancel_requested: frozenset({P.cancelled, P.paid, P.failed, P.returned}),
-    P.paid: frozenset({P.returned}),
+    P.paid: frozenset({P.reconciled, P.returned}),
+    P.reconciled: frozenset({P.returned}),
     # Only a rail report contradicting the record leaves these (see ``contradiction``).
     P.failed: frozenset({P.paid, P.returned}),
     P.returned: frozenset(),
@@ -136,7 +146,7 @@ def contradiction(tr: Transition) -> Contradiction | None:
         return Contradiction(f"{to}_after_cancelled", overpayment=to in (P.paid, P.returned))
     if frm == P.failed:
         return Contradiction(f"{to}_after_failed", overpayment=False)
-    if frm == P.paid and to == P.returned:
+    if frm in (P.paid, P.reconciled) and to == P.returned:
         return Contradiction("returned_after_paid", overpayment=False)
     return None
 

@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 
 P = PaymentState
 # States in which the payout's money may be at the rail (or may still come back from it).
-_IN_FLIGHT = frozenset({P.sending, P.unknown, P.submitted, P.cancel_requested, P.paid})
+_IN_FLIGHT = frozenset({P.sending, P.unknown, P.submitted, P.cancel_requested, P.paid,
+                        P.reconciled})
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +187,7 @@ class PayoutHandler:
 
     def _watching(self, row: RowMapping, now: datetime) -> bool:
         """Is this paid payout still inside its rail's return window?"""
-        return (row.state == P.paid and row.paid_at is not None
+        return (row.state in (P.paid, P.reconciled) and row.paid_at is not None
                 and now < self.polls.returns_until(row.rail, row.paid_at))
 
     async def _mark_sending(self, tasks: Sequence[Task],
@@ -263,7 +264,7 @@ class PayoutHandler:
                     defer.append((t, self.polls.delay(now - row.created_at)))
                 elif row is not None and state == P.cancel_requested:
                     defer.append((t, timedelta(seconds=self.polls.first)))
-                elif row is not None and state == P.paid and now < (
+                elif row is not None and state in (P.paid, P.reconciled) and now < (
                         until := self.polls.returns_until(row.rail, _paid_at(row, o, now))):
                     defer.append((t, self.polls.return_delay(now, until)))
                 elif row is not None and state in (P.instructed, P.sending):
@@ -329,7 +330,7 @@ class PayoutHandler:
 
 def _paid_at(row: RowMapping, o: _Outcome, now: datetime) -> datetime:
     """When the payout was paid: as recorded, or (paid in this batch) as the rail said."""
-    if row.state == P.paid and row.paid_at is not None:
+    if row.state in (P.paid, P.reconciled) and row.paid_at is not None:
         return row.paid_at  # type: ignore[no-any-return]
     return o.status.at if o.status is not None and o.status.at is not None else now
 

@@ -14,18 +14,24 @@
     account_kind = "mobile"        # the rail's practice (gateway.payments.accounts): which
     wallet_country = "MY"          # payout accounts it pays, and minor_units, the decimals
     minor_units = 0                # it pays in (default: the currency's ISO 4217 digits)
+    settlement_days = 1            # reconciliation (gateway.reconciliation): a paid payout
+    cutoff = "23:30"               # must be on the statement within T+N Malaysian business
+    holiday_subdivision = "KUL"    # days; paid after the cut-off (Asia/Kuala_Lumpur) counts
+                                   # from the next business day; the state whose holidays count
 
 Secrets are read from this file only; it must not be world-readable in production.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import holidays
 from pydantic import BaseModel, ValidationError
 
 from gateway.config import read_toml
@@ -36,12 +42,55 @@ from gateway.ports.rail import RailAdapter
 from gateway.reconciliation.schedule import SCHEDULE_KEYS
 from gateway.secretfiles import write_private
 
-__all__ = ["DEFAULT_MAX_AMOUNT", "RailKind", "RailsConfig", "load_rails", "write_dev_rails"]
+__all__ = ["DEFAULT_MAX_AMOUNT", "SETTLEMENT_KEYS", "RailKind", "RailsConfig", "Settlement",
+           "load_rails", "write_dev_rails"]
 
 DEFAULT_MAX_AMOUNT: dict[str, Money] = {
     c: Money.parse(a, c) for c, a in {
         "MYR": "500000.00", "IDR": "1800000000.00", "MMK": "250000000.00",
         "NPR": "16000000.00", "PKR": "33000000.00", "BDT": "14000000.00"}.items()}
+
+
+SETTLEMENT_KEYS = ("settlement_days", "cutoff", "holiday_subdivision")
+_CUTOFF = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """When a rail's statement must show a paid payout (reconciliation's window).
+
+    Defaults (a rail whose table names none): T+1 business days, a 23:30 cut-off in
+    Asia/Kuala_Lumpur, the holidays of Kuala Lumpur (``KUL``): assumptions for PERKESO to set
+    per rail, as its contracts say.
+    """
+
+    settlement_days: int = 1
+    cutoff: str = "23:30"
+    holiday_subdivision: str = "KUL"
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> Settlement:
+        """Read the settlement keys of a ``[rails.<name>]`` table.
+
+        Raises:
+            ValueError: naming the key that is wrong.
+        """
+        default = cls()
+        days = section.get("settlement_days", default.settlement_days)
+        if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 30:
+            raise ValueError("settlement_days: a whole number of business days, 0..30")
+        cutoff = section.get("cutoff", default.cutoff)
+        if not isinstance(cutoff, str) or not _CUTOFF.match(cutoff):
+            raise ValueError('cutoff: "HH:MM" (24-hour, Asia/Kuala_Lumpur)')
+        subdiv = section.get("holiday_subdivision", default.holiday_subdivision)
+        try:
+            if not isinstance(subdiv, str):
+                raise NotImplementedError
+            holidays.country_holidays("MY", subdiv=subdiv)
+        except NotImplementedError:
+            raise ValueError("holiday_subdivision: a Malaysian state code such as KUL, SGR "
+                             "or PNG") from None
+        return cls(days, cutoff, subdiv)
 
 
 @dataclass
@@ -62,6 +111,9 @@ class RailsConfig:
     # Per rail: the accounts it pays and its decimals; a rail not named accepts any account
     # the edge admits and pays the currency's ISO 4217 digits.
     practices: dict[str, RailPractice] = field(default_factory=dict)
+    # Per rail: its statement's settlement window (reconciliation); a rail not named has the
+    # defaults of ``Settlement``.
+    settlements: dict[str, Settlement] = field(default_factory=dict)
     raw: dict[str, dict[str, Any]] = field(default_factory=dict)  # per rail, for simulators
 
 
@@ -119,7 +171,11 @@ def load_rails(path: Path | None, kinds: Mapping[str, RailKind]) -> RailsConfig:
             cfg.practices[name] = RailPractice.from_section(section)
         except ValueError as exc:
             raise ConfigError(f"{path}: rails.{name}.{exc}") from None
-        for key in (*PRACTICE_KEYS, *SCHEDULE_KEYS):  # SCHEDULE_KEYS: the scheduler's
+        try:
+            cfg.settlements[name] = Settlement.from_section(section)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: rails.{name}.{exc}") from None
+        for key in (*PRACTICE_KEYS, *SETTLEMENT_KEYS, *SCHEDULE_KEYS):
             section.pop(key, None)
         entry = kinds.get(kind)
         if entry is None:

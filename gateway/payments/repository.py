@@ -14,7 +14,7 @@ from gateway.storage.tables import payment_discrepancies, payment_events, paymen
 
 __all__ = [
     "PaymentFilter", "by_ids", "by_key", "discrepancies", "events_of", "insert_events", "newest",
-    "open_discrepancy", "update_many",
+    "open_discrepancy", "set_state", "update_many",
 ]
 
 
@@ -51,6 +51,16 @@ async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
         {c: bindparam(f"b_{c}") for c in _UPDATABLE})
     await conn.execute(stmt, [{"b_pk": r["pk"], **{f"b_{c}": r[c] for c in _UPDATABLE}}
                               for r in rows])
+
+
+async def set_state(conn: AsyncConnection, pks: Sequence[int], from_state: str, to_state: str,
+                    now: Any) -> int:
+    """Move the payments still in ``from_state`` to ``to_state`` at once (the UPDATE takes
+    their row locks); return how many moved."""
+    res = await conn.execute(update(payments).where(
+        payments.c.pk.in_(list(pks)), payments.c.state == from_state).values(
+        state=to_state, updated_at=now))
+    return int(res.rowcount)
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

@@ -11,7 +11,8 @@ in the protocol's vocabulary (``docs/protocol.md``: ``instructed``, ``submitted`
 - ``cancelled`` (stopped before it was sent, e.g. after a death notification) is ``failed``
   with ``"reason": "cancelled"``: it will never be paid.
 
-``reconciled`` is not produced: there is no reconciliation state on payments yet.
+``reconciled`` is produced once a reconciliation run has found the payout on the rail's
+statement (gateway.reconciliation).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ TRACKING_STATES: dict[str, str] = {
     PaymentState.cancel_requested.value: "submitted",  # the rail has not answered the cancel
     PaymentState.unknown.value: "submitted",
     PaymentState.paid.value: "paid",
+    PaymentState.reconciled.value: "reconciled",
     PaymentState.failed.value: "failed",
     PaymentState.returned.value: "returned",
     PaymentState.cancelled.value: "failed",
@@ -64,7 +66,8 @@ async def thread_payments(conn: AsyncConnection, partner_id: str,
         }
         if r.state == PaymentState.cancelled.value:
             item["reason"] = "cancelled"
-        if r.state in (PaymentState.paid.value, PaymentState.returned.value) and r.paid_at:
+        if r.state in (PaymentState.paid.value, PaymentState.reconciled.value,
+                       PaymentState.returned.value) and r.paid_at:
             item["paid_at"] = iso_millis(r.paid_at)
             item["paid_via"] = {"rail": r.rail, "reference": r.rail_reference or r.payment_id}
         out.append(item)

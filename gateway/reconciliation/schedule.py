@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 from zoneinfo import ZoneInfo
 
-import holidays
 from tenacity import RetryCallState, wait_exponential
 
 from gateway.config import read_toml
 from gateway.errors import ConfigError
+from gateway.reconciliation.calendar import BusinessCalendar, calendar_for
 
 __all__ = [
     "DEFAULT_CUTOFF", "DEFAULT_SUBDIVISION", "KL", "SCHEDULE_KEYS", "Action", "Attempts",
@@ -86,33 +86,13 @@ class Reconciler(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class BusinessCalendar:
-    """Malaysian working days: a state's weekend and public holidays (python-holidays)."""
-
-    subdivision: str = DEFAULT_SUBDIVISION
-    _holidays: holidays.HolidayBase = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        try:
-            table = holidays.country_holidays("MY", subdiv=self.subdivision)
-        except NotImplementedError:
-            codes = ", ".join(holidays.list_supported_countries()["MY"])
-            raise ValueError(f"holiday_subdivision: {self.subdivision!r} is not a Malaysian "
-                             f"state code ({codes}, or KUL, SGR, ...)") from None
-        object.__setattr__(self, "_holidays", table)
-
-    def is_business_day(self, day: date) -> bool:
-        return bool(self._holidays.is_working_day(day))
-
-
-@dataclass(frozen=True, slots=True)
 class RailSchedule:
     """One rail's statement calendar."""
 
     rail: str
     cutoff: time = DEFAULT_CUTOFF
     statement_days: StatementDays = "daily"
-    calendar: BusinessCalendar = field(default_factory=BusinessCalendar)
+    calendar: BusinessCalendar = field(default_factory=lambda: calendar_for(DEFAULT_SUBDIVISION))
 
     def due_at(self, day: date) -> datetime:
         """The moment (UTC) the statement of ``day`` becomes due: ``day``'s cut-off in KL."""
@@ -233,7 +213,7 @@ def schedule_of(rail: str, section: Mapping[str, Any]) -> RailSchedule:
     if not isinstance(subdivision, str):
         raise ValueError(f"holiday_subdivision: {subdivision!r} is not a state code")
     return RailSchedule(rail, _cutoff(section.get("cutoff", "23:30")), days,
-                        BusinessCalendar(subdivision))
+                        calendar_for(subdivision))
 
 
 def load_schedules(path: Path | None) -> dict[str, RailSchedule]:

@@ -25,11 +25,19 @@ from gateway.storage.tables.payments import (
     pension_events,
     pension_schedules,
 )
+from gateway.storage.tables.reconciliation import (
+    recon_cases,
+    recon_items,
+    recon_runs,
+    recon_statements,
+    statement_blobs,
+)
 from gateway.storage.types import metadata
 
 __all__ = [
     "batch_lines", "claim_documents", "claims", "delivery_receipts", "evidence_chain",
     "message_cancellations", "message_state", "messages", "metadata", "outbox",
     "partner_batches", "payment_discrepancies", "payment_events", "payments", "pension_events",
-    "pension_schedules", "token_jtis",
+    "pension_schedules", "recon_cases", "recon_items", "recon_runs", "recon_statements",
+    "statement_blobs", "token_jtis",
 ]

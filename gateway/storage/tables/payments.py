@@ -67,6 +67,9 @@ payments = Table(
     Index("ix_payments_state_updated", "state", "updated_at"),
     Index("ix_payments_claim_ref", "claim_ref"),
     Index("ix_payments_pension_ref", "pension_ref"),
+    # Reconciliation looks payments up by the rail's reference and streams a rail's paid ones.
+    Index("ix_payments_rail_reference", "rail_reference"),
+    Index("ix_payments_rail_state", "rail", "state", "pk"),
 )
 
 

@@ -98,3 +98,25 @@ def test_a_bank_account_must_match_the_whole_pattern() -> None:
     digits.check_account("0123456789012")
     with pytest.raises(ValueError):
         digits.check_account("0123456789012X")  # fullmatch, not search
+
+
+def test_settlement_keys_are_read_with_defaults_and_never_reach_the_adapter(
+        tmp_path: Path) -> None:
+    cfg = load_rails(rails(tmp_path, 'settlement_days = 2\ncutoff = "15:30"\n'
+                                     'holiday_subdivision = "SGR"\n'), RAIL_KINDS)
+    s = cfg.settlements["wallet"]
+    assert (s.settlement_days, s.cutoff, s.holiday_subdivision) == (2, "15:30", "SGR")
+    assert "cutoff" not in cfg.raw["wallet"]
+    default = load_rails(rails(tmp_path, ""), RAIL_KINDS).settlements["wallet"]
+    assert (default.settlement_days, default.cutoff, default.holiday_subdivision) == (
+        1, "17:00", "KUL")
+
+
+@pytest.mark.parametrize("extra", [
+    "settlement_days = -1\n", "settlement_days = 1.5\n", 'cutoff = "25:00"\n',
+    "cutoff = 1700\n", 'holiday_subdivision = "XX"\n',
+])
+def test_a_bad_settlement_key_is_one_line_naming_it(tmp_path: Path, extra: str) -> None:
+    with pytest.raises(ConfigError, match=r"rails\.wallet\." + extra.split(" ")[0]) as exc:
+        load_rails(rails(tmp_path, extra), RAIL_KINDS)
+    assert "\n" not in str(exc.value)

@@ -40,7 +40,11 @@ def test_every_transition_is_allowed_or_refused(current: P, target: P) -> None:
 
 def test_final_states() -> None:
     assert {P.failed, P.returned, P.cancelled} == FINAL
-    assert TRANSITIONS[P.paid] == {P.returned}
+    assert TRANSITIONS[P.paid] == {P.reconciled, P.returned}
+    # Only reconciliation leaves paid for reconciled; a later return still moves it.
+    assert TRANSITIONS[P.reconciled] == {P.returned}
+    assert contradiction(transition(P.reconciled, P.returned, Cause.callback)).kind == (  # type: ignore[arg-type, union-attr]
+        "returned_after_paid")
 
 
 @pytest.mark.parametrize(("current", "rail", "expected"), [

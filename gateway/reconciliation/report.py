@@ -1,0 +1,85 @@
+"""A run's reports: ``summary.json``, ``items.csv`` and the printed table. Byte-deterministic.
+
+Every byte is a function of stored data only (the run row and its items in ``seq`` order): no
+clock, no locale, no dict order. So a re-run of the same inputs rewrites identical files, and
+the hashes in the run's manifest name exactly what was written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from gateway.money import MINOR_UNITS
+
+__all__ = ["CSV_HEADER", "amount", "csv_header", "csv_row", "render_table", "summary_bytes"]
+
+CSV_HEADER = ("seq", "kind", "subject", "payment_id", "statement_id", "line_no", "line_kind",
+              "batch_ref", "end_to_end_id", "rail_reference", "value_on", "ledger_amount",
+              "ledger_currency", "statement_amount", "statement_currency", "reason_code",
+              "proposals", "detail")
+
+
+def amount(minor: int, currency: str | None) -> str:
+    """Minor units as a decimal string of the currency's digits (2 for a code we do not
+    list: statements carry currencies the gateway never pays in)."""
+    digits = MINOR_UNITS.get(currency or "", 2)
+    return str(Decimal(minor).scaleb(-digits).quantize(Decimal(1).scaleb(-digits)))
+
+
+def _csv(values: Iterable[object]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue().encode("utf-8")
+
+
+def csv_header() -> bytes:
+    return _csv(CSV_HEADER)
+
+
+def csv_row(r: Any) -> bytes:
+    """One item as a CSV row (from a stored item row)."""
+    def opt(v: object) -> str:
+        return "" if v is None else str(v)
+    return _csv([
+        r["seq"], r["kind"], r["subject"], opt(r["payment_id"]), opt(r["statement_id"]),
+        opt(r["line_no"]), opt(r["line_kind"]), opt(r["batch_ref"]), opt(r["end_to_end_id"]),
+        opt(r["rail_reference"]), r["value_on"].isoformat() if r["value_on"] else "",
+        amount(r["ledger_minor"], r["ledger_currency"]) if r["ledger_currency"] else "",
+        opt(r["ledger_currency"]),
+        amount(r["statement_minor"], r["statement_currency"]) if r["statement_currency"]
+        else "", opt(r["statement_currency"]), opt(r["reason_code"]), opt(r["proposals"]),
+        r["detail"],
+    ])
+
+
+def summary_bytes(doc: Mapping[str, Any]) -> bytes:
+    """summary.json: sorted keys, two-space indent, UTF-8, one trailing newline."""
+    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def render_table(summary: Mapping[str, Any]) -> str:
+    """The summary as people read it: counts and totals per kind and currency, the bridge."""
+    out = [f"reconciliation {summary['rail']} {summary['business_date']}  run "
+           f"{summary['run_id']}  verdict {summary['verdict'].upper()}", ""]
+    rows = [("kind", "currency", "items", "ledger", "statement")]
+    for kind, by_cur in sorted(summary["by_kind"].items()):
+        for cur, t in sorted(by_cur.items()):
+            rows.append((kind, cur, str(t["count"]), t["ledger"], t["statement"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for i, r in enumerate(rows):
+        out.append("  ".join(c.ljust(w) if j < 2 else c.rjust(w)
+                             for j, (c, w) in enumerate(zip(r, widths, strict=True))))
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    out += ["", "bridge: ledger - statement = explained + residual"]
+    for cur, b in sorted(summary["bridge"].items()):
+        out.append(f"  {cur}: {b['ledger']} - {b['statement']} = {b['explained']} + "
+                   f"{b['residual']}" + ("" if Decimal(b["residual"]) == 0 else "  <-- residual"))
+    for problem in summary.get("problems", []):
+        out.append(f"incomplete: {problem}")
+    return "\n".join(out) + "\n"

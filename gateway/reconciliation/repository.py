@@ -1,0 +1,362 @@
+"""SQL for statements, runs, items and cases (Core; inside the caller's transaction, never
+commits). Every lookup a run makes is a batch: one statement per ~2,000 lines, never one per
+line."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.storage.bulk import insert_rows
+from gateway.storage.tables import (
+    payments,
+    recon_cases,
+    recon_items,
+    recon_runs,
+    recon_statements,
+    statement_blobs,
+)
+
+__all__ = [
+    "advisory_lock", "blobs", "cases_page", "current_run", "expected_page", "insert_items",
+    "insert_run", "items_page", "line_seen", "matched_in", "payments_by_ids", "payments_by_refs",
+    "previous_run",
+    "run_by_id", "run_by_key", "runs_page", "statement_by_sha", "unknown_lines",
+]
+
+_LINE_ITEM = recon_items.c.line_no.is_not(None)
+
+
+async def advisory_lock(conn: AsyncConnection, rail: str, day: date) -> None:
+    """Serialise runs of one rail and date across processes (PostgreSQL; SQLite has one
+    writer at a time already). Released when the transaction ends."""
+    if conn.dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"recon|{rail}|{day.isoformat()}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+# -- statements ------------------------------------------------------------------------------
+
+async def statement_by_sha(conn: AsyncConnection, rail: str, sha256: str) -> RowMapping | None:
+    q = select(recon_statements).where(recon_statements.c.rail == rail,
+                                       recon_statements.c.sha256 == sha256)
+    return (await conn.execute(q)).mappings().first()
+
+
+async def insert_statement(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    pk = (await conn.execute(insert(recon_statements).values(**values)
+                             .returning(recon_statements.c.pk))).scalar_one()
+    return int(pk)
+
+
+async def insert_blob(conn: AsyncConnection, statement_pk: int, seq: int, data: bytes) -> None:
+    await conn.execute(insert(statement_blobs).values(statement_pk=statement_pk, seq=seq,
+                                                      data=data))
+
+
+async def finish_statement(conn: AsyncConnection, pk: int, sha256: str, size: int,
+                           chunks: int) -> None:
+    await conn.execute(update(recon_statements).where(recon_statements.c.pk == pk).values(
+        sha256=sha256, size=size, chunks=chunks))
+
+
+async def blobs(conn: AsyncConnection, statement_pk: int) -> AsyncIterator[bytes]:
+    """A stored statement's bytes, one chunk at a time."""
+    seq = -1
+    while True:
+        row = (await conn.execute(
+            select(statement_blobs.c.seq, statement_blobs.c.data)
+            .where(statement_blobs.c.statement_pk == statement_pk, statement_blobs.c.seq > seq)
+            .order_by(statement_blobs.c.seq).limit(1))).first()
+        if row is None:
+            return
+        yield bytes(row.data)
+        seq = row.seq
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+async def run_by_key(conn: AsyncConnection, run_key: str) -> RowMapping | None:
+    q = select(recon_runs).where(recon_runs.c.run_key == run_key)
+    return (await conn.execute(q)).mappings().first()
+
+
+async def run_by_pk(conn: AsyncConnection, pk: int) -> RowMapping:
+    q = select(recon_runs).where(recon_runs.c.pk == pk)
+    return (await conn.execute(q)).mappings().one()
+
+
+async def run_by_id(conn: AsyncConnection, run_id: str) -> RowMapping | None:
+    q = select(recon_runs).where(recon_runs.c.run_id == run_id)
+    return (await conn.execute(q)).mappings().first()
+
+
+async def current_run(conn: AsyncConnection, rail: str, day: date) -> RowMapping | None:
+    """The run of ``rail`` and ``day`` that no other supersedes."""
+    q = (select(recon_runs).where(recon_runs.c.rail == rail, recon_runs.c.business_date == day,
+                                  recon_runs.c.superseded_by_pk.is_(None))
+         .order_by(recon_runs.c.pk.desc()).limit(1))
+    return (await conn.execute(q)).mappings().first()
+
+
+async def previous_run(conn: AsyncConnection, rail: str, day: date) -> RowMapping | None:
+    """The current run of the latest earlier business date (for sequence continuity)."""
+    q = (select(recon_runs).where(recon_runs.c.rail == rail, recon_runs.c.business_date < day,
+                                  recon_runs.c.superseded_by_pk.is_(None),
+                                  recon_runs.c.statement_pk.is_not(None))
+         .order_by(recon_runs.c.business_date.desc(), recon_runs.c.pk.desc()).limit(1))
+    return (await conn.execute(q)).mappings().first()
+
+
+async def insert_run(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    pk = (await conn.execute(insert(recon_runs).values(**values).returning(recon_runs.c.pk))
+          ).scalar_one()
+    return int(pk)
+
+
+async def finish_run(conn: AsyncConnection, pk: int, values: dict[str, Any]) -> None:
+    await conn.execute(update(recon_runs).where(recon_runs.c.pk == pk).values(**values))
+
+
+async def runs_page(conn: AsyncConnection, *, rail: str | None, day: date | None,
+                    before: int | None, limit: int) -> list[RowMapping]:
+    """Runs, newest first, below pk ``before``."""
+    q = select(recon_runs).order_by(recon_runs.c.pk.desc()).limit(limit)
+    if rail is not None:
+        q = q.where(recon_runs.c.rail == rail)
+    if day is not None:
+        q = q.where(recon_runs.c.business_date == day)
+    if before is not None:
+        q = q.where(recon_runs.c.pk < before)
+    return list((await conn.execute(q)).mappings())
+
+
+# -- items -----------------------------------------------------------------------------------
+
+async def insert_items(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    await insert_rows(conn, recon_items, rows)
+
+
+async def items_page(conn: AsyncConnection, run_pk: int, *, after: int = 0,
+                     limit: int = 2000, kind: str | None = None) -> list[RowMapping]:
+    """Items of a run in order, after item ``seq`` ``after``."""
+    q = (select(recon_items).where(recon_items.c.run_pk == run_pk, recon_items.c.seq > after)
+         .order_by(recon_items.c.seq).limit(limit))
+    if kind is not None:
+        q = q.where(recon_items.c.kind == kind)
+    return list((await conn.execute(q)).mappings())
+
+
+async def line_seen(conn: AsyncConnection, run_pk: int,
+                    payment_pks: Sequence[int]) -> set[tuple[int, bool]]:
+    """(payment pk, back) of the payments that already met a line of this run: an outgoing
+    line (back False) or a return/reversal line (back True)."""
+    if not payment_pks:
+        return set()
+    q = select(recon_items.c.payment_pk, recon_items.c.line_kind).where(
+        recon_items.c.run_pk == run_pk, recon_items.c.payment_pk.in_(list(payment_pks)),
+        _LINE_ITEM)
+    return {(r.payment_pk, r.line_kind in ("returned", "reversal"))
+            for r in (await conn.execute(q))}
+
+
+async def matched_in(conn: AsyncConnection, run_pk: int | None,
+                     payment_pks: Sequence[int]) -> set[int]:
+    """The payments a run matched (reconciled)."""
+    if run_pk is None or not payment_pks:
+        return set()
+    q = select(recon_items.c.payment_pk).where(
+        recon_items.c.run_pk == run_pk, recon_items.c.kind == "matched",
+        recon_items.c.payment_pk.in_(list(payment_pks)))
+    return {r.payment_pk for r in (await conn.execute(q))}
+
+
+async def set_proposals(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        stmt = update(recon_items).where(recon_items.c.pk == bindparam("b_pk")).values(
+            proposals=bindparam("b_proposals"))
+        await conn.execute(stmt, list(rows))
+
+
+async def unknown_lines(conn: AsyncConnection, run_pk: int, *, after: int,
+                        limit: int) -> list[RowMapping]:
+    """Keyless outgoing lines of a run (candidates for proposals), in order."""
+    q = (select(recon_items).where(
+        recon_items.c.run_pk == run_pk, recon_items.c.kind == "unknown_line",
+        recon_items.c.payment_pk.is_(None), recon_items.c.line_kind == "payout",
+        recon_items.c.seq > after).order_by(recon_items.c.seq).limit(limit))
+    return list((await conn.execute(q)).mappings())
+
+
+async def kinds_by_subject(conn: AsyncConnection, run_pk: int, kinds: Sequence[str], *,
+                           after: int, limit: int) -> list[RowMapping]:
+    q = (select(recon_items.c.pk, recon_items.c.subject, recon_items.c.kind)
+         .where(recon_items.c.run_pk == run_pk, recon_items.c.kind.in_(list(kinds)),
+                recon_items.c.pk > after).order_by(recon_items.c.pk).limit(limit))
+    return list((await conn.execute(q)).mappings())
+
+
+async def subjects_in(conn: AsyncConnection, run_pk: int, kinds: Sequence[str],
+                      subjects: Sequence[str]) -> dict[str, set[str]]:
+    """subject -> kinds of the case-worthy items of a run among ``subjects``."""
+    if not subjects:
+        return {}
+    q = select(recon_items.c.subject, recon_items.c.kind).where(
+        recon_items.c.run_pk == run_pk, recon_items.c.kind.in_(list(kinds)),
+        recon_items.c.subject.in_(list(subjects)))
+    out: dict[str, set[str]] = {}
+    for r in await conn.execute(q):
+        out.setdefault(r.subject, set()).add(r.kind)
+    return out
+
+
+# -- the ledger side -------------------------------------------------------------------------
+
+def _expected_state(superseded_pk: int | None) -> Any:
+    paid = payments.c.state == "paid"
+    if superseded_pk is None:
+        return paid
+    by_old = exists().where(recon_items.c.run_pk == superseded_pk,
+                            recon_items.c.kind == "matched",
+                            recon_items.c.payment_pk == payments.c.pk)
+    return or_(paid, and_(payments.c.state == "reconciled", by_old))
+
+
+def _not_on_statement(run_pk: int) -> Any:
+    return ~exists().where(recon_items.c.run_pk == run_pk, _LINE_ITEM,
+                           recon_items.c.payment_pk == payments.c.pk)
+
+
+async def payments_by_ids(conn: AsyncConnection, rail: str,
+                          payment_ids: Sequence[str]) -> list[RowMapping]:
+    """Payments of ``rail`` by payment id. Not locked: the changes a run makes
+    are guarded by the state it read (``set_state``), and the run fails rather than write
+    over a change made meanwhile."""
+    if not payment_ids:
+        return []
+    # By the unique payment id alone: a condition on the rail (a handful of values) can lure
+    # the planner into scanning the rail's whole index. Another rail's payment is dropped here.
+    q = select(payments).where(payments.c.payment_id.in_(list(payment_ids)))
+    return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
+
+
+async def payments_by_refs(conn: AsyncConnection, rail: str,
+                           refs: Sequence[str]) -> list[RowMapping]:
+    """Payments of ``rail`` by the rail's reference (or UETR), in pk order (not locked)."""
+    if not refs:
+        return []
+    q = select(payments).where(payments.c.rail_reference.in_(list(refs))).order_by(
+        payments.c.pk)
+    return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
+
+
+async def expected_page(conn: AsyncConnection, rail: str, *, paid_before: datetime,
+                        run_pk: int, superseded_pk: int | None, after: int,
+                        limit: int) -> list[RowMapping]:
+    """Paid payments of ``rail`` (paid before ``paid_before``) on no line of this run."""
+    q = (select(payments).where(
+        payments.c.rail == rail, _expected_state(superseded_pk), payments.c.pk > after,
+        payments.c.paid_at < paid_before, _not_on_statement(run_pk))
+         .order_by(payments.c.pk).limit(limit))
+    return list((await conn.execute(q)).mappings())
+
+
+async def candidates(conn: AsyncConnection, rail: str, *, pairs: Sequence[tuple[int, str]],
+                     since: datetime, until: datetime, run_pk: int,
+                     superseded_pk: int | None) -> list[RowMapping]:
+    """Expected payments with one of the (amount, currency) ``pairs``, paid in the window."""
+    if not pairs:
+        return []
+    q = (select(payments).where(
+        payments.c.rail == rail, _expected_state(superseded_pk),
+        tuple_(payments.c.amount_minor, payments.c.currency).in_(list(pairs)),
+        payments.c.paid_at >= since, payments.c.paid_at < until, _not_on_statement(run_pk))
+         .order_by(payments.c.pk).limit(5000))
+    return list((await conn.execute(q)).mappings())
+
+
+# -- cases -----------------------------------------------------------------------------------
+
+async def cases_of(conn: AsyncConnection, rail: str,
+                   keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], RowMapping]:
+    """Existing cases of ``rail`` by (subject, kind)."""
+    if not keys:
+        return {}
+    q = select(recon_cases).where(recon_cases.c.rail == rail,
+                                  tuple_(recon_cases.c.subject, recon_cases.c.kind)
+                                  .in_(list(keys)))
+    return {(r.subject, r.kind): r for r in (await conn.execute(q)).mappings()}
+
+
+async def insert_cases(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(recon_cases), list(rows))
+
+
+_CASE_UPDATABLE = ("state", "payment_id", "line_ref", "amount_minor", "currency", "reason_code",
+                   "action", "priority", "detail", "updated_at", "closed_at", "closed_note",
+                   "last_run_pk", "due_on", "business_date")
+
+
+async def update_cases(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        stmt = update(recon_cases).where(recon_cases.c.pk == bindparam("b_pk")).values(
+            {c: bindparam(f"b_{c}") for c in _CASE_UPDATABLE})
+        await conn.execute(stmt, [{"b_pk": r["pk"], **{f"b_{c}": r[c] for c in _CASE_UPDATABLE}}
+                                  for r in rows])
+
+
+async def close_cleared(conn: AsyncConnection, rail: str, *, superseded_pk: int | None,
+                        run_pk: int, note: str, now: datetime) -> int:
+    """Close the open cases this run no longer finds: those last found by the run it
+    supersedes, and missing_on_statement cases of payments this run found on the statement."""
+    n = 0
+    values = dict(state="closed", closed_at=now, closed_note=note, updated_at=now)
+    if superseded_pk is not None:
+        res = await conn.execute(update(recon_cases).where(
+            recon_cases.c.rail == rail, recon_cases.c.state == "open",
+            recon_cases.c.last_run_pk == superseded_pk).values(**values))
+        n += res.rowcount or 0
+    found = select(recon_items.c.subject).where(recon_items.c.run_pk == run_pk, _LINE_ITEM,
+                                                recon_items.c.payment_pk.is_not(None))
+    res = await conn.execute(update(recon_cases).where(
+        recon_cases.c.rail == rail, recon_cases.c.state == "open",
+        recon_cases.c.kind.in_(["missing_on_statement"]), recon_cases.c.last_run_pk != run_pk,
+        recon_cases.c.subject.in_(found)).values(**values))
+    return n + (res.rowcount or 0)
+
+
+async def cases_page(conn: AsyncConnection, *, state: str | None, kind: str | None,
+                     rail: str | None, before: int | None, limit: int) -> list[RowMapping]:
+    """Cases, newest first, below pk ``before``."""
+    q = select(recon_cases).order_by(recon_cases.c.pk.desc()).limit(limit)
+    for col, value in (("state", state), ("kind", kind), ("rail", rail)):
+        if value is not None:
+            q = q.where(recon_cases.c[col] == value)
+    if before is not None:
+        q = q.where(recon_cases.c.pk < before)
+    return list((await conn.execute(q)).mappings())
+
+
+async def count_items(conn: AsyncConnection, run_pk: int) -> int:
+    q = select(func.count()).select_from(recon_items).where(recon_items.c.run_pk == run_pk)
+    return int((await conn.execute(q)).scalar_one())

@@ -1,0 +1,849 @@
+"""A reconciliation run: store the statement, scan it, prove it, match in batches, classify,
+write the items, cases and payment changes, and report.
+
+A run is identified by (rail, business date, the statement's sha256, rule version). Its whole
+result is written in one transaction, under a per-(rail, date) lock (PostgreSQL advisory lock;
+SQLite's single writer), so two processes asking for the same run get one run: the second
+finds it by its key and returns it. Re-running changes nothing and rewrites the same report
+bytes, which are only ever produced from stored rows. A different statement for the same rail
+and date (a corrected file) is a new run that supersedes the current one.
+
+Memory stays flat with the statement's size: the file is stored and scanned as a stream, lines
+are matched ~2,000 at a time with one key lookup per batch, the ledger side is streamed by
+keyset pages, and the report is written from the stored items page by page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.clock import Clock, iso_millis
+from gateway.errors import (
+    ConflictError,
+    InvalidMessageError,
+    NotFoundError,
+    TransientDeliveryError,
+)
+from gateway.money import MINOR_UNITS, Money
+from gateway.payments import repository as payments_repo
+from gateway.payments.domain import Cause, PaymentState, Transition
+from gateway.payments.rails import Settlement
+from gateway.payments.service import Change, PaymentService
+from gateway.ports.rail import (
+    BadLine,
+    RailAdapter,
+    StatementItem,
+    StatementLine,
+    StatementProof,
+    StatementRecord,
+)
+from gateway.reconciliation import domain
+from gateway.reconciliation import repository as repo
+from gateway.reconciliation.calendar import KL, BusinessCalendar, calendar_for
+from gateway.reconciliation.domain import (
+    CASE_KINDS,
+    RULE_VERSION,
+    Item,
+    ItemKind,
+    LedgerPayment,
+    Tally,
+    Verdict,
+)
+from gateway.reconciliation.reasons import reason_for
+from gateway.reconciliation.report import amount, csv_header, csv_row, summary_bytes
+from gateway.storage.uow import UnitOfWorkFactory
+
+__all__ = ["CHUNK", "ReconciliationService", "RunResult", "reconcile"]
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024  # statement bytes per stored chunk
+BATCH = 2000  # statement items matched per key lookup
+_CASE_KINDS = sorted(k.value for k in CASE_KINDS)
+_PROPOSAL_WINDOW_DAYS = 5
+_MAX_LISTED = 100  # proofs, problems and changes listed in the summary (all are counted)
+# Payments a run remembers having met without reconciling them (mismatches, returns): a
+# bounded set; a run with more asks its written items instead (slower, same answer).
+_MAX_MET = 100_000
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A finished run (new or found again) and where its reports were written."""
+
+    run_id: str
+    pk: int
+    verdict: Verdict
+    summary: Mapping[str, Any]
+    summary_bytes: bytes
+    items_csv_sha256: str
+    reused: bool
+    report_dir: Path | None = None
+
+
+@dataclass
+class _Scan:
+    """What a scan has read so far, beside the lines."""
+
+    accounts: dict[str, int] = field(default_factory=dict)  # last sequence per account
+    gaps: int = 0
+    gap_notes: list[str] = field(default_factory=list)  # the first _MAX_LISTED gaps
+    statement_ids: list[str] = field(default_factory=list)
+    proofs_ok: int = 0
+    proofs_failed: int = 0
+    failed: list[str] = field(default_factory=list)  # the first _MAX_LISTED failures
+
+
+class _HashingReader(io.RawIOBase):
+    """A binary file that hashes what is read through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self.raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.sha.update(data)
+        return n
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _canonical(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class ReconciliationService:
+    """Runs reconciliation for the hub's rails (built by the composition root)."""
+
+    def __init__(self, uow: UnitOfWorkFactory, payments: PaymentService,
+                 rails: Mapping[str, RailAdapter], settlements: Mapping[str, Settlement],
+                 clock: Clock, http: Callable[[], httpx.AsyncClient]) -> None:
+        self.uow = uow
+        self.payments = payments
+        self.rails = rails
+        self.settlements = settlements
+        self.clock = clock
+        self.http = http
+
+    def settlement(self, rail: str) -> Settlement:
+        return self.settlements.get(rail) or Settlement()
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self, rail: str, day: date, statement: Path | bytes | None = None,
+                  report_dir: Path | None = None, *, give_up: bool = False,
+                  progress: Progress | None = None) -> RunResult:
+        """Reconcile ``rail`` for ``day`` against ``statement`` (a file, its bytes, or None to
+        fetch it from the rail); write the reports to ``report_dir`` if given.
+
+        ``give_up``: the statement is still not available and the caller has stopped
+        waiting: record an ``incomplete`` run without one instead of raising.
+
+        Raises:
+            InvalidMessageError: unknown rail, unreadable file, not this rail's statement.
+            TransientDeliveryError: the rail has no statement for ``day`` yet (retry later).
+        """
+        adapter = self.rails.get(rail)
+        if adapter is None:
+            raise InvalidMessageError("schema_violation", f"rail: {rail!r} is not configured "
+                                      f"(one of {', '.join(sorted(self.rails)) or 'none'})")
+        cal = calendar_for(self.settlement(rail).holiday_subdivision)
+        if statement is None:
+            try:
+                statement = await adapter.fetch_statement(self.http(), day)
+                source = f"fetched:{day.isoformat()}"
+            except Exception as exc:
+                if not give_up or not _transient(exc):
+                    raise
+                return await self._run(rail, day, None, None, None, report_dir, cal, progress)
+        else:
+            source = statement.name[-200:] if isinstance(statement, Path) else "bytes"
+        opener = _opener(statement)
+        stored_sha: list[str] = []
+        scanner = _checked_scan(adapter, opener, stored_sha)
+        first = await asyncio.to_thread(_first, scanner)  # not a statement: raises, stores none
+        stored = await self._store(rail, opener, source)
+        stored_sha.append(stored.sha256)
+        return await self._run(rail, day, stored, scanner, first, report_dir, cal, progress)
+
+    async def _store(self, rail: str, opener: Callable[[], BinaryIO],
+                     source: str) -> RowMapping:
+        """Store the statement's bytes (chunked, hashed while streamed); once per content."""
+        for attempt in (1, 2):
+            try:
+                async with self.uow() as uow:
+                    conn = uow.conn
+                    pk = await repo.insert_statement(conn, dict(
+                        rail=rail, sha256=f"pending:{uuid.uuid4().hex}", size=0, chunks=0,
+                        source=source, received_at=self.clock()))
+                    sha, size, seq = hashlib.sha256(), 0, 0
+                    with opener() as f:
+                        while chunk := await asyncio.to_thread(f.read, CHUNK):
+                            sha.update(chunk)
+                            size += len(chunk)
+                            await repo.insert_blob(conn, pk, seq, chunk)
+                            seq += 1
+                    digest = sha.hexdigest()
+                    existing = await repo.statement_by_sha(conn, rail, digest)
+                    if existing is not None:
+                        return existing  # stored before: this copy is rolled back
+                    await repo.finish_statement(conn, pk, digest, size, seq)
+                    row = await repo.statement_by_sha(conn, rail, digest)
+                    await uow.commit()
+                    assert row is not None
+                    return row
+            except IntegrityError:
+                if attempt == 2:
+                    raise  # pragma: no cover - the second attempt finds the first's row
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _run(self, rail: str, day: date, stmt: RowMapping | None,
+                   scanner: Iterator[StatementItem] | None, first: StatementItem | None,
+                   report_dir: Path | None, cal: BusinessCalendar,
+                   progress: Progress | None) -> RunResult:
+        sha = stmt.sha256 if stmt is not None else "none"
+        run_key = _sha(f"{rail}|{day.isoformat()}|{sha}|{RULE_VERSION}".encode())
+        async with self.uow(read_only=True) as reader:
+            found = await repo.run_by_key(reader.conn, run_key)
+        if found is None:
+            async with self.uow() as uow:
+                await repo.advisory_lock(uow.conn, rail, day)
+                found = await repo.run_by_key(uow.conn, run_key)  # another process's, now
+                if found is None:
+                    run = _Run(self, uow.conn, rail, day, stmt, run_key, cal, progress)
+                    pk, csv_sha, tmp = await run.execute(scanner, first, report_dir)
+                    await uow.commit()
+                    result = await self._result(pk, reused=False, report_dir=None)
+                    if report_dir is not None and tmp is not None:
+                        _publish(report_dir, result.summary_bytes, tmp)
+                    return replace(result, report_dir=report_dir)
+        if scanner is not None:
+            _close(scanner)
+        return await self._result(found.pk, reused=True, report_dir=report_dir)
+
+    async def _result(self, pk: int, *, reused: bool, report_dir: Path | None) -> RunResult:
+        """A stored run's result, rewriting its reports from stored rows if asked."""
+        async with self.uow(read_only=True) as reader:
+            row = await repo.run_by_pk(reader.conn, pk)
+            manifest = json.loads(row.manifest)
+            summary = row.summary.encode()
+            if report_dir is not None:
+                tmp = await _write_items(reader.conn, pk, report_dir)
+                _publish(report_dir, summary, tmp)
+        return RunResult(row.run_id, pk, Verdict(row.verdict), json.loads(summary), summary,
+                         manifest["outputs"]["items.csv"], reused, report_dir)
+
+    # -- reads for the back office ---------------------------------------------------------
+
+    async def runs(self, rail: str | None, day: date | None, before: int | None,
+                   limit: int) -> dict[str, Any]:
+        async with self.uow(read_only=True) as reader:
+            rows = await repo.runs_page(reader.conn, rail=rail, day=day, before=before,
+                                        limit=limit)
+        return {"runs": [_run_view(r) for r in rows],
+                "next_before": rows[-1].pk if len(rows) == limit else None}
+
+    async def run_detail(self, run_id: str) -> dict[str, Any]:
+        async with self.uow(read_only=True) as reader:
+            row = await repo.run_by_id(reader.conn, run_id)
+        if row is None:
+            raise NotFoundError("not_found", f"no reconciliation run {run_id}")
+        return {**_run_view(row), "summary": json.loads(row.summary),
+                "manifest": json.loads(row.manifest)}
+
+    async def items(self, run_id: str, kind: str | None, after: int,
+                    limit: int) -> dict[str, Any]:
+        async with self.uow(read_only=True) as reader:
+            row = await repo.run_by_id(reader.conn, run_id)
+            if row is None:
+                raise NotFoundError("not_found", f"no reconciliation run {run_id}")
+            items = await repo.items_page(reader.conn, row.pk, after=after, limit=limit,
+                                          kind=kind)
+        return {"items": [_item_view(i) for i in items],
+                "next_after": items[-1].seq if len(items) == limit else None}
+
+    async def cases(self, state: str | None, kind: str | None, rail: str | None,
+                    before: int | None, limit: int) -> dict[str, Any]:
+        async with self.uow(read_only=True) as reader:
+            rows = await repo.cases_page(reader.conn, state=state, kind=kind, rail=rail,
+                                         before=before, limit=limit)
+            today = self.clock().astimezone(KL).date()
+        return {"cases": [_case_view(r, today) for r in rows],
+                "next_before": rows[-1].pk if len(rows) == limit else None}
+
+
+class _Run:
+    """One run's work inside its transaction."""
+
+    def __init__(self, svc: ReconciliationService, conn: AsyncConnection, rail: str, day: date,
+                 stmt: RowMapping | None, run_key: str, cal: BusinessCalendar,
+                 progress: Progress | None) -> None:
+        self.svc, self.conn, self.rail, self.day, self.stmt = svc, conn, rail, day, stmt
+        self.run_key, self.run_id = run_key, run_key[:20]
+        self.cal, self.progress = cal, progress
+        s = svc.settlement(rail)
+        self.settlement_days = s.settlement_days
+        hh, mm = s.cutoff.split(":")
+        self.cutoff = time(int(hh), int(mm))
+        self.now = svc.clock()
+        self.tally = Tally()
+        self.scan = _Scan()
+        self.seq = 0
+        self.lines = 0
+        self.pk = 0
+        self.superseded: RowMapping | None = None
+        self.opened = self.updated = 0
+        self.met: set[tuple[int, bool]] | None = set()
+
+    async def execute(self, scanner: Iterator[StatementItem] | None,
+                      first: StatementItem | None,
+                      report_dir: Path | None) -> tuple[int, str, Path | None]:
+        conn = self.conn
+        self.superseded = await repo.current_run(conn, self.rail, self.day)
+        previous = await repo.previous_run(conn, self.rail, self.day)
+        self.scan.accounts = json.loads(previous.accounts) if previous else {}
+        self.pk = await repo.insert_run(conn, dict(
+            run_id=self.run_id, run_key=self.run_key, rail=self.rail, business_date=self.day,
+            rule_version=RULE_VERSION, statement_pk=self.stmt.pk if self.stmt else None,
+            verdict="running", supersedes_pk=self.superseded.pk if self.superseded else None,
+            accounts="{}", summary="", manifest="", manifest_sha256="", items=0,
+            started_at=self.now, finished_at=self.now))
+        if scanner is not None:
+            pending: list[StatementItem] = [first] if first is not None else []
+            while True:
+                more = await asyncio.to_thread(lambda: list(islice(scanner, BATCH)))
+                pending += more
+                if pending:
+                    await self._batch(pending)
+                    pending = []
+                if not more:
+                    break
+        await self._expected()
+        await self._propose()
+        problems = ([f"proof failed: {f}" for f in self.scan.failed] + self.scan.gap_notes
+                    + ([] if self.stmt else ["no statement: the rail never made it available"]))
+        if self.tally.counts.get(ItemKind.quarantined.value):
+            problems.append(f"{self.tally.counts[ItemKind.quarantined.value]} line(s) "
+                            "quarantined")
+        verdict = domain.verdict(self.tally, failed_proofs=self.scan.proofs_failed,
+                                 sequence_gaps=self.scan.gaps,
+                                 statement_missing=self.stmt is None)
+        closed = await repo.close_cleared(
+            conn, self.rail, superseded_pk=self.superseded.pk if self.superseded else None,
+            run_pk=self.pk, note=f"cleared by run {self.run_id}", now=self.now)
+        changes = await self._changes()
+        csv_sha, tmp = await _items_csv(conn, self.pk, report_dir)
+        accounts = self.scan.accounts
+        summary = self._summary(verdict, problems, changes, closed)
+        sbytes = summary_bytes(summary)
+        manifest = {
+            "run_id": self.run_id, "rail": self.rail, "business_date": self.day.isoformat(),
+            "rule_version": RULE_VERSION,
+            "inputs": {"statement_sha256": self.stmt.sha256 if self.stmt else None},
+            "supersedes": self.superseded.run_id if self.superseded else None,
+            "outputs": {"summary.json": _sha(sbytes), "items.csv": csv_sha},
+            "verdict": verdict.value, "counts": dict(sorted(self.tally.counts.items())),
+        }
+        text = _canonical(manifest)
+        await repo.finish_run(conn, self.pk, dict(
+            verdict=verdict.value, accounts=_canonical(accounts), summary=sbytes.decode(),
+            manifest=text, manifest_sha256=_sha(text.encode()), items=self.seq,
+            finished_at=self.svc.clock()))
+        if self.superseded is not None:
+            await repo.finish_run(conn, self.superseded.pk, dict(superseded_by_pk=self.pk))
+        log.info("reconciliation %s %s: run %s %s (%d items)", self.rail, self.day, self.run_id,
+                 verdict.value, self.seq)
+        return self.pk, csv_sha, tmp
+
+    # -- statement lines -------------------------------------------------------------------
+
+    async def _batch(self, batch: Sequence[StatementItem]) -> None:
+        conn = self.conn
+        lines = [i for i in batch if isinstance(i, StatementLine)]
+        by_id = {r.payment_id: r for r in await repo.payments_by_ids(
+            conn, self.rail, sorted({x.end_to_end_id for x in lines if x.end_to_end_id}))}
+        refs = sorted({k for x in lines if x.end_to_end_id not in by_id
+                       for k in (x.uetr, x.rail_reference) if k})
+        by_ref: dict[str, RowMapping] = {}
+        for r in await repo.payments_by_refs(conn, self.rail, refs):
+            by_ref.setdefault(r.rail_reference, r)
+        rows = {r.pk: r for r in (*by_id.values(), *by_ref.values())}
+        seen: set[tuple[int, bool]] = set()
+        if self.met is None:  # too many to remember: ask the items written so far
+            seen = await repo.line_seen(conn, self.pk, sorted(rows))
+        superseded = self.superseded.pk if self.superseded else None
+        by_old = await repo.matched_in(conn, superseded, sorted(
+            pk for pk, r in rows.items() if r.state == "reconciled"))
+        states: dict[int, str] = {}  # changed in this batch
+        reconciled: list[RowMapping] = []
+        changes: dict[int, Change] = {}
+        items: list[Item] = []
+        for it in batch:
+            if isinstance(it, StatementRecord):
+                if len(self.scan.statement_ids) < _MAX_LISTED:
+                    self.scan.statement_ids.append(it.statement_id)
+                if it.sequence is not None:
+                    for gap in domain.sequence_gaps(self.scan.accounts,
+                                                    [(it.account, it.sequence)]):
+                        self.scan.gaps += 1
+                        if len(self.scan.gap_notes) < _MAX_LISTED:
+                            self.scan.gap_notes.append(gap)
+                    self.scan.accounts[it.account] = it.sequence
+                continue
+            if isinstance(it, StatementProof):
+                if it.ok:
+                    self.scan.proofs_ok += 1
+                else:
+                    self.scan.proofs_failed += 1
+                    if len(self.scan.failed) < _MAX_LISTED:
+                        self.scan.failed.append(f"{it.statement_id} {it.check}: {it.detail}")
+                continue
+            if isinstance(it, BadLine):
+                items.append(Item(ItemKind.quarantined, line_ref=f"{it.statement_id}#{it.line_no}",
+                                  detail=f"line {it.line_no}: {it.reason}"))
+                continue
+            self.lines += 1
+            row = _find(it, by_id, by_ref)
+            payment = None
+            back = it.kind.value in ("returned", "reversal")
+            was_seen = False
+            if row is not None:
+                state = states.get(row.pk, row.state)
+                payment = _ledger(row, self.cal, self.cutoff, row.pk in by_old, state)
+                was_seen = (row.pk, back) in seen or (
+                    self.met is not None and (row.pk, back) in self.met)
+            item = domain.classify_line(it, payment, seen=was_seen)
+            if row is not None and item.payment is not None:
+                seen.add((row.pk, back))
+                if item.to_state != "reconciled":
+                    self._remember((row.pk, back))
+            if row is not None and item.to_state == "reconciled":
+                reconciled.append(row)
+                states[row.pk] = item.to_state
+            elif row is not None and item.to_state is not None:
+                if row.pk in states:  # changed earlier in this batch: write that first
+                    await self._flush(reconciled, changes)
+                row = await self._locked(row, states.get(row.pk, row.state))
+                changes[row.pk] = self._change(row, item)
+                states[row.pk] = item.to_state
+            items.append(item)
+        await self._flush(reconciled, changes)
+        await self._write(items)
+        if self.progress is not None:
+            self.progress(self.lines)
+
+    async def _locked(self, row: RowMapping, expected: str) -> RowMapping:
+        """The payment's row, locked, as it was classified (a return goes through
+        ``PaymentService.apply``, which needs the current row).
+
+        Raises:
+            ConflictError: state_conflict, it changed since it was read.
+        """
+        fresh = (await payments_repo.by_ids(self.conn, [row.payment_id],
+                                            lock=True))[row.payment_id]
+        if fresh.state != expected:
+            raise ConflictError("state_conflict", f"payment {row.payment_id} changed while "
+                                "being reconciled; run the reconciliation again")
+        return fresh
+
+    def _remember(self, key: tuple[int, bool]) -> None:
+        """Remember a payment a line met without reconciling it (a mismatch, a return...),
+        so a second line is a duplicate; past _MAX_MET the run asks its written items."""
+        if self.met is None:
+            return
+        self.met.add(key)
+        if len(self.met) > _MAX_MET:
+            self.met = None
+
+    async def _flush(self, reconciled: list[RowMapping], changes: dict[int, Change]) -> None:
+        await self.svc.payments.reconcile_many(
+            self.conn, reconciled, f"run {self.run_id}: matched on the {self.rail} statement "
+            f"of {self.day.isoformat()}", self.now)
+        await self.svc.payments.apply(self.conn, list(changes.values()), self.now)
+        reconciled.clear()
+        changes.clear()
+
+    def _change(self, row: RowMapping, item: Item) -> Change:
+        """A return or reversal read from the statement, as a payment change."""
+        assert item.to_state == PaymentState.returned.value
+        reason = reason_for(item.reason_code)
+        what = "reversed" if item.kind == ItemKind.reversed else "returned"
+        text = f"{what} on the statement" + (f": {reason.code} {reason.name}" if reason else "")
+        tr = Transition(PaymentState(row.state), PaymentState.returned, Cause.statement,
+                        f"run {self.run_id}: {text}")
+        return Change(row, tr, reason=text)
+
+    async def _write(self, items: Sequence[Item]) -> None:
+        rows = []
+        for item in items:
+            self.seq += 1
+            self.tally.add(item)
+            rows.append(_item_row(self.pk, self.seq, item))
+        await repo.insert_items(self.conn, rows)
+        await self._cases(rows)
+
+    # -- the ledger side -------------------------------------------------------------------
+
+    async def _expected(self) -> None:
+        """Every paid payment on no line of this statement: pending or missing."""
+        until = datetime.combine(self.day + timedelta(days=1), time(0), KL).astimezone(UTC)
+        after = 0
+        superseded = self.superseded.pk if self.superseded else None
+        while True:
+            rows = await repo.expected_page(self.conn, self.rail, paid_before=until,
+                                            run_pk=self.pk, superseded_pk=superseded,
+                                            after=after, limit=BATCH)
+            if not rows:
+                return
+            await self._write([domain.classify_expected(
+                _ledger(r, self.cal, self.cutoff, True), self.day, self.settlement_days,
+                self.cal) for r in rows])
+            after = rows[-1].pk
+
+    async def _propose(self) -> None:
+        """Propose payments for keyless lines (never a match)."""
+        after = 0
+        superseded = self.superseded.pk if self.superseded else None
+        window = timedelta(days=_PROPOSAL_WINDOW_DAYS + 1)
+        while True:
+            lines = await repo.unknown_lines(self.conn, self.pk, after=after, limit=BATCH)
+            if not lines:
+                return
+            after = lines[-1].seq
+            dated = [r for r in lines if r.value_on is not None]
+            if not dated:
+                continue
+            pairs = sorted({(r.statement_minor, r.statement_currency) for r in dated})
+            lo = datetime.combine(min(r.value_on for r in dated), time(0), KL) - window
+            hi = datetime.combine(max(r.value_on for r in dated), time(0), KL) + window
+            found = [_ledger(p, self.cal, self.cutoff, True) for p in await repo.candidates(
+                self.conn, self.rail, pairs=pairs, since=lo.astimezone(UTC),
+                until=hi.astimezone(UTC), run_pk=self.pk, superseded_pk=superseded)]
+            updates = []
+            for r in dated:
+                line = _line_of(r)
+                if line is None:
+                    continue
+                ids = domain.propose(line, found, window_days=_PROPOSAL_WINDOW_DAYS)
+                if ids:
+                    updates.append({"b_pk": r.pk, "b_proposals": " ".join(ids)})
+            await repo.set_proposals(self.conn, updates)
+
+    # -- cases -----------------------------------------------------------------------------
+
+    async def _cases(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Open or update one case per (rail, subject, kind) for the items that need ops."""
+        worthy = {}
+        for r in rows:
+            if r["kind"] in _CASE_KINDS:
+                worthy[(r["subject"], r["kind"])] = r  # the last item of a subject wins
+        if not worthy:
+            return
+        existing = await repo.cases_of(self.conn, self.rail, sorted(worthy))
+        new, changed = [], []
+        for key, r in sorted(worthy.items()):
+            kind = ItemKind(r["kind"])
+            probe = Item(kind, ledger_minor=r["ledger_minor"],
+                         statement_minor=r["statement_minor"], reason_code=r["reason_code"])
+            old = existing.get(key)
+            opened_on = old.business_date if old is not None and old.state == "open" else self.day
+            terms = domain.case_terms(probe, opened_on, self.cal)
+            amount_minor = r["statement_minor"] if r["statement_currency"] else r["ledger_minor"]
+            values = dict(
+                state="open", payment_id=r["payment_id"],
+                line_ref=(f"{r['statement_id']}#{r['line_no']}" if r["line_no"] is not None
+                          else None),
+                amount_minor=amount_minor,
+                currency=r["statement_currency"] or r["ledger_currency"],
+                reason_code=r["reason_code"], action=terms.action, priority=terms.priority,
+                detail=r["detail"], updated_at=self.now, closed_at=None, closed_note=None,
+                last_run_pk=self.pk, due_on=terms.due_on, business_date=opened_on)
+            if old is None:
+                new.append(dict(values, rail=self.rail, subject=key[0], kind=key[1],
+                                opened_at=self.now, first_run_pk=self.pk))
+            else:
+                if old.state != "open":
+                    values["opened_at"] = self.now
+                changed.append(dict(values, pk=old.pk))
+        await repo.insert_cases(self.conn, new)
+        await repo.update_cases(self.conn, changed)
+        self.opened += len(new)
+        self.updated += len(changed)
+
+    async def _changes(self) -> dict[str, Any]:
+        """What this run says differently from the run it supersedes (items needing ops)."""
+        if self.superseded is None:
+            return {}
+        out: dict[str, Any] = {}
+        for name, mine, theirs in (("opened", self.pk, self.superseded.pk),
+                                   ("closed", self.superseded.pk, self.pk)):
+            listed: list[str] = []
+            changed_listed: list[str] = []
+            count = after = changed = 0
+            while True:
+                page = await repo.kinds_by_subject(self.conn, mine, _CASE_KINDS, after=after,
+                                                   limit=BATCH)
+                if not page:
+                    break
+                after = page[-1].pk
+                other = await repo.subjects_in(self.conn, theirs, _CASE_KINDS,
+                                               [r.subject for r in page])
+                for r in page:
+                    kinds = other.get(r.subject, set())
+                    if r.kind in kinds:
+                        continue
+                    if kinds and name == "opened":
+                        changed += 1
+                        if len(changed_listed) < _MAX_LISTED:
+                            changed_listed.append(f"{r.subject}: {sorted(kinds)[0]} -> {r.kind}")
+                        continue
+                    if kinds:
+                        continue  # counted as changed from the other side
+                    count += 1
+                    if len(listed) < _MAX_LISTED:
+                        listed.append(f"{r.kind} {r.subject}")
+            out[name] = {"count": count, "items": listed}
+            if name == "opened":
+                out["changed"] = {"count": changed, "items": changed_listed}
+        return out
+
+    def _summary(self, verdict: Verdict, problems: list[str], changes: dict[str, Any],
+                 closed: int) -> dict[str, Any]:
+        t = self.tally
+        by_kind = {k: {cur: {"count": v[0], "ledger": amount(v[1], cur),
+                             "statement": amount(v[2], cur)} for cur, v in by_cur.items()}
+                   for k, by_cur in t.totals.items()}
+        bridge = {cur: {"ledger": amount(b.ledger, cur), "statement": amount(b.statement, cur),
+                        "explained": amount(b.explained, cur),
+                        "residual": amount(b.residual, cur)} for cur, b in t.bridge.items()}
+        return {
+            "run_id": self.run_id, "rail": self.rail, "business_date": self.day.isoformat(),
+            "rule_version": RULE_VERSION, "verdict": verdict.value,
+            "statement_sha256": self.stmt.sha256 if self.stmt else None,
+            "statements": self.scan.statement_ids[:_MAX_LISTED],
+            "lines": self.lines, "items": self.seq,
+            "counts": dict(sorted(t.counts.items())), "by_kind": by_kind, "bridge": bridge,
+            "residual": {cur: b["residual"] for cur, b in bridge.items()},
+            "proofs": {"ok": self.scan.proofs_ok, "failed": self.scan.proofs_failed,
+                       "failures": self.scan.failed},
+            "problems": problems[:_MAX_LISTED],
+            "settlement": {"days": self.settlement_days, "cutoff": self.cutoff.strftime("%H:%M"),
+                           "holiday_subdivision": self.cal.subdivision},
+            "supersedes": self.superseded.run_id if self.superseded else None,
+            "changes": changes,
+            "cases": {"opened": self.opened, "updated": self.updated, "closed": closed},
+        }
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransientDeliveryError)
+
+
+def _opener(statement: Path | bytes) -> Callable[[], BinaryIO]:
+    if isinstance(statement, bytes):
+        return lambda: io.BytesIO(statement)
+    path = statement
+
+    def open_file() -> BinaryIO:
+        try:
+            return path.open("rb")
+        except OSError as exc:
+            raise InvalidMessageError("schema_violation", f"{path}: cannot be read "
+                                      f"({exc.strerror or exc})") from None
+    return open_file
+
+
+def _checked_scan(adapter: RailAdapter, opener: Callable[[], BinaryIO],
+                  stored_sha: list[str]) -> Iterator[StatementItem]:
+    """Scan the statement; the bytes scanned must be the bytes stored (``stored_sha``, known
+    once stored): a file that changed meanwhile fails the run, which then writes nothing."""
+    with opener() as f:
+        reader = _HashingReader(f)
+        yield from adapter.scan_statement(io.BufferedReader(reader, CHUNK))
+        while reader.read(CHUNK):
+            pass  # hash what the scanner left unread (a trailer after the last element)
+    if stored_sha and reader.sha.hexdigest() != stored_sha[0]:
+        raise InvalidMessageError("schema_violation", "the statement changed while it was "
+                                  "read: its bytes differ from those stored")
+
+
+def _first(scanner: Iterator[StatementItem]) -> StatementItem | None:
+    return next(scanner, None)
+
+
+def _close(scanner: Iterator[StatementItem]) -> None:
+    close = getattr(scanner, "close", None)
+    if close is not None:
+        close()
+
+
+def _find(line: StatementLine, by_id: Mapping[str, RowMapping],
+          by_ref: Mapping[str, RowMapping]) -> RowMapping | None:
+    if line.end_to_end_id and line.end_to_end_id in by_id:
+        return by_id[line.end_to_end_id]
+    for key in (line.uetr, line.rail_reference):
+        if key and key in by_ref:
+            return by_ref[key]
+    return None
+
+
+def _ledger(row: RowMapping, cal: BusinessCalendar, cutoff: time, by_superseded: bool,
+            state: str | None = None) -> LedgerPayment:
+    settles = cal.settlement_day(row.paid_at, cutoff) if row.paid_at is not None else None
+    return LedgerPayment(row.pk, row.payment_id, state or row.state, row.amount_minor,
+                         row.currency, row.rail_reference, settles, by_superseded)
+
+
+def _item_row(run_pk: int, seq: int, item: Item) -> dict[str, Any]:
+    line, p = item.line, item.payment
+    return dict(
+        run_pk=run_pk, seq=seq, kind=item.kind.value, subject=item.subject[:200],
+        payment_pk=p.pk if p else None, payment_id=p.payment_id if p else None,
+        statement_id=line.statement_id[:140] if line else (
+            item.line_ref.rsplit("#", 1)[0][:140] if item.line_ref else None),
+        line_no=line.line_no if line else (
+            int(item.line_ref.rsplit("#", 1)[1]) if item.line_ref else None),
+        line_kind=line.kind.value if line else None,
+        batch_ref=line.batch_ref[:140] if line and line.batch_ref else None,
+        end_to_end_id=line.end_to_end_id[:140] if line and line.end_to_end_id else None,
+        rail_reference=line.rail_reference[:140] if line and line.rail_reference else None,
+        value_on=(line.value_on or line.booked_on) if line else None,
+        ledger_minor=item.ledger_minor, ledger_currency=item.ledger_currency,
+        statement_minor=item.statement_minor, statement_currency=item.statement_currency,
+        reason_code=(item.reason_code or None) and item.reason_code[:8],
+        proposals=" ".join(item.proposals) or None, detail=item.detail[:1000])
+
+
+def _line_of(r: RowMapping) -> StatementLine | None:
+    """A stored keyless line, as ``propose`` reads it (None: a currency no payment has)."""
+    if r.statement_currency not in MINOR_UNITS or r.value_on is None:
+        return None
+    return StatementLine(r.statement_id or "", r.line_no or 0,
+                         Money(abs(r.statement_minor), r.statement_currency), credit=False,
+                         booked_on=r.value_on, value_on=r.value_on,
+                         rail_reference=r.rail_reference)
+
+
+async def _items_csv(conn: AsyncConnection, run_pk: int,
+                     report_dir: Path | None) -> tuple[str, Path | None]:
+    """Stream the run's items.csv from its stored items: its sha256, and a temporary file of
+    it in ``report_dir`` (renamed into place once the run is committed)."""
+    sha = hashlib.sha256()
+    tmp = None
+    f = None
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        tmp = report_dir / f".items.csv.{os.getpid()}.tmp"
+        f = tmp.open("wb")
+    try:
+        head = csv_header()
+        sha.update(head)
+        if f is not None:
+            f.write(head)
+        after = 0
+        while True:
+            page = await repo.items_page(conn, run_pk, after=after, limit=5000)
+            if not page:
+                break
+            chunk = b"".join(csv_row(r) for r in page)
+            sha.update(chunk)
+            if f is not None:
+                f.write(chunk)
+            after = page[-1].seq
+    finally:
+        if f is not None:
+            f.close()
+    return sha.hexdigest(), tmp
+
+
+async def _write_items(conn: AsyncConnection, run_pk: int, report_dir: Path) -> Path:
+    _, tmp = await _items_csv(conn, run_pk, report_dir)
+    assert tmp is not None
+    return tmp
+
+
+def _publish(report_dir: Path, summary: bytes, items_tmp: Path) -> None:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    s_tmp = report_dir / f".summary.json.{os.getpid()}.tmp"
+    s_tmp.write_bytes(summary)
+    os.replace(s_tmp, report_dir / "summary.json")
+    os.replace(items_tmp, report_dir / "items.csv")
+
+
+def _run_view(r: RowMapping) -> dict[str, Any]:
+    summary = json.loads(r.summary) if r.summary else {}
+    return {"run_id": r.run_id, "rail": r.rail, "business_date": r.business_date.isoformat(),
+            "rule_version": r.rule_version, "verdict": r.verdict, "items": r["items"],
+            "counts": summary.get("counts", {}), "supersedes": summary.get("supersedes"),
+            "superseded": r.superseded_by_pk is not None,
+            "started_at": iso_millis(r.started_at), "finished_at": iso_millis(r.finished_at)}
+
+
+def _item_view(r: RowMapping) -> dict[str, Any]:
+    return {"seq": r.seq, "kind": r.kind, "subject": r.subject, "payment_id": r.payment_id,
+            "statement_id": r.statement_id, "line_no": r.line_no, "line_kind": r.line_kind,
+            "batch_ref": r.batch_ref, "end_to_end_id": r.end_to_end_id,
+            "rail_reference": r.rail_reference,
+            "value_on": r.value_on.isoformat() if r.value_on else None,
+            "ledger": ({"amount": amount(r.ledger_minor, r.ledger_currency),
+                        "currency": r.ledger_currency} if r.ledger_currency else None),
+            "statement": ({"amount": amount(r.statement_minor, r.statement_currency),
+                           "currency": r.statement_currency} if r.statement_currency else None),
+            "reason_code": r.reason_code,
+            "proposals": r.proposals.split() if r.proposals else [], "detail": r.detail}
+
+
+def _case_view(r: RowMapping, today: date) -> dict[str, Any]:
+    return {"id": r.pk, "rail": r.rail, "kind": r.kind, "state": r.state,
+            "subject": r.subject, "payment_id": r.payment_id, "line_ref": r.line_ref,
+            "amount": {"amount": amount(r.amount_minor, r.currency), "currency": r.currency},
+            "reason_code": r.reason_code, "action": r.action, "priority": r.priority,
+            "opened_at": iso_millis(r.opened_at), "age_days": (today - r.business_date).days,
+            "due_on": r.due_on.isoformat(), "overdue": r.state == "open" and today > r.due_on,
+            "detail": r.detail, "closed_at": iso_millis(r.closed_at) if r.closed_at else None,
+            "closed_note": r.closed_note}
+
+
+async def reconcile(hub_or_service: Any, rail: str, day: date,
+                    statement: Path | bytes | None = None, report_dir: Path | None = None, *,
+                    give_up: bool = False) -> RunResult:
+    """Run (or find) the reconciliation of ``rail`` for ``day``: the scheduler's entry point.
+
+    Safe when several processes call it for the same rail and day at once: one run is made
+    and the others return it.
+
+    Raises:
+        TransientDeliveryError: the rail has no statement for ``day`` yet (retry later).
+        InvalidMessageError: unknown rail, unreadable file, not this rail's statement.
+    """
+    svc: ReconciliationService = getattr(hub_or_service, "reconciliation", hub_or_service)
+    return await svc.run(rail, day, statement, report_dir, give_up=give_up)

@@ -1,0 +1,32 @@
+"""Many rows into one table at once: PostgreSQL's COPY on asyncpg, a multi-row INSERT elsewhere.
+
+A reconciliation run writes one item per statement line and one event per reconciled payment:
+at a million lines the INSERT's bind-parameter handling, not the database, is the cost, and
+COPY carries the same rows in a fraction of the time. Inside the caller's transaction, like any
+statement (COPY is transactional).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+__all__ = ["insert_rows"]
+
+
+async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts of column values; the table's autoincrement key left out)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
+        columns = [c.name for c in table.columns if c.name in rows[0]]
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await driver.copy_records_to_table(
+            table.name, records=[tuple(r.get(c) for c in columns) for r in rows],
+            columns=columns)
+        return
+    await conn.execute(insert(table), list(rows))

@@ -1,0 +1,310 @@
+"""Reconciliation runs on a real database (SQLite and PostgreSQL): every item kind and
+verdict, payments reconciled or returned, cases, idempotent re-runs, superseding runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from gateway.composition import Hub
+from gateway.errors import InvalidMessageError, TransientDeliveryError
+from gateway.reconciliation.service import ReconciliationService
+from gateway.storage.tables import (
+    payment_events,
+    payments,
+    recon_cases,
+    recon_items,
+    recon_runs,
+    recon_statements,
+    statement_blobs,
+)
+from tests.support.recon import ScriptedRail, add_payment, bad, line, proof, record, statement
+
+pytestmark = pytest.mark.anyio
+DAY = date(2026, 12, 1)
+OLD = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+
+
+async def _states(hub: Hub) -> dict[str, str]:
+    async with hub.engine.connect() as conn:
+        return {r.payment_id: r.state for r in await conn.execute(
+            select(payments.c.payment_id, payments.c.state))}
+
+
+async def _kinds(hub: Hub, run_pk: int) -> dict[str, str]:
+    async with hub.engine.connect() as conn:
+        return {f"{r.subject}": r.kind for r in await conn.execute(
+            select(recon_items.c.subject, recon_items.c.kind)
+            .where(recon_items.c.run_pk == run_pk).order_by(recon_items.c.seq))}
+
+
+async def _dump(hub: Hub) -> dict[str, list[tuple[object, ...]]]:
+    """Every reconciliation-related table's rows, to compare a database before and after."""
+    out = {}
+    async with hub.engine.connect() as conn:
+        for t in (payments, payment_events, recon_statements, statement_blobs, recon_runs,
+                  recon_items, recon_cases):
+            cols = [c for c in t.c]
+            out[t.name] = [tuple(r) for r in await conn.execute(
+                select(*cols).order_by(*t.primary_key.columns))]
+    return out
+
+
+async def _every_kind(hub: Hub) -> bytes:
+    uow = hub.uow
+    await add_payment(uow, "P-MATCH")
+    await add_payment(uow, "P-AMOUNT")
+    await add_payment(uow, "P-CUR")
+    await add_payment(uow, "P-DUP")
+    await add_payment(uow, "P-RET", amount="50.00")
+    await add_payment(uow, "P-REV", amount="60.00")
+    await add_payment(uow, "P-FAILED", state="failed")
+    await add_payment(uow, "P-NOTPAID")
+    await add_payment(uow, "P-PENDING")
+    await add_payment(uow, "P-MISSING", paid_at=OLD)
+    await add_payment(uow, "P-GUESS", amount="77.00")
+    await add_payment(uow, "P-REF", rail_reference="MT-REF-9")
+    return statement([
+        record(sequence=7), line(1, e2e="P-MATCH"), line(2, "101.00", e2e="P-AMOUNT"),
+        line(3, "100.00", "IDR", e2e="P-CUR"), line(4, e2e="P-DUP"), line(5, e2e="P-DUP"),
+        line(6, "50.00", e2e="P-RET"), line(7, "50.00", e2e="P-RET", kind="returned",
+                                           credit=True, reason="AC04"),
+        line(8, "60.00", e2e="P-REV"), line(9, "60.00", e2e="P-REV", kind="reversal",
+                                           credit=True, reason="MS03"),
+        line(10, e2e="P-FAILED"), line(11, e2e="P-NOTPAID", kind="not_paid"),
+        line(12, "77.00"), line(13, "2.50", kind="fee"), line(14, "1.25", kind="fx"),
+        line(15, ref="MT-REF-9"), bad(16), proof(True)])
+
+
+async def test_every_item_kind_is_classified_and_acted_on(
+        hub: Hub, recon: ReconciliationService, tmp_path: Path) -> None:
+    result = await recon.run("fake", DAY, await _every_kind(hub), tmp_path)
+    kinds = await _kinds(hub, result.pk)
+    assert kinds["P-MATCH"] == "matched" and kinds["P-REF"] == "matched"
+    assert kinds["P-AMOUNT"] == "amount_mismatch"
+    assert kinds["P-CUR"] == "currency_mismatch"
+    assert kinds["P-DUP"] == "duplicate_line"  # the second line; the first matched
+    assert kinds["P-RET"] == "returned" and kinds["P-REV"] == "reversed"
+    assert kinds["P-FAILED"] == "state_mismatch" and kinds["P-NOTPAID"] == "state_mismatch"
+    assert kinds["P-PENDING"] == "pending" and kinds["P-MISSING"] == "missing_on_statement"
+    assert kinds["line:S1#12"] == "unknown_line" and kinds["line:S1#13"] == "fee"
+    assert kinds["line:S1#14"] == "fx" and kinds["line:S1#16"] == "quarantined"
+    assert kinds["P-GUESS"] == "pending"  # never auto-matched to the keyless line
+    s = result.summary
+    assert s["verdict"] == "incomplete" and "1 line(s) quarantined" in s["problems"]
+    assert s["lines"] == 15 and s["items"] == 19  # 15 lines, 1 bad, 3 expected
+    async with hub.engine.connect() as conn:
+        guess = (await conn.execute(select(recon_items.c.proposals).where(
+            recon_items.c.run_pk == result.pk, recon_items.c.line_no == 12))).scalar_one()
+    assert guess == "P-GUESS"  # proposed, not matched
+    states = await _states(hub)
+    assert states["P-MATCH"] == "reconciled" and states["P-REF"] == "reconciled"
+    assert states["P-DUP"] == "reconciled"
+    assert states["P-RET"] == "returned" and states["P-REV"] == "returned"
+    assert states["P-AMOUNT"] == "paid" and states["P-PENDING"] == "paid"
+    async with hub.engine.connect() as conn:
+        ev = (await conn.execute(select(payment_events.c.cause, payment_events.c.detail)
+                                 .join(payments, payments.c.pk == payment_events.c.payment_pk)
+                                 .where(payments.c.payment_id == "P-MATCH")
+                                 .order_by(payment_events.c.pk.desc()))).first()
+        assert ev is not None and ev.cause == "reconciled" and result.run_id in ev.detail
+        cases = {(r.subject, r.kind): r for r in (await conn.execute(select(recon_cases)))
+                 .mappings()}
+    assert ("P-MATCH", "matched") not in cases and ("P-PENDING", "pending") not in cases
+    ret = cases[("P-RET", "returned")]
+    assert ret.action == "new_beneficiary_details" and ret.reason_code == "AC04"
+    assert cases[("P-FAILED", "state_mismatch")].priority == "high"
+    assert cases[("P-AMOUNT", "amount_mismatch")].priority == "high"  # overpaid
+    assert cases[("P-MISSING", "missing_on_statement")].due_on == date(2026, 12, 3)
+    assert cases[("line:S1#16", "quarantined")].state == "open"
+    assert len(cases) == 10
+    assert (tmp_path / "summary.json").read_bytes() == result.summary_bytes
+    rows = (tmp_path / "items.csv").read_text().splitlines()
+    assert len(rows) == 20 and rows[0].startswith("seq,kind,subject")
+
+
+async def test_a_rerun_changes_nothing_and_rewrites_the_same_bytes(
+        hub: Hub, recon: ReconciliationService, tmp_path: Path) -> None:
+    data = await _every_kind(hub)
+    first = await recon.run("fake", DAY, data, tmp_path / "a")
+    before = await _dump(hub)
+    again = await recon.run("fake", DAY, data, tmp_path / "b")
+    assert again.reused and again.run_id == first.run_id
+    assert await _dump(hub) == before
+    for name in ("summary.json", "items.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    import hashlib
+    assert hashlib.sha256((tmp_path / "b" / "items.csv").read_bytes()).hexdigest() == \
+        first.items_csv_sha256
+
+
+async def test_balanced_when_everything_is_explained(
+        hub: Hub, recon: ReconciliationService) -> None:
+    await add_payment(hub.uow, "P-1")
+    await add_payment(hub.uow, "P-2", amount="20.00")
+    await add_payment(hub.uow, "P-3", amount="5.00")  # pending: paid today
+    data = statement([record(sequence=1), line(1, e2e="P-1"), line(2, "20.00", e2e="P-2",
+                                                                  batch="B1"),
+                      line(3, "0.50", kind="fee"), proof(True, "batch")])
+    # P-3 is paid today and not on the statement: pending, within T+1.
+    r = await recon.run("fake", DAY, data)
+    assert r.verdict == "balanced", r.summary
+    assert r.summary["counts"] == {"fee": 1, "matched": 2, "pending": 1}
+    b = r.summary["bridge"]["MYR"]
+    assert b == {"ledger": "125.00", "statement": "120.50", "explained": "4.50",
+                 "residual": "0.00"}
+
+
+async def test_discrepancies_verdict_and_a_failed_proof_is_incomplete(
+        hub: Hub, recon: ReconciliationService) -> None:
+    await add_payment(hub.uow, "P-1")
+    r = await recon.run("fake", DAY, statement([record(), line(1, "99.00", e2e="P-1")]))
+    assert r.verdict == "discrepancies"
+    assert r.summary["residual"] == {"MYR": "1.00"}
+    r2 = await recon.run("fake", date(2026, 12, 2), statement([
+        record(day="2026-12-02"), proof(False, "record_count")]))
+    assert r2.verdict == "incomplete"
+    assert any("record_count" in p for p in r2.summary["problems"])
+
+
+async def test_a_sequence_gap_with_the_previous_statement_is_incomplete(
+        hub: Hub, recon: ReconciliationService) -> None:
+    r1 = await recon.run("fake", DAY, statement([record(sequence=41)]))
+    assert r1.verdict == "balanced"
+    r2 = await recon.run("fake", date(2026, 12, 2), statement([record(sequence=42,
+                                                                      day="2026-12-02")]))
+    assert r2.verdict == "balanced"
+    r3 = await recon.run("fake", date(2026, 12, 3), statement([record(sequence=44,
+                                                                      day="2026-12-03")]))
+    assert r3.verdict == "incomplete"
+    assert "account ACC-1: sequence 44 does not follow 42" in r3.summary["problems"]
+
+
+async def test_a_statement_not_there_yet_raises_and_a_give_up_is_incomplete(
+        hub: Hub, recon: ReconciliationService, scripted: ScriptedRail) -> None:
+    await add_payment(hub.uow, "P-1", paid_at=OLD)
+    with pytest.raises(TransientDeliveryError):
+        await recon.run("fake", DAY)
+    r = await recon.run("fake", DAY, give_up=True)
+    assert r.verdict == "incomplete" and r.summary["counts"] == {"missing_on_statement": 1}
+    scripted.served[DAY] = statement([record(), line(1, e2e="P-1")])
+    fetched = await recon.run("fake", DAY)  # the late file supersedes the give-up
+    assert fetched.verdict == "balanced" and fetched.summary["supersedes"] == r.run_id
+
+
+async def test_bad_input_is_refused_and_stores_nothing(
+        hub: Hub, recon: ReconciliationService, tmp_path: Path) -> None:
+    with pytest.raises(InvalidMessageError, match="not configured"):
+        await recon.run("nope", DAY, b"")
+    with pytest.raises(InvalidMessageError, match="not a scripted statement"):
+        await recon.run("fake", DAY, b"date,amount\n2026-12-01,1.00\n")
+    with pytest.raises(InvalidMessageError, match="cannot be read"):
+        await recon.run("fake", DAY, tmp_path / "absent.jsonl")
+    async with hub.engine.connect() as conn:
+        assert (await conn.execute(select(recon_statements))).first() is None
+
+
+async def test_a_corrected_statement_supersedes_and_reports_what_changed(
+        hub: Hub, recon: ReconciliationService) -> None:
+    await add_payment(hub.uow, "P-1")
+    await add_payment(hub.uow, "P-2", amount="20.00")
+    first = await recon.run("fake", DAY, statement([
+        record(), line(1, e2e="P-1"), line(2, "21.00", e2e="P-2"), line(3, "9.00")]))
+    assert first.verdict == "discrepancies"
+    fixed = await recon.run("fake", DAY, statement([
+        record(), line(1, e2e="P-1"), line(2, "20.00", e2e="P-2")]))
+    assert fixed.verdict == "balanced" and fixed.summary["supersedes"] == first.run_id
+    changes = fixed.summary["changes"]
+    assert changes["closed"]["count"] == 2 and changes["opened"]["count"] == 0
+    async with hub.engine.connect() as conn:
+        old = (await conn.execute(select(recon_runs.c.superseded_by_pk).where(
+            recon_runs.c.pk == first.pk))).scalar_one()
+        cases = (await conn.execute(select(recon_cases.c.state, recon_cases.c.closed_note)))\
+            .all()
+    assert old == fixed.pk
+    assert cases and all(c.state == "closed" and c.closed_note ==
+                         f"cleared by run {fixed.run_id}" for c in cases)
+    assert (await _states(hub)) == {"P-1": "reconciled", "P-2": "reconciled"}
+
+
+async def test_cases_are_updated_not_duplicated_by_later_runs(
+        hub: Hub, recon: ReconciliationService) -> None:
+    await add_payment(hub.uow, "P-OLD", paid_at=OLD)
+    await recon.run("fake", DAY, statement([record()]))
+    await recon.run("fake", date(2026, 12, 2), statement([record(day="2026-12-02")]))
+    async with hub.engine.connect() as conn:
+        rows = (await conn.execute(select(recon_cases))).mappings().all()
+    assert len(rows) == 1 and rows[0]["first_run_pk"] != rows[0]["last_run_pk"]
+    assert rows[0]["business_date"] == DAY  # its age counts from when it was first found
+    await recon.run("fake", date(2026, 12, 3), statement([record(day="2026-12-03"),
+                                                          line(1, e2e="P-OLD")]))
+    async with hub.engine.connect() as conn:
+        row = (await conn.execute(select(recon_cases))).mappings().one()
+    assert row["state"] == "closed" and row["closed_note"].startswith("cleared by run")
+
+
+async def test_a_return_after_reconciled_tells_the_partner(
+        hub: Hub, recon: ReconciliationService) -> None:
+    await add_payment(hub.uow, "P-1", partner_id="ID-BPJSTK", claim_ref="CLM-1")
+    await recon.run("fake", DAY, statement([record(), line(1, e2e="P-1")]))
+    assert (await _states(hub))["P-1"] == "reconciled"
+    r = await recon.run("fake", date(2026, 12, 2), statement([
+        record(day="2026-12-02"), line(1, e2e="P-1", kind="returned", credit=True,
+                                       reason="AC06", day="2026-12-02")]))
+    assert r.summary["counts"] == {"returned": 1}
+    assert (await _states(hub))["P-1"] == "returned"
+    from gateway.storage.tables import messages
+    async with hub.engine.connect() as conn:
+        out = (await conn.execute(select(messages.c.type, messages.c.canonical,
+                                         messages.c.wire).where(
+            messages.c.direction == "out"))).all()
+    notices = [json.loads(m.canonical or m.wire)["payload"] for m in out
+               if m.type == "payment.notice"]
+    assert notices and notices[-1]["status"] == "returned" and "AC06" in notices[-1]["reason"]
+
+
+async def test_two_runs_at_once_make_one_run(hub: Hub, recon: ReconciliationService) -> None:
+    import asyncio
+    await add_payment(hub.uow, "P-1")
+    data = statement([record(), line(1, e2e="P-1")])
+    a, b = await asyncio.gather(recon.run("fake", DAY, data), recon.run("fake", DAY, data))
+    assert a.run_id == b.run_id and {a.reused, b.reused} == {True, False}
+    async with hub.engine.connect() as conn:
+        assert len((await conn.execute(select(recon_runs))).all()) == 1
+        assert len((await conn.execute(select(recon_statements))).all()) == 1
+
+
+async def test_another_rails_payment_is_not_matched(hub: Hub,
+                                                    recon: ReconciliationService) -> None:
+    await add_payment(hub.uow, "P-1", rail="other")
+    r = await recon.run("fake", DAY, statement([record(), line(1, e2e="P-1")]))
+    assert r.summary["counts"] == {"unknown_line": 1}
+    assert (await _states(hub))["P-1"] == "paid"
+
+
+async def test_a_payment_changed_during_the_run_fails_it_and_writes_nothing(
+        hub: Hub, recon: ReconciliationService, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import update
+
+    from gateway.errors import ConflictError
+    from gateway.reconciliation import repository as repo
+    await add_payment(hub.uow, "P-1")
+    real = repo.payments_by_ids
+
+    async def then_changed(conn, rail, ids):  # type: ignore[no-untyped-def]
+        rows = await real(conn, rail, ids)
+        # What a callback committing between the read and the write would leave.
+        await conn.execute(update(payments).where(payments.c.payment_id == "P-1").values(
+            state="returned"))
+        return rows
+
+    monkeypatch.setattr(repo, "payments_by_ids", then_changed)
+    with pytest.raises(ConflictError, match="changed while being reconciled"):
+        await recon.run("fake", DAY, statement([record(), line(1, e2e="P-1")]))
+    async with hub.engine.connect() as conn:
+        assert (await conn.execute(select(recon_runs))).first() is None
+    assert (await _states(hub))["P-1"] == "paid"  # the change above was rolled back too
