@@ -109,7 +109,7 @@ def test_settlement_keys_are_read_with_defaults_and_never_reach_the_adapter(
     assert "cutoff" not in cfg.raw["wallet"]
     default = load_rails(rails(tmp_path, ""), RAIL_KINDS).settlements["wallet"]
     assert (default.settlement_days, default.cutoff, default.holiday_subdivision) == (
-        1, "17:00", "KUL")
+        1, "23:30", "KUL")
 
 
 @pytest.mark.parametrize("extra", [
