@@ -28,7 +28,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
 
 from gateway.clock import Clock, utcnow
 from gateway.observability.logs import bind_ids
@@ -113,25 +112,33 @@ class Dispatcher:
             handler = self.handlers[kind]
             size = max(1, handler.batch_size)
             jobs += [self._run(handler, chunk, stop) for chunk in _chunks(group, size)]
-        batch = asyncio.gather(*jobs)
         if stop is None:
-            await batch
+            await asyncio.gather(*jobs)
             return len(tasks)
+        running = [asyncio.ensure_future(j) for j in jobs]
         stopping = asyncio.ensure_future(stop.wait())
-        either: set[asyncio.Future[Any]] = {batch, stopping}
+        pending = set(running)
         try:
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-            if not batch.done():
-                log.info("dispatcher %s stopping: %.0f s for the batch at hand", self.owner,
-                         self.stop_grace)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(batch), self.stop_grace)
-            if not batch.done():
-                batch.cancel()  # each unfinished chunk releases its tasks as it unwinds
-                with contextlib.suppress(asyncio.CancelledError):
-                    await batch
+            while pending and not stop.is_set():
+                done, _ = await asyncio.wait({*pending, stopping},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                pending -= done
+            if pending:  # stopped mid-batch: a grace to finish, then cancel and release
+                log.info("dispatcher %s stopping: %.1f s for %d chunk(s) at hand", self.owner,
+                         self.stop_grace, len(pending))
+                _, pending = await asyncio.wait(pending, timeout=self.stop_grace)
+            for job in pending:
+                job.cancel()  # each releases its tasks as it unwinds
+            if pending:
+                await asyncio.wait(pending)  # every one of them, not just the first
         finally:
             stopping.cancel()
+            for job in running:  # only if this call itself was cancelled: do not orphan them
+                if not job.done():
+                    job.cancel()
+        for job in running:
+            if not job.cancelled():
+                job.result()  # _run lets nothing but cancellation out; surface anything else
         return len(tasks)
 
     async def _run(self, handler: Handler, tasks: list[Task],
