@@ -97,7 +97,8 @@ def state_sources(signer: Signer, registry: PartnerRegistry) -> dict[str, StateS
     """The scrape-time gauges' sources (``gateway.observability.state``), by name."""
     return {
         "outbox": sources.outbox_state,
-        "payments": sources.payment_state,
+        "payments": sources.payment_state(settled=False),
+        "settled_payments": sources.payment_state(settled=True),
         "evidence_chain": sources.chain_state,
         "keys": sources.key_expiry(signer, registry),
     }
@@ -148,7 +149,9 @@ class Hub:
         self.state_metrics = StateCollector(
             self.uow, state_sources(self.signer, self.registry),
             lambda now: StateContext(now, destinations, kinds, frozenset(self.payments.rails)),
-            ttl=self.settings.metrics_cache_seconds, clock=self.clock)
+            ttl=self.settings.metrics_cache_seconds, clock=self.clock,
+            # Settled payments only grow: counting them costs a scan of the table's history.
+            ttls={"settled_payments": max(60.0, self.settings.metrics_cache_seconds)})
         self.intake = Intake(
             self.registry, self.adapters, self.signer, self.uow,
             max_body_bytes=self.settings.max_body_bytes,

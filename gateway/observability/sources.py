@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.evidence.chain import chain_lag
 from gateway.observability.labels import closed
 from gateway.observability.state import Reading, StateContext, StateSource
-from gateway.payments.domain import PaymentState
+from gateway.payments.domain import FINAL, PaymentState
 from gateway.protocol.partners import PartnerRegistry
 from gateway.protocol.signing import Signer
 from gateway.storage.tables import outbox, payments
 
-__all__ = ["chain_state", "key_expiry", "outbox_state", "payment_state"]
+__all__ = ["SETTLED", "chain_state", "key_expiry", "outbox_state", "payment_state"]
 
 _OPEN = ("pending", "leased")
 _DAY = 86400.0
@@ -53,17 +53,27 @@ async def outbox_state(conn: AsyncConnection, ctx: StateContext) -> Sequence[Rea
 def _closed_pair(ctx: StateContext, destination: str, kind: str) -> tuple[str, str]:
     return closed(destination, ctx.destinations), closed(kind, ctx.kinds)
 
-async def payment_state(conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
-    """Payments per rail and state; every configured rail has every state (zero included), so
-    ``px_payments{state="unknown"}`` exists before the first payment goes unknown."""
-    counts = {(rail, s.value): 0 for rail in ctx.rails for s in PaymentState}
-    states = {s.value for s in PaymentState}
-    for r in await conn.execute(
-            select(payments.c.rail, payments.c.state, func.count())
-            .group_by(payments.c.rail, payments.c.state)):
-        key = (closed(r[0], ctx.rails), closed(r[1], states))
-        counts[key] = counts.get(key, 0) + r[2]
-    return [Reading("px_payments", k, n) for k, n in counts.items()]
+# Settled payments only grow (history); the others are the payments still moving.
+SETTLED = frozenset({PaymentState.paid, *FINAL})
+
+
+def payment_state(*, settled: bool) -> StateSource:
+    """Payments per rail and state, for the settled states or for the others (the state index
+    bounds the latter to payments in flight). Every configured rail has every state, zero
+    included, so ``px_payments{state="unknown"}`` exists before the first unknown outcome."""
+    states = frozenset(s.value for s in PaymentState if (s in SETTLED) == settled)
+
+    async def source(conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
+        counts = {(rail, s): 0 for rail in ctx.rails for s in states}
+        for r in await conn.execute(
+                select(payments.c.rail, payments.c.state, func.count())
+                .where(payments.c.state.in_(sorted(states)))
+                .group_by(payments.c.rail, payments.c.state)):
+            key = (closed(r[0], ctx.rails), r[1])
+            counts[key] = counts.get(key, 0) + r[2]
+        return [Reading("px_payments", k, n) for k, n in counts.items()]
+    return source
+
 
 async def chain_state(conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
     """Evidence records not yet chained, and the age of the oldest of them (0 when none)."""

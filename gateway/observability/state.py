@@ -1,11 +1,12 @@
 """Gauges of what the database holds, computed at scrape time (``StateCollector``).
 
-Each source is one cheap, bounded query (existing indexes; open work and dead letters, not
-the whole history, except ``px_payments``: see docs/metrics.md) returning ``Reading``s of the
-gauges declared in ``GAUGES``. The collector runs them at most once per ``ttl`` seconds per
-process, however many scrapes arrive (a scrape storm costs one round of queries), on a
-read-only unit of work with a statement timeout on PostgreSQL. A source that fails is logged
-and its gauges are left out of that scrape (absent, never a stale or a made-up zero).
+Each source is one cheap query (existing indexes; open work and dead letters, not the whole
+history) returning ``Reading``s of the gauges declared in ``GAUGES``. The collector runs each at
+most once per ``ttl`` seconds per process (``ttls`` gives a longer one to a read that grows with
+history: settled payments), however many scrapes arrive (a scrape storm costs one round of
+queries), on a read-only unit of work with a statement timeout on PostgreSQL. A source that
+fails is logged and its gauges are left out until it next runs (absent, never a stale or a
+made-up zero).
 
 These gauges are served by ``gateway serve`` only, from whichever worker is scraped, and are
 never written to the multiprocess directory: they are one truth, not a per-process figure to
@@ -83,40 +84,45 @@ class StateCollector:
     ttl: float = 5.0
     clock: Clock = utcnow
     statement_timeout_ms: int = 2000
-    _readings: list[Reading] = field(default_factory=list)
-    _at: float | None = None
+    # Per source, a longer cache than ``ttl`` for reads that grow with history.
+    ttls: Mapping[str, float] = field(default_factory=dict)
+    _readings: dict[str, list[Reading]] = field(default_factory=dict)
+    _at: dict[str, float] = field(default_factory=dict)
     _lock: asyncio.Lock | None = None
 
     async def refresh(self) -> None:
-        """Run the sources unless their readings are younger than ``ttl``."""
-        if self._fresh():
+        """Run the sources whose readings are older than their cache lifetime."""
+        if not self._stale():
             return
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self._fresh():  # another scrape refreshed while this one waited
+            stale = self._stale()  # another scrape may have refreshed while this one waited
+            if not stale:
                 return
             ctx = self.context(self.clock())
-            readings: list[Reading] = []
-            for name, source in self.sources.items():
+            for name in stale:
+                readings: list[Reading] = []
                 try:
                     async with self.uow(read_only=True) as uow:
                         if uow.conn.dialect.name == "postgresql":
                             await uow.conn.execute(text(
                                 f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}"))
-                        readings += await source(uow.conn, ctx)
+                        readings = list(await self.sources[name](uow.conn, ctx))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # one failing source must not hide the others
                     log.warning("metrics source %s failed: %s", name, type(exc).__name__)
-            self._readings, self._at = readings, time.monotonic()
+                self._readings[name], self._at[name] = readings, time.monotonic()
 
-    def _fresh(self) -> bool:
-        return self._at is not None and time.monotonic() - self._at < self.ttl
+    def _stale(self) -> list[str]:
+        now = time.monotonic()
+        return [name for name in self.sources
+                if name not in self._at or now - self._at[name] >= self.ttls.get(name, self.ttl)]
 
     def collect(self) -> Iterator[Metric]:
         by_metric: dict[str, list[Reading]] = {}
-        for r in self._readings:
+        for r in (r for rs in self._readings.values() for r in rs):
             by_metric.setdefault(r.metric, []).append(r)
         for name, (doc, labels) in GAUGES.items():
             if name not in by_metric:
