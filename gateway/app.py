@@ -21,7 +21,6 @@ from gateway.observability.logs import configure_logging
 from gateway.observability.probes import Readiness, install_drain
 from gateway.observability.probes import router as probes_router
 from gateway.runtime.jobs import run_background_jobs
-from gateway.storage.migrate import head_revision
 from gateway.web.edge import EdgeGuard
 from gateway.web.openapi import install_openapi
 from gateway.web.problems import install_problem_handlers
@@ -44,7 +43,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
     """Build the app. Tests pass a ready ``hub``; ``serve`` passes settings."""
     settings = settings or (hub.settings if hub else Settings())
     jobs = settings.dispatch_in_serve if background_jobs is None else background_jobs
-    readiness = Readiness(head_revision(settings.database_url))
+    readiness = Readiness(settings.database_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ releases its leased work. A second SIGTERM, or SIGINT, skips the drain.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import threading
@@ -25,7 +26,7 @@ from starlette.responses import Response
 
 from gateway.errors import UnavailableError
 from gateway.observability.exposition import render
-from gateway.storage.migrate import revision_of
+from gateway.storage.migrate import head_revision, revision_of
 
 __all__ = ["Readiness", "install_drain", "router"]
 
@@ -37,12 +38,21 @@ _DB_TIMEOUT = 3.0
 _PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
+@functools.cache
+def _head(database_url: str) -> str | None:
+    return head_revision(database_url)  # reads the migration scripts: once per process
+
+
 @dataclass
 class Readiness:
-    """Whether this process should receive traffic; ``head`` is the migrations' head."""
+    """Whether this process should receive traffic (its database is at the migrations' head)."""
 
-    head: str | None
+    database_url: str
     draining: bool = False
+
+    @property
+    def head(self) -> str | None:
+        return _head(self.database_url)
 
     async def check(self, hub: Any) -> str | None:
         """Return the schema revision, or raise ``UnavailableError`` saying why not ready."""

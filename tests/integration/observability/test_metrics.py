@@ -103,3 +103,31 @@ async def test_key_expiry_days_for_keys_that_carry_exp() -> None:
     source = key_expiry(signer, PartnerRegistry({}, KeyRing()))
     readings = await source(None, StateContext(now))  # type: ignore[arg-type]
     assert [(r.labels, r.value) for r in readings] == [(("hub", "hub-2026"), 10.0)]
+
+
+async def test_a_failing_source_hides_only_its_own_gauges_and_caches_are_per_source(
+        hub: Hub) -> None:
+    from gateway.observability.state import Reading, StateCollector
+
+    calls = {"ok": 0, "slow": 0}
+
+    async def ok(_conn, _ctx):  # noqa: ANN001, ANN202
+        calls["ok"] += 1
+        return [Reading("px_evidence_chain_lag_records", (), 7)]
+
+    async def slow(_conn, _ctx):  # noqa: ANN001, ANN202
+        calls["slow"] += 1
+        return [Reading("px_payments", ("merchantrade", "paid"), 3)]
+
+    async def broken(conn, _ctx):  # noqa: ANN001, ANN202
+        from sqlalchemy import text
+        await conn.execute(text("SELECT * FROM no_such_table"))
+        return []
+
+    collector = StateCollector(hub.uow, {"ok": ok, "slow": slow, "broken": broken},
+                               lambda now: StateContext(now), ttl=0, ttls={"slow": 3600})
+    await collector.refresh()
+    await collector.refresh()
+    names = {family.name: [s.value for s in family.samples] for family in collector.collect()}
+    assert names == {"px_evidence_chain_lag_records": [7.0], "px_payments": [3.0]}
+    assert calls == {"ok": 2, "slow": 1}
