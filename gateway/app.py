@@ -17,6 +17,10 @@ from gateway.composition import Hub, build_hub
 from gateway.config import Settings
 from gateway.messages.api import router as px1_router
 from gateway.messages.partner_api import router as partner_router
+from gateway.observability.http import ObservedRequests
+from gateway.observability.logs import configure_logging
+from gateway.observability.probes import Readiness, install_drain
+from gateway.observability.probes import router as probes_router
 from gateway.runtime.jobs import run_background_jobs
 from gateway.web.edge import EdgeGuard
 from gateway.web.openapi import install_openapi
@@ -40,13 +44,17 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
     """Build the app. Tests pass a ready ``hub``; ``serve`` passes settings."""
     settings = settings or (hub.settings if hub else Settings())
     jobs = settings.dispatch_in_serve if background_jobs is None else background_jobs
+    readiness = Readiness(settings.database_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = hub is None
         the_hub = hub or build_hub(settings)
         app.state.hub = the_hub
-        task = asyncio.create_task(run_background_jobs(the_hub)) if jobs else None
+        if install_drain(readiness, settings.drain_seconds):
+            log.debug("SIGTERM drains for %.1f s", settings.drain_seconds)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_background_jobs(the_hub, stop)) if jobs else None
         # Long-lived start-up objects leave the collector's view: full collections then scan
         # only per-request garbage, which keeps pauses (and so latency tails) short.
         gc.freeze()
@@ -54,7 +62,13 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
             yield
         finally:
             if task is not None:
-                task.cancel()
+                # The dispatcher finishes or releases its batch (within its stop grace).
+                stop.set()
+                try:
+                    await asyncio.wait_for(asyncio.shield(task),
+                                           settings.dispatch_stop_grace_seconds + 5)
+                except TimeoutError:
+                    task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if own:
@@ -65,6 +79,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
     app = FastAPIOffline(title="PX gateway", version="1", description=DESCRIPTION,
                          lifespan=lifespan)
     app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservedRequests)  # outermost: EdgeGuard's refusals are logged too
+    app.state.readiness = readiness
     if hub is not None:
         app.state.hub = hub  # usable at once, also by in-process test clients without lifespan
     install_problem_handlers(app)
@@ -73,9 +89,13 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
     app.include_router(backoffice_router)
     app.include_router(callbacks_router)
     app.include_router(partner_router)
+    app.include_router(probes_router)
     return app
 
 
 def app_from_env() -> FastAPI:
-    """Factory for uvicorn workers (``gateway serve --workers N``)."""
-    return create_app(Settings())
+    """Factory for uvicorn workers (``gateway serve --workers N``): each worker process
+    configures its own logging, as ``serve`` did for itself."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.effective_log_format)
+    return create_app(settings)

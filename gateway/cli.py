@@ -58,10 +58,43 @@ def _settings() -> Settings:
         raise ConfigError(f"{name}: {first['msg']}") from None
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+LogFormatOption = Annotated[str | None, typer.Option(
+    "--log-format", help="json or text (GATEWAY_LOG_FORMAT; default: json in production, "
+    "text in development).", show_default=False)]
+
+
+def _logging(level: str, fmt: str = "text") -> None:
+    from gateway.observability.logs import configure_logging
+
+    if fmt not in ("json", "text"):
+        raise ConfigError(f"--log-format {fmt!r} is not json or text")
+    configure_logging(level, "json" if fmt == "json" else "text")
+
+
+def _log_format(settings: Settings, option: str | None) -> str:
+    """The chosen format, pinned in the environment for worker processes."""
+    import os
+
+    fmt = option or settings.effective_log_format
+    _logging(settings.log_level, fmt)
+    os.environ["GATEWAY_LOG_FORMAT"] = fmt
+    return fmt
+
+
+def _metrics_dir(settings: Settings) -> tuple[Path, bool]:
+    """Prepare the multiprocess metrics directory (before prometheus-client is imported);
+    return it and whether it is a temporary one this command must remove."""
+    import tempfile
+
+    from gateway.observability.exposition import prepare_multiprocess_dir
+
+    if settings.metrics_dir is not None:
+        try:
+            return prepare_multiprocess_dir(settings.metrics_dir), False
+        except OSError as exc:
+            raise ConfigError(f"GATEWAY_METRICS_DIR {settings.metrics_dir}: "
+                              f"{exc.strerror or exc}") from None
+    return prepare_multiprocess_dir(Path(tempfile.mkdtemp(prefix="px-metrics-"))), True
 
 
 async def _ensure_schema(settings: Settings) -> None:
@@ -98,14 +131,27 @@ def serve(
                                   "on loopback (`gateway simulate partner|rail`); stopped on "
                                   "exit.")]
     = False,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the hub. With no settings, creates a development instance on SQLite."""
+    import shutil
+
+    settings = _settings()
+    _log_format(settings, log_format)
+    metrics_dir, temporary = _metrics_dir(settings)
+    try:
+        _serve(settings, host, port, workers, with_simulators)
+    finally:
+        if temporary:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None,
+           workers: int | None, with_simulators: bool) -> None:
     import os
 
     import uvicorn
 
-    settings = _settings()
-    _logging(settings.log_level)
     bind_host = host or settings.host
     bind_port = settings.port if port is None else port
     if not 1 <= bind_port <= 65535:
@@ -129,9 +175,12 @@ def serve(
     # Workers re-read settings from the environment; pin what the command line chose.
     os.environ.setdefault("GATEWAY_ENV", settings.env)
     try:
+        # log_config=None: records go through the gateway's handler (gateway.observability.logs);
+        # the access log is the gateway's own (route templates, request ids).
         uvicorn.run("gateway.app:app_from_env", factory=True, host=host or settings.host,
                     port=bind_port, workers=n, log_level=settings.log_level.lower(),
-                    access_log=False)
+                    access_log=False, log_config=None,
+                    timeout_graceful_shutdown=int(settings.graceful_timeout_seconds))
     finally:
         sims.stop()
 
@@ -155,34 +204,73 @@ def _development_companions(settings: Settings, hub_url: str, start: bool) -> Si
 def dispatch(
     processes: Annotated[int, typer.Option(help="Dispatcher processes to run.")] = 1,
     batch: Annotated[int, typer.Option(help="Tasks claimed per round.")] = 200,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve these dispatchers' metrics (Prometheus, all processes summed) on this "
+        "port.", show_default=False)] = None,
+    metrics_host: Annotated[str, typer.Option(help="Bind address of --metrics-port.")]
+    = "127.0.0.1",
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run outbox dispatchers and the evidence chainer.
 
-    They run until interrupted. On PostgreSQL any number of dispatchers may run, in any
-    number of hosts. On SQLite run one (or let `gateway serve` run it).
+    On PostgreSQL any number of dispatchers may run, in any number of hosts. On SQLite run
+    one (or let `gateway serve` run it). SIGTERM: each finishes its batch at hand within
+    GATEWAY_DISPATCH_STOP_GRACE_SECONDS and releases what is left, then exits.
     """
+    import shutil
+
     settings = _settings()
-    _logging(settings.log_level)
+    _log_format(settings, log_format)
     if processes < 1:
         raise ConfigError("--processes must be at least 1")
     if processes > 1 and settings.async_url.startswith("sqlite"):
         raise ConfigError("SQLite takes one dispatcher; use PostgreSQL for several")
-    asyncio.run(_preflight(settings))
+    if metrics_port is not None:
+        if not 1 <= metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port {metrics_port} is not a TCP port (1-65535)")
+        _check_bind(metrics_host, metrics_port)
+    metrics_dir, temporary = _metrics_dir(settings)
+    try:
+        asyncio.run(_preflight(settings))
+        if metrics_port is not None:
+            from gateway.observability.exposition import start_metrics_listener
+
+            start_metrics_listener(metrics_host, metrics_port)
+            log.info("dispatcher metrics on http://%s:%d/metrics", metrics_host, metrics_port)
+        _run_dispatchers(settings, batch, processes)
+    finally:
+        if temporary:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_dispatchers(settings: Settings, batch: int, processes: int) -> None:
+    import multiprocessing
+    import os
+    import signal
+
     if processes == 1:
         _dispatch_forever(settings, batch)
         return
-    import multiprocessing
-
     procs = [multiprocessing.Process(target=_dispatch_forever, args=(settings, batch))
              for _ in range(processes)]
     for p in procs:
         p.start()
+
+    def forward(sig: int, _frame: object) -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, sig)
+
+    # Installed after the children started, so that none of them inherits it.
+    signal.signal(signal.SIGTERM, forward)
     try:
         for p in procs:
             p.join()
     except KeyboardInterrupt:
         for p in procs:
             p.terminate()
+        for p in procs:
+            p.join()
 
 
 async def _preflight(settings: Settings, *, ensure_schema: bool = False) -> None:
@@ -571,7 +659,7 @@ def simulate_partner(
         raise ConfigError(f"--port {port} is not a TCP port")
     if not hub.startswith(("http://", "https://")):
         raise ConfigError(f"--hub {hub!r} must be an http(s) URL")
-    _logging("INFO")
+    _logging("INFO", "text")
     run_partner_simulator(partner_id, port=port, hub_url=hub, registry_file=registry,
                           poll_every=poll_every)
 
@@ -594,7 +682,7 @@ def simulate_rail(
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port")
-    _logging("INFO")
+    _logging("INFO", "text")
     serve_rail_simulator(name, port=port, rails_file=rails_file_of(_settings()), hub_url=hub,
                          tick_seconds=tick)
 

@@ -36,8 +36,11 @@ from gateway.messages.outbound import Outbound
 from gateway.messages.partner_cancel import process_message_cancel
 from gateway.messages.partner_reads import PartnerReads
 from gateway.messages.processing import InboundProcessor
+from gateway.observability import sources
+from gateway.observability.metrics import Observer
+from gateway.observability.state import StateCollector, StateContext, StateSource
 from gateway.outbox.breaker import CircuitBreakers
-from gateway.outbox.dispatcher import Dispatcher
+from gateway.outbox.dispatcher import INTERNAL_DESTINATIONS, Dispatcher
 from gateway.outbox.handlers import Handler
 from gateway.payments import Payments
 from gateway.payments import processors as payment_processors
@@ -56,7 +59,7 @@ from gateway.storage.uow import UnitOfWork
 
 __all__ = [
     "PARTNER_ADAPTERS", "PAYMENT_SOURCES", "RAIL_KINDS", "Hub", "build_hub",
-    "inbound_processors", "partner_adapters", "reconciler_for",
+    "inbound_processors", "partner_adapters", "reconciler_for", "state_sources",
 ]
 
 # A partner registry entry's ``adapter`` -> the implementation (stateless translators).
@@ -92,6 +95,17 @@ def inbound_processors() -> dict[str, Processor]:
     }
 
 
+def state_sources(signer: Signer, registry: PartnerRegistry) -> dict[str, StateSource]:
+    """The scrape-time gauges' sources (``gateway.observability.state``), by name."""
+    return {
+        "outbox": sources.outbox_state,
+        "payments": sources.payment_state(settled=False),
+        "settled_payments": sources.payment_state(settled=True),
+        "evidence_chain": sources.chain_state,
+        "keys": sources.key_expiry(signer, registry),
+    }
+
+
 def partner_adapters() -> dict[str, PartnerAdapter]:
     """Instantiate every partner adapter once (they are stateless translators)."""
     return {name: factory() for name, factory in PARTNER_ADAPTERS.items()}
@@ -123,19 +137,31 @@ class Hub:
     reconciliation: ReconciliationService = field(init=False)
     # One HTTP client for partner deliveries (timeouts are per request, from the registry).
     partner_http: httpx.AsyncClient = field(init=False)
+    observer: Observer = field(init=False)
+    state_metrics: StateCollector = field(init=False)
 
     def __post_init__(self) -> None:
         self.outbound = Outbound(self.registry, self.adapters, self.signer)
         self.partner_http = httpx.AsyncClient(follow_redirects=False)
+        self.payments = Payments(self.settings, self.uow, self.outbound, self.clock,
+                                 rail_kinds=RAIL_KINDS, http_factory=_rail_http)
+        partners = frozenset(p.id for p in self.registry)
+        destinations = partners | frozenset(self.payments.rails) | INTERNAL_DESTINATIONS
+        kinds = frozenset(self.handlers())
+        self.observer = Observer(partners, destinations, kinds)
+        self.state_metrics = StateCollector(
+            self.uow, state_sources(self.signer, self.registry),
+            lambda now: StateContext(now, destinations, kinds, frozenset(self.payments.rails)),
+            ttl=self.settings.metrics_cache_seconds, clock=self.clock,
+            # Settled payments only grow: counting them costs a scan of the table's history.
+            ttls={"settled_payments": max(60.0, self.settings.metrics_cache_seconds)})
         self.intake = Intake(
             self.registry, self.adapters, self.signer, self.uow,
             max_body_bytes=self.settings.max_body_bytes,
             max_age=timedelta(seconds=self.settings.max_message_age_seconds),
             max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
-            clock=self.clock,
+            clock=self.clock, on_outcome=self.observer.intake,
         )
-        self.payments = Payments(self.settings, self.uow, self.outbound, self.clock,
-                                 rail_kinds=RAIL_KINDS, http_factory=_rail_http)
         self.partner_reads = PartnerReads(self.uow, self.registry, self.payment_sources,
                                           self.clock)
         self.backoffice = BackofficeService(self.uow, self.payments.service, self.payments.rails,
@@ -162,6 +188,8 @@ class Hub:
     def dispatcher(self, **options: object) -> Dispatcher:
         options.setdefault("breakers", CircuitBreakers(
             cooldown=self.settings.breaker_cooldown_seconds))
+        options.setdefault("observer", self.observer)
+        options.setdefault("stop_grace", self.settings.dispatch_stop_grace_seconds)
         return Dispatcher(self.uow, self.handlers(), clock=self.clock, **options)  # type: ignore[arg-type]
 
     async def ping_database(self) -> None:

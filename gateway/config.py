@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     # certificate (deploy/nginx/px.conf: X-PX-Client-Partner). Unset: no check. Set it only
     # when the proxy is the sole way in, since the proxy is what makes the header trustworthy.
     client_identity_header: str | None = None
+    # json lines (production default) or text (development default); `--log-format` too.
+    log_format: Literal["json", "text"] | None = None
+    # SIGTERM: fail readiness this long (the proxy stops sending) before stopping to accept;
+    # then in-flight requests get up to graceful_timeout_seconds to finish.
+    drain_seconds: float = Field(default=5.0, ge=0, le=300)
+    graceful_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # A stopping dispatcher lets its batch at hand finish this long, then releases the rest.
+    dispatch_stop_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+    # The multiprocess metrics directory of `serve`/`dispatch` (emptied at start; default: a
+    # fresh temporary directory per command). Database-state gauges are cached this long.
+    metrics_dir: Path | None = None
+    metrics_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
     @field_validator("database_url")
     @classmethod
@@ -57,6 +69,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def effective_log_format(self) -> Literal["json", "text"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.is_production else "text"
 
     @property
     def async_url(self) -> str:

@@ -18,7 +18,8 @@ into ``application/problem+json`` in one place, and the CLI turns them into a on
     │   ├── UnsupportedMediaTypeError   415: unsupported_media_type
     │   ├── InvalidMessageError         400/422: malformed_json, schema_violation, stale_message,
     │   │                                    clock_skew, unknown_type
-    │   └── RateLimitedError            429: rate_limited (with retry_after)
+    │   ├── RateLimitedError            429: rate_limited (with retry_after)
+    │   └── UnavailableError            503: not_ready (a probe: database, schema, draining)
     ├── ConfigError                     the operator's configuration is wrong; refuses to start
     ├── IntegrityError                  stored evidence does not verify (audit)
     └── DeliveryError                   an outbound call failed; ``retryable`` decides retries
@@ -48,6 +49,7 @@ __all__ = [
     "ProblemError",
     "RateLimitedError",
     "TransientDeliveryError",
+    "UnavailableError",
     "UnsupportedMediaTypeError",
 ]
 
@@ -147,6 +149,13 @@ class RateLimitedError(ProblemError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__("rate_limited", detail)
         self.retry_after = retry_after
+
+
+class UnavailableError(ProblemError):
+    """The process cannot take traffic now (readiness): its database, schema or a shutdown."""
+
+    status = 503
+    codes = frozenset({"not_ready"})
 
 
 class ConfigError(GatewayError):

@@ -39,7 +39,8 @@ from gateway.storage.tables import (
 )
 from gateway.storage.uow import UnitOfWorkFactory
 
-__all__ = ["ChainHead", "VerifyReport", "chain_head", "chain_pending", "verify_chain"]
+__all__ = ["ChainHead", "ChainLag", "VerifyReport", "chain_head", "chain_lag", "chain_pending",
+           "verify_chain"]
 
 GENESIS = "0" * 64
 _LOCK_ID = 7_400_211  # advisory lock key of the chainer
@@ -141,6 +142,29 @@ async def chain_head(conn: AsyncConnection) -> ChainHead:
         .order_by(evidence_chain.c.seq.desc()).limit(1)
     )).first()
     return ChainHead(row.seq, row.chain_sha256) if row else ChainHead(0, GENESIS)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLag:
+    records: int  # committed records beyond the newest chained one of their table
+    oldest: datetime | None  # when the oldest of them was received
+
+
+async def chain_lag(conn: AsyncConnection) -> ChainLag:
+    """How far the chain is behind, cheaply: per record table, the rows past its newest chained
+    pk (one index lookup and one pk range). A late commit below that pk is not counted here
+    (the chainer's lookback and ``audit verify`` find it)."""
+    records, oldest = 0, None
+    for name, (table, _digest) in _RECORDS.items():
+        top = (await conn.execute(
+            select(func.max(evidence_chain.c.record_pk))
+            .where(evidence_chain.c.record_table == name))).scalar() or 0
+        n, first = (await conn.execute(
+            select(func.count(), func.min(table.c.received_at)).where(table.c.pk > top))).one()
+        records += n
+        if first is not None and (oldest is None or first < oldest):
+            oldest = first
+    return ChainLag(records, oldest)
 
 
 async def chain_pending(

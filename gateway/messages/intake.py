@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +35,7 @@ from gateway.errors import (
 )
 from gateway.messages.batches import record_batch_lines, store_batch
 from gateway.messages.ratelimit import RateLimiter
+from gateway.observability.logs import bind_ids
 from gateway.outbox import records
 from gateway.ports.partner import DecodedItem, ItemResult, PartnerAdapter
 from gateway.protocol import strictjson
@@ -44,7 +45,14 @@ from gateway.protocol.signing import Signer, verify_detached
 from gateway.storage.tables import messages
 from gateway.storage.uow import UnitOfWorkFactory
 
-__all__ = ["Intake", "IntakeResponse", "describe_validation_error"]
+__all__ = ["Intake", "IntakeResponse", "OutcomeHook", "describe_validation_error"]
+
+# Told of each message's outcome: (partner id if known, None if accepted else a problem code).
+OutcomeHook = Callable[[str | None, str | None], None]
+
+
+def _ignore(_partner: str | None, _code: str | None) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +94,10 @@ class Intake:
         max_age: timedelta,
         max_skew: timedelta,
         clock: Clock = utcnow,
+        on_outcome: OutcomeHook = _ignore,
     ) -> None:
         self.registry = registry
+        self.on_outcome = on_outcome
         self.adapters = adapters
         self.signer = signer
         self.uow = uow
@@ -106,7 +116,23 @@ class Intake:
 
         ``client_identity`` is None when no TLS proxy vouches for the caller (the check is
         off); otherwise the partner id of the verified client certificate, or "" for none.
-        """
+
+        Every message's outcome goes to ``on_outcome`` (a batch's once per line; a request
+        refused as a whole, once)."""
+        sender: list[str] = []  # the verified partner, once known
+        try:
+            return await self._receive(body, signature, media_type, client_identity, sender)
+        except ProblemError as exc:
+            self.on_outcome(sender[0] if sender else None, exc.code)
+            raise
+        except Exception:
+            self.on_outcome(sender[0] if sender else None, "internal_error")
+            raise
+
+    async def _receive(
+        self, body: bytes, signature: str | None, media_type: str | None,
+        client_identity: str | None, sender: list[str],
+    ) -> IntakeResponse:
         if len(body) > self.max_body_bytes:
             raise PayloadTooLargeError(
                 "payload_too_large", f"the body is {len(body)} bytes; at most "
@@ -122,6 +148,8 @@ class Intake:
         signed = verify_detached(body, signature, self.registry.keys)
         partner = self.registry.get(signed.party)
         assert partner is not None  # every key in the ring belongs to a registered partner
+        sender.append(partner.id)
+        bind_ids(partner=partner.id)
         if partner.suspended:
             raise ForbiddenError("partner_suspended", f"partner {partner.id} is suspended")
         if client_identity is not None:
@@ -137,6 +165,7 @@ class Intake:
         items = adapter.decode(body)
         if not adapter.batch:
             result = await self._one(partner, adapter, items[0], signature or "", signed.kid)
+            self.on_outcome(partner.id, None)
             status = 202 if result.status == "accepted" else 200
             assert result.receipt is not None and result.receipt_signature is not None
             return IntakeResponse(
@@ -153,7 +182,9 @@ class Intake:
                 results.append(
                     await self._one(partner, adapter, item, signature or "", signed.kid)
                 )
+                self.on_outcome(partner.id, None)
             except ProblemError as exc:
+                self.on_outcome(partner.id, exc.code)
                 results.append(ItemResult("refused", problem=_problem(exc), line=item.line))
         async with self.uow() as uow:
             await record_batch_lines(uow.conn, batch_pk, partner.id, results)
@@ -176,6 +207,7 @@ class Intake:
         assert item.envelope is not None
         checked = self._check(partner, item.envelope)
         env = checked.envelope
+        bind_ids(message_id=env.id)
         now = self.clock()
         body_sha256 = hashlib.sha256(item.wire).hexdigest()
         receipt = {

@@ -10,6 +10,11 @@ Only a counterparty can be down, so only its failures feed a breaker: work the h
 messages because of one message; and a deterministic failure (``retry.is_deterministic``) is
 the task's fault, not the destination's. It is dead-lettered at once with an error log line
 (the alert), its stored error sanitised by ``retry.describe``.
+
+Stopping (SIGTERM): once ``stop`` is set no new batch is claimed; the batch at hand gets
+``stop_grace`` seconds to finish, then its unfinished work is cancelled, and every task of it
+not done is released (``records.release``): due at once for another dispatcher, not after its
+lease runs out. Work that never started is released with its attempt uncounted.
 """
 
 from __future__ import annotations
@@ -25,10 +30,19 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from gateway.clock import Clock, utcnow
+from gateway.observability.logs import bind_ids
+from gateway.observability.metrics import Observer
 from gateway.outbox.breaker import CircuitBreakers, is_outage
 from gateway.outbox.claiming import claim
 from gateway.outbox.handlers import Handler
-from gateway.outbox.records import LeaseLost, Task, dead_letter, renew_leases, reschedule
+from gateway.outbox.records import (
+    LeaseLost,
+    Task,
+    dead_letter,
+    release,
+    renew_leases,
+    reschedule,
+)
 from gateway.outbox.retry import RetryPolicy, describe
 from gateway.storage.uow import UnitOfWorkFactory
 
@@ -59,6 +73,8 @@ class Dispatcher:
         clock: Clock = utcnow,
         kinds: Sequence[str] | None = None,
         heartbeat: float | None = None,
+        observer: Observer | None = None,
+        stop_grace: float = 10.0,
     ) -> None:
         self.uow = uow
         self.handlers = dict(handlers)
@@ -73,14 +89,18 @@ class Dispatcher:
         self.clock = clock
         self.kinds = list(kinds) if kinds else list(self.handlers)
         self.owner = _owner_id()
+        self.observer = observer or Observer()
+        self.stop_grace = stop_grace
         self._sem = asyncio.Semaphore(concurrency)
 
-    async def run_once(self) -> int:
-        """Claim one batch and work it off; return how many tasks were claimed."""
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """Claim one batch and work it off; return how many tasks were claimed. If ``stop`` is
+        set meanwhile, the batch gets ``stop_grace`` seconds, then the rest is released."""
+        skip = self.breakers.open_destinations()
+        self.observer.circuits(skip)
         tasks = await claim(
             self.uow, owner=self.owner, now=self.clock(), lease=self.lease,
-            limit=self.batch, kinds=self.kinds,
-            skip_destinations=self.breakers.open_destinations(),
+            limit=self.batch, kinds=self.kinds, skip_destinations=skip,
         )
         if not tasks:
             return 0
@@ -91,27 +111,84 @@ class Dispatcher:
         for (kind, _dest), group in groups.items():
             handler = self.handlers[kind]
             size = max(1, handler.batch_size)
-            jobs += [self._run(handler, chunk) for chunk in _chunks(group, size)]
-        await asyncio.gather(*jobs)
+            jobs += [self._run(handler, chunk, stop) for chunk in _chunks(group, size)]
+        if stop is None:
+            await asyncio.gather(*jobs)
+            return len(tasks)
+        running = [asyncio.ensure_future(j) for j in jobs]
+        stopping = asyncio.ensure_future(stop.wait())
+        pending = set(running)
+        try:
+            while pending and not stop.is_set():
+                done, _ = await asyncio.wait({*pending, stopping},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                pending -= done
+            if pending:  # stopped mid-batch: a grace to finish, then cancel and release
+                log.info("dispatcher %s stopping: %.1f s for %d chunk(s) at hand", self.owner,
+                         self.stop_grace, len(pending))
+                _, pending = await asyncio.wait(pending, timeout=self.stop_grace)
+            for job in pending:
+                job.cancel()  # each releases its tasks as it unwinds
+            if pending:
+                await asyncio.wait(pending)  # every one of them, not just the first
+        finally:
+            stopping.cancel()
+            for job in running:  # only if this call itself was cancelled: do not orphan them
+                if not job.done():
+                    job.cancel()
+        for job in running:
+            if not job.cancelled():
+                job.result()  # _run lets nothing but cancellation out; surface anything else
         return len(tasks)
 
-    async def _run(self, handler: Handler, tasks: list[Task]) -> None:
-        async with self._sem:
-            beat = asyncio.create_task(self._keep_leases(tasks))
-            try:
-                results: Sequence[BaseException | None] = await handler.handle(tasks)
-            except Exception as exc:  # a handler bug must not lose the batch
-                log.exception("handler %s failed on %d task(s)", handler.kind, len(tasks))
-                results = [exc] * len(tasks)
-            finally:
-                beat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await beat
+    async def _run(self, handler: Handler, tasks: list[Task],
+                   stop: asyncio.Event | None = None) -> None:
+        started = False
+        try:
+            async with self._sem:
+                if stop is not None and stop.is_set():
+                    await self._release(tasks, attempted=False)
+                    return
+                started = True
+                await self._handle(handler, tasks)
+        except asyncio.CancelledError:
+            await self._release(tasks, attempted=started)
+            raise
+
+    async def _handle(self, handler: Handler, tasks: list[Task]) -> None:
+        first = tasks[0]
+        bind_ids(kind=first.kind, destination=first.destination,
+                 **({"outbox_pk": first.pk, "attempt": first.attempts} if len(tasks) == 1
+                    else {}))
+        beat = asyncio.create_task(self._keep_leases(tasks))
+        try:
+            results: Sequence[BaseException | None] = await handler.handle(tasks)
+        except Exception as exc:  # a handler bug must not lose the batch
+            log.exception("handler %s failed on %d task(s)", handler.kind, len(tasks))
+            results = [exc] * len(tasks)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        now = self.clock()
         for task, error in zip(tasks, results, strict=True):
             if error is None:
                 self.breakers.success(task.destination)
+                self.observer.delivered(task.destination, task.kind,
+                                        (now - task.created_at).total_seconds())
                 continue
             await self._failed(task, error)
+
+    async def _release(self, tasks: list[Task], *, attempted: bool) -> None:
+        try:
+            async with self.uow() as uow:
+                n = await release(uow.conn, tasks, self.clock(), attempted=attempted)
+                await uow.commit()
+        except Exception:  # the database is away: the leases run out instead
+            log.exception("dispatcher %s: releasing %d task(s) failed", self.owner, len(tasks))
+            return
+        log.info("dispatcher %s released %d task(s) (%s)", self.owner, n,
+                 "cut short" if attempted else "not started")
 
     async def _keep_leases(self, tasks: list[Task]) -> None:
         """Renew the batch's leases every ``heartbeat`` seconds until cancelled."""
@@ -146,6 +223,8 @@ class Dispatcher:
                 await uow.commit()
         except LeaseLost:
             return
+        if decision.retry:
+            self.observer.retried(task.destination, task.kind)
         if decision.alert:
             log.error("ALERT outbox %s (%s to %s): %s; still trying: %s", task.pk, task.kind,
                       task.destination, decision.reason, text)
@@ -163,7 +242,7 @@ class Dispatcher:
         """Work until ``stop`` is set; sleep briefly when there is nothing to do."""
         while not stop.is_set():
             try:
-                n = await self.run_once()
+                n = await self.run_once(stop)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database went away for a moment: try again shortly

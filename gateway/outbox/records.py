@@ -37,8 +37,8 @@ from gateway.storage.tables import outbox
 __all__ = [
     "BlockedCase", "LeaseLost", "Task", "blocked_cases", "complete", "complete_many",
     "dead_letter", "dead_letters", "defer_many", "drop_pending", "enqueue", "enqueue_from",
-    "enqueue_statement", "expedite", "has_dead_letter", "leased_by", "renew_leases",
-    "reschedule", "revive_dead", "take_leases",
+    "enqueue_statement", "expedite", "has_dead_letter", "leased_by", "release",
+    "renew_leases", "reschedule", "revive_dead", "take_leases",
 ]
 
 # States: pending -> leased -> done | pending (rescheduled) | dead (dead letter, last error kept)
@@ -134,6 +134,24 @@ async def renew_leases(conn: AsyncConnection, tasks: Sequence[Task], now: dateti
             update(outbox).where(outbox.c.pk.in_([t.pk for t in tasks if t.lease_owner == owner]),
                                  *_leased_to(owner))
             .values(lease_expires_at=now + lease))
+        n += result.rowcount or 0
+    return n
+
+
+async def release(conn: AsyncConnection, tasks: Sequence[Task], now: datetime, *,
+                  attempted: bool) -> int:
+    """Give leased tasks back, due at once (their dispatcher is stopping), each only while still
+    leased by its owner; return how many. ``attempted`` False: the attempt never started and is
+    not counted; True: it was cut short and counts, as if its dispatcher had died, only without
+    the wait for the lease to run out."""
+    n = 0
+    for owner in sorted({t.lease_owner for t in tasks}):
+        result = await conn.execute(
+            update(outbox).where(outbox.c.pk.in_([t.pk for t in tasks if t.lease_owner == owner]),
+                                 *_leased_to(owner))
+            .values(state="pending", lease_owner=None, lease_expires_at=None,
+                    next_attempt_at=now, updated_at=now,
+                    attempts=outbox.c.attempts - (0 if attempted else 1)))
         n += result.rowcount or 0
     return n
 

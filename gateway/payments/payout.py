@@ -46,6 +46,7 @@ from gateway.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from gateway.observability.logs import bind_ids
 from gateway.outbox import records
 from gateway.outbox.records import LeaseLost, Task
 from gateway.payments import instruction
@@ -119,6 +120,8 @@ class PayoutHandler:
         self._status_gate = asyncio.Semaphore(status_concurrency)
 
     async def handle(self, tasks: Sequence[Task]) -> list[BaseException | None]:
+        if len(tasks) == 1:
+            bind_ids(payment_id=tasks[0].ref)  # a batch's lines name their payments themselves
         rail = self.rails.get(tasks[0].destination)
         if rail is None:
             err = PermanentDeliveryError(f"rail {tasks[0].destination!r} is not configured")

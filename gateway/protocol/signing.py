@@ -66,6 +66,10 @@ def _import(jwk: Mapping[str, Any]) -> Key:
         raise ConfigError(f"key {jwk.get('kid')!r}: only OKP/Ed25519 and EC/P-256 keys are allowed")
     if not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
         raise ConfigError("every key needs a non-empty 'kid'")
+    # 'exp' (NumericDate, as in OpenID Federation key sets): when the key is to be replaced;
+    # reported as px_key_expiry_days, never enforced on signatures.
+    if "exp" in jwk and (not isinstance(jwk["exp"], int) or isinstance(jwk["exp"], bool)):
+        raise ConfigError(f"key {jwk['kid']!r}: 'exp' must be an integer timestamp")
     try:
         return OKPKey.import_key(dict(jwk)) if kty == "OKP" else ECKey.import_key(dict(jwk))
     except (JoseError, ValueError, TypeError, binascii.Error) as exc:
@@ -74,7 +78,7 @@ def _import(jwk: Mapping[str, Any]) -> Key:
 
 def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
     """Return the public members of a JWK (drops ``d``)."""
-    keep = ("kty", "crv", "x", "y", "kid", "use", "alg")
+    keep = ("kty", "crv", "x", "y", "kid", "use", "alg", "exp")
     return {k: jwk[k] for k in keep if k in jwk}
 
 

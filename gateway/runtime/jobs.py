@@ -4,6 +4,7 @@ purging, and the pension schedules (due periods' payments, overdue life certific
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -82,6 +83,14 @@ async def run_dispatcher(hub: Hub, stop: asyncio.Event | None = None) -> None:
     await hub.dispatcher().run(stop or asyncio.Event())
 
 
-async def run_background_jobs(hub: Hub) -> None:
-    """Housekeeping and one dispatcher, for a single-process (embedded) deployment."""
-    await asyncio.gather(run_housekeeping(hub), run_dispatcher(hub))
+async def run_background_jobs(hub: Hub, stop: asyncio.Event | None = None) -> None:
+    """Housekeeping and one dispatcher, for a single-process (embedded) deployment, until
+    ``stop`` is set: the dispatcher then finishes or releases its batch (see its docstring)."""
+    stop = stop or asyncio.Event()
+    housekeeping = asyncio.create_task(run_housekeeping(hub))
+    try:
+        await run_dispatcher(hub, stop)
+    finally:
+        housekeeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await housekeeping

@@ -13,10 +13,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.storage.engine import create_engine
 
-__all__ = ["alembic_config", "head_revision", "current_revision", "upgrade"]
+__all__ = ["alembic_config", "current_revision", "head_revision", "revision_of", "upgrade"]
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -41,6 +42,13 @@ async def current_revision(url: str) -> str | None:
             return await conn.run_sync(_rev)
     finally:
         await engine.dispose()
+
+
+async def revision_of(conn: AsyncConnection) -> str | None:
+    """The schema revision of the database behind ``conn`` (None: never migrated)."""
+    def _rev(sync_conn: Connection) -> str | None:
+        return MigrationContext.configure(sync_conn).get_current_revision()
+    return await conn.run_sync(_rev)
 
 
 async def upgrade(url: str, revision: str = "head") -> None:

@@ -37,7 +37,7 @@ _EVERYWHERE = {
 _AUTHENTICATED = {401: "token_invalid, unknown_key, token_replayed, signature_*",
                   403: "forbidden, partner_suspended, sender_mismatch, recipient_unknown"}
 _BODY = {415: "unsupported_media_type"}
-_PUBLIC = frozenset({"/.well-known/jwks.json", "/healthz"})
+_PUBLIC = frozenset({"/.well-known/jwks.json", "/healthz", "/livez", "/readyz", "/metrics"})
 _SERVICE_TOKEN = {"serviceToken": {"type": "http", "scheme": "bearer",
                                    "description": "a back-office service token"}}
 

@@ -78,3 +78,50 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._fh.close()
+
+
+class Dispatch:
+    """``gateway dispatch`` in a child process, optionally with its metrics listener."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, *args: str,
+                 metrics_port: int | None = None) -> None:
+        self.metrics_port = metrics_port
+        self.log = cwd / f"dispatch-{time.monotonic_ns()}.log"
+        self._fh = open(self.log, "wb")  # noqa: SIM115 - closed in stop()/kill()
+        extra = ["--metrics-port", str(metrics_port)] if metrics_port else []
+        self.proc = subprocess.Popen(GATEWAY + ["dispatch", *extra, *args], env=env, cwd=cwd,
+                                     stdout=self._fh, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        if metrics_port:
+            self._wait_metrics()
+
+    def _wait_metrics(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway dispatch exited: {self.log.read_text()[-2000:]}")
+            try:
+                httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"dispatcher metrics not up: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self._fh.close()
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then wait (bounded) for the exit; return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise
+        self._fh.close()
+        return self.proc.returncode

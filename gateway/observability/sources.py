@@ -1,0 +1,97 @@
+"""The scrape-time gauges' sources: one cheap query per concern (see ``state``).
+
+Labels are closed to the context's sets (destinations, kinds, rails) and the payment states
+of the enum; rows with any other value are summed into ``"other"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.evidence.chain import chain_lag
+from gateway.observability.labels import closed
+from gateway.observability.state import Reading, StateContext, StateSource
+from gateway.payments.domain import FINAL, PaymentState
+from gateway.protocol.partners import PartnerRegistry
+from gateway.protocol.signing import Signer
+from gateway.storage.tables import outbox, payments
+
+__all__ = ["SETTLED", "chain_state", "key_expiry", "outbox_state", "payment_state"]
+
+_OPEN = ("pending", "leased")
+_DAY = 86400.0
+
+async def outbox_state(conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
+    """Depth and oldest age of open work, and dead letters, per destination and kind (the
+    state index bounds both reads to open and dead tasks)."""
+    depth: dict[tuple[str, str], int] = {}
+    oldest: dict[tuple[str, str], datetime] = {}
+    for r in await conn.execute(
+            select(outbox.c.destination, outbox.c.kind, func.count(),
+                   func.min(outbox.c.created_at))
+            .where(outbox.c.state.in_(_OPEN)).group_by(outbox.c.destination, outbox.c.kind)):
+        key = _closed_pair(ctx, r[0], r[1])
+        depth[key] = depth.get(key, 0) + r[2]
+        if r[3] is not None and (key not in oldest or r[3] < oldest[key]):
+            oldest[key] = r[3]
+    dead: dict[tuple[str, str], int] = {}
+    for r in await conn.execute(
+            select(outbox.c.destination, outbox.c.kind, func.count())
+            .where(outbox.c.state == "dead").group_by(outbox.c.destination, outbox.c.kind)):
+        key = _closed_pair(ctx, r[0], r[1])
+        dead[key] = dead.get(key, 0) + r[2]
+    out = [Reading("px_outbox_depth", k, n) for k, n in depth.items()]
+    out += [Reading("px_outbox_oldest_age_seconds", k,
+                    max(0.0, (ctx.now - t).total_seconds())) for k, t in oldest.items()]
+    out += [Reading("px_outbox_dead_letters", k, n) for k, n in dead.items()]
+    return out
+
+def _closed_pair(ctx: StateContext, destination: str, kind: str) -> tuple[str, str]:
+    return closed(destination, ctx.destinations), closed(kind, ctx.kinds)
+
+# Settled payments only grow (history); the others are the payments still moving.
+SETTLED = frozenset({PaymentState.paid, *FINAL})
+
+
+def payment_state(*, settled: bool) -> StateSource:
+    """Payments per rail and state, for the settled states or for the others (the state index
+    bounds the latter to payments in flight). Every configured rail has every state, zero
+    included, so ``px_payments{state="unknown"}`` exists before the first unknown outcome."""
+    states = frozenset(s.value for s in PaymentState if (s in SETTLED) == settled)
+
+    async def source(conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
+        counts = {(rail, s): 0 for rail in ctx.rails for s in states}
+        for r in await conn.execute(
+                select(payments.c.rail, payments.c.state, func.count())
+                .where(payments.c.state.in_(sorted(states)))
+                .group_by(payments.c.rail, payments.c.state)):
+            key = (closed(r[0], ctx.rails), r[1])
+            counts[key] = counts.get(key, 0) + r[2]
+        return [Reading("px_payments", k, n) for k, n in counts.items()]
+    return source
+
+
+async def chain_state(conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
+    """Evidence records not yet chained, and the age of the oldest of them (0 when none)."""
+    lag = await chain_lag(conn)
+    age = 0.0 if lag.oldest is None else max(0.0, (ctx.now - lag.oldest).total_seconds())
+    return [Reading("px_evidence_chain_lag_records", (), lag.records),
+            Reading("px_evidence_chain_lag_seconds", (), age)]
+
+def key_expiry(signer: Signer, registry: PartnerRegistry) -> StateSource:
+    """Days to each configured key's ``exp`` (the hub's keys and every partner's); a key
+    without ``exp`` has no series. Reads no database."""
+    owned: list[tuple[str, Iterable[dict[str, object]]]] = [("hub", signer.jwks()["keys"])]
+    owned += [(p.id, [k.jwk for k in registry.keys.of_party(p.id)]) for p in registry]
+    expiries = [(owner, str(jwk["kid"]), float(exp)) for owner, jwks in owned for jwk in jwks
+                if isinstance(exp := jwk.get("exp"), int)]
+
+    async def source(_conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
+        now = ctx.now.timestamp()
+        return [Reading("px_key_expiry_days", (owner, kid), round((exp - now) / _DAY, 3))
+                for owner, kid, exp in expiries]
+    return source
