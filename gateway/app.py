@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from gateway.admin.api import router as admin_router
 from gateway.backoffice.api import callbacks_router
 from gateway.backoffice.api import router as backoffice_router
 from gateway.composition import Hub, build_hub
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
     app.include_router(backoffice_router)
     app.include_router(callbacks_router)
     app.include_router(partner_router)
+    app.include_router(admin_router)
     return app
 
 

@@ -28,6 +28,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 audit_app = typer.Typer(no_args_is_help=True, help="The evidence log's hash chain.")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys and tokens.")
+admin_app = typer.Typer(no_args_is_help=True, help="The ops admin API (/admin/v1).")
+app.add_typer(admin_app, name="admin")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
@@ -231,6 +233,19 @@ def audit_verify(
         return 0
 
     raise typer.Exit(asyncio.run(run()))
+
+
+@admin_app.command("token")
+def admin_token(
+    user: Annotated[str, typer.Option(help="Who the token is for (its sub).")],
+    role: Annotated[list[str], typer.Option(help="viewer, operator, approver, auditor or "
+                                                 "admin; repeat for several.")],
+    minutes: Annotated[int, typer.Option(help="Lifetime in minutes.")] = 15,
+) -> None:
+    """Mint a short-lived admin token from the development instance's local issuer."""
+    from gateway.admin.auth import mint_token
+
+    typer.echo(mint_token(_settings(), user=user, roles=role, minutes=minutes))
 
 
 @audit_app.command("chain")

@@ -28,7 +28,13 @@ from sqlalchemy import Table, and_, exists, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, utcnow
-from gateway.storage.tables import delivery_receipts, evidence_chain, messages, partner_batches
+from gateway.storage.tables import (
+    admin_audit,
+    delivery_receipts,
+    evidence_chain,
+    messages,
+    partner_batches,
+)
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["ChainHead", "VerifyReport", "chain_head", "chain_pending", "verify_chain"]
@@ -71,12 +77,24 @@ def _batch_digest(r: Any) -> str:
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
+def _admin_audit_digest(r: Any) -> str:
+    fields = ["admin_audit", str(r.pk), _ts(r.at), r.actor, r.issuer, r.roles, r.action,
+              r.method, r.path, r.targets, r.client_ip, r.reason or "", r.outcome,
+              str(r.status), r.detail or "", "1" if r.unmasked else "0",
+              str(r.proposal_pk or "")]
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
 _RECORDS: dict[str, tuple[Table, Callable[[Any], str]]] = {
     "messages": (messages, _message_digest),
     "delivery_receipts": (delivery_receipts, _receipt_digest),
     # A batch's exact bytes and the signature over them: the proof behind its lines' rows.
     "partner_batches": (partner_batches, _batch_digest),
+    # Every admin request (gateway.admin.audit): who did or read what, from where, and why.
+    "admin_audit": (admin_audit, _admin_audit_digest),
 }
+# The column holding a record's time, where it is not ``received_at`` (for the settle window).
+_TIME_COLUMNS = {"admin_audit": "at"}
 
 
 def _link(prev: str, table: str, pk: int, digest: str) -> str:
@@ -206,7 +224,7 @@ async def verify_chain(
         for name, (table, _d) in _RECORDS.items():
             chained = exists().where(and_(evidence_chain.c.record_table == name,
                                           evidence_chain.c.record_pk == table.c.pk))
-            time_col = table.c.received_at
+            time_col = table.c[_TIME_COLUMNS.get(name, "received_at")]
             report.unchained += (await conn.execute(
                 select(func.count()).select_from(table).where(~chained, time_col < cutoff)
             )).scalar_one()

@@ -35,6 +35,7 @@ from gateway.errors import (
 )
 from gateway.messages.batches import record_batch_lines, store_batch
 from gateway.messages.ratelimit import RateLimiter
+from gateway.messages.suspensions import Suspensions
 from gateway.outbox import records
 from gateway.ports.partner import DecodedItem, ItemResult, PartnerAdapter
 from gateway.protocol import strictjson
@@ -86,8 +87,11 @@ class Intake:
         max_age: timedelta,
         max_skew: timedelta,
         clock: Clock = utcnow,
+        suspensions: Suspensions | None = None,
     ) -> None:
         self.registry = registry
+        # Operators' suspensions (admin API), read by every process within seconds.
+        self.suspensions = suspensions
         self.adapters = adapters
         self.signer = signer
         self.uow = uow
@@ -117,7 +121,8 @@ class Intake:
         signed = verify_detached(body, signature, self.registry.keys)
         partner = self.registry.get(signed.party)
         assert partner is not None  # every key in the ring belongs to a registered partner
-        if partner.suspended:
+        if partner.suspended or (self.suspensions is not None
+                                 and await self.suspensions.is_suspended(partner.id)):
             raise ForbiddenError("partner_suspended", f"partner {partner.id} is suspended")
         adapter = self.adapters[partner.adapter]
         if mt not in adapter.media_types:

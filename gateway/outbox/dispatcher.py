@@ -28,6 +28,7 @@ from gateway.clock import Clock, utcnow
 from gateway.outbox.breaker import CircuitBreakers, is_outage
 from gateway.outbox.claiming import claim
 from gateway.outbox.handlers import Handler
+from gateway.outbox.overrides import BreakerOverrides
 from gateway.outbox.records import LeaseLost, Task, dead_letter, renew_leases, reschedule
 from gateway.outbox.retry import RetryPolicy, describe
 from gateway.storage.uow import UnitOfWorkFactory
@@ -59,11 +60,14 @@ class Dispatcher:
         clock: Clock = utcnow,
         kinds: Sequence[str] | None = None,
         heartbeat: float | None = None,
+        overrides: BreakerOverrides | None = None,
     ) -> None:
         self.uow = uow
         self.handlers = dict(handlers)
         self.policy = policy or RetryPolicy()
         self.breakers = breakers or CircuitBreakers()
+        # Operators' manual breaker states and suspensions, shared by every process.
+        self.overrides = overrides
         self.lease = lease
         # Seconds between lease renewals while a batch runs (default: a third of the lease),
         # so a slow batch is never taken over while it is still working.
@@ -77,10 +81,11 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim one batch and work it off; return how many tasks were claimed."""
+        skip = (await self.overrides.skip(self.breakers) if self.overrides is not None
+                else self.breakers.open_destinations())
         tasks = await claim(
             self.uow, owner=self.owner, now=self.clock(), lease=self.lease,
-            limit=self.batch, kinds=self.kinds,
-            skip_destinations=self.breakers.open_destinations(),
+            limit=self.batch, kinds=self.kinds, skip_destinations=skip,
         )
         if not tasks:
             return 0

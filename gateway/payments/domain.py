@@ -75,6 +75,7 @@ class Cause(StrEnum):
     payout_update_refused = "payout_update_refused"  # already at the rail: kept its account
     partner_confirmed = "partner_confirmed"  # payment.confirm (no transition)
     pension_prorated = "pension_prorated"  # how a part period's amount was derived
+    ops_resolved = "ops_resolved"  # ops settled the outcome with the rail's word (four eyes)
 
 
 P = PaymentState
