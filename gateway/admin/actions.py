@@ -214,6 +214,10 @@ class ResolveDiscrepancy:
         return {"payment_id": d.payment_id, "state": row.state}
 
 
+# A payment whose outcome ops may settle: the hub does not know yet what the rail did.
+_UNSETTLED = frozenset({"sending", "unknown", "submitted", "cancel_requested"})
+
+
 class ResolvePayment:
     """Settle a payment whose outcome is unknown: paid or failed with the rail's reference,
     or ask the rail again."""
@@ -224,6 +228,10 @@ class ResolvePayment:
         row = (await repo.by_ids(conn, [pid])).get(pid)
         if row is None:
             raise NotFoundError("not_found", f"no payment {pid}")
+        if row.state not in _UNSETTLED:
+            # A known outcome is changed only by the rail's word (a discrepancy), not by ops.
+            raise ConflictError("state_conflict", f"payment {pid} is {row.state}; its "
+                                "outcome is known (a contradiction is a discrepancy)")
         return Prepared([pid], {"payment_id": pid, "state": row.state,
                                 "effect": _outcome_check(row.state, params["outcome"])})
 
