@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gateway.admin import queries as q
@@ -83,6 +84,10 @@ class _AuditedRoute(APIRoute):
             except RequestValidationError as exc:
                 response = validation_problem(exc)
                 detail = "schema_violation"
+            except StarletteHTTPException as exc:  # answered by the app's handler
+                if not ctx.recorded:
+                    await _record(admin, ctx, exc.status_code, str(exc.detail))
+                raise
             except Exception:
                 if not ctx.recorded:
                     await _record(admin, ctx, 500, "internal_error")

@@ -139,14 +139,18 @@ async def receipts_of(conn: AsyncConnection, message_pk: int) -> list[RowMapping
 
 # -- partners ------------------------------------------------------------------------------------
 
-async def partner_stats(conn: AsyncConnection) -> dict[str, dict[str, Any]]:
+async def partner_stats(conn: AsyncConnection,
+                        partner_ids: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """Per partner: its last message in, last delivery receipt, and its outbox work."""
     out: dict[str, dict[str, Any]] = {}
-    last_in = (await conn.execute(
-        select(messages.c.partner_id, func.max(messages.c.received_at))
-        .where(messages.c.direction == "in").group_by(messages.c.partner_id))).all()
-    for pid, at in last_in:
-        out.setdefault(pid, {})["last_inbound_at"] = at
+    for pid in partner_ids:
+        # The newest inbound row by (partner, direction, pk) index: no scan of its messages.
+        at = (await conn.execute(
+            select(messages.c.received_at)
+            .where(messages.c.partner_id == pid, messages.c.direction == "in")
+            .order_by(messages.c.pk.desc()).limit(1))).scalar()
+        if at is not None:
+            out.setdefault(pid, {})["last_inbound_at"] = at
     delivered = (await conn.execute(
         select(messages.c.partner_id, func.max(delivery_receipts.c.received_at))
         .join(messages, messages.c.pk == delivery_receipts.c.message_pk)

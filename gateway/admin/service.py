@@ -221,7 +221,7 @@ class AdminService:
 
     async def partners(self, ctx: AuditContext) -> dict[str, Any]:
         async with self.uow(read_only=True) as uow:
-            stats = await q.partner_stats(uow.conn)
+            stats = await q.partner_stats(uow.conn, [p.id for p in self.registry])
             suspended = await all_suspensions(uow.conn)
             overrides = await all_overrides(uow.conn)
         out = []

@@ -247,3 +247,20 @@ async def test_a_discrepancy_is_resolved_under_four_eyes(hub, client, auth, rail
     problem(await client.post("/admin/v1/proposals", headers=olga, json={
         "action": "resolve_discrepancy", "discrepancy_id": d["id"], "outcome": "reask",
         "reason": "again"}), 409, "state_conflict")
+
+
+async def test_an_act_that_fails_on_approval_rolls_back_and_is_recorded(
+        hub, client, auth, as_) -> None:
+    first, _second = await _blocked_case(hub)
+    r = await client.post("/admin/v1/proposals", headers=as_("olga", "operator"), json={
+        "action": "skip", "task_id": first, "reason": "partner has it"})
+    # Meanwhile someone retried the dead letter through the back office.
+    assert (await client.post(f"/v1/backoffice/dead-letters/{first}/retry",
+                              headers=auth)).status_code == 200
+    r = await client.post(f"/admin/v1/proposals/{r.json()['id']}/approve",
+                          headers=as_("ann", "approver"))
+    assert r.status_code == 200 and r.json()["state"] == "failed"
+    assert "no longer dead" in r.json()["result"]["error"]
+    assert await task_state(hub, first) == "pending"  # not skipped
+    [rec] = [x for x in await trail(hub) if x.action == "proposals.approve"]
+    assert rec.outcome == "failed" and "state_conflict" in rec.detail
