@@ -96,6 +96,9 @@ def serve(
         raise ConfigError(f"--port {bind_port} is not a TCP port (1-65535)")
     _check_bind(bind_host, bind_port)
     prepare_instance(settings)
+    from gateway.admin.auth import build_verifier
+
+    build_verifier(settings)  # production: no admin API without the identity provider
     asyncio.run(_preflight(settings, ensure_schema=True))
     n = workers or settings.workers
     log.info("PX gateway listening on http://%s:%s (%s worker%s, database %s)",

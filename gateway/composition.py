@@ -148,7 +148,7 @@ class Hub:
         self.backoffice = BackofficeService(self.uow, self.payments.service, self.payments.rails,
                                             self.outbound, self.clock, self.registry)
         self.admin = AdminApi(
-            build_verifier(self.settings),
+            lambda: build_verifier(self.settings),
             AdminService(self.uow, self.registry, self.payments.service, self.payments.rails,
                          self.suspensions, self.clock,
                          timedelta(hours=self.settings.admin_proposal_ttl_hours)),

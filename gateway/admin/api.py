@@ -37,11 +37,24 @@ log = logging.getLogger(__name__)
 
 
 class AdminApi:
-    """What the admin router needs from the hub: the verifier, the service, the proxies."""
+    """What the admin router needs from the hub: the verifier, the service, the proxies.
 
-    def __init__(self, verifier: AdminVerifier, service: AdminService,
+    The verifier is built on first use: a dispatcher process builds the same hub and has no
+    admin API to serve, so it needs no identity provider (``gateway serve`` builds it at start
+    and so refuses to start without one in production).
+    """
+
+    def __init__(self, verifier: Callable[[], AdminVerifier], service: AdminService,
                  proxies: TrustedProxies) -> None:
-        self.verifier, self.service, self.proxies = verifier, service, proxies
+        self._make_verifier = verifier
+        self._verifier: AdminVerifier | None = None
+        self.service, self.proxies = service, proxies
+
+    @property
+    def verifier(self) -> AdminVerifier:
+        if self._verifier is None:
+            self._verifier = self._make_verifier()
+        return self._verifier
 
 
 def _admin(request: Request) -> AdminApi:

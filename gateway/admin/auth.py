@@ -15,7 +15,8 @@ one space-separated string; names outside ``ROLES`` are ignored. Partner keys an
 service tokens are not in the provider's JWKS, so they are refused like any other stranger.
 
 A development instance without OIDC settings has a local issuer: its private key is generated
-beside the other development secrets and ``gateway admin token`` mints short-lived tokens.
+(owner-only) beside the hub's signing key when the hub is first built, and ``gateway admin
+token`` mints short-lived tokens.
 Production has no local issuer and no default accounts: without issuer, audience and JWKS the
 hub refuses to start.
 """

@@ -92,21 +92,9 @@ def prepare_instance(settings: Settings) -> list[str]:
         created.append(f"created development partner registry {registry} with keys in "
                        f"{registry.parent / 'keys'}")
     created += _prepare_payments(settings)
-    created += _prepare_admin(settings)
     for line in created:
         log.warning(line)
     return created
-
-
-def _prepare_admin(settings: Settings) -> list[str]:
-    """The development admin issuer's key, unless an identity provider is configured."""
-    from gateway.admin.auth import write_dev_issuer
-
-    if settings.admin_oidc_issuer or settings.admin_dev_key.exists():
-        return []
-    write_dev_issuer(settings.admin_dev_key)
-    return [f"created development admin issuer key {settings.admin_dev_key} (mint tokens "
-            "with `gateway admin token --user U --role R`)"]
 
 
 def _prepare_payments(settings: Settings) -> list[str]:

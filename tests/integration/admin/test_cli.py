@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from gateway.app import create_app
 from gateway.cli import app as cli
 from gateway.composition import build_hub
 from gateway.config import Settings
+from gateway.runtime.bootstrap import prepare_instance
+from tests.support.processes import gateway_env, run_cli
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -62,3 +65,23 @@ def test_a_bad_role_is_one_line_and_exit_2(tmp_path: Path) -> None:
                            "--role", "viewer"], env=env | {"GATEWAY_ENV": "production"},
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "identity provider" in done.stderr
+
+
+def test_production_refuses_to_serve_without_the_identity_provider(tmp_path: Path) -> None:
+    dev = Settings(database_url=f"sqlite:///{tmp_path}/g.db",
+                   partners_file=tmp_path / "partners.toml",
+                   signing_key_file=tmp_path / "hub.jwk.json",
+                   backoffice_tokens_file=tmp_path / "backoffice.toml")
+    prepare_instance(dev)
+    env = gateway_env(tmp_path, dev.database_url, GATEWAY_ENV="production",
+                      GATEWAY_BACKOFFICE_TOKENS_FILE=str(tmp_path / "backoffice.toml"),
+                      GATEWAY_RAILS_FILE=str(tmp_path / "rails.toml"))
+    with socket.socket() as s:  # a port that is free now: the refusal comes before binding
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = run_cli(["serve", "--port", str(port)], env, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "gateway: the admin API needs GATEWAY_ADMIN_OIDC_ISSUER, GATEWAY_ADMIN_OIDC_AUDIENCE "
+        "and GATEWAY_ADMIN_OIDC_JWKS_FILE or GATEWAY_ADMIN_OIDC_JWKS_URL"]
+    assert not (tmp_path / "admin-issuer.jwk.json").exists()
