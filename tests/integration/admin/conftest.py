@@ -51,6 +51,7 @@ def as_(hub: Hub, settings: Settings) -> Callable[..., Headers]:
 @pytest.fixture
 def dev_key(hub: Hub, settings: Settings) -> dict[str, Any]:
     """The development issuer's private JWK (to forge tokens that differ in one claim)."""
+    assert hub.admin.verifier.issuer == DEV_ISSUER  # built on first use, with its key
     data: dict[str, Any] = json.loads(settings.admin_dev_key.read_text())
     return data
 
