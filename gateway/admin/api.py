@@ -26,7 +26,7 @@ from gateway.admin import queries as q
 from gateway.admin.audit import AuditContext, TrustedProxies, write_record
 from gateway.admin.auth import AdminVerifier
 from gateway.admin.service import AdminService, require
-from gateway.errors import ProblemError
+from gateway.errors import InvalidMessageError, ProblemError
 from gateway.payments.repository import PaymentFilter
 from gateway.protocol import strictjson
 from gateway.web.problems import problem_for, validation_problem
@@ -248,6 +248,33 @@ class Breaker(_Out):
     failing: int
 
 
+class BreakerSet(_Out):
+    destination: str
+    manual: Literal["open", "closed"]
+    set_by: str
+    reason: str
+    set_at: str
+
+
+class Suspended(_Out):
+    partner_id: str
+    suspended: bool
+    already: bool = Field(description="it was suspended by an operator before this call")
+
+
+class PaymentDetail(_Out):
+    payment_id: str
+    state: str
+    rail: str
+    masked: bool
+    beneficiary: dict[str, Any] = Field(description="name, and national id (masked unless "
+                                                    "unmasked)")
+    payout: dict[str, Any] = Field(description="provider, account_name, account (masked "
+                                               "unless unmasked)")
+    events: list[dict[str, Any]] = Field(description="every transition with its cause")
+    discrepancies: list[dict[str, Any]]
+
+
 class Breakers(_Out):
     breakers: list[Breaker]
 
@@ -391,7 +418,7 @@ class BreakerIn(BaseModel):
     reason: Reason
 
 
-@router.post("/breakers/{destination}", name="breakers.set",
+@router.post("/breakers/{destination}", name="breakers.set", responses=_doc(BreakerSet),
              summary="Open or close a destination's breaker by hand (every dispatcher)")
 async def set_breaker(destination: Annotated[str, Path(max_length=64)], body: BreakerIn,
                       request: Request, ctx: Operator) -> dict[str, Any]:
@@ -412,6 +439,7 @@ class ReasonIn(BaseModel):
 
 
 @router.post("/partners/{partner_id}/suspend", name="partners.suspend",
+             responses=_doc(Suspended),
              summary="Suspend a partner at once (every gateway process within seconds)")
 async def suspend_partner(partner_id: Annotated[str, Path(max_length=40)], body: ReasonIn,
                           request: Request, ctx: Operator) -> dict[str, Any]:
@@ -449,7 +477,7 @@ async def list_payments(
                                              unmasked=unmasked)
 
 
-@router.get("/payments/{payment_id}", name="payments.get",
+@router.get("/payments/{payment_id}", name="payments.get", responses=_doc(PaymentDetail),
             summary="A payment with every transition and cause, and its discrepancies")
 async def get_payment(payment_id: Annotated[str, Path(max_length=35)], request: Request,
                       ctx: Viewer, unmasked: Unmasked = False) -> dict[str, Any]:
@@ -546,8 +574,6 @@ async def create_proposal(body: ProposalIn, request: Request, ctx: Operator) -> 
 
 
 def _bad(detail: str) -> ProblemError:
-    from gateway.errors import InvalidMessageError
-
     return InvalidMessageError("schema_violation", detail)
 
 
