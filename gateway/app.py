@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from gateway.admin.api import router as admin_router
 from gateway.backoffice.api import callbacks_router
 from gateway.backoffice.api import router as backoffice_router
 from gateway.composition import Hub, build_hub
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
     app.include_router(callbacks_router)
     app.include_router(partner_router)
     app.include_router(probes_router)
+    app.include_router(admin_router)
     return app
 
 

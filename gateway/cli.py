@@ -35,6 +35,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 audit_app = typer.Typer(no_args_is_help=True, help="The evidence log's hash chain.")
 keys_app = typer.Typer(no_args_is_help=True, help="Signing keys and tokens.")
+admin_app = typer.Typer(no_args_is_help=True, help="The ops admin API (/admin/v1).")
+app.add_typer(admin_app, name="admin")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
@@ -158,6 +160,9 @@ def _serve(settings: Settings, host: str | None, port: int | None,
         raise ConfigError(f"--port {bind_port} is not a TCP port (1-65535)")
     _check_bind(bind_host, bind_port)
     prepare_instance(settings)
+    from gateway.admin.auth import build_verifier
+
+    build_verifier(settings)  # production: no admin API without the identity provider
     asyncio.run(_preflight(settings, ensure_schema=True))
     n = workers or settings.workers
     hub_url = f"http://{'127.0.0.1' if bind_host in ('0.0.0.0', '::') else bind_host}:{bind_port}"
@@ -442,6 +447,19 @@ def audit_verify(
         return 0
 
     raise typer.Exit(asyncio.run(run()))
+
+
+@admin_app.command("token")
+def admin_token(
+    user: Annotated[str, typer.Option(help="Who the token is for (its sub).")],
+    role: Annotated[list[str], typer.Option(help="viewer, operator, approver, auditor or "
+                                                 "admin; repeat for several.")],
+    minutes: Annotated[int, typer.Option(help="Lifetime in minutes.")] = 15,
+) -> None:
+    """Mint a short-lived admin token from the development instance's local issuer."""
+    from gateway.admin.auth import mint_token
+
+    typer.echo(mint_token(_settings(), user=user, roles=role, minutes=minutes))
 
 
 @audit_app.command("chain")

@@ -25,6 +25,10 @@ from adapters.partners.px1 import Px1Adapter
 from adapters.rails import rail_client
 from adapters.rails.iso20022 import Iso20022Config, Iso20022Rail
 from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
+from gateway.admin.api import AdminApi
+from gateway.admin.audit import TrustedProxies
+from gateway.admin.auth import build_verifier
+from gateway.admin.service import AdminService
 from gateway.backoffice.service import BackofficeService
 from gateway.claims.processors import process_claim_notify, process_document_deliver
 from gateway.clock import Clock, utcnow
@@ -36,12 +40,14 @@ from gateway.messages.outbound import Outbound
 from gateway.messages.partner_cancel import process_message_cancel
 from gateway.messages.partner_reads import PartnerReads
 from gateway.messages.processing import InboundProcessor
+from gateway.messages.suspensions import Suspensions
 from gateway.observability import sources
 from gateway.observability.metrics import Observer
 from gateway.observability.state import StateCollector, StateContext, StateSource
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.dispatcher import INTERNAL_DESTINATIONS, Dispatcher
 from gateway.outbox.handlers import Handler
+from gateway.outbox.overrides import BreakerOverrides
 from gateway.payments import Payments
 from gateway.payments import processors as payment_processors
 from gateway.payments.rails import RailKind
@@ -135,6 +141,9 @@ class Hub:
     partner_reads: PartnerReads = field(init=False)
     backoffice: BackofficeService = field(init=False)
     reconciliation: ReconciliationService = field(init=False)
+    # Operators' partner suspensions, read by intake and partner reads with a short cache.
+    suspensions: Suspensions = field(init=False)
+    admin: AdminApi = field(init=False)
     # One HTTP client for partner deliveries (timeouts are per request, from the registry).
     partner_http: httpx.AsyncClient = field(init=False)
     observer: Observer = field(init=False)
@@ -142,6 +151,7 @@ class Hub:
 
     def __post_init__(self) -> None:
         self.outbound = Outbound(self.registry, self.adapters, self.signer)
+        self.suspensions = Suspensions(self.uow)
         self.partner_http = httpx.AsyncClient(follow_redirects=False)
         self.payments = Payments(self.settings, self.uow, self.outbound, self.clock,
                                  rail_kinds=RAIL_KINDS, http_factory=_rail_http)
@@ -160,15 +170,21 @@ class Hub:
             max_body_bytes=self.settings.max_body_bytes,
             max_age=timedelta(seconds=self.settings.max_message_age_seconds),
             max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
-            clock=self.clock, on_outcome=self.observer.intake,
+            clock=self.clock, on_outcome=self.observer.intake, suspensions=self.suspensions,
         )
         self.partner_reads = PartnerReads(self.uow, self.registry, self.payment_sources,
-                                          self.clock)
+                                          self.clock, self.suspensions)
         self.backoffice = BackofficeService(self.uow, self.payments.service, self.payments.rails,
                                             self.outbound, self.clock, self.registry)
         self.reconciliation = ReconciliationService(
             self.uow, self.payments.service, self.payments.rails,
             self.payments.config.settlements, self.clock, self.payments.http)
+        self.admin = AdminApi(
+            lambda: build_verifier(self.settings),
+            AdminService(self.uow, self.registry, self.payments.service, self.payments.rails,
+                         self.suspensions, self.clock,
+                         timedelta(hours=self.settings.admin_proposal_ttl_hours)),
+            TrustedProxies(self.settings.admin_trusted_proxies))
 
     def uow(self, *, single_statement: bool = False, read_only: bool = False) -> UnitOfWork:
         """A unit of work on the hub's database (this method is the hub's UnitOfWorkFactory)."""
@@ -190,6 +206,7 @@ class Hub:
             cooldown=self.settings.breaker_cooldown_seconds))
         options.setdefault("observer", self.observer)
         options.setdefault("stop_grace", self.settings.dispatch_stop_grace_seconds)
+        options.setdefault("overrides", BreakerOverrides(self.uow))
         return Dispatcher(self.uow, self.handlers(), clock=self.clock, **options)  # type: ignore[arg-type]
 
     async def ping_database(self) -> None:

@@ -59,6 +59,21 @@ class Settings(BaseSettings):
     # fresh temporary directory per command). Database-state gauges are cached this long.
     metrics_dir: Path | None = None
     metrics_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # The ops admin API (/admin/v1, gateway.admin): bearer JWTs of the organisation's OIDC
+    # identity provider. Production refuses to start without issuer, audience and a JWKS; a
+    # development instance without them uses a local issuer (`gateway admin token`).
+    admin_oidc_issuer: str | None = None
+    admin_oidc_audience: str | None = None
+    admin_oidc_jwks_file: Path | None = None
+    admin_oidc_jwks_url: str | None = None
+    admin_roles_claim: str = "roles"
+    admin_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "EdDSA"])
+    # The development issuer's private key (created like the other development secrets);
+    # default: admin-issuer.jwk.json beside the hub's signing key.
+    admin_dev_issuer_key_file: Path | None = None
+    # Proxies whose X-Forwarded-For is believed for the audit trail's client address.
+    admin_trusted_proxies: list[str] = Field(default_factory=list)
+    admin_proposal_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
 
     @field_validator("database_url")
     @classmethod
@@ -75,6 +90,12 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "json" if self.is_production else "text"
+
+    @property
+    def admin_dev_key(self) -> Path:
+        """Where the development admin issuer's private key is kept."""
+        return (self.admin_dev_issuer_key_file
+                or self.signing_key_file.parent / "admin-issuer.jwk.json")
 
     @property
     def async_url(self) -> str:

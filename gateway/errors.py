@@ -10,9 +10,11 @@ into ``application/problem+json`` in one place, and the CLI turns them into a on
     │   │                                    token_invalid, token_replayed
     │   ├── ForbiddenError              403: sender_mismatch, recipient_unknown, partner_suspended,
     │   │                                    client_identity_mismatch,
-    │   │                                    client_certificate_required, forbidden
+    │   │                                    client_certificate_required, forbidden,
+    │   │                                    four_eyes
     │   ├── NotFoundError               404: not_found
-    │   ├── ConflictError               409: id_conflict, payment_conflict, state_conflict
+    │   ├── ConflictError               409: id_conflict, payment_conflict, state_conflict,
+    │   │                                    proposal_expired
     │   ├── PayloadTooLargeError        413: payload_too_large
     │   ├── HeadersTooLargeError        431: headers_too_large
     │   ├── UnsupportedMediaTypeError   415: unsupported_media_type
@@ -87,7 +89,9 @@ class ForbiddenError(ProblemError):
 
     status = 403
     codes = frozenset({"sender_mismatch", "recipient_unknown", "partner_suspended",
-                       "client_identity_mismatch", "client_certificate_required", "forbidden"})
+                       "client_identity_mismatch", "client_certificate_required", "forbidden",
+                       # an admin proposal's approver must differ from its maker and editors
+                       "four_eyes"})
 
 
 class NotFoundError(ProblemError):
@@ -101,7 +105,7 @@ class ConflictError(ProblemError):
     """The request contradicts something already stored."""
 
     status = 409
-    codes = frozenset({"id_conflict", "payment_conflict", "state_conflict"})
+    codes = frozenset({"id_conflict", "payment_conflict", "state_conflict", "proposal_expired"})
 
 
 class PayloadTooLargeError(ProblemError):

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, utcnow
 from gateway.storage.tables import (
+    admin_audit,
     delivery_receipts,
     evidence_chain,
     messages,
@@ -97,6 +98,14 @@ def _run_digest(r: Any) -> str:
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
+def _admin_audit_digest(r: Any) -> str:
+    fields = ["admin_audit", str(r.pk), _ts(r.at), r.actor, r.issuer, r.roles, r.action,
+              r.method, r.path, r.targets, r.client_ip, r.reason or "", r.outcome,
+              str(r.status), r.detail or "", "1" if r.unmasked else "0",
+              str(r.proposal_pk or "")]
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
 _RECORDS: dict[str, tuple[Table, Callable[[Any], str]]] = {
     "messages": (messages, _message_digest),
     "delivery_receipts": (delivery_receipts, _receipt_digest),
@@ -106,9 +115,11 @@ _RECORDS: dict[str, tuple[Table, Callable[[Any], str]]] = {
     # outputs' hashes, rules, verdict, counts): reconciliation's evidence.
     "recon_statements": (recon_statements, _statement_digest),
     "recon_runs": (recon_runs, _run_digest),
+    # Every admin request (gateway.admin.audit): who did or read what, from where, and why.
+    "admin_audit": (admin_audit, _admin_audit_digest),
 }
-# The column a record's age is read from (settle window of the unchained check).
-_TIME_COLUMN = {"recon_runs": "finished_at"}
+# The column holding a record's time, where it is not ``received_at`` (for the settle window).
+_TIME_COLUMNS = {"recon_runs": "finished_at", "admin_audit": "at"}
 
 
 async def _statement_bytes_sha256(conn: AsyncConnection, statement_pk: int) -> str:
@@ -281,7 +292,7 @@ async def verify_chain(
         for name, (table, _d) in _RECORDS.items():
             chained = exists().where(and_(evidence_chain.c.record_table == name,
                                           evidence_chain.c.record_pk == table.c.pk))
-            time_col = table.c[_TIME_COLUMN.get(name, "received_at")]
+            time_col = table.c[_TIME_COLUMNS.get(name, "received_at")]
             report.unchained += (await conn.execute(
                 select(func.count()).select_from(table).where(~chained, time_col < cutoff)
             )).scalar_one()

@@ -35,6 +35,7 @@ from gateway.errors import (
 )
 from gateway.messages.batches import record_batch_lines, store_batch
 from gateway.messages.ratelimit import RateLimiter
+from gateway.messages.suspensions import Suspensions
 from gateway.observability.logs import bind_ids
 from gateway.outbox import records
 from gateway.ports.partner import DecodedItem, ItemResult, PartnerAdapter
@@ -95,9 +96,12 @@ class Intake:
         max_skew: timedelta,
         clock: Clock = utcnow,
         on_outcome: OutcomeHook = _ignore,
+        suspensions: Suspensions | None = None,
     ) -> None:
         self.registry = registry
         self.on_outcome = on_outcome
+        # Operators' suspensions (admin API), read by every process within seconds.
+        self.suspensions = suspensions
         self.adapters = adapters
         self.signer = signer
         self.uow = uow
@@ -150,7 +154,8 @@ class Intake:
         assert partner is not None  # every key in the ring belongs to a registered partner
         sender.append(partner.id)
         bind_ids(partner=partner.id)
-        if partner.suspended:
+        if partner.suspended or (self.suspensions is not None
+                                 and await self.suspensions.is_suspended(partner.id)):
             raise ForbiddenError("partner_suspended", f"partner {partner.id} is suspended")
         if client_identity is not None:
             _check_client_identity(partner, client_identity)

@@ -14,6 +14,7 @@ from typing import Any
 from gateway.clock import Clock
 from gateway.messages.inbox import InboxPage, read_inbox
 from gateway.messages.receipts import StoredReceipt, find_receipt
+from gateway.messages.suspensions import Suspensions
 from gateway.messages.tokens import authenticate_partner
 from gateway.messages.tracking import track
 from gateway.ports.processing import PaymentSource
@@ -27,8 +28,10 @@ class PartnerReads:
     """Authenticated reads for partners."""
 
     def __init__(self, uow: UnitOfWorkFactory, registry: PartnerRegistry,
-                 payment_sources: Sequence[PaymentSource], clock: Clock) -> None:
+                 payment_sources: Sequence[PaymentSource], clock: Clock,
+                 suspensions: Suspensions | None = None) -> None:
         self.uow = uow
+        self.suspensions = suspensions
         self.registry = registry
         self.payment_sources = payment_sources
         self.clock = clock
@@ -37,7 +40,7 @@ class PartnerReads:
         """Return the receipt the hub gave for one of the caller's messages."""
         async with self.uow() as uow:
             partner_id = await authenticate_partner(uow.conn, self.registry, authorization,
-                                                    self.clock)
+                                                    self.clock, self.suspensions)
             receipt = await find_receipt(uow.conn, partner_id, message_id)
             await uow.commit()
         return receipt
@@ -47,7 +50,7 @@ class PartnerReads:
         """Return a page of the hub messages waiting for the (pull) caller."""
         async with self.uow() as uow:
             partner_id = await authenticate_partner(uow.conn, self.registry, authorization,
-                                                    self.clock)
+                                                    self.clock, self.suspensions)
             page = await read_inbox(uow.conn, self.registry, partner_id, after, limit)
             await uow.commit()
         return page
@@ -56,7 +59,7 @@ class PartnerReads:
         """Return the caller's thread ``correlation_id``: messages and payments."""
         async with self.uow() as uow:
             partner_id = await authenticate_partner(uow.conn, self.registry, authorization,
-                                                    self.clock)
+                                                    self.clock, self.suspensions)
             result = await track(uow.conn, partner_id, correlation_id, self.payment_sources)
             await uow.commit()
         return result

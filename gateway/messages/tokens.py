@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, utcnow
 from gateway.errors import AuthError, ForbiddenError
+from gateway.messages.suspensions import Suspensions
 from gateway.protocol.envelope import HUB_PARTY
 from gateway.protocol.partners import PartnerRegistry
 from gateway.protocol.signing import TOKEN_LEEWAY, verify_token
@@ -21,7 +22,7 @@ __all__ = ["authenticate_partner", "purge_expired_tokens"]
 
 async def authenticate_partner(
     conn: AsyncConnection, registry: PartnerRegistry, authorization: str | None,
-    clock: Clock = utcnow,
+    clock: Clock = utcnow, suspensions: Suspensions | None = None,
 ) -> str:
     """Verify the bearer JWT, record its jti (refusing a replay) and return the partner id.
 
@@ -32,7 +33,8 @@ async def authenticate_partner(
     claims = verify_token(authorization, registry.keys, HUB_PARTY, now=now.timestamp())
     partner = registry.get(claims.party)
     assert partner is not None
-    if partner.suspended:
+    if partner.suspended or (suspensions is not None
+                             and await suspensions.is_suspended(partner.id)):
         raise ForbiddenError("partner_suspended", f"partner {partner.id} is suspended")
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     expires = datetime.fromtimestamp(claims.expires_at + TOKEN_LEEWAY, UTC)

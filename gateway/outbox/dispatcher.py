@@ -35,6 +35,7 @@ from gateway.observability.metrics import Observer
 from gateway.outbox.breaker import CircuitBreakers, is_outage
 from gateway.outbox.claiming import claim
 from gateway.outbox.handlers import Handler
+from gateway.outbox.overrides import BreakerOverrides
 from gateway.outbox.records import (
     LeaseLost,
     Task,
@@ -75,11 +76,14 @@ class Dispatcher:
         heartbeat: float | None = None,
         observer: Observer | None = None,
         stop_grace: float = 10.0,
+        overrides: BreakerOverrides | None = None,
     ) -> None:
         self.uow = uow
         self.handlers = dict(handlers)
         self.policy = policy or RetryPolicy()
         self.breakers = breakers or CircuitBreakers()
+        # Operators' manual breaker states and suspensions, shared by every process.
+        self.overrides = overrides
         self.lease = lease
         # Seconds between lease renewals while a batch runs (default: a third of the lease),
         # so a slow batch is never taken over while it is still working.
@@ -96,7 +100,8 @@ class Dispatcher:
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
         """Claim one batch and work it off; return how many tasks were claimed. If ``stop`` is
         set meanwhile, the batch gets ``stop_grace`` seconds, then the rest is released."""
-        skip = self.breakers.open_destinations()
+        skip = (await self.overrides.skip(self.breakers) if self.overrides is not None
+                else self.breakers.open_destinations())
         self.observer.circuits(skip)
         tasks = await claim(
             self.uow, owner=self.owner, now=self.clock(), lease=self.lease,

@@ -36,9 +36,10 @@ from gateway.storage.tables import outbox
 
 __all__ = [
     "BlockedCase", "LeaseLost", "Task", "blocked_cases", "complete", "complete_many",
-    "dead_letter", "dead_letters", "defer_many", "drop_pending", "enqueue", "enqueue_from",
-    "enqueue_statement", "expedite", "has_dead_letter", "leased_by", "release",
-    "renew_leases", "reschedule", "revive_dead", "take_leases",
+    "dead_by_pks", "dead_letter", "dead_letters", "dead_page", "defer_many", "depth",
+    "drop_pending", "enqueue", "enqueue_from", "enqueue_statement", "expedite",
+    "has_dead_letter", "leased_by", "release", "renew_leases", "reschedule", "revive_dead",
+    "skip_dead", "take_leases", "tasks_of",
 ]
 
 # States: pending -> leased -> done | pending (rescheduled) | dead (dead letter, last error kept)
@@ -338,3 +339,58 @@ async def revive_dead(conn: AsyncConnection, pk: int, now: datetime) -> RowMappi
         .returning(outbox))
     row: RowMapping | None = result.mappings().first()
     return row
+
+
+async def skip_dead(conn: AsyncConnection, pk: int, now: datetime,
+                    reason: str) -> RowMapping | None:
+    """Finish a dead letter without doing it (an operator's skip, ``reason`` kept as its last
+    error), so the later work of its case runs; return its row, or None if ``pk`` is not dead."""
+    result = await conn.execute(
+        update(outbox).where(outbox.c.pk == pk, outbox.c.state == "dead")
+        .values(state="done", last_error=reason[:2000], updated_at=now)
+        .returning(outbox))
+    row: RowMapping | None = result.mappings().first()
+    return row
+
+
+async def dead_page(conn: AsyncConnection, *, kind: str | None = None,
+                    destination: str | None = None, before: int | None = None,
+                    limit: int = 100) -> list[RowMapping]:
+    """Return dead letters newest first below pk ``before``, each with ``blocking``."""
+    q = (select(outbox, _waiting_behind().label("blocking"))
+         .where(outbox.c.state == "dead").order_by(outbox.c.pk.desc()).limit(limit))
+    if kind:
+        q = q.where(outbox.c.kind == kind)
+    if destination:
+        q = q.where(outbox.c.destination == destination)
+    if before is not None:
+        q = q.where(outbox.c.pk < before)
+    return list((await conn.execute(q)).mappings())
+
+
+async def dead_by_pks(conn: AsyncConnection, pks: Sequence[int]) -> list[RowMapping]:
+    """Return the dead letters among ``pks`` (pk order), each with ``blocking``."""
+    q = (select(outbox, _waiting_behind().label("blocking"))
+         .where(outbox.c.state == "dead", outbox.c.pk.in_(list(pks))).order_by(outbox.c.pk))
+    return list((await conn.execute(q)).mappings())
+
+
+async def depth(conn: AsyncConnection) -> list[RowMapping]:
+    """Per destination and kind: unfinished (pending or leased) and dead tasks, and the
+    creation time of the oldest unfinished one."""
+    unfinished = outbox.c.state.in_(["pending", "leased"])
+    q = (select(outbox.c.destination, outbox.c.kind,
+                func.count().filter(unfinished).label("waiting"),
+                func.count().filter(outbox.c.state == "dead").label("dead"),
+                func.count().filter(unfinished, outbox.c.attempts > 0).label("retrying"),
+                func.min(outbox.c.created_at).filter(unfinished).label("oldest"))
+         .where(outbox.c.state.in_(["pending", "leased", "dead"]))
+         .group_by(outbox.c.destination, outbox.c.kind)
+         .order_by(outbox.c.destination, outbox.c.kind))
+    return list((await conn.execute(q)).mappings())
+
+
+async def tasks_of(conn: AsyncConnection, *, kind: str, ref: str) -> list[RowMapping]:
+    """Every task of ``kind`` for ``ref``, oldest first (what happened to one message)."""
+    q = select(outbox).where(outbox.c.kind == kind, outbox.c.ref == ref).order_by(outbox.c.pk)
+    return list((await conn.execute(q)).mappings())

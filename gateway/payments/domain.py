@@ -84,6 +84,7 @@ class Cause(StrEnum):
     pension_prorated = "pension_prorated"  # how a part period's amount was derived
     reconciled = "reconciled"  # a reconciliation run found the payout on the statement
     statement = "statement"  # a return or reversal read from the rail's statement by a run
+    ops_resolved = "ops_resolved"  # ops settled the outcome with the rail's word (four eyes)
 
 
 P = PaymentState

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -13,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.storage.tables import payment_discrepancies, payment_events, payments
 
 __all__ = [
-    "PaymentFilter", "by_ids", "by_key", "discrepancies", "events_of", "insert_events", "newest",
-    "open_discrepancy", "set_state", "update_many",
+    "PaymentFilter", "by_ids", "by_key", "discrepancies", "discrepancies_page",
+    "discrepancy_by_pk", "events_of", "insert_events", "newest", "open_discrepancy",
+    "resolve_discrepancies", "set_state", "update_many",
 ]
 
 
@@ -95,6 +97,37 @@ async def discrepancies(conn: AsyncConnection, *, state: str | None = "open",
     if payment_id is not None:
         q = q.where(payment_discrepancies.c.payment_id == payment_id)
     return list((await conn.execute(q)).mappings())
+
+
+async def discrepancy_by_pk(conn: AsyncConnection, pk: int) -> RowMapping | None:
+    q = select(payment_discrepancies).where(payment_discrepancies.c.pk == pk)
+    row: RowMapping | None = (await conn.execute(q)).mappings().first()
+    return row
+
+
+async def discrepancies_page(conn: AsyncConnection, *, state: str | None,
+                             payment_id: str | None, before: int | None,
+                             limit: int) -> list[RowMapping]:
+    """Return discrepancies newest first below pk ``before``."""
+    q = select(payment_discrepancies).order_by(payment_discrepancies.c.pk.desc()).limit(limit)
+    if state is not None:
+        q = q.where(payment_discrepancies.c.state == state)
+    if payment_id is not None:
+        q = q.where(payment_discrepancies.c.payment_id == payment_id)
+    if before is not None:
+        q = q.where(payment_discrepancies.c.pk < before)
+    return list((await conn.execute(q)).mappings())
+
+
+async def resolve_discrepancies(conn: AsyncConnection, payment_pk: int, *, detail: str,
+                                now: datetime, only_pk: int | None = None) -> int:
+    """Mark the payment's open discrepancies (or just ``only_pk``) resolved; return how many."""
+    q = update(payment_discrepancies).where(payment_discrepancies.c.payment_pk == payment_pk,
+                                            payment_discrepancies.c.state == "open")
+    if only_pk is not None:
+        q = q.where(payment_discrepancies.c.pk == only_pk)
+    result = await conn.execute(q.values(state="resolved", resolved_at=now, detail=detail))
+    return result.rowcount or 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,11 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
 from gateway.money import MINOR_UNITS, Money
-from gateway.outbox.records import enqueue, expedite
+from gateway.outbox.records import drop_pending, enqueue, expedite
 from gateway.payments import instruction
 from gateway.payments import repository as repo
 from gateway.payments.accounts import RailPractice
-from gateway.payments.domain import Cause, PaymentState, Transition, contradiction, transition
+from gateway.payments.domain import (
+    FINAL,
+    Cause,
+    IllegalTransition,
+    PaymentState,
+    Transition,
+    contradiction,
+    transition,
+)
 from gateway.payments.fx import convert
 from gateway.payments.requests import PaymentIn, PayoutAccount, canonical_sha256
 from gateway.ports.processing import OutboundSender
@@ -285,6 +293,52 @@ class PaymentService:
         await self.apply(conn, [Change(row, tr)], now)
         if target == PaymentState.cancel_requested:
             await expedite(conn, kind=PAYOUT_KIND, ref=payment_id, now=now)
+        return (await repo.by_ids(conn, [payment_id]))[payment_id]
+
+    async def resolve(self, conn: AsyncConnection, payment_id: str, outcome: str, *,
+                      rail_reference: str | None, detail: str, now: datetime,
+                      discrepancy_pk: int | None = None) -> RowMapping:
+        """Settle a payment's outcome as ops learnt it from the rail (an approved proposal).
+
+        ``paid`` or ``failed`` moves the payment there (cause ``ops_resolved``, with the rail's
+        reference) and resolves its open discrepancies (or only ``discrepancy_pk``);
+        ``reask`` makes its payout task ask the rail again now (a new task if none waits),
+        and leaves any discrepancy open until the answer is in.
+
+        Raises:
+            NotFoundError: no such payment.
+            ConflictError: state_conflict, the state machine does not allow the outcome.
+        """
+        row = (await repo.by_ids(conn, [payment_id], lock=True)).get(payment_id)
+        if row is None:
+            raise NotFoundError("not_found", f"no payment {payment_id}")
+        if outcome == "reask":
+            if not await expedite(conn, kind=PAYOUT_KIND, ref=payment_id, now=now):
+                await enqueue(conn, kind=PAYOUT_KIND, destination=row.rail, ref=payment_id,
+                              now=now)
+            await self.note(conn, row, Cause.ops_resolved, f"re-ask the rail: {detail}", now)
+            return (await repo.by_ids(conn, [payment_id]))[payment_id]
+        target = PaymentState(outcome)
+        if target not in (PaymentState.paid, PaymentState.failed):
+            raise ConflictError("state_conflict", f"{outcome} is not an outcome ops can set")
+        try:
+            tr = transition(PaymentState(row.state), target, Cause.ops_resolved, detail)
+        except IllegalTransition as exc:
+            raise ConflictError("state_conflict", f"payment {payment_id}: {exc}") from None
+        if tr is not None:
+            await self.apply(conn, [Change(row, tr, rail_reference=rail_reference,
+                                           reason=detail if target == PaymentState.failed
+                                           else None)], now)
+            if target in FINAL:
+                # Its outcome is final: nothing is left for its payout task to ask (a paid
+                # payment's task stays: it watches for a return).
+                await drop_pending(conn, kind=PAYOUT_KIND, ref=payment_id, now=now,
+                                   reason=f"outcome settled by ops: {outcome}")
+        elif rail_reference:
+            await self.note(conn, row, Cause.ops_resolved, detail, now,
+                            rail_reference=rail_reference)
+        await repo.resolve_discrepancies(conn, row.pk, detail=f"ops: {outcome}: {detail}",
+                                         now=now, only_pk=discrepancy_pk)
         return (await repo.by_ids(conn, [payment_id]))[payment_id]
 
     async def mark_sending(self, conn: AsyncConnection, rows: Sequence[RowMapping],

@@ -40,6 +40,12 @@ _BODY = {415: "unsupported_media_type"}
 _PUBLIC = frozenset({"/.well-known/jwks.json", "/healthz", "/livez", "/readyz", "/metrics"})
 _SERVICE_TOKEN = {"serviceToken": {"type": "http", "scheme": "bearer",
                                    "description": "a back-office service token"}}
+_ADMIN_TOKEN = {"adminBearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                "description": "an OIDC access token of the organisation's "
+                                               "identity provider with admin roles "
+                                               "(docs/admin.md)"}}
+# Admin acts can also meet a state that forbids them (and four-eyes refusals are 403s).
+_ADMIN_ACTS = {409: "state_conflict, proposal_expired", 403: "forbidden, four_eyes"}
 
 
 def _document(spec: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +53,7 @@ def _document(spec: dict[str, Any]) -> dict[str, Any]:
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     schemas["Problem"] = PROBLEM_SCHEMA
-    spec["components"]["securitySchemes"] = _SERVICE_TOKEN
+    spec["components"]["securitySchemes"] = _SERVICE_TOKEN | _ADMIN_TOKEN
     for path, operations in spec["paths"].items():
         for method, op in operations.items():
             statuses = dict(_EVERYWHERE)
@@ -55,6 +61,8 @@ def _document(spec: dict[str, Any]) -> dict[str, Any]:
                 statuses.update(_AUTHENTICATED)
             if method in ("post", "put", "patch"):
                 statuses.update(_BODY)
+                if path.startswith("/admin/"):
+                    statuses.update(_ADMIN_ACTS)
             responses = op.setdefault("responses", {})
             for status, codes in statuses.items():
                 known = responses.get(str(status), {})
@@ -65,6 +73,8 @@ def _document(spec: dict[str, Any]) -> dict[str, Any]:
                     response["content"] = _PROBLEM
             if path.startswith("/v1/backoffice/"):
                 op["security"] = [{"serviceToken": []}]
+            if path.startswith("/admin/"):
+                op["security"] = [{"adminBearer": []}]
     return spec
 
 

@@ -15,7 +15,8 @@ from starlette.routing import Match, Route
 
 from gateway.errors import ProblemError, RateLimitedError
 
-__all__ = ["PROBLEM_BASE", "install_problem_handlers", "problem_for", "problem_response"]
+__all__ = ["PROBLEM_BASE", "install_problem_handlers", "problem_for", "problem_response",
+           "validation_problem"]
 
 PROBLEM_BASE = "https://px.perkeso.example/problems/"
 log = logging.getLogger(__name__)
@@ -55,6 +56,13 @@ def problem_for(exc: ProblemError) -> Response:
     return problem_response(exc.status, exc.code, exc.detail, **extra)
 
 
+def validation_problem(exc: RequestValidationError) -> Response:
+    """The problem+json of a request FastAPI could not validate (422 schema_violation)."""
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"])
+    return problem_response(422, "schema_violation", f"{where}: {first['msg']}")
+
+
 def _allowed_methods(req: Request) -> list[str]:
     # Starlette's Allow names only the first route whose path matched; a path served by
     # several routes (GET and POST /v1/backoffice/payments) needs all of them. A literal
@@ -72,9 +80,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> Response:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"])
-        return problem_response(422, "schema_violation", f"{where}: {first['msg']}")
+        return validation_problem(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(req: Request, exc: StarletteHTTPException) -> Response:

@@ -6,6 +6,12 @@ unit-of-work bookkeeping would cost more than the SQL itself. The same schema ru
 in ``migrations/`` create it, and a test checks they match these definitions.
 """
 
+from gateway.storage.tables.admin import (
+    admin_audit,
+    admin_proposals,
+    breaker_overrides,
+    partner_suspensions,
+)
 from gateway.storage.tables.claims import claim_documents, claims
 from gateway.storage.tables.evidence import evidence_chain
 from gateway.storage.tables.messages import (
@@ -35,6 +41,7 @@ from gateway.storage.tables.reconciliation import (
 from gateway.storage.types import metadata
 
 __all__ = [
+    "admin_audit", "admin_proposals", "breaker_overrides", "partner_suspensions",
     "batch_lines", "claim_documents", "claims", "delivery_receipts", "evidence_chain",
     "message_cancellations", "message_state", "messages", "metadata", "outbox",
     "partner_batches", "payment_discrepancies", "payment_events", "payments", "pension_events",

@@ -1,0 +1,291 @@
+"""What each maker-checker proposal does: the explicit table of actions (name -> handler).
+
+Each handler freezes a proposal's target set and builds the preview an approver sees
+(``prepare``), and carries out an approved proposal (``execute``) in the approver's unit of
+work. Money is touched only through ``PaymentService``, outbox rows only through
+``gateway.outbox.records``. A new action (resolving a reconciliation case, retiring a key)
+is one handler class and one line in ``ACTIONS``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.admin.proposals import Proposal
+from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
+from gateway.messages.suspensions import Suspensions, all_suspensions, lift
+from gateway.outbox import records
+from gateway.payments import repository as repo
+from gateway.payments.domain import Cause, IllegalTransition, PaymentState, transition
+from gateway.payments.service import PaymentService, discrepancy_view
+
+__all__ = ["ACTIONS", "ActionContext", "Prepared", "ProposalAction", "sanitise_error"]
+
+PREVIEW_ROWS = 20
+MAX_TARGETS = 500
+_DIGITS = re.compile(r"\d{8,}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]+")
+
+
+def sanitise_error(text: str | None) -> str | None:
+    """A stored error as operators may see it: one line, no long digit runs (accounts and
+    national ids may be quoted by a counterparty's refusal), at most 300 characters."""
+    if text is None:
+        return None
+    text = _CONTROL.sub(" ", text)
+    text = _DIGITS.sub(lambda m: "#" * len(m.group()), text)
+    return text[:300]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    """What handlers may use: the payment service and the hub's suspension cache."""
+
+    payments: PaymentService
+    suspensions: Suspensions
+    partners: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    targets: list[str]
+    preview: dict[str, Any]
+
+
+class ProposalAction(Protocol):
+    async def prepare(self, conn: AsyncConnection, cx: ActionContext,
+                      params: Mapping[str, Any]) -> Prepared:
+        """Freeze the targets and describe what approving will do.
+
+        Raises:
+            NotFoundError, ConflictError, InvalidMessageError: nothing sensible to propose.
+        """
+        ...
+
+    async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
+                      now: datetime) -> dict[str, Any]:
+        """Carry out an approved proposal on its frozen targets; return what it did."""
+        ...
+
+
+def _task_preview(r: Any) -> dict[str, Any]:
+    return {"id": r.pk, "kind": r.kind, "destination": r.destination, "ref": r.ref,
+            "ordering_key": r.ordering_key, "attempts": r.attempts,
+            "last_error": sanitise_error(r.last_error), "blocking": r.blocking}
+
+
+def _why(p: Proposal) -> str:
+    return f"proposal {p.pk} by {p.maker}, approved by {p.decided_by}: {p.reason}"
+
+
+class Replay:
+    """Make dead letters pending again (``task_ids``, or every dead letter of a kind and/or
+    destination at the time of the proposal)."""
+
+    async def prepare(self, conn: AsyncConnection, cx: ActionContext,
+                      params: Mapping[str, Any]) -> Prepared:
+        ids = params.get("task_ids")
+        if ids:
+            rows = await records.dead_by_pks(conn, ids)
+            missing = sorted(set(ids) - {r.pk for r in rows})
+            if missing:
+                raise NotFoundError("not_found", f"no dead letter {missing[0]}"
+                                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1
+                                       else ""))
+        else:
+            rows = await records.dead_page(conn, kind=params.get("kind"),
+                                           destination=params.get("destination"),
+                                           limit=MAX_TARGETS + 1)
+            if len(rows) > MAX_TARGETS:
+                raise InvalidMessageError("schema_violation", f"more than {MAX_TARGETS} dead "
+                                          "letters match; narrow the filter")
+            if not rows:
+                raise NotFoundError("not_found", "no dead letter matches")
+            rows.sort(key=lambda r: r.pk)
+        return Prepared([str(r.pk) for r in rows],
+                        {"tasks": [_task_preview(r) for r in rows[:PREVIEW_ROWS]],
+                         "effect": "each task becomes due now with a fresh age budget; work "
+                                   "it held back runs after it"})
+
+    async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
+                      now: datetime) -> dict[str, Any]:
+        revived: list[int] = []
+        gone: list[int] = []
+        for pk in p.targets:
+            row = await records.revive_dead(conn, int(pk), now)
+            (revived if row is not None else gone).append(int(pk))
+        return {"replayed": revived, "no_longer_dead": gone}
+
+
+class Skip:
+    """Finish one dead letter without doing it, so the later work of its case runs."""
+
+    async def prepare(self, conn: AsyncConnection, cx: ActionContext,
+                      params: Mapping[str, Any]) -> Prepared:
+        pk = int(params["task_id"])
+        rows = await records.dead_by_pks(conn, [pk])
+        if not rows:
+            raise NotFoundError("not_found", f"no dead letter {pk}")
+        r = rows[0]
+        effects = [f"{r.kind} {r.ref} to {r.destination} is never done"]
+        if r.kind == "payout":
+            payment = (await repo.by_ids(conn, [r.ref])).get(r.ref)
+            if payment is not None:
+                effects.append(f"payment {r.ref} stays {payment.state}: the rail is not asked "
+                               "about it again by this task")
+        if r.ordering_key is not None:
+            effects.append(f"{r.blocking} later task(s) of case {r.ordering_key} it holds back "
+                           "run next, in order")
+        return Prepared([str(pk)], {"task": _task_preview(r), "consequences": effects})
+
+    async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
+                      now: datetime) -> dict[str, Any]:
+        row = await records.skip_dead(conn, int(p.targets[0]), now, f"skipped: {_why(p)}")
+        if row is None:
+            raise ConflictError("state_conflict", f"task {p.targets[0]} is no longer dead")
+        return {"skipped": int(p.targets[0])}
+
+
+class ResumePartner:
+    """Lift an operator's suspension of a partner."""
+
+    async def prepare(self, conn: AsyncConnection, cx: ActionContext,
+                      params: Mapping[str, Any]) -> Prepared:
+        pid = str(params["partner_id"])
+        if pid not in cx.partners:
+            raise NotFoundError("not_found", f"no partner {pid}")
+        found = (await all_suspensions(conn)).get(pid)
+        if found is None:
+            raise ConflictError("state_conflict", f"partner {pid} is not suspended by an "
+                                "operator")
+        return Prepared([pid], {"partner_id": pid, "suspended_by": found.suspended_by,
+                                "suspended_at": found.suspended_at.isoformat(),
+                                "suspension_reason": found.reason,
+                                "effect": "its requests are accepted again and its held "
+                                          "deliveries go out"})
+
+    async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
+                      now: datetime) -> dict[str, Any]:
+        if not await lift(conn, p.targets[0]):
+            raise ConflictError("state_conflict", f"partner {p.targets[0]} is not suspended")
+        cx.suspensions.forget()
+        return {"resumed": p.targets[0]}
+
+
+def _outcome_check(state: str, outcome: str) -> str:
+    if outcome == "reask":
+        return f"the rail is asked again about it (now {state})"
+    try:
+        tr = transition(PaymentState(state), PaymentState(outcome), Cause.ops_resolved)
+    except IllegalTransition as exc:
+        raise ConflictError("state_conflict", str(exc)) from None
+    return f"{state} -> {outcome}" if tr is not None else f"stays {state}"
+
+
+class ResolveDiscrepancy:
+    """Settle a discrepancy: mark its payment paid or failed with the rail's reference, or
+    ask the rail again."""
+
+    async def prepare(self, conn: AsyncConnection, cx: ActionContext,
+                      params: Mapping[str, Any]) -> Prepared:
+        d = await repo.discrepancy_by_pk(conn, int(params["discrepancy_id"]))
+        if d is None:
+            raise NotFoundError("not_found", f"no discrepancy {params['discrepancy_id']}")
+        if d.state != "open":
+            raise ConflictError("state_conflict", f"discrepancy {d.pk} is {d.state}")
+        payment = (await repo.by_ids(conn, [d.payment_id]))[d.payment_id]
+        effect = _outcome_check(payment.state, params["outcome"])
+        return Prepared([str(d.pk)], {"discrepancy": discrepancy_view(d),
+                                      "payment_state": payment.state, "effect": effect})
+
+    async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
+                      now: datetime) -> dict[str, Any]:
+        d = await repo.discrepancy_by_pk(conn, int(p.targets[0]))
+        assert d is not None
+        row = await cx.payments.resolve(
+            conn, d.payment_id, p.params["outcome"], rail_reference=p.params.get(
+                "rail_reference"), detail=_why(p), now=now, discrepancy_pk=d.pk)
+        return {"payment_id": d.payment_id, "state": row.state}
+
+
+# A payment whose outcome ops may settle: the hub does not know yet what the rail did.
+_UNSETTLED = frozenset({"sending", "unknown", "submitted", "cancel_requested"})
+
+
+class ResolvePayment:
+    """Settle a payment whose outcome is unknown: paid or failed with the rail's reference,
+    or ask the rail again."""
+
+    async def prepare(self, conn: AsyncConnection, cx: ActionContext,
+                      params: Mapping[str, Any]) -> Prepared:
+        pid = str(params["payment_id"])
+        row = (await repo.by_ids(conn, [pid])).get(pid)
+        if row is None:
+            raise NotFoundError("not_found", f"no payment {pid}")
+        if row.state not in _UNSETTLED:
+            # A known outcome is changed only by the rail's word (a discrepancy), not by ops.
+            raise ConflictError("state_conflict", f"payment {pid} is {row.state}; its "
+                                "outcome is known (a contradiction is a discrepancy)")
+        return Prepared([pid], {"payment_id": pid, "state": row.state,
+                                "effect": _outcome_check(row.state, params["outcome"])})
+
+    async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
+                      now: datetime) -> dict[str, Any]:
+        row = await cx.payments.resolve(conn, p.targets[0], p.params["outcome"],
+                                        rail_reference=p.params.get("rail_reference"),
+                                        detail=_why(p), now=now)
+        return {"payment_id": p.targets[0], "state": row.state}
+
+
+_STOPPABLE = {"instructed": "cancelled at once (it never left the hub)",
+              "sending": "cancel requested: the rail is asked to cancel it",
+              "unknown": "cancel requested: the rail is asked to cancel it",
+              "submitted": "cancel requested: the rail is asked to cancel it",
+              "cancel_requested": "already asked: nothing more"}
+
+
+class CancelPayments:
+    """Stop payments that may be at the rail (``PaymentService.stop``)."""
+
+    async def prepare(self, conn: AsyncConnection, cx: ActionContext,
+                      params: Mapping[str, Any]) -> Prepared:
+        ids = list(dict.fromkeys(params["payment_ids"]))
+        rows = await repo.by_ids(conn, ids)
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise NotFoundError("not_found", f"no payment {missing[0]}")
+        final = [i for i in ids if rows[i].state not in _STOPPABLE]
+        if final:
+            raise ConflictError("state_conflict", f"payment {final[0]} is "
+                                f"{rows[final[0]].state}; its outcome is known")
+        return Prepared(ids, {"payments": [{"payment_id": i, "state": rows[i].state,
+                                            "effect": _STOPPABLE[rows[i].state]}
+                                           for i in ids[:PREVIEW_ROWS]]})
+
+    async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
+                      now: datetime) -> dict[str, Any]:
+        done: dict[str, str] = {}
+        for pid in p.targets:
+            try:
+                row = await cx.payments.stop(conn, pid, Cause.cancelled, _why(p), now)
+                done[pid] = row.state
+            except ConflictError as exc:  # its outcome became known meanwhile
+                done[pid] = f"not stopped: {exc.detail}"
+        return {"payments": done}
+
+
+# Proposal action name -> its handler. Plain literal, read when a proposal is made or approved.
+ACTIONS: dict[str, ProposalAction] = {
+    "replay": Replay(),
+    "skip": Skip(),
+    "resume_partner": ResumePartner(),
+    "resolve_discrepancy": ResolveDiscrepancy(),
+    "resolve_payment": ResolvePayment(),
+    "cancel_payments": CancelPayments(),
+}

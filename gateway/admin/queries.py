@@ -1,0 +1,279 @@
+"""The admin API's SQL (Core, inside the caller's unit of work; never commits).
+
+Lists are read newest first by primary key, the cursor being the last pk returned: a page
+reads ``pk < cursor``. A pk is drawn at insert, not at commit, but a row that commits after
+a page was read and has a pk below that page's cursor was not committed when the listing
+began; so every row committed before the first page is read appears exactly once, and rows
+committed later appear at the top on the next first page. The audit export, which follows the
+trail forwards for off-site copies, reads in (inserting transaction, pk) order below the
+visibility horizon on PostgreSQL instead (``gateway.storage.commit_order``), so a record still
+committing, and any after it, come on the next read rather than being skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, insert, or_, select, tuple_, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.admin.proposals import Proposal, ProposalState
+from gateway.errors import InvalidMessageError
+from gateway.storage.commit_order import visible_horizon
+from gateway.storage.tables import (
+    admin_audit,
+    admin_proposals,
+    delivery_receipts,
+    message_state,
+    messages,
+    outbox,
+    payments,
+)
+
+__all__ = [
+    "AuditFilter", "MessageFilter", "audit_after", "audit_page", "before_cursor",
+    "export_cursor", "insert_proposal", "message_by_pk", "messages_page", "partner_stats",
+    "proposal_by_pk", "proposals_page", "receipts_of", "update_proposal",
+]
+
+
+def before_cursor(cursor: str | None) -> int | None:
+    """The pk a list cursor stands for.
+
+    Raises:
+        InvalidMessageError: schema_violation, not a cursor a list returned.
+    """
+    if cursor is None or cursor == "":
+        return None
+    if not cursor.isdigit() or len(cursor) > 18 or int(cursor) < 1:
+        raise InvalidMessageError("schema_violation",
+                                  f"cursor {cursor[:40]!r} is not a cursor this list returned")
+    return int(cursor)
+
+
+def export_cursor(cursor: str | None) -> tuple[int, int]:
+    """(transaction, pk) of an export cursor; a plain pk has transaction 0."""
+    if cursor is None or cursor == "":
+        return 0, 0
+    head, dot, tail = cursor.partition(".")
+    parts = [head, tail] if dot else ["0", head]
+    if not all(p.isdigit() and len(p) <= 18 for p in parts):
+        raise InvalidMessageError("schema_violation",
+                                  f"after {cursor[:40]!r} is not a cursor this export returned")
+    return int(parts[0]), int(parts[1])
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MessageFilter:
+    partner_id: str | None = None
+    type: str | None = None
+    direction: str | None = None
+    state: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    correlation_id: str | None = None
+    payment_id: str | None = None
+
+
+_SUMMARY = (messages.c.pk, messages.c.direction, messages.c.partner_id, messages.c.message_id,
+            messages.c.sender, messages.c.recipient, messages.c.type, messages.c.correlation_id,
+            messages.c.sent_at, messages.c.received_at, messages.c.kid,
+            message_state.c.state, message_state.c.detail.label("state_detail"),
+            message_state.c.updated_at.label("state_at"))
+
+
+async def messages_page(conn: AsyncConnection, f: MessageFilter, *, before: int | None,
+                        limit: int) -> list[RowMapping]:
+    """Messages matching ``f``, newest first below pk ``before`` (no wire bytes)."""
+    q = (select(*_SUMMARY)
+         .select_from(messages.outerjoin(message_state,
+                                         message_state.c.message_pk == messages.c.pk))
+         .order_by(messages.c.pk.desc()).limit(limit))
+    for column, value in ((messages.c.partner_id, f.partner_id), (messages.c.type, f.type),
+                          (messages.c.direction, f.direction),
+                          (messages.c.correlation_id, f.correlation_id),
+                          (message_state.c.state, f.state)):
+        if value is not None:
+            q = q.where(column == value)
+    if f.received_from is not None:
+        q = q.where(messages.c.received_at >= f.received_from)
+    if f.received_to is not None:
+        q = q.where(messages.c.received_at < f.received_to)
+    if f.payment_id is not None:
+        # A payment's messages are its case's thread (correlation id = claim or pension ref)
+        # with its partner.
+        pay = (select(payments.c.partner_id, payments.c.claim_ref, payments.c.pension_ref)
+               .where(payments.c.payment_id == f.payment_id).subquery())
+        q = q.where(messages.c.partner_id == select(pay.c.partner_id).scalar_subquery(),
+                    or_(messages.c.correlation_id == select(pay.c.claim_ref).scalar_subquery(),
+                        messages.c.correlation_id
+                        == select(pay.c.pension_ref).scalar_subquery()))
+    if before is not None:
+        q = q.where(messages.c.pk < before)
+    return list((await conn.execute(q)).mappings())
+
+
+async def message_by_pk(conn: AsyncConnection, pk: int) -> RowMapping | None:
+    q = (select(messages, message_state.c.state,
+                message_state.c.detail.label("state_detail"),
+                message_state.c.updated_at.label("state_at"))
+         .select_from(messages.outerjoin(message_state,
+                                         message_state.c.message_pk == messages.c.pk))
+         .where(messages.c.pk == pk))
+    row: RowMapping | None = (await conn.execute(q)).mappings().first()
+    return row
+
+
+async def receipts_of(conn: AsyncConnection, message_pk: int) -> list[RowMapping]:
+    q = (select(delivery_receipts).where(delivery_receipts.c.message_pk == message_pk)
+         .order_by(delivery_receipts.c.pk))
+    return list((await conn.execute(q)).mappings())
+
+
+# -- partners ------------------------------------------------------------------------------------
+
+async def partner_stats(conn: AsyncConnection,
+                        partner_ids: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Per partner: its last message in, last delivery receipt, and its outbox work."""
+    out: dict[str, dict[str, Any]] = {}
+    for pid in partner_ids:
+        # The newest inbound row by (partner, direction, pk) index: no scan of its messages.
+        at = (await conn.execute(
+            select(messages.c.received_at)
+            .where(messages.c.partner_id == pid, messages.c.direction == "in")
+            .order_by(messages.c.pk.desc()).limit(1))).scalar()
+        if at is not None:
+            out.setdefault(pid, {})["last_inbound_at"] = at
+    delivered = (await conn.execute(
+        select(messages.c.partner_id, func.max(delivery_receipts.c.received_at))
+        .join(messages, messages.c.pk == delivery_receipts.c.message_pk)
+        .group_by(messages.c.partner_id))).all()
+    for pid, at in delivered:
+        out.setdefault(pid, {})["last_delivered_at"] = at
+    unfinished = outbox.c.state.in_(["pending", "leased"])
+    work = (await conn.execute(
+        select(outbox.c.destination,
+               func.count().filter(unfinished).label("queued"),
+               func.count().filter(unfinished, outbox.c.attempts > 0).label("failing"),
+               func.count().filter(outbox.c.state == "dead").label("dead"))
+        .where(outbox.c.state.in_(["pending", "leased", "dead"]))
+        .group_by(outbox.c.destination))).mappings().all()
+    for w in work:
+        out.setdefault(w.destination, {}).update(queued=w.queued, failing=w.failing,
+                                                 dead=w.dead)
+    return out
+
+
+# -- proposals -----------------------------------------------------------------------------------
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _values(p: Proposal, now: datetime) -> dict[str, Any]:
+    return dict(action=p.action, state=p.state.value, maker=p.maker,
+                editors=_dumps(list(p.editors)), reason=p.reason, params=_dumps(p.params),
+                targets=_dumps(list(p.targets)), target_count=p.target_count,
+                preview=_dumps(p.preview), created_at=p.created_at, updated_at=now,
+                expires_at=p.expires_at, decided_by=p.decided_by, decided_at=p.decided_at,
+                decision_note=p.decision_note,
+                result=_dumps(p.result) if p.result is not None else None)
+
+
+def _proposal(r: RowMapping) -> Proposal:
+    return Proposal(action=r.action, maker=r.maker, reason=r.reason,
+                    params=orjson.loads(r.params), targets=tuple(orjson.loads(r.targets)),
+                    preview=orjson.loads(r.preview), created_at=r.created_at,
+                    expires_at=r.expires_at, state=ProposalState(r.state),
+                    editors=tuple(orjson.loads(r.editors)), decided_by=r.decided_by,
+                    decided_at=r.decided_at, decision_note=r.decision_note,
+                    result=orjson.loads(r.result) if r.result else None, pk=r.pk)
+
+
+async def insert_proposal(conn: AsyncConnection, p: Proposal, now: datetime) -> int:
+    result = await conn.execute(insert(admin_proposals).values(**_values(p, now))
+                                .returning(admin_proposals.c.pk))
+    return int(result.scalar_one())
+
+
+async def update_proposal(conn: AsyncConnection, p: Proposal, now: datetime) -> None:
+    assert p.pk is not None
+    await conn.execute(update(admin_proposals).where(admin_proposals.c.pk == p.pk)
+                       .values(**_values(p, now)))
+
+
+async def proposal_by_pk(conn: AsyncConnection, pk: int, *,
+                         lock: bool = False) -> Proposal | None:
+    q = select(admin_proposals).where(admin_proposals.c.pk == pk)
+    if lock:
+        q = q.with_for_update()
+    row = (await conn.execute(q)).mappings().first()
+    return _proposal(row) if row is not None else None
+
+
+async def proposals_page(conn: AsyncConnection, *, state: str | None, action: str | None,
+                         before: int | None, limit: int) -> list[Proposal]:
+    q = select(admin_proposals).order_by(admin_proposals.c.pk.desc()).limit(limit)
+    if state is not None:
+        q = q.where(admin_proposals.c.state == state)
+    if action is not None:
+        q = q.where(admin_proposals.c.action == action)
+    if before is not None:
+        q = q.where(admin_proposals.c.pk < before)
+    return [_proposal(r) for r in (await conn.execute(q)).mappings()]
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    at_from: datetime | None = None
+    at_to: datetime | None = None
+
+
+def _audit_where(q: Any, f: AuditFilter) -> Any:
+    for column, value in ((admin_audit.c.actor, f.actor), (admin_audit.c.action, f.action),
+                          (admin_audit.c.outcome, f.outcome)):
+        if value is not None:
+            q = q.where(column == value)
+    if f.at_from is not None:
+        q = q.where(admin_audit.c.at >= f.at_from)
+    if f.at_to is not None:
+        q = q.where(admin_audit.c.at < f.at_to)
+    return q
+
+
+async def audit_page(conn: AsyncConnection, f: AuditFilter, *, before: int | None,
+                     limit: int) -> list[RowMapping]:
+    q = _audit_where(select(admin_audit).order_by(admin_audit.c.pk.desc()).limit(limit), f)
+    if before is not None:
+        q = q.where(admin_audit.c.pk < before)
+    return list((await conn.execute(q)).mappings())
+
+
+async def audit_after(conn: AsyncConnection, f: AuditFilter, *, after: tuple[int, int],
+                      limit: int) -> tuple[list[RowMapping], str | None]:
+    """Audit records in commit-safe order after ``after``, with the cursor of the last."""
+    q = _audit_where(select(admin_audit).limit(limit), f)
+    pg = conn.dialect.name == "postgresql"
+    if pg:
+        q = (q.where(tuple_(admin_audit.c.xact_id, admin_audit.c.pk) > tuple_(*after),
+                     admin_audit.c.xact_id < visible_horizon())
+             .order_by(admin_audit.c.xact_id, admin_audit.c.pk))
+    else:
+        q = q.where(admin_audit.c.pk > after[1]).order_by(admin_audit.c.pk)
+    rows: Sequence[RowMapping] = (await conn.execute(q)).mappings().all()
+    if not rows:
+        return [], None
+    last = rows[-1]
+    return list(rows), f"{last.xact_id}.{last.pk}" if pg else str(last.pk)
