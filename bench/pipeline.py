@@ -211,6 +211,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children, alive ones included."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu(int(k)) for k in kids)
+
+
 def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
 
@@ -243,6 +254,20 @@ def _drive(folder: Path, port: int, concurrency: int, seconds: float, tag: str,
             next_tick += TICK
     load.join(30)
     return Slice(result[0], result[1], time.monotonic() - started)
+
+
+def _warm_up(folder: Path, port: int, sim_port: int, timeout: float = 180) -> None:
+    """One claim through the whole pipeline, so that the run starts with every process up."""
+    import httpx
+
+    q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    _load_main(str(folder), port, 1, 0.5, "warm", q)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"http://127.0.0.1:{sim_port}/_bench/arrivals", timeout=30).json():
+            return
+        time.sleep(0.5)
+    raise SystemExit("no claim.status reached the partner simulator: see the processes' log")
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -313,6 +338,7 @@ def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibr
                 [sys.executable, "-m", "gateway.cli", "dispatch"], env=env_for(names["run"]),
                 cwd=folder, stdout=log, stderr=subprocess.STDOUT))
         dsn = f"{base}/{names['run']}"
+        _warm_up(folder, port, sim_port)
         backlog: list[tuple[float, int]] = []
 
         def tick(t: float) -> None:
@@ -324,8 +350,12 @@ def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibr
 
         print(f"pipeline run, {seconds:.0f} s:", flush=True)
         before = asyncio.run(_counts(dsn))
+        roles = {"serve": [server.pid], "dispatchers": [p.pid for p in procs[-dispatchers:]],
+                 "simulator": [sim.pid or 0]}
+        cpu0 = {k: sum(_cpu(p) for p in v) for k, v in roles.items()}
         run_ = _drive(folder, port, concurrency, seconds, "run", tick)
         end = asyncio.run(_counts(dsn))
+        cpu = {k: sum(_cpu(p) for p in v) - cpu0[k] for k, v in roles.items()}
         import httpx
         arrivals: dict[str, float] = httpx.get(
             f"http://127.0.0.1:{sim_port}/_bench/arrivals", timeout=30).json()
@@ -347,6 +377,11 @@ def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibr
                   f"p50 {statistics.median(answered) * 1000:.0f} ms, "
                   f"p99 {_pct(answered, 0.99) * 1000:.0f} ms ({len(answered)} of {accepted} "
                   "answered within the run)")
+        if accepted and processed:
+            print(f"  CPU ms per message: serve (intake) {1000 * cpu['serve'] / accepted:.1f} "
+                  f"per accepted; dispatchers {1000 * cpu['dispatchers'] / processed:.1f} per "
+                  f"processed; partner simulator {1000 * cpu['simulator'] / max(1, delivered):.1f}"
+                  " per delivered")
         ratio = delivered / accepted if accepted else 0.0
         print(f"  same-run ratio delivered/accepted: {ratio:.2f} (floor 1.00: "
               f"{'kept up' if ratio >= 0.99 else 'fell behind'})")
