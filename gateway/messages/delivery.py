@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import NoResultFound
@@ -115,7 +115,7 @@ class DeliveryHandler:
                                         if task.pk in lost else None)
         return [results.get(t.pk) for t in tasks]
 
-    async def _send(self, task: Task, row: Row[Any]) -> _Delivered:
+    async def _send(self, task: Task, row: Any) -> _Delivered:
         partner = self.registry.get(row.partner_id)
         if partner is None or partner.endpoint is None:
             raise PermanentDeliveryError(f"{row.partner_id} has no endpoint in the registry")

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock
@@ -88,7 +88,7 @@ class InboundProcessor:
         return [None if t.pk in owned else LeaseLost(f"outbox task {t.pk} is no longer leased")
                 for t in tasks]
 
-    async def _apply(self, conn: AsyncConnection, row: Row[Any],
+    async def _apply(self, conn: AsyncConnection, row: Any,
                      now: datetime) -> tuple[Envelope, str]:
         envelope = Envelope.model_validate(orjson.loads(row.canonical or row.wire))
         processor = self.processors.get(envelope.type)
