@@ -413,7 +413,7 @@ def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibr
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seconds", type=float, default=300.0, help="length of the run")
-    ap.add_argument("--dispatchers", type=int, choices=(1, 2), default=2)
+    ap.add_argument("--dispatchers", type=int, choices=(1, 2, 3, 4), default=2)
     ap.add_argument("--workers", type=int, default=2, help="gateway serve worker processes")
     ap.add_argument("--concurrency", type=int, default=16, help="sender connections")
     ap.add_argument("--calibrate", type=float, default=20.0,
