@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -317,7 +318,8 @@ def _dispatch_forever(settings: Settings, batch: int) -> None:
         chain = asyncio.create_task(run_housekeeping(hub))
         log.info("dispatcher started (batch %d)", batch)
         try:
-            await hub.dispatcher(batch=batch).run(stop)
+            await hub.dispatcher(batch=batch, lease=timedelta(
+                seconds=settings.dispatch_lease_seconds)).run(stop)
         finally:
             chain.cancel()
             await hub.close()

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     pension_run_every_seconds: float = Field(default=60.0, gt=0)
     # A destination (partner, rail) that failed this often in a row is left alone this long.
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    # A dispatcher's hold on claimed work; a dispatcher that died leaves its work this long
+    # before another takes it over (renewed every third of it while a batch runs).
+    dispatch_lease_seconds: float = Field(default=60.0, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_message_age_seconds: int = Field(default=24 * 3600, ge=60)
     max_clock_skew_seconds: int = Field(default=300, ge=0)

@@ -15,21 +15,21 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import insert
+from sqlalchemy import String, bindparam, cast, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import iso_millis
 from gateway.errors import InvalidMessageError, NotFoundError
 from gateway.messages.hub_cancel import cancel_hub_message
 from gateway.messages.intake import describe_validation_error
-from gateway.outbox.records import enqueue
+from gateway.outbox.records import enqueue, enqueue_from
 from gateway.ports.partner import PartnerAdapter
 from gateway.ports.processing import OutboundMessage
 from gateway.protocol.envelope import HUB_PARTY, HUB_TO_PARTNER
 from gateway.protocol.partners import PartnerRegistry
 from gateway.protocol.signing import Signer
 from gateway.storage.commit_order import xact_id
-from gateway.storage.tables import message_state, messages
+from gateway.storage.tables import message_state, messages, outbox
 
 __all__ = ["Outbound"]
 
@@ -81,19 +81,61 @@ class Outbound:
         })
         adapter = self.adapters[partner.adapter]
         wire = adapter.encode(envelope)
-        pk = (await conn.execute(insert(messages).values(
-            direction="out", partner_id=partner.id, message_id=message_id, sender=HUB_PARTY,
-            recipient=partner.id, type=type_, correlation_id=correlation_id, sent_at=now,
-            received_at=now, wire=wire, wire_media_type=adapter.wire_media_type,
-            canonical=None if wire == envelope else envelope,
-            body_sha256=hashlib.sha256(wire).hexdigest(), signature=self.signer.sign(wire),
-            kid=self.signer.kid,
-            xact_id=xact_id() if conn.dialect.name == "postgresql" else None,
-        ).returning(messages.c.pk))).scalar_one()
-        await conn.execute(insert(message_state).values(
-            message_pk=pk, state="queued", updated_at=now))
-        if partner.mode == "push":
+        row = {
+            "direction": "out", "partner_id": partner.id, "message_id": message_id,
+            "sender": HUB_PARTY, "recipient": partner.id, "type": type_,
+            "correlation_id": correlation_id, "sent_at": now, "received_at": now, "wire": wire,
+            "wire_media_type": adapter.wire_media_type,
+            "canonical": None if wire == envelope else envelope,
+            "body_sha256": hashlib.sha256(wire).hexdigest(), "signature": self.signer.sign(wire),
+            "kid": self.signer.kid, "updated_at": now,
+        }
+        push = partner.mode == "push"
+        if push:
+            row.update(kind="deliver", destination=partner.id, state="pending", attempts=0,
+                       next_attempt_at=now, created_at=now,
+                       ordering_key=f"{partner.id}:{correlation_id}" if correlation_id else None)
+        if conn.dialect.name == "postgresql":
+            # One statement: the message, its state and (push) its delivery task.
+            result = await conn.execute(_PG_PUSH if push else _PG_PULL, row)
+            pk = int(result.one()[-1])  # the task's ref / the state's message pk
+            return OutboundMessage(pk, message_id, envelope)
+        pk = (await conn.execute(_SQLITE_MESSAGE, row)).scalar_one()
+        await conn.execute(_STATE, {"message_pk": pk, "updated_at": now})
+        if push:
             await enqueue(conn, kind="deliver", destination=partner.id, ref=str(pk), now=now,
-                          ordering_key=f"{partner.id}:{correlation_id}" if correlation_id
-                          else None)
+                          ordering_key=row["ordering_key"])
         return OutboundMessage(pk, message_id, envelope)
+
+
+# Built once (constructing a 16-value INSERT costs more CPU than running it). On PostgreSQL
+# the message row (with its inserting transaction, for the pull inbox's order), its state and
+# its delivery task are one statement: one round trip instead of four, and the task's
+# ordering-key lock is still taken before its pk is drawn (records.enqueue_from).
+_OUT_COLS = ["direction", "partner_id", "message_id", "sender", "recipient", "type",
+             "correlation_id", "sent_at", "received_at", "wire", "wire_media_type",
+             "canonical", "body_sha256", "signature", "kid"]
+
+
+def _message_values() -> dict[str, Any]:
+    return {n: bindparam(n, type_=messages.c[n].type) for n in _OUT_COLS}
+
+
+def _pg_statements() -> tuple[Any, Any]:
+    m = (insert(messages).values(**_message_values(), xact_id=xact_id())
+         .returning(messages.c.pk).cte("m"))
+    state = (insert(message_state)
+             .from_select(["message_pk", "state", "updated_at"],
+                          select(m.c.pk, literal("queued", String),
+                                 bindparam("updated_at", type_=message_state.c.updated_at.type)))
+             .returning(message_state.c.message_pk))
+    pull = state.add_cte(m)
+    push = (enqueue_from(cast(m.c.pk, String)).add_cte(state.cte("s"))
+            .returning(outbox.c.ref))
+    return push, pull
+
+
+_PG_PUSH, _PG_PULL = _pg_statements()
+_SQLITE_MESSAGE = insert(messages).values(**_message_values()).returning(messages.c.pk)
+_STATE = insert(message_state).values(
+    message_pk=bindparam("message_pk"), state="queued", updated_at=bindparam("updated_at"))
