@@ -12,26 +12,54 @@ Each chain entry stores the record's own digest (over its immutable columns, wit
 bytes hashed in) and ``chain = sha256(previous chain | table | pk | record digest)``. Verify
 recomputes both for every entry: a flipped byte in a record breaks its digest; a deleted record
 leaves an entry pointing at nothing; a deleted or edited entry breaks the links after it. What
-a chain cannot show on its own is the loss of its newest entries together with their records:
-``gateway audit head`` prints the head so operators can anchor it elsewhere (a ticket, a log).
+a chain cannot show on its own is an insider who rewrites a record *and* every later link, or
+the loss of its newest entries with their records: signed checkpoints of the head, kept off the
+database (``gateway.evidence.checkpoints``), close both.
+
+Why the bytes are hashed *in the database*: the digest needs the sha256 of each wire, receipt
+and batch body, and those can be 1 MiB each. Hashing them in the query (PostgreSQL's
+``sha256(bytea)``; on SQLite a function registered on the connection, which reads one value at
+a time) means only 64 hex characters per column cross the wire, so the chainer and verify use
+the same memory whatever the record size, and verify still re-hashes the stored bytes: a flipped
+byte is found even though the row's own ``body_sha256`` was not touched. ``trust_stored_hashes``
+is the faster, weaker verify that takes a stored ``body_sha256`` as the wire's hash (docs/
+evidence.md says what each proves).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, exists, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, utcnow
+from gateway.errors import AuthError
+from gateway.protocol.envelope import HUB_PARTY
+from gateway.protocol.signing import KeyRing, verify_detached
+from gateway.storage.engine import SQLITE_SHA256
 from gateway.storage.tables import delivery_receipts, evidence_chain, messages, partner_batches
 from gateway.storage.uow import UnitOfWorkFactory
 
-__all__ = ["ChainHead", "VerifyReport", "chain_head", "chain_pending", "verify_chain"]
+__all__ = [
+    "CHAINED", "ChainHead", "ChainedTable", "Signed", "TrustedPoint", "VerifyReport",
+    "chain_head", "chain_pending", "verify_chain",
+]
 
 GENESIS = "0" * 64
 _LOCK_ID = 7_400_211  # advisory lock key of the chainer
@@ -39,49 +67,145 @@ _LOCK_ID = 7_400_211  # advisory lock key of the chainer
 # transactions last milliseconds, so a commit that far behind would be a transaction that
 # stayed open through 100,000 others; the periodic full sweep catches even that.
 _LOOKBACK = 100_000
-
-
-def _sha(data: bytes | None) -> str:
-    return hashlib.sha256(data).hexdigest() if data is not None else ""
+# Records appended per transaction: one SELECT per table and one multi-row INSERT per batch;
+# no wire bytes are loaded, so a batch costs a few MB whatever the record size.
+BATCH = 5000
 
 
 def _ts(value: datetime | None) -> str:
     return value.isoformat(timespec="microseconds") if value is not None else ""
 
 
+# ---- the chained tables: one entry per table ------------------------------------------------
+# A digest reads the row's columns by name, and each hashed bytes column ``c`` as ``c_sha``
+# (its sha256 in hex, "" for NULL), which the query computes in the database.
+
 def _message_digest(r: Any) -> str:
     fields = [
         "messages", str(r.pk), r.direction, r.partner_id, r.message_id, r.sender, r.recipient,
-        r.type, r.correlation_id or "", _ts(r.sent_at), _ts(r.received_at), _sha(r.wire),
-        r.wire_media_type, _sha(r.canonical), r.body_sha256, r.signature, r.kid,
-        _sha(r.receipt), r.receipt_signature or "",
+        r.type, r.correlation_id or "", _ts(r.sent_at), _ts(r.received_at), r.wire_sha,
+        r.wire_media_type, r.canonical_sha, r.body_sha256, r.signature, r.kid,
+        r.receipt_sha, r.receipt_signature or "",
     ]
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
 def _receipt_digest(r: Any) -> str:
     fields = ["delivery_receipts", str(r.pk), str(r.message_pk), _ts(r.received_at),
-              _sha(r.body), r.signature, r.kid]
+              r.body_sha, r.signature, r.kid]
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
 def _batch_digest(r: Any) -> str:
-    fields = ["partner_batches", str(r.pk), r.partner_id, _ts(r.received_at), _sha(r.body),
+    fields = ["partner_batches", str(r.pk), r.partner_id, _ts(r.received_at), r.body_sha,
               r.body_sha256, r.signature, r.kid]
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
-_RECORDS: dict[str, tuple[Table, Callable[[Any], str]]] = {
-    "messages": (messages, _message_digest),
-    "delivery_receipts": (delivery_receipts, _receipt_digest),
+def _message_name(r: Any) -> str:
+    return f"messages pk {r.pk} (message {r.message_id} from {r.sender})"
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A detached signature a record carries: over ``body`` (a bytes column), in ``signature``,
+    by the party ``signer(row)`` names (None: the signature is optional and absent)."""
+
+    what: str  # how a report names it: "partner signature", "receipt signature"
+    body: str
+    signature: str
+    signer: Callable[[Any], str]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedTable:
+    """One table of evidence in the chain.
+
+    ``columns`` are read as stored, ``hashed`` are bytes columns read as their sha256 (computed
+    in the database), ``stored_hashes`` maps a hashed column to a column that holds its sha256
+    (used only by the weaker ``trust_stored_hashes`` verify), ``time_column`` is what the
+    unchained-record check compares with the settle window.
+    """
+
+    table: Table
+    columns: tuple[str, ...]
+    hashed: tuple[str, ...]
+    digest: Callable[[Any], str]
+    time_column: str = "received_at"
+    stored_hashes: Mapping[str, str] = field(default_factory=dict)
+    signed: tuple[Signed, ...] = ()
+    name: Callable[[Any], str] | None = None
+
+    def describe(self, record_table: str, row: Any) -> str:
+        return self.name(row) if self.name is not None else f"{record_table} pk {row.pk}"
+
+
+def _message_signer(r: Any) -> str:
+    return HUB_PARTY if r.direction == "out" else str(r.sender)
+
+
+# The chained set, explicit: a new kind of evidence is one entry here (with its digest), never
+# registered at import from elsewhere. The order is the order the chainer appends a batch in.
+CHAINED: dict[str, ChainedTable] = {
+    "messages": ChainedTable(
+        messages,
+        ("direction", "partner_id", "message_id", "sender", "recipient", "type",
+         "correlation_id", "sent_at", "received_at", "wire_media_type", "body_sha256",
+         "signature", "kid", "receipt_signature"),
+        ("wire", "canonical", "receipt"),
+        _message_digest,
+        stored_hashes={"wire": "body_sha256"},
+        signed=(Signed("partner signature", "wire", "signature", _message_signer),
+                Signed("receipt signature", "receipt", "receipt_signature",
+                       lambda r: HUB_PARTY)),
+        name=_message_name,
+    ),
+    "delivery_receipts": ChainedTable(
+        delivery_receipts,
+        ("message_pk", "received_at", "signature", "kid"),
+        ("body",),
+        _receipt_digest,
+        # Whose receipt it is lives on the message it acknowledges; the key id names the party.
+        signed=(Signed("partner signature", "body", "signature", lambda r: ""),),
+    ),
     # A batch's exact bytes and the signature over them: the proof behind its lines' rows.
-    "partner_batches": (partner_batches, _batch_digest),
+    "partner_batches": ChainedTable(
+        partner_batches,
+        ("partner_id", "received_at", "body_sha256", "signature", "kid"),
+        ("body",),
+        _batch_digest,
+        stored_hashes={"body": "body_sha256"},
+        signed=(Signed("partner signature", "body", "signature", lambda r: str(r.partner_id)),),
+    ),
 }
 
 
 def _link(prev: str, table: str, pk: int, digest: str) -> str:
     return hashlib.sha256(f"{prev}|{table}|{pk}|{digest}".encode()).hexdigest()
 
+
+# ---- hashing in the database ----------------------------------------------------------------
+
+def _hash_expr(conn: AsyncConnection, column: ColumnElement[Any]) -> ColumnElement[str]:
+    if conn.dialect.name == "postgresql":
+        hashed: ColumnElement[Any] = func.encode(func.sha256(column), "hex")
+    else:
+        hashed = getattr(func, SQLITE_SHA256)(column)
+    return func.coalesce(hashed, "")
+
+
+def _record_columns(conn: AsyncConnection, spec: ChainedTable, *,
+                    trust_stored: bool = False) -> list[ColumnElement[Any]]:
+    t = spec.table
+    cols: list[ColumnElement[Any]] = [t.c.pk] + [t.c[c] for c in spec.columns]
+    for h in spec.hashed:
+        stored = spec.stored_hashes.get(h) if trust_stored else None
+        expr = t.c[stored] if stored is not None else _hash_expr(conn, t.c[h])
+        cols.append(expr.label(f"{h}_sha"))
+    return cols
+
+
+# ---- the chainer ----------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
@@ -98,10 +222,13 @@ async def chain_head(conn: AsyncConnection) -> ChainHead:
 
 
 async def chain_pending(
-    uow_factory: UnitOfWorkFactory, *, batch: int = 1000, full_sweep: bool = False,
+    uow_factory: UnitOfWorkFactory, *, batch: int = BATCH, full_sweep: bool = False,
     clock: Clock = utcnow,
 ) -> int:
-    """Append committed, unchained evidence records to the chain; return how many."""
+    """Append committed, unchained evidence records to the chain; return how many.
+
+    At most ``batch`` records per table; the caller repeats while the result is non-zero.
+    """
     async with uow_factory() as uow:
         conn = uow.conn
         if conn.dialect.name == "postgresql":
@@ -113,7 +240,8 @@ async def chain_pending(
         seq, prev = head.seq, head.chain_sha256
         now = clock()
         rows_out: list[dict[str, Any]] = []
-        for name, (table, digest) in _RECORDS.items():
+        for name, spec in CHAINED.items():
+            table = spec.table
             floor = 0
             if not full_sweep:
                 top = (await conn.execute(
@@ -124,12 +252,12 @@ async def chain_pending(
             chained = exists().where(and_(evidence_chain.c.record_table == name,
                                           evidence_chain.c.record_pk == table.c.pk))
             rows = (await conn.execute(
-                select(table).where(table.c.pk > floor, ~chained)
+                select(*_record_columns(conn, spec)).where(table.c.pk > floor, ~chained)
                 .order_by(table.c.pk).limit(batch)
             )).all()
             for r in rows:
                 seq += 1
-                d = digest(r)
+                d = spec.digest(r)
                 prev = _link(prev, name, r.pk, d)
                 rows_out.append({"seq": seq, "record_table": name, "record_pk": r.pk,
                                  "record_sha256": d, "chain_sha256": prev, "chained_at": now})
@@ -139,75 +267,216 @@ async def chain_pending(
         return len(rows_out)
 
 
+# ---- verify ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class TrustedPoint:
+    """A chain position known from outside the database (a verified signed checkpoint)."""
+
+    seq: int
+    chain_sha256: str
+    label: str  # how a report names it, e.g. "checkpoint signed 2026-12-02T01:00:00Z"
+
+
 @dataclass
 class VerifyReport:
     checked: int = 0
     head: ChainHead | None = None
     broken: str | None = None  # the first problem found, naming the record
     unchained: int = 0  # records older than the settle window and not in the chain
+    signatures_checked: int = 0
+    unverifiable: int = 0  # signatures by a key the verifier does not hold
+    first_unverifiable: str | None = None
+    checkpoints_matched: int = 0
 
     @property
     def ok(self) -> bool:
         return self.broken is None and self.unchained == 0
 
 
-async def _entries(conn: AsyncConnection, page: int) -> AsyncIterator[Any]:
+async def _pages(conn: AsyncConnection, page: int) -> AsyncIterator[Sequence[Any]]:
     last = 0
     while True:
         rows = (await conn.execute(
-            select(evidence_chain).where(evidence_chain.c.seq > last)
-            .order_by(evidence_chain.c.seq).limit(page)
+            select(evidence_chain.c.seq, evidence_chain.c.record_table,
+                   evidence_chain.c.record_pk, evidence_chain.c.record_sha256,
+                   evidence_chain.c.chain_sha256)
+            .where(evidence_chain.c.seq > last).order_by(evidence_chain.c.seq).limit(page)
         )).all()
         if not rows:
             return
-        for r in rows:
-            yield r
+        yield rows
         last = rows[-1].seq
 
 
-def _name(table: str, r: Any) -> str:
-    if table == "messages":
-        return f"messages pk {r.pk} (message {r.message_id} from {r.sender})"
-    return f"{table} pk {r.pk}"
+async def _records(conn: AsyncConnection, name: str, spec: ChainedTable, lo: int, hi: int,
+                   trust_stored: bool) -> dict[int, Any]:
+    """The records of entries ``lo < seq <= hi`` of one table, by seq (a keyset page: one
+    query, joined on the table's primary key; bytes hashed in the database)."""
+    t = spec.table
+    q = (select(evidence_chain.c.seq, literal(1).label("_present"),
+                *_record_columns(conn, spec, trust_stored=trust_stored))
+         .select_from(evidence_chain.join(t, t.c.pk == evidence_chain.c.record_pk))
+         .where(evidence_chain.c.record_table == name, evidence_chain.c.seq > lo,
+                evidence_chain.c.seq <= hi))
+    return {r.seq: r for r in (await conn.execute(q)).all()}
+
+
+class _Signatures:
+    """Checks the signatures of one page's records, a few records' bytes at a time."""
+
+    def __init__(self, keys: KeyRing, report: VerifyReport) -> None:
+        self.keys = keys
+        self.report = report
+
+    async def check(self, conn: AsyncConnection, spec: ChainedTable, record_table: str,
+                    pks: list[int], chunk: int = 32) -> str | None:
+        t = spec.table
+        cols = {spec.table.c.pk, *(t.c[c] for c in spec.columns)}
+        for s in spec.signed:
+            cols |= {t.c[s.body], t.c[s.signature]}
+        for i in range(0, len(pks), chunk):
+            part = pks[i:i + chunk]
+            rows = (await conn.execute(
+                select(*cols).where(t.c.pk.in_(bindparam("pks", part, expanding=True)))
+                .order_by(t.c.pk))).all()
+            for r in rows:
+                problem = self._row(spec, record_table, r)
+                if problem is not None:
+                    return problem
+        return None
+
+    def _row(self, spec: ChainedTable, record_table: str, r: Any) -> str | None:
+        for s in spec.signed:
+            body, signature = getattr(r, s.body), getattr(r, s.signature)
+            if body is None and signature is None:
+                continue
+            self.report.signatures_checked += 1
+            try:
+                got = verify_detached(body or b"", signature, self.keys)
+            except AuthError as exc:
+                if exc.code == "unknown_key":
+                    self.report.unverifiable += 1
+                    if self.report.first_unverifiable is None:
+                        self.report.first_unverifiable = (
+                            f"{spec.describe(record_table, r)}: unverifiable {s.what} "
+                            f"({exc.detail})")
+                    continue
+                return f"{spec.describe(record_table, r)}: the {s.what} does not verify"
+            expected = s.signer(r)
+            if expected and got.party != expected:
+                return (f"{spec.describe(record_table, r)}: the {s.what} is by {got.party}, "
+                        f"not {expected}")
+        return None
 
 
 async def verify_chain(
-    uow_factory: UnitOfWorkFactory, *, settle: timedelta = timedelta(minutes=5), page: int = 1000,
-    clock: Clock = utcnow,
+    uow_factory: UnitOfWorkFactory, *, settle: timedelta = timedelta(minutes=5),
+    page: int = 5000, clock: Clock = utcnow, trust_stored_hashes: bool = False,
+    keys: KeyRing | None = None, trusted: Sequence[TrustedPoint] = (),
+    probe_keys: KeyRing | None = None,
 ) -> VerifyReport:
-    """Recompute the whole chain and every chained record; stop at the first break."""
+    """Recompute the whole chain and every chained record; stop at the first break.
+
+    ``keys``: also check every record's signatures with these public keys (a key the ring does
+    not hold makes a signature "unverifiable", counted, not a break). ``trusted``: chain
+    positions from verified signed checkpoints; a recomputed hash that differs at one is a
+    rewrite of the stored history, which a chain that is consistent with itself cannot show;
+    the record is then named by its signatures, checked with ``probe_keys`` (or ``keys``).
+    """
     report = VerifyReport()
+    points = {p.seq: p for p in trusted}
+    last_good = 0
     prev, expected_seq = GENESIS, 1
+    sigs = _Signatures(keys, report) if keys is not None else None
     async with uow_factory(read_only=True) as reader:
         conn = reader.conn
-        async for e in _entries(conn, page):
-            where = f"chain entry seq {e.seq} ({e.record_table} pk {e.record_pk})"
-            if e.seq != expected_seq:
-                report.broken = f"chain entries {expected_seq}..{e.seq - 1} are missing"
-                return report
-            if e.record_table not in _RECORDS:
-                report.broken = f"{where}: unknown record table"
-                return report
-            table, digest = _RECORDS[e.record_table]
-            rec = (await conn.execute(select(table).where(table.c.pk == e.record_pk))).first()
-            if rec is None:
-                report.broken = f"{where}: the record was deleted"
-                return report
-            if digest(rec) != e.record_sha256:
-                report.broken = f"{_name(e.record_table, rec)}: the record was altered"
-                return report
-            if _link(prev, e.record_table, e.record_pk, e.record_sha256) != e.chain_sha256:
-                report.broken = f"{where}: the chain link does not match (entry altered)"
-                return report
-            prev, expected_seq = e.chain_sha256, expected_seq + 1
-            report.checked += 1
+        async for entries in _pages(conn, page):
+            lo, hi = entries[0].seq - 1, entries[-1].seq
+            names = {e.record_table for e in entries}
+            unknown = names - set(CHAINED)
+            found: dict[int, Any] = {}
+            for name in names - unknown:
+                found.update(await _records(conn, name, CHAINED[name], lo, hi,
+                                            trust_stored_hashes))
+            for e in entries:
+                where = f"chain entry seq {e.seq} ({e.record_table} pk {e.record_pk})"
+                if e.seq != expected_seq:
+                    report.broken = f"chain entries {expected_seq}..{e.seq - 1} are missing"
+                    return report
+                spec = CHAINED.get(e.record_table)
+                if spec is None:
+                    report.broken = f"{where}: unknown record table"
+                    return report
+                rec = found.get(e.seq)
+                if rec is None:
+                    report.broken = f"{where}: the record was deleted"
+                    return report
+                if spec.digest(rec) != e.record_sha256:
+                    report.broken = f"{spec.describe(e.record_table, rec)}: the record was altered"
+                    return report
+                link = _link(prev, e.record_table, e.record_pk, e.record_sha256)
+                if link != e.chain_sha256:
+                    report.broken = f"{where}: the chain link does not match (entry altered)"
+                    return report
+                prev, expected_seq = e.chain_sha256, expected_seq + 1
+                report.checked += 1
+                point = points.get(e.seq)
+                if point is not None:
+                    if point.chain_sha256 != prev:
+                        report.broken = await _rewritten(conn, point, last_good,
+                                                         probe_keys or keys)
+                        return report
+                    report.checkpoints_matched += 1
+                    last_good = e.seq
+            if sigs is not None:
+                for name in names:
+                    pks = [e.record_pk for e in entries if e.record_table == name]
+                    problem = await sigs.check(conn, CHAINED[name], name, pks)
+                    if problem is not None:
+                        report.broken = problem
+                        return report
         report.head = ChainHead(expected_seq - 1, prev)
+        missing = [p for p in points.values() if p.seq > report.head.seq]
+        if missing:
+            p = min(missing, key=lambda x: x.seq)
+            report.broken = (f"the chain ends at seq {report.head.seq}, before the {p.label} "
+                             f"at seq {p.seq}: chained history was removed")
+            return report
         cutoff = clock() - settle
-        for name, (table, _d) in _RECORDS.items():
+        for name, spec in CHAINED.items():
+            table = spec.table
             chained = exists().where(and_(evidence_chain.c.record_table == name,
                                           evidence_chain.c.record_pk == table.c.pk))
-            time_col = table.c.received_at
             report.unchained += (await conn.execute(
-                select(func.count()).select_from(table).where(~chained, time_col < cutoff)
+                select(func.count()).select_from(table)
+                .where(~chained, table.c[spec.time_column] < cutoff)
             )).scalar_one()
     return report
+
+
+async def _rewritten(conn: AsyncConnection, point: TrustedPoint, last_good: int,
+                     keys: KeyRing | None) -> str:
+    """Name what an insider rewrote between the last matching trusted point and ``point``.
+
+    The stored chain agrees with itself there, so only what the insider could not recompute
+    tells the record: a signature by a key the insider does not hold (a partner's, or the
+    hub's, whose private key is not in the database).
+    """
+    head = (f"the chain hash at seq {point.seq} differs from the {point.label}: "
+            f"history in seq {last_good + 1}..{point.seq} was rewritten")
+    if keys is None:
+        return head
+    probe = _Signatures(keys, VerifyReport())
+    rows = (await conn.execute(
+        select(evidence_chain.c.record_table, evidence_chain.c.record_pk)
+        .where(evidence_chain.c.seq > last_good, evidence_chain.c.seq <= point.seq)
+        .order_by(evidence_chain.c.seq))).all()
+    for r in rows:
+        spec = CHAINED.get(r.record_table)
+        if spec is None:
+            continue
+        problem = await probe.check(conn, spec, r.record_table, [r.record_pk])
+        if problem is not None:
+            return f"{head}; the first rewritten record: {problem}"
+    return f"{head} (every record there still carries valid signatures: unsigned columns)"

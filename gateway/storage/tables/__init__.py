@@ -7,7 +7,7 @@ in ``migrations/`` create it, and a test checks they match these definitions.
 """
 
 from gateway.storage.tables.claims import claim_documents, claims
-from gateway.storage.tables.evidence import evidence_chain
+from gateway.storage.tables.evidence import evidence_chain, evidence_checkpoints
 from gateway.storage.tables.messages import (
     batch_lines,
     delivery_receipts,
@@ -29,6 +29,7 @@ from gateway.storage.types import metadata
 
 __all__ = [
     "batch_lines", "claim_documents", "claims", "delivery_receipts", "evidence_chain",
+    "evidence_checkpoints",
     "message_cancellations", "message_state", "messages", "metadata", "outbox",
     "partner_batches", "payment_discrepancies", "payment_events", "payments", "pension_events",
     "pension_schedules", "token_jtis",

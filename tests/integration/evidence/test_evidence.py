@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 
 from gateway.composition import Hub
 from gateway.evidence.chain import chain_head, chain_pending, verify_chain
 from gateway.storage.tables import evidence_chain, messages
+from tests.support.insider import unguard
 from tests.support.partners import TestPartner
 
 pytestmark = pytest.mark.anyio
@@ -41,6 +42,7 @@ async def test_a_single_flipped_byte_is_found(client, hub: Hub, bpjstk, column: 
     ids = await _accept(client, bpjstk, 4)
     await chain_pending(hub.uow, clock=hub.clock)
     async with hub.engine.begin() as conn:
+        await unguard(conn)
         row = (await conn.execute(select(messages).where(messages.c.message_id == ids[2]))).one()
         data = bytearray(getattr(row, column))
         data[len(data) // 2] ^= 0x01
@@ -56,12 +58,12 @@ async def test_deleted_record_and_deleted_entry_are_found(client, hub: Hub, bpjs
     ids = await _accept(client, bpjstk, 3)
     await chain_pending(hub.uow, clock=hub.clock)
     async with hub.engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            await conn.execute(text("PRAGMA foreign_keys=OFF"))
+        await unguard(conn)
         await conn.execute(delete(messages).where(messages.c.message_id == ids[1]))
     report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.broken is not None and "the record was deleted" in report.broken
     async with hub.engine.begin() as conn:
+        await unguard(conn)
         await conn.execute(delete(evidence_chain).where(evidence_chain.c.seq == 2))
     report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.broken == "chain entries 2..2 are missing"
