@@ -32,7 +32,7 @@ GUARDED = ("messages", "delivery_receipts", "partner_batches", "evidence_chain",
 _FUNCTION = """
 CREATE OR REPLACE FUNCTION px_guard_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    mutable text[] := TG_ARGV;
+    mutable text[] := coalesce(TG_ARGV, '{}'::text[]);  -- NULL when no columns are named
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         IF (to_jsonb(NEW) - mutable) IS NOT DISTINCT FROM (to_jsonb(OLD) - mutable) THEN
