@@ -87,3 +87,27 @@ async def test_concurrent_chainers_build_one_chain(client, hub: Hub, bpjstk) -> 
     assert sum(counts) <= 30
     report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.ok and report.checked == 30
+
+
+async def test_the_database_computes_the_digest_the_rule_defines(client, hub: Hub,
+                                                                 bpjstk) -> None:
+    """PostgreSQL computes digests in one SQL expression, SQLite in Python: both must be the
+    rule of ChainedTable.digest over the full row, hashed here in Python."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from gateway.evidence.chain import CHAINED
+
+    await _accept(client, bpjstk, 3)
+    await chain_pending(hub.uow, clock=hub.clock)
+    spec = CHAINED["messages"]
+    async with hub.engine.connect() as conn:
+        entries = (await conn.execute(select(evidence_chain))).all()
+        assert len(entries) == 3
+        for e in entries:
+            row = (await conn.execute(select(messages)
+                                      .where(messages.c.pk == e.record_pk))).one()
+            fields = dict(row._mapping)
+            fields.update({f"{h}_sha": hashlib.sha256(fields[h]).hexdigest()
+                           if fields[h] is not None else "" for h in spec.hashed})
+            assert spec.digest(SimpleNamespace(**fields)) == e.record_sha256
