@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from gateway.clock import Clock, utcnow
 from gateway.errors import AuthError, ConfigError
@@ -40,6 +40,7 @@ __all__ = [
 
 FILE_FORMAT = "px-evidence-checkpoints/1"
 PAYLOAD_TYPE = "px-evidence-checkpoint"
+_LOCK_ID = 7_400_212  # advisory lock key of the checkpoint signer (the chainer's + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,12 @@ async def make_checkpoint(uow_factory: UnitOfWorkFactory, signer: Signer, *,
     (or the chain is empty): a checkpoint per change, not per tick."""
     async with uow_factory() as uow:
         conn = uow.conn
+        if conn.dialect.name == "postgresql":
+            # Every dispatcher runs this job: one signs, the others find the head signed.
+            got = (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                      {"k": _LOCK_ID})).scalar()
+            if not got:
+                return None
         head = await chain_head(conn)
         last = (await conn.execute(select(evidence_checkpoints.c.seq)
                                    .order_by(evidence_checkpoints.c.seq.desc()).limit(1))).scalar()
