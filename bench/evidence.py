@@ -313,7 +313,8 @@ def _chain_all_in_process(inst: Instance) -> tuple[int, float]:
         engine = create_engine(inst.url)
         total = 0
         try:
-            while n := await chain_pending(factory_for(engine), full_sweep=total == 0):
+            while n := await chain_pending(factory_for(engine), full_sweep=total == 0,
+                                           lookback=total == 0):
                 total += n
         finally:
             await engine.dispose()

@@ -280,11 +280,17 @@ async def chain_head(conn: AsyncConnection) -> ChainHead:
 
 async def chain_pending(
     uow_factory: UnitOfWorkFactory, *, batch: int = BATCH, full_sweep: bool = False,
-    clock: Clock = utcnow,
+    lookback: bool = True, clock: Clock = utcnow,
 ) -> int:
     """Append committed, unchained evidence records to the chain; return how many.
 
-    At most ``batch`` records per table; the caller repeats while the result is non-zero.
+    Records above the newest chained pk of their table are new: they are read in pk order
+    without any anti-join, so a call costs what it appends. Below it, only a late commit can
+    be unchained (a transaction that took its pk before the chainer passed and committed
+    after); ``lookback`` looks for those within ``_LOOKBACK`` pks, ``full_sweep`` in the whole
+    table; both cost an anti-join over that range, so the job asks for them on a schedule,
+    not on every call. At most ``batch`` records per table; the caller repeats while the
+    result is non-zero.
     """
     async with uow_factory() as uow:
         conn = uow.conn
@@ -298,20 +304,26 @@ async def chain_pending(
         now = clock()
         rows_out: list[dict[str, Any]] = []
         for name, spec in CHAINED.items():
-            table = spec.table
-            floor = 0
-            if not full_sweep:
-                top = (await conn.execute(
-                    select(func.max(evidence_chain.c.record_pk))
-                    .where(evidence_chain.c.record_table == name)
-                )).scalar()
-                floor = max(0, (top or 0) - _LOOKBACK)
-            chained = exists().where(and_(evidence_chain.c.record_table == name,
-                                          evidence_chain.c.record_pk == table.c.pk))
-            rows = (await conn.execute(
-                select(*_record_columns(conn, spec)).where(table.c.pk > floor, ~chained)
-                .order_by(table.c.pk).limit(batch)
-            )).all()
+            t = spec.table
+            top = (await conn.execute(
+                select(func.max(evidence_chain.c.record_pk))
+                .where(evidence_chain.c.record_table == name)
+            )).scalar() or 0
+            rows: list[Any] = []
+            if top and (full_sweep or lookback):
+                floor = 0 if full_sweep else max(0, top - _LOOKBACK)
+                chained = exists().where(and_(evidence_chain.c.record_table == name,
+                                              evidence_chain.c.record_pk == t.c.pk))
+                rows = list((await conn.execute(
+                    select(*_record_columns(conn, spec))
+                    .where(t.c.pk > floor, t.c.pk <= top, ~chained)
+                    .order_by(t.c.pk).limit(batch)
+                )).all())
+            if len(rows) < batch:
+                rows += (await conn.execute(
+                    select(*_record_columns(conn, spec)).where(t.c.pk > top)
+                    .order_by(t.c.pk).limit(batch - len(rows))
+                )).all()
             for r in rows:
                 seq += 1
                 d = _digest_of(spec, r)

@@ -111,3 +111,26 @@ async def test_the_database_computes_the_digest_the_rule_defines(client, hub: Hu
             fields.update({f"{h}_sha": hashlib.sha256(fields[h]).hexdigest()
                            if fields[h] is not None else "" for h in spec.hashed})
             assert spec.digest(SimpleNamespace(**fields)) == e.record_sha256
+
+
+async def test_a_late_commit_below_the_chained_pks_is_found_by_the_lookback(
+        client, hub: Hub, bpjstk) -> None:
+    import uuid
+
+    await _accept(client, bpjstk, 1)
+    await chain_pending(hub.uow, clock=hub.clock)
+    async with hub.engine.begin() as conn:
+        row = dict((await conn.execute(select(messages))).one()._mapping)
+
+        async def store(pk: int) -> None:
+            await conn.execute(messages.insert().values(
+                {**row, "pk": pk, "message_id": str(uuid.uuid4())}))
+
+        await store(10)
+    assert await chain_pending(hub.uow, lookback=False, clock=hub.clock) == 1  # new: pk 10
+    async with hub.engine.begin() as conn:
+        await store(5)  # took its pk before pk 10, committed after it was chained
+    assert await chain_pending(hub.uow, lookback=False, clock=hub.clock) == 0
+    assert await chain_pending(hub.uow, lookback=True, clock=hub.clock) == 1
+    report = await verify_chain(hub.uow, clock=hub.clock)
+    assert report.ok and report.checked == 3
