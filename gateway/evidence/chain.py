@@ -21,7 +21,9 @@ and batch body, and those can be 1 MiB each. Hashing them in the query (PostgreS
 ``sha256(bytea)``; on SQLite a function registered on the connection, which reads one value at
 a time) means only 64 hex characters per column cross the wire, so the chainer and verify use
 the same memory whatever the record size, and verify still re-hashes the stored bytes: a flipped
-byte is found even though the row's own ``body_sha256`` was not touched. ``trust_stored_hashes``
+byte is found even though the row's own ``body_sha256`` was not touched. On PostgreSQL the whole
+digest is one SQL expression (``ChainedTable.sql_digest``, the same rule as ``digest``), so a
+record costs the gateway one 64-character string. ``trust_stored_hashes``
 is the faster, weaker verify that takes a stored ``body_sha256`` as the wire's hash (docs/
 evidence.md says what each proves).
 """
