@@ -416,6 +416,17 @@ def db_upgrade() -> None:
 def audit_verify(
     settle_minutes: Annotated[int, typer.Option(help="Unchained records older than this "
                                                 "are reported.")] = 5,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="A checkpoint export file (gateway audit checkpoint --out): prove that nothing "
+        "before its checkpoints changed.")] = None,
+    signatures: Annotated[bool, typer.Option(
+        help="Also check every record's partner and receipt signatures.")] = False,
+    hub_jwks: Annotated[Path | None, typer.Option(
+        help="The hub's published JWKS (default: the public part of the signing key file).")]
+    = None,
+    trust_stored_hashes: Annotated[bool, typer.Option(
+        help="Take stored body_sha256 columns as the wire's hash (faster, proves less).")]
+    = False,
 ) -> None:
     """Check the evidence chain; name the first broken record.
 
@@ -424,16 +435,27 @@ def audit_verify(
     from datetime import timedelta
 
     from gateway.evidence.chain import verify_chain
+    from gateway.evidence.checkpoints import load_checkpoints, verification_keys
     from gateway.storage.engine import create_engine
     from gateway.storage.uow import factory_for
 
     settings = _settings()
+    hub_keys = keys = None
+    if checkpoint is not None or signatures:
+        hub_keys, keys = verification_keys(settings.signing_key_file, hub_jwks,
+                                           settings.partners_file if signatures or checkpoint
+                                           else None)
+    trusted = [c.point() for c in load_checkpoints(checkpoint, hub_keys)] \
+        if checkpoint is not None and hub_keys is not None else []
 
     async def run() -> int:
         engine = create_engine(settings.database_url)
         try:
             report = await verify_chain(factory_for(engine),
-                                        settle=timedelta(minutes=settle_minutes))
+                                        settle=timedelta(minutes=settle_minutes),
+                                        trust_stored_hashes=trust_stored_hashes,
+                                        keys=keys if signatures else None, trusted=trusted,
+                                        probe_keys=keys)
         finally:
             await engine.dispose()
         if report.broken:
@@ -444,7 +466,15 @@ def audit_verify(
                        "in the chain (is the chainer running?)", err=True)
             return 1
         assert report.head is not None
-        typer.echo(f"ok: {report.checked} records, head seq {report.head.seq} "
+        extra = ""
+        if trusted:
+            extra += f", {report.checkpoints_matched} checkpoint(s) matched"
+        if signatures:
+            extra += f", {report.signatures_checked} signatures checked"
+            if report.unverifiable:
+                extra += f", {report.unverifiable} unverifiable signature(s) (key unknown; " \
+                         f"first: {report.first_unverifiable})"
+        typer.echo(f"ok: {report.checked} records{extra}, head seq {report.head.seq} "
                    f"{report.head.chain_sha256}")
         return 0
 
@@ -462,6 +492,50 @@ def admin_token(
     from gateway.admin.auth import mint_token
 
     typer.echo(mint_token(_settings(), user=user, roles=role, minutes=minutes))
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[Path | None, typer.Option(
+        help="Write the latest checkpoints here (JSON), for storage off the database.")] = None,
+    latest: Annotated[int, typer.Option(help="How many checkpoints the file holds.")] = 100,
+) -> None:
+    """Sign a checkpoint of the chain head now (the job does this on a schedule); export."""
+    from gateway.evidence.checkpoints import (
+        latest_checkpoints,
+        make_checkpoint,
+        write_checkpoint_file,
+    )
+    from gateway.protocol.envelope import HUB_PARTY
+    from gateway.protocol.keys import load_signer
+    from gateway.storage.engine import create_engine
+    from gateway.storage.uow import factory_for
+
+    settings = _settings()
+    if latest < 1:
+        raise ConfigError("--latest must be at least 1")
+    signer = load_signer(settings.signing_key_file, HUB_PARTY)
+
+    async def run() -> str:
+        engine = create_engine(settings.database_url)
+        try:
+            factory = factory_for(engine)
+            cp = await make_checkpoint(factory, signer)
+            cps = await latest_checkpoints(factory, latest)
+        finally:
+            await engine.dispose()
+        if out is not None:
+            try:
+                write_checkpoint_file(out, cps, signer.jwks())
+            except OSError as exc:
+                raise ConfigError(f"--out {out}: {exc.strerror or exc}") from None
+        if cp is not None:
+            return f"checkpoint seq {cp.seq} {cp.chain_sha256} signed {cp.signed_at}"
+        if cps:
+            return f"head already checkpointed: seq {cps[-1].seq} {cps[-1].chain_sha256}"
+        return "the chain is empty: nothing to checkpoint"
+
+    typer.echo(asyncio.run(run()))
 
 
 @audit_app.command("chain")

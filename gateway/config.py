@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     dispatch_in_serve: bool = True
     # How often housekeeping creates due pension payments and suspends overdue schedules.
     pension_run_every_seconds: float = Field(default=60.0, gt=0)
+    # How often housekeeping signs a checkpoint of the evidence chain's head (docs/evidence.md),
+    # and the file it rewrites with the latest ones after each, for shipping off the database.
+    evidence_checkpoint_every_seconds: float = Field(default=300.0, gt=0)
+    evidence_checkpoint_file: Path | None = None
     # A destination (partner, rail) that failed this often in a row is left alone this long.
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     # A dispatcher's hold on claimed work; a dispatcher that died leaves its work this long

@@ -10,15 +10,45 @@ import time
 
 from gateway.composition import Hub
 from gateway.evidence.chain import chain_pending
+from gateway.evidence.checkpoints import latest_checkpoints, make_checkpoint, write_checkpoint_file
 from gateway.messages.tokens import purge_expired_tokens
 from gateway.payments import pensions
 
-__all__ = ["run_background_jobs", "run_housekeeping", "run_pension_schedules"]
+__all__ = ["run_background_jobs", "run_checkpoint", "run_housekeeping", "run_pension_schedules"]
 
 log = logging.getLogger(__name__)
 
 _PENSION_BATCH = 200
 _PENSION_MAX_BATCHES = 50  # per run; the next run carries on
+# Chain batches per tick: enough to drain any backlog intake can build in a second, bounded so
+# the other jobs still get their turn.
+_CHAIN_MAX_BATCHES = 20
+# Ticks between looks for late commits below the chained pks (an anti-join over 100,000 pks):
+# a late commit is chained within this many seconds, and a tick otherwise costs what it appends.
+_LOOKBACK_EVERY = 5
+_CHECKPOINTS_EXPORTED = 100
+
+
+async def run_checkpoint(hub: Hub) -> bool:
+    """Sign a checkpoint of the chain head (if it moved); rewrite the export file if one is
+    configured. Return whether a checkpoint was made."""
+    cp = await make_checkpoint(hub.uow, hub.signer, clock=hub.clock)
+    path = hub.settings.evidence_checkpoint_file
+    if cp is not None and path is not None:
+        latest = await latest_checkpoints(hub.uow, _CHECKPOINTS_EXPORTED)
+        await asyncio.to_thread(write_checkpoint_file, path, latest, hub.signer.jwks())
+    if cp is not None:
+        log.info("evidence checkpoint: seq %d %s", cp.seq, cp.chain_sha256)
+    return cp is not None
+
+
+async def _chain(hub: Hub, full_sweep: bool, lookback: bool) -> None:
+    # Only the first call of a tick looks back for late commits: the rest read new rows only.
+    for _ in range(_CHAIN_MAX_BATCHES):
+        if not await chain_pending(hub.uow, full_sweep=full_sweep, lookback=lookback,
+                                   clock=hub.clock):
+            return
+        full_sweep = lookback = False
 
 
 async def run_pension_schedules(hub: Hub) -> tuple[int, int]:
@@ -51,14 +81,16 @@ async def run_pension_schedules(hub: Hub) -> tuple[int, int]:
 
 
 async def run_housekeeping(hub: Hub, interval: float = 1.0) -> None:
-    """Chain new evidence every ``interval`` seconds; sweep fully and purge jtis each minute;
-    run the pension schedules every ``settings.pension_run_every_seconds`` (first at start)."""
+    """Chain new evidence every ``interval`` seconds (until none is left); sweep fully and purge
+    jtis each minute; run the pension schedules every ``settings.pension_run_every_seconds``
+    and sign an evidence checkpoint every ``settings.evidence_checkpoint_every_seconds`` (both
+    first at start)."""
     tick = 0
-    pensions_due = time.monotonic()
+    pensions_due = checkpoint_due = time.monotonic()
     while True:
         try:
             full = tick % 60 == 0
-            await chain_pending(hub.uow, full_sweep=full, clock=hub.clock)
+            await _chain(hub, full, lookback=tick % _LOOKBACK_EVERY == 0)
             if full:
                 async with hub.uow() as uow:
                     await purge_expired_tokens(uow.conn, hub.clock)
@@ -67,6 +99,14 @@ async def run_housekeeping(hub: Hub, interval: float = 1.0) -> None:
             raise
         except Exception:  # a job must outlive a database hiccup; the next tick retries
             log.exception("housekeeping failed; retrying")
+        if time.monotonic() >= checkpoint_due:
+            checkpoint_due = time.monotonic() + hub.settings.evidence_checkpoint_every_seconds
+            try:
+                await run_checkpoint(hub)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("evidence checkpoint failed; retrying at the next run")
         if time.monotonic() >= pensions_due:
             pensions_due = time.monotonic() + hub.settings.pension_run_every_seconds
             try:

@@ -8,6 +8,7 @@ kept at INFO.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -17,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from gateway.config import async_database_url
 from gateway.storage.uow import READ_ONLY
 
-__all__ = ["create_engine"]
+__all__ = ["SQLITE_SHA256", "create_engine"]
+
+# sha256(blob) -> hex for SQLite, which has no built-in one: the evidence chain hashes wire
+# bytes in the query, so 1 MiB records never cross into Python whole (gateway.evidence.chain).
+SQLITE_SHA256 = "px_sha256"
+
+
+def _sha256_hex(value: bytes | None) -> str | None:
+    return hashlib.sha256(value).hexdigest() if value is not None else None
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
@@ -50,6 +59,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+        dbapi_conn.create_function(SQLITE_SHA256, 1, _sha256_hex, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(conn: Any) -> None:

@@ -13,7 +13,7 @@ from gateway.storage.tables.admin import (
     partner_suspensions,
 )
 from gateway.storage.tables.claims import claim_documents, claims
-from gateway.storage.tables.evidence import evidence_chain
+from gateway.storage.tables.evidence import evidence_chain, evidence_checkpoints
 from gateway.storage.tables.messages import (
     batch_lines,
     delivery_receipts,
@@ -43,6 +43,7 @@ from gateway.storage.types import metadata
 __all__ = [
     "admin_audit", "admin_proposals", "breaker_overrides", "partner_suspensions",
     "batch_lines", "claim_documents", "claims", "delivery_receipts", "evidence_chain",
+    "evidence_checkpoints",
     "message_cancellations", "message_state", "messages", "metadata", "outbox",
     "partner_batches", "payment_discrepancies", "payment_events", "payments", "pension_events",
     "pension_schedules", "recon_cases", "recon_items", "recon_runs", "recon_statements",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 
 from gateway.composition import Hub
 from gateway.evidence.chain import chain_head, chain_pending, verify_chain
 from gateway.storage.tables import evidence_chain, messages
+from tests.support.insider import unguard
 from tests.support.partners import TestPartner
 
 pytestmark = pytest.mark.anyio
@@ -41,6 +42,7 @@ async def test_a_single_flipped_byte_is_found(client, hub: Hub, bpjstk, column: 
     ids = await _accept(client, bpjstk, 4)
     await chain_pending(hub.uow, clock=hub.clock)
     async with hub.engine.begin() as conn:
+        await unguard(conn)
         row = (await conn.execute(select(messages).where(messages.c.message_id == ids[2]))).one()
         data = bytearray(getattr(row, column))
         data[len(data) // 2] ^= 0x01
@@ -56,12 +58,12 @@ async def test_deleted_record_and_deleted_entry_are_found(client, hub: Hub, bpjs
     ids = await _accept(client, bpjstk, 3)
     await chain_pending(hub.uow, clock=hub.clock)
     async with hub.engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            await conn.execute(text("PRAGMA foreign_keys=OFF"))
+        await unguard(conn)
         await conn.execute(delete(messages).where(messages.c.message_id == ids[1]))
     report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.broken is not None and "the record was deleted" in report.broken
     async with hub.engine.begin() as conn:
+        await unguard(conn)
         await conn.execute(delete(evidence_chain).where(evidence_chain.c.seq == 2))
     report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.broken == "chain entries 2..2 are missing"
@@ -85,3 +87,50 @@ async def test_concurrent_chainers_build_one_chain(client, hub: Hub, bpjstk) -> 
     assert sum(counts) <= 30
     report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.ok and report.checked == 30
+
+
+async def test_the_database_computes_the_digest_the_rule_defines(client, hub: Hub,
+                                                                 bpjstk) -> None:
+    """PostgreSQL computes digests in one SQL expression, SQLite in Python: both must be the
+    rule of ChainedTable.digest over the full row, hashed here in Python."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from gateway.evidence.chain import CHAINED
+
+    await _accept(client, bpjstk, 3)
+    await chain_pending(hub.uow, clock=hub.clock)
+    spec = CHAINED["messages"]
+    async with hub.engine.connect() as conn:
+        entries = (await conn.execute(select(evidence_chain))).all()
+        assert len(entries) == 3
+        for e in entries:
+            row = (await conn.execute(select(messages)
+                                      .where(messages.c.pk == e.record_pk))).one()
+            fields = dict(row._mapping)
+            fields.update({f"{h}_sha": hashlib.sha256(fields[h]).hexdigest()
+                           if fields[h] is not None else "" for h in spec.hashed})
+            assert spec.digest(SimpleNamespace(**fields)) == e.record_sha256
+
+
+async def test_a_late_commit_below_the_chained_pks_is_found_by_the_lookback(
+        client, hub: Hub, bpjstk) -> None:
+    import uuid
+
+    await _accept(client, bpjstk, 1)
+    await chain_pending(hub.uow, clock=hub.clock)
+    async with hub.engine.begin() as conn:
+        row = dict((await conn.execute(select(messages))).one()._mapping)
+
+        async def store(pk: int) -> None:
+            await conn.execute(messages.insert().values(
+                {**row, "pk": pk, "message_id": str(uuid.uuid4())}))
+
+        await store(10)
+    assert await chain_pending(hub.uow, lookback=False, clock=hub.clock) == 1  # new: pk 10
+    async with hub.engine.begin() as conn:
+        await store(5)  # took its pk before pk 10, committed after it was chained
+    assert await chain_pending(hub.uow, lookback=False, clock=hub.clock) == 0
+    assert await chain_pending(hub.uow, lookback=True, clock=hub.clock) == 1
+    report = await verify_chain(hub.uow, clock=hub.clock)
+    assert report.ok and report.checked == 3

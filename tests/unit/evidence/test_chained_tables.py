@@ -1,0 +1,48 @@
+"""The table of chained tables is consistent with the schema it reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import LargeBinary
+
+from gateway.evidence.chain import CHAINED
+from gateway.storage.types import UTCDateTime
+
+
+@pytest.mark.parametrize("name", sorted(CHAINED))
+def test_every_entry_names_real_columns(name: str) -> None:
+    spec = CHAINED[name]
+    assert spec.table.name == name
+    cols = spec.table.c
+    for c in (*spec.fields, spec.time_column):
+        assert c in cols, c
+    assert spec.hashed == tuple(f for f in spec.fields if isinstance(cols[f].type, LargeBinary))
+    for h, stored in spec.stored_hashes.items():
+        assert h in spec.hashed and stored in cols
+    for s in spec.signed:
+        assert s.body in spec.hashed and s.signature in cols
+
+
+@pytest.mark.parametrize("name", sorted(CHAINED))
+def test_the_digest_reads_only_what_the_entry_declares(name: str) -> None:
+    spec = CHAINED[name]
+    # Every declared column (a string, for the digest's join) and every hashed column's hash:
+    # a digest that reached for anything else would raise here instead of at chaining time.
+    when = datetime(2026, 12, 2, tzinfo=UTC)
+    plain = [f for f in spec.fields if f not in spec.hashed]
+    values = {c: when if isinstance(spec.table.c[c].type, UTCDateTime) else "x" for c in plain}
+    row = SimpleNamespace(pk=7, **values, **{f"{h}_sha": "ab" * 32 for h in spec.hashed})
+    first = spec.digest(row)
+    assert len(first) == 64
+    for c in plain:  # every declared column is in the digest
+        was = getattr(row, c)
+        setattr(row, c, "y" if isinstance(was, str) else datetime(2027, 1, 1, tzinfo=UTC))
+        assert spec.digest(row) != first, c
+        setattr(row, c, was)
+    for h in spec.hashed:
+        setattr(row, f"{h}_sha", "cd" * 32)
+        assert spec.digest(row) != first, h
+        setattr(row, f"{h}_sha", "ab" * 32)
