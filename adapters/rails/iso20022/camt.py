@@ -200,6 +200,8 @@ def _bank_tx_code(kids: Mapping[str, etree._Element]) -> tuple[_Code, str | None
         family = children(domain_kids.get("Fmly"))
         code = (stripped(domain_kids.get("Cd")), stripped(family.get("Cd")),
                 stripped(family.get("SubFmlyCd")))
+        if code[0] and code[1] and code[2]:
+            return code, f"{code[0]}/{code[1]}/{code[2]}"
         return code, "/".join(p for p in code if p) or None
     return (None, None, None), stripped(children(code_el.get("Prtry")).get("Cd"))
 
@@ -398,7 +400,8 @@ def _entry_items(
         if uetr:
             info["uetr"] = uetr
         return_info = tx.get("RtrInf")
-        reason = stripped(children(children(return_info).get("Rsn")).get("Cd"))
+        reason = (None if return_info is None
+                  else stripped(children(children(return_info).get("Rsn")).get("Cd")))
         code = entry_code
         if "BkTxCd" in tx:
             own, own_text = _bank_tx_code(tx)
