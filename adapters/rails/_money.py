@@ -54,6 +54,21 @@ def statement_money(text: str, currency: str) -> Money:
             currency's minor unit (never rounded: a statement that does not add up is reported).
     """
     value = text.strip()
+    digits = ISO4217_MINOR_UNITS.get(currency)
+    whole, _, frac = value.partition(".")
+    # The common case without Decimal (a million-line statement reads two amounts a line):
+    # plain ASCII digits, at most 28 of them (Decimal's default precision, so the general path
+    # below is exact too and both agree). Anything else takes the general path and its errors.
+    if (
+        digits is not None
+        and value.isascii()
+        and whole.isdigit()
+        and (not frac or frac.isdigit())
+        and len(whole) + len(frac) <= 28
+        and not frac[digits:].strip("0")
+    ):
+        cls = Money if currency in MINOR_UNITS else StatementMoney
+        return cls(int(whole + frac[:digits].ljust(digits, "0")), currency)
     if not value or any(ch not in "0123456789." for ch in value) or value.count(".") > 1:
         raise ValueError(f"amount {text!r} is not a non-negative decimal")
     if currency not in ISO4217_MINOR_UNITS:

@@ -50,6 +50,7 @@ element by element with ``lxml.etree.xmlfile``, so a million entries never sit i
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ from typing import BinaryIO
 from lxml import etree
 
 from adapters.rails._money import StatementMoney, statement_money
-from adapters.rails.iso20022.xml import all_, child, localname, text
+from adapters.rails.iso20022.xml import child, children, localname, stripped, text
 from gateway.errors import InvalidMessageError
 from gateway.money import MINOR_UNITS, Money
 from gateway.ports.rail import (
@@ -89,6 +90,8 @@ _FX_DOMAIN = "FORX"
 _OPENING = ("OPBD", "PRCD")  # opening booked; previously closed booked (the same figure)
 _CLOSING = "CLBD"
 _TEXT_LIMIT = 500
+_NTRY_DTLS, _TX_DTLS = "{*}NtryDtls", "{*}TxDtls"
+_NONE: Mapping[str, etree._Element] = {}  # the children of an absent element
 # iterparse options: the same hardening as ``xml.parse`` (no network, entities or DTD).
 _HARDENED = {
     "resolve_entities": False,
@@ -119,13 +122,14 @@ class _Where:
 def _when(el: etree._Element | None, where: _Where, field: str) -> tuple[date, str] | None:
     if el is None:
         return None
-    day = text(el, "Dt")
+    kids = children(el)
+    day = stripped(kids.get("Dt"))
     if day is not None:
         try:
             return date.fromisoformat(day[:10]), day
         except ValueError:
             raise where.bad(f"{field}/Dt", f"{day!r} is not a date") from None
-    moment = text(el, "DtTm")
+    moment = stripped(kids.get("DtTm"))
     if moment is not None:
         try:
             # The bank's own (local) calendar day is the booking day, not the UTC one.
@@ -135,6 +139,11 @@ def _when(el: etree._Element | None, where: _Where, field: str) -> tuple[date, s
     raise where.bad(field, "has neither Dt nor DtTm")
 
 
+# An entry's amount is usually written again in its TxDtls, and benefit payouts repeat amounts:
+# Money is immutable, so equal text gives the same object. Errors are not cached (re-raised).
+_statement_money = functools.lru_cache(maxsize=1024)(statement_money)
+
+
 def _amount(el: etree._Element | None, where: _Where, field: str) -> Money | None:
     if el is None:
         return None
@@ -142,7 +151,7 @@ def _amount(el: etree._Element | None, where: _Where, field: str) -> Money | Non
     if not ccy:
         raise where.bad(f"{field}@Ccy", "currency attribute missing")
     try:
-        return statement_money(el.text or "", ccy)
+        return _statement_money(el.text or "", ccy)
     except ValueError as exc:
         raise where.bad(field, str(exc)) from None
 
@@ -163,11 +172,17 @@ def _cdi(value: str | None, where: _Where, field: str) -> bool:
     return value == "CRDT"
 
 
-def _tx_amount(tx: etree._Element, where: _Where) -> Money | None:
-    for path in (("Amt",), ("AmtDtls", "TxAmt", "Amt"), ("AmtDtls", "InstdAmt", "Amt")):
-        found = child(tx, *path)
+def _tx_amount(tx: Mapping[str, etree._Element], where: _Where) -> Money | None:
+    """The amount of a ``TxDtls`` (given as its children): ``Amt``, else ``AmtDtls/TxAmt/Amt``,
+    else ``AmtDtls/InstdAmt/Amt``."""
+    found = tx.get("Amt")
+    if found is not None:
+        return _amount(found, where, "TxDtls/Amt")
+    details = children(tx.get("AmtDtls"))
+    for part in ("TxAmt", "InstdAmt"):
+        found = children(details.get(part)).get("Amt")
         if found is not None:
-            return _amount(found, where, "TxDtls/" + "/".join(path))
+            return _amount(found, where, f"TxDtls/AmtDtls/{part}/Amt")
     return None
 
 
@@ -175,13 +190,20 @@ _Code = tuple[str | None, str | None, str | None]  # domain, family, sub-family
 _Pair = tuple[StatementItem, InvalidMessageError | None]  # an item and what parse_camt raises
 
 
-def _bank_tx_code(el: etree._Element) -> tuple[_Code, str | None]:
-    """Return the structured code (domain, family, sub-family) and its one-string form."""
-    domain = child(el, "BkTxCd", "Domn")
+def _bank_tx_code(kids: Mapping[str, etree._Element]) -> tuple[_Code, str | None]:
+    """Return the structured code (domain, family, sub-family) and its one-string form, of the
+    element whose children are ``kids``."""
+    code_el = children(kids.get("BkTxCd"))
+    domain = code_el.get("Domn")
     if domain is not None:
-        code = (text(domain, "Cd"), text(domain, "Fmly", "Cd"), text(domain, "Fmly", "SubFmlyCd"))
+        domain_kids = children(domain)
+        family = children(domain_kids.get("Fmly"))
+        code = (stripped(domain_kids.get("Cd")), stripped(family.get("Cd")),
+                stripped(family.get("SubFmlyCd")))
+        if code[0] and code[1] and code[2]:
+            return code, f"{code[0]}/{code[1]}/{code[2]}"
         return code, "/".join(p for p in code if p) or None
-    return (None, None, None), text(el, "BkTxCd", "Prtry", "Cd")
+    return (None, None, None), stripped(children(code_el.get("Prtry")).get("Cd"))
 
 
 def _kind(credit: bool, reversal: bool, code: _Code, return_info: bool) -> LineKind:
@@ -303,6 +325,14 @@ class _Balances:
                 yield StatementProof(statement_id, "balance", True, f"{figures}: holds")
 
 
+def _status(sts: etree._Element | None) -> str | None:
+    """An entry's status: ``Sts/Cd`` or ``Sts/Prtry`` (from v7), else the text of ``Sts``."""
+    if sts is None:
+        return None
+    kids = children(sts)
+    return stripped(kids.get("Cd")) or stripped(kids.get("Prtry")) or stripped(sts)
+
+
 def _entry_items(
     entry: etree._Element,
     where: _Where,
@@ -320,17 +350,18 @@ def _entry_items(
     Raises:
         InvalidMessageError: schema_violation naming the field (the entry is a ``BadLine``).
     """
-    amount = _amount(child(entry, "Amt"), where, "Amt")
+    kids = children(entry)
+    amount = _amount(kids.get("Amt"), where, "Amt")
     if amount is None:
         raise where.bad("Amt", "missing")
-    credit = _cdi(text(entry, "CdtDbtInd"), where, "CdtDbtInd")
-    reversal = _bool(text(entry, "RvslInd"), where, "RvslInd")
-    status = text(entry, "Sts", "Cd") or text(entry, "Sts", "Prtry") or text(entry, "Sts")
+    credit = _cdi(stripped(kids.get("CdtDbtInd")), where, "CdtDbtInd")
+    reversal = _bool(stripped(kids.get("RvslInd")), where, "RvslInd")
+    status = _status(kids.get("Sts"))
     if status is None:
         raise where.bad("Sts", "missing")
-    booked = _when(child(entry, "BookgDt"), where, "BookgDt")
-    valued = _when(child(entry, "ValDt"), where, "ValDt")
-    extra = dict(base)
+    booked = _when(kids.get("BookgDt"), where, "BookgDt")
+    valued = _when(kids.get("ValDt"), where, "ValDt")
+    extra = base  # the caller's, built for this entry alone
     if booked is not None:
         booked_on, extra["booked_on_source"], extra["booked_at"] = booked[0], "BookgDt", booked[1]
     elif valued is not None:
@@ -343,83 +374,91 @@ def _entry_items(
         extra["booked_on_source"] = "CreDtTm"
     else:
         raise where.bad("BookgDt", "missing, and no ValDt or CreDtTm to fall back on")
-    entry_code, code_text = _bank_tx_code(entry)
+    entry_code, code_text = _bank_tx_code(kids)
     if code_text:
         extra["bank_tx_code"] = code_text
-    entry_ref = text(entry, "AcctSvcrRef")
-    details = all_(entry, "NtryDtls")
-    txs = [tx for d in details for tx in all_(d, "TxDtls")]
-    batch = next((b for d in details if (b := child(d, "Btch")) is not None), None)
+    entry_ref = stripped(kids.get("AcctSvcrRef"))
+    details = entry.iterchildren(_NTRY_DTLS) if "NtryDtls" in kids else ()
+    txs: list[etree._Element] = []
+    batch: etree._Element | None = None
+    for d in details:
+        txs.extend(d.iterchildren(_TX_DTLS))
+        if batch is None:
+            batch = children(d).get("Btch")
     batched = len(txs) > 1 or batch is not None
+    value_on = valued[0] if valued else None
 
     def line(
-        n: int, money: Money, is_credit: bool, tx: etree._Element | None, more: dict[str, str]
+        n: int, money: Money, is_credit: bool, tx: Mapping[str, etree._Element],
+        more: dict[str, str]
     ) -> StatementLine:
-        refs = child(tx, "Refs")
-        e2e = text(refs, "EndToEndId")
-        ref = text(refs, "AcctSvcrRef") or entry_ref
+        refs = children(tx.get("Refs"))
+        e2e = stripped(refs.get("EndToEndId"))
+        ref = stripped(refs.get("AcctSvcrRef")) or entry_ref
         info = {**extra, **more}
-        uetr = text(refs, "UETR")
+        uetr = stripped(refs.get("UETR"))
         if uetr:
             info["uetr"] = uetr
-        return_info = child(tx, "RtrInf")
-        reason = text(return_info, "Rsn", "Cd")
+        return_info = tx.get("RtrInf")
+        reason = (None if return_info is None
+                  else stripped(children(children(return_info).get("Rsn")).get("Cd")))
         code = entry_code
-        if tx is not None and child(tx, "BkTxCd") is not None:
+        if "BkTxCd" in tx:
             own, own_text = _bank_tx_code(tx)
             if own != (None, None, None):
                 code = own
             if own_text:
                 info["tx_bank_tx_code"] = own_text
-        has_return = return_info is not None
         return StatementLine(
             statement_id=where.record,
             line_no=first_line + n,
             amount=money,
             credit=is_credit,
             booked_on=booked_on,
-            value_on=valued[0] if valued else None,
+            value_on=value_on,
             end_to_end_id=None if e2e in (None, "NOTPROVIDED") else e2e,
             rail_reference=ref,
             status=status,
             reversal=reversal,
             return_reason=reason,
             extra=info,
-            kind=_kind(is_credit, reversal, code, has_return),
+            kind=_kind(is_credit, reversal, code, return_info is not None),
             uetr=uetr,
             batch_ref=entry_ref if batched else None,
         )
 
     if not batched:
-        tx = txs[0] if txs else None
-        more: dict[str, str] = {"tx_index": "0"} if tx is not None else {}
-        if tx is not None and (own := _tx_amount(tx, where)) is not None and own != amount:
+        tx = children(txs[0]) if txs else _NONE
+        more: dict[str, str] = {"tx_index": "0"} if txs else {}
+        if txs and (own := _tx_amount(tx, where)) is not None and own != amount:
             more["tx_amount"] = str(own)
         return [line(0, amount, credit, tx, more)], None, (status, amount, credit)
 
-    amounts = [_tx_amount(tx, where) for tx in txs]
+    tx_kids = [children(tx) for tx in txs]
+    amounts = [_tx_amount(tx, where) for tx in tx_kids]
     problems: list[str] = []
-    declared = text(batch, "NbOfTxs") if batch is not None else None
+    batch_kids = children(batch)
+    declared = stripped(batch_kids.get("NbOfTxs"))
     if declared is not None and declared != str(len(txs)):
         problems.append(f"NbOfTxs says {declared}, the entry has {len(txs)} transactions")
     if txs and all(a is None for a in amounts):
-        ids = [text(tx, "Refs", "EndToEndId") or "" for tx in txs]
-        lines = [line(0, amount, credit, None, {"tx_count": str(len(txs)),
-                                                 "end_to_end_ids": ",".join(ids)})]
+        ids = [stripped(children(tx.get("Refs")).get("EndToEndId")) or "" for tx in tx_kids]
+        lines = [line(0, amount, credit, _NONE, {"tx_count": str(len(txs)),
+                                                  "end_to_end_ids": ",".join(ids)})]
         checked = f"{len(txs)} transactions without amounts, booked as one line"
     else:
         if any(a is None for a in amounts):
             raise where.bad("TxDtls", "some transactions of a batched entry carry no amount")
         signed = 0
         lines = []
-        for n, (tx, money) in enumerate(zip(txs, amounts, strict=True)):
+        for n, (tx, money) in enumerate(zip(tx_kids, amounts, strict=True)):
             assert money is not None
             if money.currency != amount.currency:
                 problems.append(f"transaction {n + 1} is in {money.currency}, the entry in "
                                 f"{amount.currency}")
             tx_credit = (
-                _cdi(text(tx, "CdtDbtInd"), where, "TxDtls/CdtDbtInd")
-                if child(tx, "CdtDbtInd") is not None
+                _cdi(stripped(tx["CdtDbtInd"]), where, "TxDtls/CdtDbtInd")
+                if "CdtDbtInd" in tx
                 else credit
             )
             signed += money.minor if tx_credit == credit else -money.minor
@@ -429,7 +468,7 @@ def _entry_items(
                             f"the entry says {amount.amount_str()}")
         checked = (f"{len(txs)} transactions add up to {_signed(signed, amount.currency)} "
                    f"{amount.currency}")
-    total = _amount(child(batch, "TtlAmt"), where, "Btch/TtlAmt") if batch is not None else None
+    total = _amount(batch_kids.get("TtlAmt"), where, "Btch/TtlAmt")
     if total is not None and total != amount:
         problems.append(f"TtlAmt says {total}, the entry {amount}")
     label = f"entry {where.entry} ({entry_ref or 'no AcctSvcrRef'})"
@@ -521,7 +560,8 @@ class _Scanner:
         )
         yield record.header, None
 
-    def entry(self, el: etree._Element) -> Iterator[_Pair]:
+    def entry(self, el: etree._Element) -> list[_Pair]:
+        """Read one ``Ntry``: its lines and batch proof, or a ``BadLine``."""
         record = self.record
         assert record is not None and record.header is not None
         record.entries += 1
@@ -540,15 +580,14 @@ class _Scanner:
             if self.kind == "camt.053":
                 record.balances.book_unread(el)
             self.line_no += 1
-            yield BadLine(statement_id, self.line_no, exc.detail, _snippet(el)), exc
-            return
+            return [(BadLine(statement_id, self.line_no, exc.detail, _snippet(el)), exc)]
         if self.kind == "camt.053":
             record.balances.book(*booking)
         self.line_no += len(lines)
-        for line in lines:
-            yield line, None
+        pairs: list[_Pair] = [(line, None) for line in lines]
         if proof is not None:
-            yield proof
+            pairs.append(proof)
+        return pairs
 
     def close_record(self) -> Iterator[tuple[StatementItem, InvalidMessageError | None]]:
         record = self.record
@@ -591,29 +630,35 @@ def _items(source: BinaryIO) -> Iterator[_Pair]:
                 scan.open(el.getroottree().getroot())  # raises unless a camt Document
                 started = True
             name = localname(el)
-            parent = el.getparent()
-            in_record = parent is not None and scan.record is not None and (
-                parent is scan.record.element)
+            record = scan.record
             if event == "start":
-                if name == scan.record_name and parent is not None and (
-                    localname(parent) == scan.wrapper
+                if name == scan.record_name:
+                    parent = el.getparent()
+                    if parent is not None and localname(parent) == scan.wrapper:
+                        scan.records += 1
+                        scan.record = _Record(el, scan.records)
+                        continue
+                if (
+                    record is not None
+                    and record.header is None
+                    and name in ("Bal", "Ntry")
+                    and el.getparent() is record.element
                 ):
-                    scan.records += 1
-                    scan.record = _Record(el, scan.records)
-                elif in_record and name in ("Bal", "Ntry"):
                     yield from scan.header()  # every header field before them is complete
                 continue
             if name == "GrpHdr":
                 scan.msg_id = text(el, "MsgId") or ""
                 scan.msg_created = text(el, "CreDtTm")
-            elif in_record and name == "Ntry":
+                continue
+            if record is None:
+                continue
+            if name == "Ntry" and el.getparent() is record.element:
                 yield from scan.entry(el)
                 _drop(el)
-            elif in_record and name == "Bal":
-                assert scan.record is not None
-                scan.record.balances.read(el)
+            elif name == "Bal" and el.getparent() is record.element:
+                record.balances.read(el)
                 _drop(el)
-            elif scan.record is not None and el is scan.record.element:
+            elif el is record.element:
                 yield from scan.header()
                 yield from scan.close_record()
                 _drop(el)

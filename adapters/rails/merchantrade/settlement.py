@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -133,7 +134,14 @@ class _Totals:
     fees: dict[str, int] = field(default_factory=dict)
     unreadable: list[int] = field(default_factory=list)  # lines whose amount could not be read
 
+    def add(self, amount: Money, fee: Money) -> None:
+        """Count a detail row that was read."""
+        self.rows += 1
+        self.amounts[amount.currency] = self.amounts.get(amount.currency, 0) + amount.minor
+        self.fees[amount.currency] = self.fees.get(amount.currency, 0) + fee.minor
+
     def count(self, line: int, row: list[str]) -> None:
+        """Count a detail row that could not be read, with its money if that can be."""
         self.rows += 1
         fields = dict(zip(COLUMNS, (v.strip() for v in row), strict=False))
         try:
@@ -157,35 +165,41 @@ def _is_utf8(row: list[str]) -> bool:
     return True
 
 
-def _row(statement_id: str, line: int, row: list[str]) -> list[StatementLine]:
-    """Read one detail row: its line and, for a non-zero fee, the fee's own line.
+# Fees are nearly always the same few amounts, and Money is immutable: equal text, one object.
+# Errors are not cached (re-raised each time).
+_money = functools.lru_cache(maxsize=1024)(Money.parse)
+
+
+def _row(
+    statement_id: str, line: int, values: list[str]
+) -> tuple[list[StatementLine], Money, Money]:
+    """Read one detail row (its fields stripped): its line and, for a non-zero fee, the fee's
+    own line; and its amount and fee for the totals.
 
     Raises:
         InvalidMessageError: schema_violation naming the line and field.
     """
-    if len(row) != len(COLUMNS):
-        raise _bad(line, "row", f"expected {len(COLUMNS)} fields, got {len(row)}")
-    values = dict(zip(COLUMNS, (v.strip() for v in row), strict=True))
-    day = _day(values["settlement_date"])
+    if len(values) != len(COLUMNS):
+        raise _bad(line, "row", f"expected {len(COLUMNS)} fields, got {len(values)}")
+    settled, reference, rail_reference, amount_text, currency, status, fee_text, word = values
+    day = _day(settled)
     if day is None:
         raise _bad(line, "settlement_date", "must be YYYY-MM-DD")
-    for name in ("payout_reference", "rail_reference"):
-        if not values[name] or len(values[name]) > 128:
-            raise _bad(line, name, "must be 1..128 characters")
-    currency = values["currency"]
+    if not reference or len(reference) > 128:
+        raise _bad(line, "payout_reference", "must be 1..128 characters")
+    if not rail_reference or len(rail_reference) > 128:
+        raise _bad(line, "rail_reference", "must be 1..128 characters")
     try:
-        amount = Money.parse(values["amount"], currency)
+        amount = _money(amount_text, currency)
     except ValueError as exc:
         field = "amount" if "amount" in str(exc) else "currency"
         raise _bad(line, field, str(exc)) from None
     try:
-        fee = Money.parse(values["fee"], currency)
+        fee = _money(fee_text, currency)
     except ValueError as exc:
         raise _bad(line, "fee", str(exc)) from None
-    status = values["status"]
     if status not in STATUSES:
         raise _bad(line, "status", f"must be one of {', '.join(sorted(STATUSES))}")
-    word = values["reason"]
     if word and word not in REASON_CODES:
         raise _bad(line, "reason", f"{word!r} is not one of {', '.join(sorted(REASON_CODES))}")
     if status == "RETURNED" and not word:
@@ -200,8 +214,8 @@ def _row(statement_id: str, line: int, row: list[str]) -> list[StatementLine]:
         amount=amount,
         credit=kind in (LineKind.returned, LineKind.reversal),  # money back into the wallet
         booked_on=day,
-        end_to_end_id=values["payout_reference"],
-        rail_reference=values["rail_reference"],
+        end_to_end_id=reference,
+        rail_reference=rail_reference,
         status=status,
         reversal=kind == LineKind.reversal,
         return_reason=REASON_CODES[word] if word else None,
@@ -209,20 +223,20 @@ def _row(statement_id: str, line: int, row: list[str]) -> list[StatementLine]:
         kind=kind,
     )
     if fee.minor == 0:
-        return [main]
+        return [main], amount, fee
     charge = StatementLine(
         statement_id=statement_id,
         line_no=-line,
         amount=fee,
         credit=False,
         booked_on=day,
-        end_to_end_id=values["payout_reference"],
-        rail_reference=values["rail_reference"],
+        end_to_end_id=reference,
+        rail_reference=rail_reference,
         status=status,
         extra={"fee_of_line": str(line)},
         kind=LineKind.fee,
     )
-    return [main, charge]
+    return [main, charge], amount, fee
 
 
 def _trailer_proofs(
@@ -341,12 +355,13 @@ def _read(reader: Any) -> Iterator[tuple[StatementItem, InvalidMessageError | No
         if row[0] == TRAILER_TAG:
             trailer = (start, row)
             continue
-        totals.count(start, row)
         try:
-            lines = _row(statement_id, start, row)
+            lines, amount, fee = _row(statement_id, start, [v.strip() for v in row])
         except InvalidMessageError as exc:
+            totals.count(start, row)  # its amount may still be readable for the control total
             yield BadLine(statement_id, start, exc.detail, ",".join(row)[:_TEXT_LIMIT]), exc
             continue
+        totals.add(amount, fee)  # what ``count`` would find: the same fields, already read
         for line in lines:
             yield line, None
     where, trailer_row = trailer if trailer is not None else (reader.line_num, None)
