@@ -37,11 +37,17 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from adapters.simulation import Fault, Faults, free_port
+from adapters.partners.common.simulator import PartnerSimulator
+from adapters.simulation import Fault, Faults, LoopbackServer, bind, free_port
 from gateway.backoffice.auth import write_dev_tokens
 from gateway.clock import utcnow
+from gateway.protocol.envelope import HUB_PARTY
+from gateway.protocol.keys import load_signer
+from gateway.protocol.signing import KeyRing
 from gateway.reconciliation.schedule import KL
+from gateway.runtime.bootstrap import DEV_PARTNERS, dev_key_path
 from gateway.sandbox.rails import RailSims, start_rail_sims, write_rails_file
+from gateway.sandbox.simulators import PARTNER_SIMULATORS
 from gateway.storage.engine import create_engine
 from gateway.storage.migrate import upgrade
 from gateway.storage.tables.messages import messages
@@ -53,6 +59,24 @@ pytestmark = pytest.mark.e2e
 RAILS = ("merchantrade", "iso20022")
 PARTNER = "ID-BPJSTK"
 LOOKBACK = 2
+
+
+def _partner(instance: Path, hub_url: str) -> tuple[PartnerSimulator, LoopbackServer]:
+    """The partner's own simulator on loopback, where the registry says it listens."""
+    sock = bind()
+    dev = next(p for p in DEV_PARTNERS if p.id == PARTNER)
+    registry = instance / "partners.toml"
+    old = f'endpoint = "http://127.0.0.1:{dev.port}/'
+    assert registry.read_text().count(old) == 1
+    registry.write_text(registry.read_text().replace(
+        old, f'endpoint = "http://127.0.0.1:{sock.getsockname()[1]}/'))
+    ring = KeyRing()
+    ring.add_keyset(HUB_PARTY, load_signer(instance / "hub.jwk.json", HUB_PARTY).jwks())
+    adapter = dev.adapter
+    sim = PARTNER_SIMULATORS[adapter](
+        PARTNER, load_signer(dev_key_path(instance / "partners.toml", PARTNER), PARTNER),
+        hub_url=hub_url, hub_keys=ring)
+    return sim, LoopbackServer(sim.app, sock=sock).start()
 
 
 def _rails_file(path: Path, sims: RailSims) -> Path:
@@ -107,6 +131,7 @@ def test_payouts_faults_scheduler_report_cases_and_returns(instance: Path, db_ur
     sims = start_rail_sims(list(RAILS), hub_url=f"http://127.0.0.1:{hub_port}",
                            tick_seconds=0.15, faults=faults)
     rails = _rails_file(instance / "rails.toml", sims)
+    partner, partner_server = _partner(instance, f"http://127.0.0.1:{hub_port}")
     env = gateway_env(instance, db_url, GATEWAY_RAILS_FILE=str(rails),
                       GATEWAY_BACKOFFICE_TOKENS_FILE=str(instance / "backoffice.toml"),
                       GATEWAY_LOG_LEVEL="INFO")
@@ -253,14 +278,19 @@ def test_payouts_faults_scheduler_report_cases_and_returns(instance: Path, db_ur
             assert len(by_kind["unknown_line"]) == 1, by_kind
             assert "missing_on_statement" not in by_kind and "pending" not in by_kind
 
-        # The partner is told of each return (the hub's signed payment.notice, status returned).
+        # The partner is told of each return: the hub's payment.notice, status returned, sent
+        # (the hub's messages) and received by the partner's simulator; of no other payment.
+        back = {pid for name in RAILS for pid in
+                (roles[name]["ac04"], roles[name]["am04"], roles[name]["reversed"])}
         notices = asyncio.run(_notices(db_url))
-        returned = {n["payment_id"] for n in notices if n.get("status") == "returned"}
-        for name in RAILS:
-            role = roles[name]
-            assert returned >= {role["ac04"], role["am04"], role["reversed"]}, notices
-        assert returned <= {pid for name in RAILS for pid in
-                            (roles[name]["ac04"], roles[name]["am04"], roles[name]["reversed"])}
+        assert {n["payment_id"] for n in notices if n.get("status") == "returned"} == back
+
+        def told() -> set[str] | None:
+            got = {m["payload"]["payment_id"] for m in list(partner.received.values())
+                   if m["type"] == "payment.notice" and m["payload"].get("status") == "returned"}
+            return got if got >= back else None
+
+        assert _wait("the partner told of every return", told) == back
     finally:
         api.close()
         if scheduler is not None and scheduler.poll() is None:
@@ -269,3 +299,4 @@ def test_payouts_faults_scheduler_report_cases_and_returns(instance: Path, db_ur
         if server is not None:
             server.stop()
         sims.stop()
+        partner_server.stop()
