@@ -11,9 +11,11 @@ days, the rails' ``cutoff = "00:00"``: the scheduler's due dates are today and t
 days whose cut-off in Kuala Lumpur has passed, so today's statement is due at once) until it
 has logged a verdict for every due (rail, date). ``gateway reconcile --report-dir`` (a process)
 then finds the scheduler's run of each faulted day (same statement, same run: it changes
-nothing) and writes its report, which is asserted with the payments, the cases and the partner's
-``payment.notice`` for each return. The simulators run in this process's threads (they are
-driven from here: returns, faults); everything the hub does is in its own processes.
+nothing) and writes its report (the scheduler writes none), which is asserted with the
+payments, the cases and the partner's ``payment.notice`` for each return, as sent by the hub and
+received by the partner's own simulator. The simulators (both rails', the partner's) run in this
+process's threads, driven from here (returns, faults); everything the hub does is in its own
+processes. On SQLite and PostgreSQL.
 
 The missing line is ``pending``, not ``missing_on_statement``: the payout was paid today, which
 is within the rail's T+1 window (with ``cutoff = "00:00"`` it even counts from tomorrow).
