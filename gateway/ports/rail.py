@@ -261,7 +261,8 @@ class RailAdapter(Protocol):
         Yields each ``StatementRecord`` before its lines, a ``BadLine`` for a line that cannot
         be read (reading goes on), and a ``StatementProof`` for every check the file makes of
         itself (after the lines it covers). A document that breaks off yields a failed
-        ``structure`` proof and ends.
+        ``structure`` proof and ends. The caller advances (and closes) the iterator from one
+        thread only: an XML reader's parser (lxml) must not move between threads mid-document.
 
         Raises:
             InvalidMessageError: the input is not this rail's statement at all (unknown_type,

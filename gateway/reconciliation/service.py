@@ -23,6 +23,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
@@ -187,11 +188,14 @@ class ReconciliationService:
             source = statement.name[-200:] if isinstance(statement, Path) else "bytes"
         opener = _opener(statement)
         stored_sha: list[str] = []
-        scanner = _checked_scan(adapter, opener, stored_sha)
-        first = await asyncio.to_thread(_first, scanner)  # not a statement: raises, stores none
-        stored = await self._store(rail, opener, source)
-        stored_sha.append(stored.sha256)
-        return await self._run(rail, day, stored, scanner, first, report_dir, cal, progress)
+        scanner = _ScanThread(_checked_scan(adapter, opener, stored_sha))
+        try:
+            first = await scanner.first()  # not a statement: raises, stores none
+            stored = await self._store(rail, opener, source)
+            stored_sha.append(stored.sha256)
+            return await self._run(rail, day, stored, scanner, first, report_dir, cal, progress)
+        finally:
+            await scanner.close()
 
     async def _store(self, rail: str, opener: Callable[[], BinaryIO],
                      source: str) -> RowMapping:
@@ -225,7 +229,7 @@ class ReconciliationService:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _run(self, rail: str, day: date, stmt: RowMapping | None,
-                   scanner: Iterator[StatementItem] | None, first: StatementItem | None,
+                   scanner: _ScanThread | None, first: StatementItem | None,
                    report_dir: Path | None, cal: BusinessCalendar,
                    progress: Progress | None) -> RunResult:
         sha = stmt.sha256 if stmt is not None else "none"
@@ -244,8 +248,6 @@ class ReconciliationService:
                     if report_dir is not None and tmp is not None:
                         _publish(report_dir, result.summary_bytes, tmp)
                     return replace(result, report_dir=report_dir)
-        if scanner is not None:
-            _close(scanner)
         return await self._result(found.pk, reused=True, report_dir=report_dir)
 
     async def _result(self, pk: int, *, reused: bool, report_dir: Path | None) -> RunResult:
@@ -322,7 +324,7 @@ class _Run:
         self.opened = self.updated = 0
         self.met: set[tuple[int, bool]] | None = set()
 
-    async def execute(self, scanner: Iterator[StatementItem] | None,
+    async def execute(self, scanner: _ScanThread | None,
                       first: StatementItem | None,
                       report_dir: Path | None) -> tuple[int, str, Path | None]:
         conn = self.conn
@@ -338,7 +340,7 @@ class _Run:
         if scanner is not None:
             pending: list[StatementItem] = [first] if first is not None else []
             while True:
-                more = await asyncio.to_thread(lambda: list(islice(scanner, BATCH)))
+                more = await scanner.batch(BATCH)
                 pending += more
                 if pending:
                     await self._batch(pending)
@@ -696,14 +698,37 @@ def _checked_scan(adapter: RailAdapter, opener: Callable[[], BinaryIO],
                                   "read: its bytes differ from those stored")
 
 
-def _first(scanner: Iterator[StatementItem]) -> StatementItem | None:
-    return next(scanner, None)
+class _ScanThread:
+    """A statement's scan, every step of it (its end too) on one thread of its own.
 
+    lxml (the camt reader) frees a parser's nodes with the dictionary of the thread that made
+    them: a scan advanced by turns on the default pool's threads, which may be any of them,
+    aborted the process (``free(): invalid pointer``) on a statement with entries.
+    """
 
-def _close(scanner: Iterator[StatementItem]) -> None:
-    close = getattr(scanner, "close", None)
-    if close is not None:
-        close()
+    def __init__(self, items: Iterator[StatementItem]) -> None:
+        self._items = items
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statement-scan")
+
+    async def _call(self, step: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, step)
+
+    async def first(self) -> StatementItem | None:
+        item: StatementItem | None = await self._call(lambda: next(self._items, None))
+        return item
+
+    async def batch(self, n: int) -> list[StatementItem]:
+        items: list[StatementItem] = await self._call(lambda: list(islice(self._items, n)))
+        return items
+
+    async def close(self) -> None:
+        """End the scan where it ran (a generator's ``close`` runs its cleanup there)."""
+        try:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                await self._call(close)
+        finally:
+            self._thread.shutdown(wait=False)
 
 
 def _find(line: StatementLine, by_id: Mapping[str, RowMapping],
