@@ -33,6 +33,7 @@ from gateway.backoffice.service import BackofficeService
 from gateway.claims.processors import process_claim_notify, process_document_deliver
 from gateway.clock import Clock, utcnow
 from gateway.config import Settings
+from gateway.evidence.checkpoints import hub_verification_keys
 from gateway.messages.acks import process_receipt_ack
 from gateway.messages.delivery import DeliveryHandler
 from gateway.messages.intake import Intake
@@ -108,6 +109,7 @@ def state_sources(signer: Signer, registry: PartnerRegistry) -> dict[str, StateS
         "payments": sources.payment_state(settled=False),
         "settled_payments": sources.payment_state(settled=True),
         "evidence_chain": sources.chain_state,
+        "reconciliation": sources.reconciliation_state,
         "keys": sources.key_expiry(signer, registry),
     }
 
@@ -185,7 +187,8 @@ class Hub:
             lambda: build_verifier(self.settings),
             AdminService(self.uow, self.registry, self.payments.service, self.payments.rails,
                          self.suspensions, self.clock,
-                         timedelta(hours=self.settings.admin_proposal_ttl_hours)),
+                         timedelta(hours=self.settings.admin_proposal_ttl_hours),
+                         lambda: hub_verification_keys(self.signer, self.registry)),
             TrustedProxies(self.settings.admin_trusted_proxies))
 
     def uow(self, *, single_statement: bool = False, read_only: bool = False) -> UnitOfWork:

@@ -14,7 +14,9 @@ into ``application/problem+json`` in one place, and the CLI turns them into a on
     │   │                                    four_eyes
     │   ├── NotFoundError               404: not_found
     │   ├── ConflictError               409: id_conflict, payment_conflict, state_conflict,
-    │   │                                    proposal_expired
+    │   │   │                                proposal_expired
+    │   │   └── StaleTargetError            409: state_conflict, a proposal's frozen target
+    │   │                                        changed: its approval is refused
     │   ├── PayloadTooLargeError        413: payload_too_large
     │   ├── HeadersTooLargeError        431: headers_too_large
     │   ├── UnsupportedMediaTypeError   415: unsupported_media_type
@@ -50,6 +52,7 @@ __all__ = [
     "PermanentDeliveryError",
     "ProblemError",
     "RateLimitedError",
+    "StaleTargetError",
     "TransientDeliveryError",
     "UnavailableError",
     "UnsupportedMediaTypeError",
@@ -106,6 +109,12 @@ class ConflictError(ProblemError):
 
     status = 409
     codes = frozenset({"id_conflict", "payment_conflict", "state_conflict", "proposal_expired"})
+
+
+class StaleTargetError(ConflictError):
+    """A proposal's frozen target changed since it was proposed, so approving is refused."""
+
+    codes = frozenset({"state_conflict"})
 
 
 class PayloadTooLargeError(ProblemError):

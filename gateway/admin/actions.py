@@ -18,14 +18,21 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.admin.proposals import Proposal
-from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
+from gateway.clock import Clock, utcnow
+from gateway.errors import ConflictError, InvalidMessageError, NotFoundError, StaleTargetError
 from gateway.messages.suspensions import Suspensions, all_suspensions, lift
 from gateway.outbox import records
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, IllegalTransition, PaymentState, transition
 from gateway.payments.service import PaymentService, discrepancy_view
+from gateway.reconciliation import repository as recon
+from gateway.reconciliation.calendar import KL
+from gateway.reconciliation.domain import CASE_KINDS, ItemKind
+from gateway.reconciliation.reasons import Action
+from gateway.reconciliation.service import case_view
 
-__all__ = ["ACTIONS", "ActionContext", "Prepared", "ProposalAction", "sanitise_error"]
+__all__ = ["ACTIONS", "RECON_OUTCOMES", "ActionContext", "Prepared", "ProposalAction",
+           "sanitise_error"]
 
 PREVIEW_ROWS = 20
 MAX_TARGETS = 500
@@ -50,6 +57,7 @@ class ActionContext:
     payments: PaymentService
     suspensions: Suspensions
     partners: frozenset[str]
+    clock: Clock = utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +288,108 @@ class CancelPayments:
         return {"payments": done}
 
 
+_K = ItemKind
+# The cases whose question is the payment's outcome at the rail: ops may settle it with the
+# rail's word or ask the rail again (the same path as ``resolve_payment``).
+_OUTCOME_KINDS = frozenset({_K.missing_on_statement, _K.state_mismatch})
+
+# A reconciliation case's resolution -> the case kinds it fits.
+RECON_OUTCOMES: dict[str, frozenset[ItemKind]] = {
+    # a note says why: a fee booked late, a funding top-up, a corrected statement received...
+    "explained": CASE_KINDS,
+    # the difference is accepted as a loss (or a gain) after review
+    "written_off": CASE_KINDS - {_K.quarantined},
+    "paid": _OUTCOME_KINDS,
+    "failed": _OUTCOME_KINDS,
+    "reask": _OUTCOME_KINDS,
+    # a return for a wrong, closed or blocked account: never resend to the same account
+    "new_beneficiary_details": frozenset({_K.returned, _K.reversed}),
+}
+_NEEDS_NOTE = frozenset({"explained", "written_off"})
+
+
+def _recon_effect(row: Any, outcome: str, payment_state: str | None) -> str:
+    """What approving does to the case (and its payment), or why the outcome does not fit.
+
+    Raises:
+        InvalidMessageError: schema_violation, the outcome does not fit the case.
+        ConflictError: state_conflict, the payment's state does not allow it.
+    """
+    kind = ItemKind(row.kind)
+    if kind not in RECON_OUTCOMES[outcome]:
+        fits = sorted(o for o, kinds in RECON_OUTCOMES.items() if kind in kinds)
+        raise InvalidMessageError("schema_violation", f"outcome {outcome!r} does not fit a "
+                                  f"{kind.value} case (one of {', '.join(fits)})")
+    if outcome == "new_beneficiary_details" and row.action != Action.new_beneficiary_details:
+        raise InvalidMessageError("schema_violation", f"case {row.pk}'s reason code "
+                                  f"{row.reason_code or '(none)'} is not a bad-account code; "
+                                  "new beneficiary details do not fit it")
+    if outcome in ("paid", "failed", "reask"):
+        if row.payment_id is None or payment_state is None:
+            raise ConflictError("state_conflict", f"case {row.pk} has no payment to settle")
+        return f"case closed; payment {row.payment_id}: " + _outcome_check(payment_state,
+                                                                          outcome)
+    if outcome == "new_beneficiary_details":
+        return "case closed: the partner is asked for new beneficiary details"
+    return f"case closed as {outcome.replace('_', ' ')}"
+
+
+class ResolveReconCase:
+    """Close an open reconciliation case with an outcome that fits its kind; settle its
+    payment through ``PaymentService`` where the outcome says so."""
+
+    async def prepare(self, conn: AsyncConnection, cx: ActionContext,
+                      params: Mapping[str, Any]) -> Prepared:
+        pk = int(params["case_id"])
+        row = await recon.case_by_pk(conn, pk)
+        if row is None:
+            raise NotFoundError("not_found", f"no reconciliation case {pk}")
+        if row.state != "open":
+            raise ConflictError("state_conflict", f"reconciliation case {pk} is {row.state}")
+        outcome = str(params["outcome"])
+        if outcome in _NEEDS_NOTE and not params.get("note"):
+            raise InvalidMessageError("schema_violation", f"note: {outcome} needs a note "
+                                      "saying why")
+        payment = ((await repo.by_ids(conn, [row.payment_id])).get(row.payment_id)
+                   if row.payment_id else None)
+        state = payment.state if payment is not None else None
+        effect = _recon_effect(row, outcome, state)
+        view = case_view(row, cx.clock().astimezone(KL).date())
+        return Prepared([str(pk)], {
+            "case": {k: view[k] for k in ("id", "rail", "kind", "subject", "amount",
+                                          "reason_code", "action", "priority", "opened_at",
+                                          "age_days", "due_on", "overdue")},
+            "payment": ({"payment_id": row.payment_id, "state": state}
+                        if row.payment_id else None),
+            "outcome": outcome, "effect": effect})
+
+    async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
+                      now: datetime) -> dict[str, Any]:
+        pk = int(p.targets[0])
+        row = await recon.case_by_pk(conn, pk, lock=True)
+        if row is None or row.state != "open":
+            # A run cleared it, or another proposal resolved it: this one no longer applies.
+            how = (f"closed by {row.resolved_by} (proposal {row.proposal_pk})"
+                   if row is not None and row.resolved_by else "closed by a run")
+            raise StaleTargetError("state_conflict", f"reconciliation case {pk} is already "
+                                   f"{how}; nothing to resolve")
+        outcome = str(p.params["outcome"])
+        result: dict[str, Any] = {"case_id": pk, "outcome": outcome}
+        if outcome in ("paid", "failed", "reask"):
+            assert row.payment_id is not None  # checked at prepare; a case keeps its subject
+            payment = await cx.payments.resolve(
+                conn, row.payment_id, outcome, rail_reference=p.params.get("rail_reference"),
+                detail=f"reconciliation case {pk}: {_why(p)}", now=now)
+            result |= {"payment_id": row.payment_id, "state": payment.state}
+        note = p.params.get("note") or p.reason
+        assert p.pk is not None  # a stored proposal
+        closed = await recon.resolve_case(
+            conn, pk, resolution=outcome, by=p.maker, proposal_pk=p.pk, now=now,
+            note=f"{outcome}: {note} (approved by {p.decided_by})")
+        assert closed  # the row lock (PostgreSQL) or the single writer (SQLite) holds it open
+        return result
+
+
 # Proposal action name -> its handler. Plain literal, read when a proposal is made or approved.
 ACTIONS: dict[str, ProposalAction] = {
     "replay": Replay(),
@@ -288,4 +398,5 @@ ACTIONS: dict[str, ProposalAction] = {
     "resolve_discrepancy": ResolveDiscrepancy(),
     "resolve_payment": ResolvePayment(),
     "cancel_payments": CancelPayments(),
+    "resolve_recon_case": ResolveReconCase(),
 }

@@ -29,6 +29,8 @@ from gateway.admin.service import AdminService, require
 from gateway.errors import InvalidMessageError, ProblemError
 from gateway.payments.repository import PaymentFilter
 from gateway.protocol import strictjson
+from gateway.protocol.envelope import CalendarDate
+from gateway.reconciliation.domain import CASE_KINDS, ItemKind
 from gateway.web.problems import problem_for, validation_problem
 
 __all__ = ["AdminApi", "router"]
@@ -496,6 +498,127 @@ async def list_discrepancies(
                                              cursor=cursor, limit=limit)
 
 
+# -- reconciliation ------------------------------------------------------------------------------
+
+class ReconRunsPage(_Out):
+    runs: list[dict[str, Any]]
+    next: str | None
+
+
+class ReconRun(_Out):
+    run_id: str
+    rail: str
+    business_date: str
+    verdict: Literal["balanced", "discrepancies", "incomplete"]
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+class ReconItemsPage(_Out):
+    items: list[dict[str, Any]] = Field(description="in statement order, then ledger order")
+    next: str | None = Field(description="the last item's seq: pass it as `cursor`")
+
+
+class ReconCase(_Out):
+    id: int
+    rail: str
+    kind: str
+    state: Literal["open", "closed"]
+    subject: str
+    payment_id: str | None
+    amount: dict[str, Any]
+    reason_code: str | None
+    action: str
+    priority: Literal["high", "normal"]
+    age_days: int
+    due_on: str
+    overdue: bool
+    closed_note: str | None
+    resolution: dict[str, Any] | None = Field(description="outcome, by (the maker), at and "
+                                              "proposal_id when ops closed it")
+
+
+class ReconCasesPage(_Out):
+    cases: list[ReconCase]
+    next: str | None
+
+
+RunId = Annotated[str, Path(pattern=r"^[0-9a-f]{20}$", description="a run's id")]
+Rail = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+ItemKindQ = Annotated[str | None, Query(pattern="^(" + "|".join(k.value for k in ItemKind)
+                                              + ")$", description="an item kind")]
+CaseKindQ = Annotated[str | None, Query(pattern="^(" + "|".join(sorted(k.value for k in
+                                                                       CASE_KINDS)) + ")$",
+                                        description="a case kind")]
+
+
+@router.get("/reconciliation/runs", name="reconciliation.runs", responses=_doc(ReconRunsPage),
+            summary="Reconciliation runs (newest first)")
+async def list_recon_runs(
+    request: Request, ctx: Viewer, rail: Rail = None,
+    date: Annotated[CalendarDate | None, Query(description="business date, YYYY-MM-DD")]
+    = None, cursor: Cursor = None, limit: Limit = 100,
+) -> dict[str, Any]:
+    return await _svc(request).recon_runs(ctx, rail=rail, day=date, cursor=cursor, limit=limit)
+
+
+@router.get("/reconciliation/runs/{run_id}", name="reconciliation.run",
+            responses=_doc(ReconRun), summary="A run with its summary and manifest")
+async def get_recon_run(run_id: RunId, request: Request, ctx: Viewer) -> dict[str, Any]:
+    return await _svc(request).recon_run(ctx, run_id)
+
+
+@router.get("/reconciliation/runs/{run_id}/items", name="reconciliation.items",
+            responses=_doc(ReconItemsPage), summary="A run's items in statement order")
+async def list_recon_items(run_id: RunId, request: Request, ctx: Viewer,
+                           kind: ItemKindQ = None, cursor: Cursor = None,
+                           limit: Limit = 100) -> dict[str, Any]:
+    return await _svc(request).recon_items(ctx, run_id, kind=kind, cursor=cursor, limit=limit)
+
+
+@router.get("/reconciliation/cases", name="reconciliation.cases",
+            responses=_doc(ReconCasesPage), summary="Reconciliation cases (newest first)")
+async def list_recon_cases(
+    request: Request, ctx: Viewer,
+    state: Annotated[Literal["open", "closed"] | None, Query()] = None,
+    kind: CaseKindQ = None, rail: Rail = None, cursor: Cursor = None, limit: Limit = 100,
+) -> dict[str, Any]:
+    return await _svc(request).recon_cases(ctx, state=state, kind=kind, rail=rail,
+                                           cursor=cursor, limit=limit)
+
+
+@router.get("/reconciliation/cases/{case_id}", name="reconciliation.case",
+            responses=_doc(ReconCase), summary="A reconciliation case, its payment and how "
+                                               "it was resolved")
+async def get_recon_case(case_id: Id, request: Request, ctx: Viewer) -> dict[str, Any]:
+    return await _svc(request).recon_case(ctx, case_id)
+
+
+# -- evidence ------------------------------------------------------------------------------------
+
+class EvidenceReport(_Out):
+    ok: bool
+    checked: int = Field(description="chained records recomputed and found good")
+    broken: str | None = Field(description="the first problem, naming the record")
+    unchained: int = Field(description="records older than the settle window not in the chain")
+    head: dict[str, Any] | None
+    signatures: dict[str, Any] | None = None
+
+
+@router.get("/evidence/verify", name="evidence.verify", responses=_doc(EvidenceReport),
+            summary="Verify the evidence chain now (auditor): every record's digest and every "
+                    "link recomputed")
+async def verify_evidence(
+    request: Request, ctx: Auditor,
+    signatures: Annotated[bool, Query(description="also check every record's partner and "
+                                                  "hub signatures")] = False,
+    settle_minutes: Annotated[float, Query(ge=0, le=24 * 60, description="records younger "
+                                           "than this may still be unchained")] = 5,
+) -> dict[str, Any]:
+    return await _svc(request).verify_evidence(ctx, signatures=signatures,
+                                               settle=timedelta(minutes=settle_minutes))
+
+
 # -- proposals -----------------------------------------------------------------------------------
 
 class _ProposalIn(BaseModel):
@@ -548,8 +671,20 @@ class CancelPaymentsIn(_ProposalIn):
         min_length=1, max_length=500)
 
 
+class ResolveReconCaseIn(_ProposalIn):
+    """Close a reconciliation case with an outcome that fits its kind (docs/admin.md)."""
+    action: Literal["resolve_recon_case"]
+    case_id: int = Field(ge=1, le=strictjson.MAX_INT)
+    outcome: Literal["explained", "written_off", "paid", "failed", "reask",
+                     "new_beneficiary_details"]
+    note: str | None = Field(default=None, min_length=1, max_length=2000,
+                             description="why (needed for explained and written_off)")
+    rail_reference: str | None = Field(default=None, min_length=1, max_length=128)
+
+
 ProposalIn = Annotated[ReplayIn | SkipIn | ResumePartnerIn | ResolveDiscrepancyIn
-                       | ResolvePaymentIn | CancelPaymentsIn, Field(discriminator="action")]
+                       | ResolvePaymentIn | CancelPaymentsIn | ResolveReconCaseIn,
+                       Field(discriminator="action")]
 _COMMON = {"action", "reason", "draft", "expires_in_hours"}
 
 
@@ -565,7 +700,8 @@ async def create_proposal(body: ProposalIn, request: Request, ctx: Operator) -> 
     if isinstance(body, ReplayIn) and (body.task_ids is None) == (
             body.kind is None and body.destination is None):
         raise _bad("give task_ids, or kind and/or destination, not both")
-    if isinstance(body, _Outcome) and body.outcome == "paid" and not body.rail_reference:
+    if isinstance(body, _Outcome | ResolveReconCaseIn) and body.outcome == "paid" \
+            and not body.rail_reference:
         raise _bad("rail_reference: marking paid needs the rail's reference")
     view = await _svc(request).propose(ctx, body.action, params, reason=body.reason,
                                        draft=body.draft,

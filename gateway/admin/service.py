@@ -9,10 +9,11 @@ built. Who may do what is the table ``PERMISSIONS``; what a proposal does is
 from __future__ import annotations
 
 import base64
+import json
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -34,13 +35,18 @@ from gateway.admin.proposals import (
     submit,
 )
 from gateway.clock import Clock
-from gateway.errors import ForbiddenError, NotFoundError, ProblemError
+from gateway.errors import ForbiddenError, NotFoundError, ProblemError, StaleTargetError
+from gateway.evidence.chain import verify_chain
 from gateway.messages.suspensions import Suspensions, all_suspensions, suspend
 from gateway.outbox import records
 from gateway.outbox.overrides import all_overrides, set_override
 from gateway.payments import repository as repo
 from gateway.payments.service import PaymentService, discrepancy_view, payment_view
 from gateway.protocol.partners import PartnerRegistry
+from gateway.protocol.signing import KeyRing
+from gateway.reconciliation import repository as recon
+from gateway.reconciliation.calendar import KL
+from gateway.reconciliation.service import case_view, item_view, run_view
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["PERMISSIONS", "AdminService", "Page", "require"]
@@ -104,8 +110,11 @@ class AdminService:
 
     def __init__(self, uow: UnitOfWorkFactory, registry: PartnerRegistry,
                  payments: PaymentService, rails: Collection[str], suspensions: Suspensions,
-                 clock: Clock, proposal_ttl: timedelta) -> None:
+                 clock: Clock, proposal_ttl: timedelta,
+                 verify_keys: Callable[[], KeyRing] | None = None) -> None:
         self.uow = uow
+        # The keys ``evidence/verify?signatures=true`` checks with (the hub's and partners').
+        self.verify_keys = verify_keys
         self.registry = registry
         self.payments = payments
         self.rails = rails
@@ -115,7 +124,7 @@ class AdminService:
 
     def _cx(self) -> ActionContext:
         return ActionContext(self.payments, self.suspensions,
-                             frozenset(p.id for p in self.registry))
+                             frozenset(p.id for p in self.registry), self.clock)
 
     @staticmethod
     def _unmask(ctx: AuditContext, unmasked: bool) -> bool:
@@ -297,6 +306,88 @@ class AdminService:
                                                  before=before, limit=limit)
         return {"discrepancies": [discrepancy_view(r) for r in rows], "next": _next(rows, limit)}
 
+    # -- reconciliation --------------------------------------------------------------------------
+
+    async def recon_runs(self, ctx: AuditContext, *, rail: str | None, day: date | None,
+                         cursor: str | None, limit: int) -> Page:
+        before = q.before_cursor(cursor)
+        async with self.uow(read_only=True) as uow:
+            rows = await recon.runs_page(uow.conn, rail=rail, day=day, before=before,
+                                         limit=limit)
+        return {"runs": [run_view(r) for r in rows], "next": _next(rows, limit)}
+
+    async def _run(self, conn: Any, ctx: AuditContext, run_id: str) -> RowMapping:
+        ctx.target(f"recon_run:{run_id}")
+        row = await recon.run_by_id(conn, run_id)
+        if row is None:
+            raise NotFoundError("not_found", f"no reconciliation run {run_id}")
+        return row
+
+    async def recon_run(self, ctx: AuditContext, run_id: str) -> dict[str, Any]:
+        async with self.uow(read_only=True) as uow:
+            row = await self._run(uow.conn, ctx, run_id)
+        return {**run_view(row), "summary": json.loads(row.summary),
+                "manifest": json.loads(row.manifest)}
+
+    async def recon_items(self, ctx: AuditContext, run_id: str, *, kind: str | None,
+                          cursor: str | None, limit: int) -> Page:
+        after = q.before_cursor(cursor) or 0  # items page forward, in statement order
+        async with self.uow(read_only=True) as uow:
+            row = await self._run(uow.conn, ctx, run_id)
+            items = await recon.items_page(uow.conn, row.pk, after=after, limit=limit,
+                                           kind=kind)
+        return {"items": [_recon_item(i) for i in items],
+                "next": _next(items, limit, pk="seq")}
+
+    def _today(self) -> date:
+        return self.clock().astimezone(KL).date()
+
+    async def recon_cases(self, ctx: AuditContext, *, state: str | None, kind: str | None,
+                          rail: str | None, cursor: str | None, limit: int) -> Page:
+        before = q.before_cursor(cursor)
+        async with self.uow(read_only=True) as uow:
+            rows = await recon.cases_page(uow.conn, state=state, kind=kind, rail=rail,
+                                          before=before, limit=limit)
+        today = self._today()
+        return {"cases": [_recon_case(r, today) for r in rows], "next": _next(rows, limit)}
+
+    async def recon_case(self, ctx: AuditContext, pk: int) -> dict[str, Any]:
+        ctx.target(f"recon_case:{pk}")
+        async with self.uow(read_only=True) as uow:
+            row = await recon.case_by_pk(uow.conn, pk)
+            if row is None:
+                raise NotFoundError("not_found", f"no reconciliation case {pk}")
+            payment = ((await repo.by_ids(uow.conn, [row.payment_id])).get(row.payment_id)
+                       if row.payment_id else None)
+        view = _recon_case(row, self._today())
+        view["payment"] = ({"payment_id": payment.payment_id, "state": payment.state,
+                            "rail": payment.rail} if payment is not None else None)
+        return view
+
+    # -- evidence --------------------------------------------------------------------------------
+
+    async def verify_evidence(self, ctx: AuditContext, *, signatures: bool,
+                              settle: timedelta) -> dict[str, Any]:
+        """Recompute the evidence chain now (``gateway.evidence.chain.verify_chain``)."""
+        ctx.target("evidence:chain")
+        keys = None
+        if signatures:
+            if self.verify_keys is None:
+                raise NotFoundError("not_found", "this hub has no verification keys")
+            keys = self.verify_keys()
+        report = await verify_chain(self.uow, settle=settle, clock=self.clock, keys=keys)
+        head = report.head
+        out: dict[str, Any] = {
+            "ok": report.ok, "checked": report.checked, "broken": report.broken,
+            "unchained": report.unchained,
+            "head": {"seq": head.seq, "chain_sha256": head.chain_sha256} if head else None,
+            "settle_seconds": int(settle.total_seconds()), "at": self.clock().isoformat()}
+        if signatures:
+            out["signatures"] = {"checked": report.signatures_checked,
+                                 "unverifiable": report.unverifiable,
+                                 "first_unverifiable": report.first_unverifiable}
+        return out
+
     # -- proposals -------------------------------------------------------------------------------
 
     async def propose(self, ctx: AuditContext, action: str, params: dict[str, Any], *,
@@ -364,6 +455,7 @@ class AdminService:
                 await write_record(uow.conn, ctx, outcome="ok", status=200, now=now)
                 await uow.commit()
                 return proposal_view(decided, now)
+            stale: StaleTargetError | None = None
             try:
                 result = await ACTIONS[p.action].execute(uow.conn, self._cx(), decided, now)
                 done = executed(decided, result)
@@ -371,6 +463,8 @@ class AdminService:
                 await write_record(uow.conn, ctx, outcome="ok", status=200, now=now)
                 await uow.commit()
                 return proposal_view(done, now)
+            except StaleTargetError as exc:  # refused, not attempted: the approver hears 409
+                stale, error = exc, f"{exc.code}: {exc.detail}"
             except ProblemError as exc:
                 error = f"{exc.code}: {exc.detail}"
             except Exception as exc:  # the act failed: record it, tell the approver
@@ -379,9 +473,11 @@ class AdminService:
         async with self.uow() as uow:  # the act rolled back; the failure is recorded
             failed = execution_failed(decided, error)
             await q.update_proposal(uow.conn, failed, now)
-            await write_record(uow.conn, ctx, outcome="failed", status=200, now=now,
-                               detail=error)
+            await write_record(uow.conn, ctx, outcome="invalid" if stale else "failed",
+                               status=stale.status if stale else 200, now=now, detail=error)
             await uow.commit()
+        if stale is not None:
+            raise stale
         return proposal_view(failed, now)
 
     async def approve(self, ctx: AuditContext, pk: int, note: str | None) -> dict[str, Any]:
@@ -435,6 +531,20 @@ class AdminService:
             if len(rows) < page:
                 break
         yield {"next": cursor}
+
+
+def _recon_item(r: RowMapping) -> dict[str, Any]:
+    view = item_view(r)
+    view["detail"] = sanitise_error(view["detail"])
+    return view
+
+
+def _recon_case(r: RowMapping, today: date) -> dict[str, Any]:
+    # A case holds no personal data; its free texts are shown as stored errors are.
+    view = case_view(r, today)
+    view["detail"] = sanitise_error(view["detail"])
+    view["closed_note"] = sanitise_error(view["closed_note"])
+    return view
 
 
 def _message_summary(r: RowMapping) -> dict[str, Any]:

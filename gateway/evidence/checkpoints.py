@@ -28,14 +28,14 @@ from gateway.errors import AuthError, ConfigError
 from gateway.evidence.chain import TrustedPoint, chain_head
 from gateway.protocol.envelope import HUB_PARTY
 from gateway.protocol.keys import load_signer
-from gateway.protocol.partners import load_registry
+from gateway.protocol.partners import PartnerRegistry, load_registry
 from gateway.protocol.signing import KeyRing, Signer, verify_detached
 from gateway.storage.tables import evidence_checkpoints
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = [
     "FILE_FORMAT", "Checkpoint", "export_checkpoints", "latest_checkpoints", "load_checkpoints",
-    "make_checkpoint", "verification_keys", "write_checkpoint_file",
+    "hub_verification_keys", "make_checkpoint", "verification_keys", "write_checkpoint_file",
 ]
 
 FILE_FORMAT = "px-evidence-checkpoints/1"
@@ -185,3 +185,15 @@ def verification_keys(signing_key_file: Path, hub_jwks_file: Path | None,
     everyone = load_registry(partners_file).keys if partners_file is not None else KeyRing()
     everyone.add_keyset(HUB_PARTY, jwks)
     return hub, everyone
+
+
+def hub_verification_keys(signer: Signer, registry: PartnerRegistry) -> KeyRing:
+    """The keys a running hub verifies the chain's signatures with: its own public keys and
+    every partner's in its registry (the same set as ``verification_keys`` from files)."""
+    ring = KeyRing()
+    ring.add_keyset(HUB_PARTY, signer.jwks())
+    for p in registry:
+        keys = [k.jwk for k in registry.keys.of_party(p.id)]
+        if keys:
+            ring.add_keyset(p.id, {"keys": keys})
+    return ring

@@ -6,21 +6,27 @@ of the enum; rows with any other value are summed into ``"other"``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.evidence.chain import chain_lag
+from gateway.money import MINOR_UNITS
 from gateway.observability.labels import closed
 from gateway.observability.state import Reading, StateContext, StateSource
 from gateway.payments.domain import FINAL, PaymentState
 from gateway.protocol.partners import PartnerRegistry
 from gateway.protocol.signing import Signer
+from gateway.reconciliation.domain import Verdict
+from gateway.reconciliation.repository import newest_runs
 from gateway.storage.tables import outbox, payments
 
-__all__ = ["SETTLED", "chain_state", "key_expiry", "outbox_state", "payment_state"]
+__all__ = ["SETTLED", "chain_state", "key_expiry", "outbox_state", "payment_state",
+           "reconciliation_state"]
 
 _OPEN = ("pending", "leased")
 _DAY = 86400.0
@@ -95,3 +101,35 @@ def key_expiry(signer: Signer, registry: PartnerRegistry) -> StateSource:
         return [Reading("px_key_expiry_days", (owner, kid), round((exp - now) / _DAY, 3))
                 for owner, kid, exp in expiries]
     return source
+
+
+async def reconciliation_state(conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
+    """Per configured rail, the verdict of its newest run (the latest business date, its
+    current run): 1 for that verdict and 0 for the others (all 0 before a rail's first run),
+    and the residual per currency of that run's summary, in minor units."""
+    out: list[Reading] = []
+    newest = {r.rail: r for r in await newest_runs(conn, sorted(ctx.rails))}
+    for rail in sorted(ctx.rails):
+        run = newest.get(rail)
+        for v in Verdict:
+            out.append(Reading("px_reconciliation_last_verdict", (rail, v.value),
+                               1 if run is not None and run.verdict == v.value else 0))
+        if run is None:
+            continue
+        residual: dict[str, int] = {}
+        for currency, value in json.loads(run.summary).get("residual", {}).items():
+            key = closed(currency, MINOR_UNITS)
+            residual[key] = residual.get(key, 0) + _minor(value, currency)
+        out += [Reading("px_reconciliation_residual_minor", (rail, cur), n)
+                for cur, n in sorted(residual.items())]
+    return out
+
+
+def _minor(value: str, currency: str) -> int:
+    """A summary's decimal amount (``"-3.00"``) in minor units of ``currency``."""
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        return 0  # summaries are written by the run; a value it never writes counts nothing
+    digits = MINOR_UNITS.get(currency, -amount.as_tuple().exponent)  # type: ignore[operator]
+    return int(amount.scaleb(digits))

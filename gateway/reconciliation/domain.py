@@ -42,7 +42,8 @@ from gateway.reconciliation.reasons import Action, reason_for
 __all__ = [
     "BRIDGE_EXPLAINED", "CASE_KINDS", "DUE_DAYS", "RULE_VERSION", "SETTLED", "CaseTerms",
     "CurrencyBridge", "ItemKind", "Item", "LedgerPayment", "Tally", "Verdict", "case_terms",
-    "classify_expected", "classify_line", "line_keys", "line_subject", "propose", "verdict",
+    "classify_expected", "classify_line", "line_keys", "line_subject", "propose", "reopens",
+    "verdict",
 ]
 
 # Bumped whenever a rule below changes what a run concludes: a run is identified by its inputs
@@ -344,6 +345,27 @@ def case_terms(item: Item, opened_on: date, cal: BusinessCalendar) -> CaseTerms:
     return CaseTerms("high" if high else "normal",
                      cal.add_business_days(opened_on, DUE_DAYS.get(item.kind, 3)), action,
                      reason.retry if reason is not None else False)
+
+
+# An ops resolution that leaves the verdict to the rail's next word: a later run that still
+# finds the case reopens it.
+REASK = "reask"
+
+
+def reopens(resolution: str | None, resolved_line_ref: str | None,
+            found_line_ref: str | None) -> bool:
+    """May a run that finds a closed case's (subject, kind) again reopen it?
+
+    A case a run closed (no ``resolution``) reopens whenever it is found again. A case ops
+    closed covers the evidence they saw: it reopens only when the run finds its cause again,
+    on a statement line other than the one it was resolved on (``resolved_line_ref``), or
+    when ops re-asked the rail (``reask``) and the run still finds it. A ledger-side case
+    (no line: ``missing_on_statement``) found again by a later run stays closed: ops' word
+    stands until the payment shows up on a statement, which is another kind of item.
+    """
+    if resolution is None or resolution == REASK:
+        return True
+    return found_line_ref is not None and found_line_ref != resolved_line_ref
 
 
 def sequence_gaps(previous: Mapping[str, int], current: Sequence[tuple[str, int]]) -> list[str]:

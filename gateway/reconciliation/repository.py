@@ -35,10 +35,10 @@ from gateway.storage.tables import (
 )
 
 __all__ = [
-    "advisory_lock", "blobs", "cases_page", "current_run", "expected_page", "insert_items",
-    "insert_run", "items_page", "line_seen", "matched_in", "payments_by_ids", "payments_by_refs",
-    "previous_run",
-    "run_by_id", "run_by_key", "runs_page", "statement_by_sha", "unknown_lines",
+    "advisory_lock", "blobs", "case_by_pk", "cases_page", "current_run", "expected_page",
+    "insert_items", "insert_run", "items_page", "line_seen", "matched_in", "newest_runs",
+    "payments_by_ids", "payments_by_refs", "previous_run", "resolve_case", "run_by_id",
+    "run_by_key", "runs_page", "statement_by_sha", "unknown_lines",
 ]
 
 _LINE_ITEM = recon_items.c.line_no.is_not(None)
@@ -314,7 +314,8 @@ async def insert_cases(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) ->
 
 _CASE_UPDATABLE = ("state", "payment_id", "line_ref", "amount_minor", "currency", "reason_code",
                    "action", "priority", "detail", "updated_at", "closed_at", "closed_note",
-                   "last_run_pk", "due_on", "business_date")
+                   "last_run_pk", "due_on", "business_date", "resolution", "resolved_by",
+                   "resolved_at", "proposal_pk")
 
 
 async def update_cases(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -355,6 +356,38 @@ async def cases_page(conn: AsyncConnection, *, state: str | None, kind: str | No
     if before is not None:
         q = q.where(recon_cases.c.pk < before)
     return list((await conn.execute(q)).mappings())
+
+
+async def case_by_pk(conn: AsyncConnection, pk: int, *,
+                     lock: bool = False) -> RowMapping | None:
+    """One case; ``lock`` takes its row lock (PostgreSQL) until the transaction ends."""
+    q = select(recon_cases).where(recon_cases.c.pk == pk)
+    if lock:
+        q = q.with_for_update()
+    return (await conn.execute(q)).mappings().first()
+
+
+async def resolve_case(conn: AsyncConnection, pk: int, *, resolution: str, by: str,
+                       note: str, proposal_pk: int, now: datetime) -> bool:
+    """Close an open case as ops resolved it; False if it is no longer open."""
+    res = await conn.execute(update(recon_cases).where(
+        recon_cases.c.pk == pk, recon_cases.c.state == "open").values(
+        state="closed", closed_at=now, closed_note=note, updated_at=now,
+        resolution=resolution, resolved_by=by, resolved_at=now, proposal_pk=proposal_pk))
+    return bool(res.rowcount)
+
+
+async def newest_runs(conn: AsyncConnection, rails: Sequence[str]) -> list[RowMapping]:
+    """The newest run of each of ``rails`` (one index lookup per rail)."""
+    out = []
+    for rail in rails:
+        q = (select(recon_runs.c.rail, recon_runs.c.verdict, recon_runs.c.summary)
+             .where(recon_runs.c.rail == rail)
+             .order_by(recon_runs.c.business_date.desc(), recon_runs.c.pk.desc()).limit(1))
+        row = (await conn.execute(q)).mappings().first()
+        if row is not None:
+            out.append(row)
+    return out
 
 
 async def count_items(conn: AsyncConnection, run_pk: int) -> int:

@@ -71,7 +71,8 @@ from gateway.reconciliation.reasons import reason_for
 from gateway.reconciliation.report import amount, csv_header, csv_row, summary_bytes
 from gateway.storage.uow import UnitOfWorkFactory
 
-__all__ = ["CHUNK", "ReconciliationService", "RunResult", "reconcile"]
+__all__ = ["CHUNK", "ReconciliationService", "RunResult", "case_view", "item_view", "reconcile",
+           "run_view"]
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +270,7 @@ class ReconciliationService:
         async with self.uow(read_only=True) as reader:
             rows = await repo.runs_page(reader.conn, rail=rail, day=day, before=before,
                                         limit=limit)
-        return {"runs": [_run_view(r) for r in rows],
+        return {"runs": [run_view(r) for r in rows],
                 "next_before": rows[-1].pk if len(rows) == limit else None}
 
     async def run_detail(self, run_id: str) -> dict[str, Any]:
@@ -277,7 +278,7 @@ class ReconciliationService:
             row = await repo.run_by_id(reader.conn, run_id)
         if row is None:
             raise NotFoundError("not_found", f"no reconciliation run {run_id}")
-        return {**_run_view(row), "summary": json.loads(row.summary),
+        return {**run_view(row), "summary": json.loads(row.summary),
                 "manifest": json.loads(row.manifest)}
 
     async def items(self, run_id: str, kind: str | None, after: int,
@@ -288,7 +289,7 @@ class ReconciliationService:
                 raise NotFoundError("not_found", f"no reconciliation run {run_id}")
             items = await repo.items_page(reader.conn, row.pk, after=after, limit=limit,
                                           kind=kind)
-        return {"items": [_item_view(i) for i in items],
+        return {"items": [item_view(i) for i in items],
                 "next_after": items[-1].seq if len(items) == limit else None}
 
     async def cases(self, state: str | None, kind: str | None, rail: str | None,
@@ -297,7 +298,7 @@ class ReconciliationService:
             rows = await repo.cases_page(reader.conn, state=state, kind=kind, rail=rail,
                                          before=before, limit=limit)
             today = self.clock().astimezone(KL).date()
-        return {"cases": [_case_view(r, today) for r in rows],
+        return {"cases": [case_view(r, today) for r in rows],
                 "next_before": rows[-1].pk if len(rows) == limit else None}
 
 
@@ -321,7 +322,7 @@ class _Run:
         self.lines = 0
         self.pk = 0
         self.superseded: RowMapping | None = None
-        self.opened = self.updated = 0
+        self.opened = self.updated = self.kept_closed = 0
         self.met: set[tuple[int, bool]] | None = set()
 
     async def execute(self, scanner: _ScanThread | None,
@@ -575,18 +576,24 @@ class _Run:
             probe = Item(kind, ledger_minor=r["ledger_minor"],
                          statement_minor=r["statement_minor"], reason_code=r["reason_code"])
             old = existing.get(key)
+            line_ref = (f"{r['statement_id']}#{r['line_no']}" if r["line_no"] is not None
+                        else None)
+            if (old is not None and old.state != "open"
+                    and not domain.reopens(old.resolution, old.line_ref, line_ref)):
+                self.kept_closed += 1  # ops closed it on this evidence: their word stands
+                continue
             opened_on = old.business_date if old is not None and old.state == "open" else self.day
             terms = domain.case_terms(probe, opened_on, self.cal)
             amount_minor = r["statement_minor"] if r["statement_currency"] else r["ledger_minor"]
             values = dict(
                 state="open", payment_id=r["payment_id"],
-                line_ref=(f"{r['statement_id']}#{r['line_no']}" if r["line_no"] is not None
-                          else None),
+                line_ref=line_ref,
                 amount_minor=amount_minor,
                 currency=r["statement_currency"] or r["ledger_currency"],
                 reason_code=r["reason_code"], action=terms.action, priority=terms.priority,
                 detail=r["detail"], updated_at=self.now, closed_at=None, closed_note=None,
-                last_run_pk=self.pk, due_on=terms.due_on, business_date=opened_on)
+                last_run_pk=self.pk, due_on=terms.due_on, business_date=opened_on,
+                resolution=None, resolved_by=None, resolved_at=None, proposal_pk=None)
             if old is None:
                 new.append(dict(values, rail=self.rail, subject=key[0], kind=key[1],
                                 opened_at=self.now, first_run_pk=self.pk))
@@ -660,7 +667,8 @@ class _Run:
                            "holiday_subdivision": self.cal.subdivision},
             "supersedes": self.superseded.run_id if self.superseded else None,
             "changes": changes,
-            "cases": {"opened": self.opened, "updated": self.updated, "closed": closed},
+            "cases": {"opened": self.opened, "updated": self.updated, "closed": closed,
+                      "kept_closed": self.kept_closed},
         }
 
 
@@ -824,7 +832,7 @@ def _publish(report_dir: Path, summary: bytes, items_tmp: Path) -> None:
     os.replace(items_tmp, report_dir / "items.csv")
 
 
-def _run_view(r: RowMapping) -> dict[str, Any]:
+def run_view(r: RowMapping) -> dict[str, Any]:
     summary = json.loads(r.summary) if r.summary else {}
     return {"run_id": r.run_id, "rail": r.rail, "business_date": r.business_date.isoformat(),
             "rule_version": r.rule_version, "verdict": r.verdict, "items": r["items"],
@@ -833,7 +841,7 @@ def _run_view(r: RowMapping) -> dict[str, Any]:
             "started_at": iso_millis(r.started_at), "finished_at": iso_millis(r.finished_at)}
 
 
-def _item_view(r: RowMapping) -> dict[str, Any]:
+def item_view(r: RowMapping) -> dict[str, Any]:
     return {"seq": r.seq, "kind": r.kind, "subject": r.subject, "payment_id": r.payment_id,
             "statement_id": r.statement_id, "line_no": r.line_no, "line_kind": r.line_kind,
             "batch_ref": r.batch_ref, "end_to_end_id": r.end_to_end_id,
@@ -847,7 +855,7 @@ def _item_view(r: RowMapping) -> dict[str, Any]:
             "proposals": r.proposals.split() if r.proposals else [], "detail": r.detail}
 
 
-def _case_view(r: RowMapping, today: date) -> dict[str, Any]:
+def case_view(r: RowMapping, today: date) -> dict[str, Any]:
     return {"id": r.pk, "rail": r.rail, "kind": r.kind, "state": r.state,
             "subject": r.subject, "payment_id": r.payment_id, "line_ref": r.line_ref,
             "amount": {"amount": amount(r.amount_minor, r.currency), "currency": r.currency},
@@ -855,7 +863,10 @@ def _case_view(r: RowMapping, today: date) -> dict[str, Any]:
             "opened_at": iso_millis(r.opened_at), "age_days": (today - r.business_date).days,
             "due_on": r.due_on.isoformat(), "overdue": r.state == "open" and today > r.due_on,
             "detail": r.detail, "closed_at": iso_millis(r.closed_at) if r.closed_at else None,
-            "closed_note": r.closed_note}
+            "closed_note": r.closed_note,
+            "resolution": ({"outcome": r.resolution, "by": r.resolved_by,
+                            "at": iso_millis(r.resolved_at) if r.resolved_at else None,
+                            "proposal_id": r.proposal_pk} if r.resolution else None)}
 
 
 async def reconcile(hub_or_service: Any, rail: str, day: date,

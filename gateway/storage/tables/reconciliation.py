@@ -107,7 +107,8 @@ recon_items = Table(
 )
 
 # A discrepancy for ops, one per (rail, subject, kind): opened or updated by each run that
-# finds it (never duplicated by re-runs), closed when a superseding or later run no longer does.
+# finds it (never duplicated by re-runs), closed when a superseding or later run no longer does,
+# or by ops through a proposal (then reopened only when a run finds its cause again).
 recon_cases = Table(
     "recon_cases",
     metadata,
@@ -132,6 +133,11 @@ recon_cases = Table(
     Column("closed_note", Text, nullable=True),
     Column("first_run_pk", BigInteger, nullable=False),
     Column("last_run_pk", BigInteger, nullable=False),
+    # Set when ops close it through a proposal (resolve_recon_case); cleared if a run reopens it.
+    Column("resolution", String(32), nullable=True),
+    Column("resolved_by", String(200), nullable=True),
+    Column("resolved_at", TS, nullable=True),
+    Column("proposal_pk", BigInteger, nullable=True),
     UniqueConstraint("rail", "subject", "kind", name="uq_recon_cases_rail_subject_kind"),
     Index("ix_recon_cases_state", "state", "pk"),
     Index("ix_recon_cases_last_run", "last_run_pk"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -218,3 +219,16 @@ def test_the_bridge_adds_up_and_is_zero_when_everything_is_explained(
         assert b.residual == unexplained
     if all(i.kind in BRIDGE_EXPLAINED for i in items):
         assert all(b.residual == 0 for b in tally.bridge.values())
+
+
+@pytest.mark.parametrize(("resolution", "resolved_on", "found_on", "reopened"), [
+    (None, "S1#1", "S1#1", True),  # closed by a run: found again, open again
+    ("explained", "S1#1", "S1#1", False),  # the same line ops already explained
+    ("written_off", "S1#1", "S2#4", True),  # booked again on another line
+    ("written_off", None, None, False),  # a ledger-side case: ops' word stands
+    ("reask", None, None, True),  # ops left it to the rail's answer, and it is still there
+])
+def test_an_ops_closed_case_reopens_only_when_its_cause_is_found_again(
+        resolution: str | None, resolved_on: str | None, found_on: str | None,
+        reopened: bool) -> None:
+    assert domain.reopens(resolution, resolved_on, found_on) is reopened
