@@ -336,15 +336,7 @@ class _Run:
             accounts="{}", summary="", manifest="", manifest_sha256="", items=0,
             started_at=self.now, finished_at=self.now))
         if scanner is not None:
-            pending: list[StatementItem] = [first] if first is not None else []
-            while True:
-                more = await asyncio.to_thread(lambda: list(islice(scanner, BATCH)))
-                pending += more
-                if pending:
-                    await self._batch(pending)
-                    pending = []
-                if not more:
-                    break
+            await self._lines(scanner, first)
         await self._expected()
         await self._propose()
         problems = ([f"proof failed: {f}" for f in self.scan.failed] + self.scan.gap_notes
@@ -383,6 +375,32 @@ class _Run:
         return self.pk, csv_sha, tmp
 
     # -- statement lines -------------------------------------------------------------------
+
+    async def _lines(self, scanner: Iterator[StatementItem], first: StatementItem | None) -> None:
+        """Match the statement a batch at a time, parsing the next batch (Python, in a thread)
+        while this one waits on the database: the two overlap instead of taking turns. At
+        most two batches are held, and only one thread reads the scanner at a time."""
+        def take() -> list[StatementItem]:
+            return list(islice(scanner, BATCH))
+
+        pending: list[StatementItem] = [first] if first is not None else []
+        ahead = asyncio.ensure_future(asyncio.to_thread(take))
+        try:
+            while True:
+                more = await ahead
+                if more:
+                    ahead = asyncio.ensure_future(asyncio.to_thread(take))
+                pending += more
+                if pending:
+                    await self._batch(pending)
+                    pending = []
+                if not more:
+                    break
+        finally:
+            if not ahead.done():  # a batch failed: let the read finish before the run unwinds
+                await asyncio.wait([ahead])
+            if not ahead.cancelled():
+                ahead.exception()  # retrieved: the batch's error is the one to report
 
     async def _batch(self, batch: Sequence[StatementItem]) -> None:
         conn = self.conn
