@@ -67,7 +67,7 @@ from gateway.reconciliation.domain import (
     Verdict,
 )
 from gateway.reconciliation.reasons import reason_for
-from gateway.reconciliation.report import amount, csv_header, csv_row, summary_bytes
+from gateway.reconciliation.report import amount, csv_header, csv_rows, summary_bytes
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["CHUNK", "ReconciliationService", "RunResult", "reconcile"]
@@ -792,7 +792,7 @@ async def _items_csv(conn: AsyncConnection, run_pk: int,
             page = await repo.items_page(conn, run_pk, after=after, limit=5000)
             if not page:
                 break
-            chunk = b"".join(csv_row(r) for r in page)
+            chunk = csv_rows(page)
             sha.update(chunk)
             if f is not None:
                 f.write(chunk)
