@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.storage.bulk import insert_rows
+from gateway.storage.bulk import insert_rows, one_of
 from gateway.storage.tables import (
     payments,
     recon_cases,
@@ -261,7 +261,7 @@ async def payments_by_ids(conn: AsyncConnection, rail: str,
         return []
     # By the unique payment id alone: a condition on the rail (a handful of values) can lure
     # the planner into scanning the rail's whole index. Another rail's payment is dropped here.
-    q = select(*_MATCH).where(payments.c.payment_id.in_(list(payment_ids)))
+    q = select(*_MATCH).where(one_of(conn, payments.c.payment_id, payment_ids))
     return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
 
 
