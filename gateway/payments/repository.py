@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.storage.bulk import one_of
 from gateway.storage.tables import payment_discrepancies, payment_events, payments
 
 __all__ = [
@@ -60,7 +61,7 @@ async def set_state(conn: AsyncConnection, pks: Sequence[int], from_state: str, 
     """Move the payments still in ``from_state`` to ``to_state`` at once (the UPDATE takes
     their row locks); return how many moved."""
     res = await conn.execute(update(payments).where(
-        payments.c.pk.in_(list(pks)), payments.c.state == from_state).values(
+        one_of(conn, payments.c.pk, pks), payments.c.state == from_state).values(
         state=to_state, updated_at=now))
     return int(res.rowcount)
 

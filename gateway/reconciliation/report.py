@@ -16,7 +16,8 @@ from typing import Any
 
 from gateway.money import MINOR_UNITS
 
-__all__ = ["CSV_HEADER", "amount", "csv_header", "csv_row", "render_table", "summary_bytes"]
+__all__ = ["CSV_HEADER", "amount", "csv_header", "csv_row", "csv_rows", "render_table",
+           "summary_bytes"]
 
 CSV_HEADER = ("seq", "kind", "subject", "payment_id", "statement_id", "line_no", "line_kind",
               "batch_ref", "end_to_end_id", "rail_reference", "value_on", "ledger_amount",
@@ -28,7 +29,12 @@ def amount(minor: int, currency: str | None) -> str:
     """Minor units as a decimal string of the currency's digits (2 for a code we do not
     list: statements carry currencies the gateway never pays in)."""
     digits = MINOR_UNITS.get(currency or "", 2)
-    return str(Decimal(minor).scaleb(-digits).quantize(Decimal(1).scaleb(-digits)))
+    if digits == 0:
+        return str(minor)
+    # Integer arithmetic, once per amount of a million-line report: the same digits as
+    # Decimal(minor).scaleb(-digits).quantize(...), several times cheaper.
+    whole, frac = divmod(abs(minor), 10 ** digits)
+    return f"{'-' if minor < 0 else ''}{whole}.{frac:0{digits}d}"
 
 
 def _csv(values: Iterable[object]) -> bytes:
@@ -41,20 +47,33 @@ def csv_header() -> bytes:
     return _csv(CSV_HEADER)
 
 
+def _opt(v: object) -> str:
+    return "" if v is None else str(v)
+
+
+def _fields(r: Any) -> list[object]:
+    return [
+        r["seq"], r["kind"], r["subject"], _opt(r["payment_id"]), _opt(r["statement_id"]),
+        _opt(r["line_no"]), _opt(r["line_kind"]), _opt(r["batch_ref"]), _opt(r["end_to_end_id"]),
+        _opt(r["rail_reference"]), r["value_on"].isoformat() if r["value_on"] else "",
+        amount(r["ledger_minor"], r["ledger_currency"]) if r["ledger_currency"] else "",
+        _opt(r["ledger_currency"]),
+        amount(r["statement_minor"], r["statement_currency"]) if r["statement_currency"]
+        else "", _opt(r["statement_currency"]), _opt(r["reason_code"]), _opt(r["proposals"]),
+        r["detail"],
+    ]
+
+
 def csv_row(r: Any) -> bytes:
     """One item as a CSV row (from a stored item row)."""
-    def opt(v: object) -> str:
-        return "" if v is None else str(v)
-    return _csv([
-        r["seq"], r["kind"], r["subject"], opt(r["payment_id"]), opt(r["statement_id"]),
-        opt(r["line_no"]), opt(r["line_kind"]), opt(r["batch_ref"]), opt(r["end_to_end_id"]),
-        opt(r["rail_reference"]), r["value_on"].isoformat() if r["value_on"] else "",
-        amount(r["ledger_minor"], r["ledger_currency"]) if r["ledger_currency"] else "",
-        opt(r["ledger_currency"]),
-        amount(r["statement_minor"], r["statement_currency"]) if r["statement_currency"]
-        else "", opt(r["statement_currency"]), opt(r["reason_code"]), opt(r["proposals"]),
-        r["detail"],
-    ])
+    return _csv(_fields(r))
+
+
+def csv_rows(rows: Iterable[Any]) -> bytes:
+    """Items as CSV rows, the bytes of ``csv_row`` of each joined (one writer for a page)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(_fields(r) for r in rows)
+    return buf.getvalue().encode("utf-8")
 
 
 def summary_bytes(doc: Mapping[str, Any]) -> bytes:

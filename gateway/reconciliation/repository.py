@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.storage.bulk import insert_rows
+from gateway.storage.bulk import insert_rows, one_of
 from gateway.storage.tables import (
     payments,
     recon_cases,
@@ -42,6 +42,12 @@ __all__ = [
 ]
 
 _LINE_ITEM = recon_items.c.line_no.is_not(None)
+
+# What matching and classifying read of a payment (service._ledger, reconcile_many): not the
+# whole row, whose ~30 columns (four of them timestamps converted per row) made the key lookup
+# cost several times the floor's. A return re-reads the full row, locked (service._locked).
+_MATCH = [payments.c[c] for c in ("pk", "payment_id", "state", "rail", "amount_minor",
+                                  "currency", "rail_reference", "paid_at")]
 
 
 async def advisory_lock(conn: AsyncConnection, rail: str, day: date) -> None:
@@ -255,7 +261,7 @@ async def payments_by_ids(conn: AsyncConnection, rail: str,
         return []
     # By the unique payment id alone: a condition on the rail (a handful of values) can lure
     # the planner into scanning the rail's whole index. Another rail's payment is dropped here.
-    q = select(payments).where(payments.c.payment_id.in_(list(payment_ids)))
+    q = select(*_MATCH).where(one_of(conn, payments.c.payment_id, payment_ids))
     return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
 
 
@@ -264,7 +270,7 @@ async def payments_by_refs(conn: AsyncConnection, rail: str,
     """Payments of ``rail`` by the rail's reference (or UETR), in pk order (not locked)."""
     if not refs:
         return []
-    q = select(payments).where(payments.c.rail_reference.in_(list(refs))).order_by(
+    q = select(*_MATCH).where(payments.c.rail_reference.in_(list(refs))).order_by(
         payments.c.pk)
     return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
 
@@ -273,7 +279,7 @@ async def expected_page(conn: AsyncConnection, rail: str, *, paid_before: dateti
                         run_pk: int, superseded_pk: int | None, after: int,
                         limit: int) -> list[RowMapping]:
     """Paid payments of ``rail`` (paid before ``paid_before``) on no line of this run."""
-    q = (select(payments).where(
+    q = (select(*_MATCH).where(
         payments.c.rail == rail, _expected_state(superseded_pk), payments.c.pk > after,
         payments.c.paid_at < paid_before, _not_on_statement(run_pk))
          .order_by(payments.c.pk).limit(limit))
@@ -286,7 +292,7 @@ async def candidates(conn: AsyncConnection, rail: str, *, pairs: Sequence[tuple[
     """Expected payments with one of the (amount, currency) ``pairs``, paid in the window."""
     if not pairs:
         return []
-    q = (select(payments).where(
+    q = (select(*_MATCH).where(
         payments.c.rail == rail, _expected_state(superseded_pk),
         tuple_(payments.c.amount_minor, payments.c.currency).in_(list(pairs)),
         payments.c.paid_at >= since, payments.c.paid_at < until, _not_on_statement(run_pk))

@@ -68,7 +68,7 @@ from gateway.reconciliation.domain import (
     Verdict,
 )
 from gateway.reconciliation.reasons import reason_for
-from gateway.reconciliation.report import amount, csv_header, csv_row, summary_bytes
+from gateway.reconciliation.report import amount, csv_header, csv_rows, summary_bytes
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["CHUNK", "ReconciliationService", "RunResult", "case_view", "item_view", "reconcile",
@@ -339,15 +339,7 @@ class _Run:
             accounts="{}", summary="", manifest="", manifest_sha256="", items=0,
             started_at=self.now, finished_at=self.now))
         if scanner is not None:
-            pending: list[StatementItem] = [first] if first is not None else []
-            while True:
-                more = await scanner.batch(BATCH)
-                pending += more
-                if pending:
-                    await self._batch(pending)
-                    pending = []
-                if not more:
-                    break
+            await self._lines(scanner, first)
         await self._expected()
         await self._propose()
         problems = ([f"proof failed: {f}" for f in self.scan.failed] + self.scan.gap_notes
@@ -386,6 +378,29 @@ class _Run:
         return self.pk, csv_sha, tmp
 
     # -- statement lines -------------------------------------------------------------------
+
+    async def _lines(self, scanner: _ScanThread, first: StatementItem | None) -> None:
+        """Match the statement a batch at a time, parsing the next batch (on the scan's own
+        thread) while this one waits on the database: the two overlap instead of taking
+        turns. At most two batches are held, and only that one thread reads the scanner."""
+        pending: list[StatementItem] = [first] if first is not None else []
+        ahead = asyncio.ensure_future(scanner.batch(BATCH))
+        try:
+            while True:
+                more = await ahead
+                if more:
+                    ahead = asyncio.ensure_future(scanner.batch(BATCH))
+                pending += more
+                if pending:
+                    await self._batch(pending)
+                    pending = []
+                if not more:
+                    break
+        finally:
+            if not ahead.done():  # a batch failed: let the read finish before the run unwinds
+                await asyncio.wait([ahead])
+            if not ahead.cancelled():
+                ahead.exception()  # retrieved: the batch's error is the one to report
 
     async def _batch(self, batch: Sequence[StatementItem]) -> None:
         conn = self.conn
@@ -807,7 +822,7 @@ async def _items_csv(conn: AsyncConnection, run_pk: int,
             page = await repo.items_page(conn, run_pk, after=after, limit=5000)
             if not page:
                 break
-            chunk = b"".join(csv_row(r) for r in page)
+            chunk = csv_rows(page)
             sha.update(chunk)
             if f is not None:
                 f.write(chunk)

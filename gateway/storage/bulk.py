@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["insert_rows"]
+__all__ = ["insert_rows", "one_of"]
 
 
 async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -30,3 +30,14 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
             columns=columns)
         return
     await conn.execute(insert(table), list(rows))
+
+
+def one_of(conn: AsyncConnection, column: ColumnElement[Any],
+           values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values`` for a batch of thousands: on PostgreSQL one array parameter
+    (``= ANY($1)``), so the statement's text is the same for every batch and SQLAlchemy does
+    not render and bind a placeholder per value (a noticeable part of a large run's CPU);
+    elsewhere the plain IN list."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))

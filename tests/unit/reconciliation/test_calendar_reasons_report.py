@@ -8,7 +8,14 @@ import pytest
 
 from gateway.reconciliation.calendar import BusinessCalendar, calendar_for
 from gateway.reconciliation.reasons import REASONS, Action, reason_for
-from gateway.reconciliation.report import amount, csv_header, csv_row, render_table, summary_bytes
+from gateway.reconciliation.report import (
+    amount,
+    csv_header,
+    csv_row,
+    csv_rows,
+    render_table,
+    summary_bytes,
+)
 
 KUL = calendar_for("KUL")
 
@@ -87,3 +94,14 @@ def test_reports_are_byte_deterministic() -> None:
                             b',,,"matched, ""by key"""\n')
     assert csv_header().startswith(b"seq,kind,subject,")
     assert amount(-5, "MYR") == "-0.05" and amount(7, "XAU") == "0.07"
+    other = dict(row, seq=2, kind="unknown_line", payment_id=None, value_on=None,
+                 ledger_currency=None, statement_minor=-123456, detail="line\nbreak")
+    assert csv_rows([row, other]) == csv_row(row) + csv_row(other)  # a page, one writer
+    assert csv_rows([]) == b""
+
+
+@pytest.mark.parametrize("minor", [0, 1, -1, 99, 100, -100, 123456789012, -10**15 - 7])
+def test_amounts_are_the_decimal_ones(minor: int) -> None:
+    from decimal import Decimal
+
+    assert amount(minor, "MYR") == str(Decimal(minor).scaleb(-2).quantize(Decimal("0.01")))
