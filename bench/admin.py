@@ -120,7 +120,8 @@ INSERT INTO admin_audit (at, actor, issuer, roles, action, method, path, targets
     client_ip, outcome, status, unmasked)
 SELECT {_AT}, CASE WHEN {U1} < 5 THEN 'auditor1' ELSE 'user' || (g % 40) END, 'dev', 'viewer',
     CASE WHEN {U2} < 600 THEN 'messages.search' WHEN {U2} < 950 THEN 'payments.list'
-    WHEN {U2} < 995 THEN 'messages.get' ELSE 'proposals.approve' END, 'GET', '/admin/v1/messages', '[]', '127.0.0.1',
+    WHEN {U2} < 995 THEN 'messages.get' ELSE 'proposals.approve' END, 'GET',
+    '/admin/v1/messages', '[]', '127.0.0.1',
     CASE WHEN {U3} < 980 THEN 'ok' WHEN {U3} < 995 THEN 'invalid' ELSE 'denied' END,
     200, false
 FROM generate_series($3::bigint, $4::bigint) AS g
