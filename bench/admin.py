@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import statistics
 import tempfile
 import time
@@ -385,6 +386,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=30, help="reads per list and page")
     ap.add_argument("--limit", type=int, default=100, help="page size")
     a = ap.parse_args()
+    # Stopped (kill, a CI timeout): unwind as from Ctrl-C, so the databases are dropped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         sizes = sorted({int(s) for s in a.rows.split(",") if s.strip()})
     except ValueError:

@@ -7,15 +7,16 @@ began; so every row committed before the first page is read appears exactly once
 committed later appear at the top on the next first page. A list with a time range is read by
 (time, pk) instead, newest first, so that the range is a slice of the (time, pk) index rather
 than a filter over every newer row; the cursor is still the last pk (its time is looked up by
-pk), and the argument above holds for any order of immutable columns.
+pk), and the argument above holds for any order of immutable columns. The audit export,
+which follows the trail forwards for off-site copies, reads in (inserting transaction, pk)
+order below the visibility horizon on PostgreSQL instead (``gateway.storage.commit_order``),
+so a record still committing, and any after it, come on the next read rather than being
+skipped.
 
 Every filter has an index ending in its list's order (migration 0010_admin_indexes), and no
 query here has an OR, a function of a column, an OFFSET or a count over a whole table:
 tests/integration/admin/test_query_plans.py checks the plans, ``python -m bench.admin`` the
-latency at 10 million rows. The audit export, which follows the
-trail forwards for off-site copies, reads in (inserting transaction, pk) order below the
-visibility horizon on PostgreSQL instead (``gateway.storage.commit_order``), so a record still
-committing, and any after it, come on the next read rather than being skipped.
+latency at 10 million rows.
 """
 
 from __future__ import annotations
