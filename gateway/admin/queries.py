@@ -130,8 +130,12 @@ async def messages_page(conn: AsyncConnection, f: MessageFilter, *, before: int 
             return []
         q = q.where(messages.c.partner_id == pay.partner_id,
                     messages.c.correlation_id.in_(threads))
-    q = newest_first(q, messages.c.pk, messages.c.received_at, before=before,
-                     timed=f.received_from is not None or f.received_to is not None)
+    timed = f.received_from is not None or f.received_to is not None
+    if f.state is not None and before is not None and not timed:
+        # The same bound on the joined key: the planner does not carry an inequality across
+        # the join, and the (state, message_pk) index must start at the cursor, not the top.
+        q = q.where(message_state.c.message_pk < before)
+    q = newest_first(q, messages.c.pk, messages.c.received_at, before=before, timed=timed)
     return list((await conn.execute(q)).mappings())
 
 
