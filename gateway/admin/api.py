@@ -471,10 +471,13 @@ async def list_payments(
     request: Request, ctx: Viewer, state: Name = None, rail: Name = None,
     partner_id: Name = None, claim_ref: Annotated[str | None, Query(max_length=64)] = None,
     pension_ref: Annotated[str | None, Query(max_length=64)] = None,
+    created_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
     cursor: Cursor = None, limit: Limit = 100, unmasked: Unmasked = False,
 ) -> dict[str, Any]:
     where = PaymentFilter(state=state, rail=rail, partner_id=partner_id, claim_ref=claim_ref,
-                          pension_ref=pension_ref)
+                          pension_ref=pension_ref, created_from=created_from,
+                          created_to=created_to)
     return await _svc(request).payments_page(ctx, where, cursor=cursor, limit=limit,
                                              unmasked=unmasked)
 

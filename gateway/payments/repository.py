@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.storage.bulk import one_of
+from gateway.storage.keyset import newest_first
 from gateway.storage.tables import payment_discrepancies, payment_events, payments
 
 __all__ = [
@@ -133,23 +134,34 @@ async def resolve_discrepancies(conn: AsyncConnection, payment_pk: int, *, detai
 
 @dataclass(frozen=True, slots=True)
 class PaymentFilter:
-    """Equality filters of a payment query; None matches anything."""
+    """Filters of a payment query (equality, and a creation time range); None matches
+    anything."""
 
     state: str | None = None
     rail: str | None = None
     partner_id: str | None = None
     claim_ref: str | None = None
     pension_ref: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+_EQUAL = ("state", "rail", "partner_id", "claim_ref", "pension_ref")
 
 
 async def newest(conn: AsyncConnection, where: PaymentFilter, *, before: int | None = None,
                  limit: int = 100) -> list[RowMapping]:
-    """Return up to ``limit`` payments matching ``where``, newest first, below pk ``before``."""
-    q = select(payments).order_by(payments.c.pk.desc()).limit(limit)
-    for f in fields(where):
-        value = getattr(where, f.name)
+    """Return up to ``limit`` payments matching ``where``, newest first (by creation time
+    when a time range is given, see gateway.storage.keyset), after pk ``before``."""
+    q = select(payments).limit(limit)
+    for name in _EQUAL:
+        value = getattr(where, name)
         if value is not None:
-            q = q.where(payments.c[f.name] == value)
-    if before is not None:
-        q = q.where(payments.c.pk < before)
+            q = q.where(payments.c[name] == value)
+    if where.created_from is not None:
+        q = q.where(payments.c.created_at >= where.created_from)
+    if where.created_to is not None:
+        q = q.where(payments.c.created_at < where.created_to)
+    q = newest_first(q, payments.c.pk, payments.c.created_at, before=before,
+                     timed=where.created_from is not None or where.created_to is not None)
     return list((await conn.execute(q)).mappings())

@@ -45,6 +45,8 @@ admin_audit = Table(
     Index("ix_admin_audit_actor_pk", "actor", "pk"),
     Index("ix_admin_audit_action_pk", "action", "pk"),
     Index("ix_admin_audit_xact_id_pk", "xact_id", "pk"),
+    Index("ix_admin_audit_outcome_pk", "outcome", "pk"),  # 0010_admin_indexes
+    Index("ix_admin_audit_at_pk", "at", "pk"),
 )
 
 
@@ -70,6 +72,7 @@ admin_proposals = Table(
     Column("decision_note", Text, nullable=True),
     Column("result", Text, nullable=True),  # JSON: what executing it did, or why it failed
     Index("ix_admin_proposals_state_pk", "state", "pk"),
+    Index("ix_admin_proposals_action_pk", "action", "pk"),  # 0010_admin_indexes
 )
 
 

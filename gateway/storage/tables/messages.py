@@ -49,8 +49,14 @@ messages = Table(
     # inbox reads in an order no later commit can overtake. NULL on SQLite and inbound.
     Column("xact_id", BigInteger, nullable=True),
     UniqueConstraint("sender", "message_id", name="uq_messages_sender_message_id"),
-    Index("ix_messages_correlation", "correlation_id"),
+    # Each admin search filter has an index ending in its keyset order (pk, or received_at
+    # then pk for a time range), so a page reads its rows off the index whatever the table's
+    # size (migration 0010_admin_indexes; bench.admin measures it).
+    Index("ix_messages_correlation_pk", "correlation_id", "pk"),
     Index("ix_messages_partner_direction_pk", "partner_id", "direction", "pk"),
+    Index("ix_messages_partner_pk", "partner_id", "pk"),
+    Index("ix_messages_type_pk", "type", "pk"),
+    Index("ix_messages_received_at_pk", "received_at", "pk"),
     Index("ix_messages_partner_direction_xact_id", "partner_id", "direction", "xact_id", "pk"),
 )
 
@@ -74,6 +80,7 @@ message_state = Table(
     Column("state", String(16), nullable=False),  # received/queued/delivered/acknowledged/...
     Column("detail", Text, nullable=True),
     Column("updated_at", TS, nullable=False),
+    Index("ix_message_state_state_pk", "state", "message_pk"),  # the admin state filter
 )
 
 

@@ -9,11 +9,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from gateway.storage.types import PK, TS, metadata
 
 __all__ = ["outbox"]
+
+_DEAD = text("state = 'dead'")
+_OPEN = text("state IN ('pending', 'leased', 'dead')")
 
 # The transactional outbox: work that must happen after a commit, claimed by dispatchers.
 outbox = Table(
@@ -35,4 +39,11 @@ outbox = Table(
     Index("ix_outbox_due", "state", "next_attempt_at"),
     Index("ix_outbox_ordering", "ordering_key", "pk"),
     Index("ix_outbox_kind_ref", "kind", "ref"),
+    # Dead letters are few among millions of finished tasks: a partial index in the admin
+    # list's keyset order bounds every page of them, filtered by kind or destination or not,
+    # by their number (migration 0010_admin_indexes).
+    Index("ix_outbox_dead_pk", "pk", postgresql_where=_DEAD, sqlite_where=_DEAD),
+    # Depth and partner health count only unfinished and dead work, off this index alone.
+    Index("ix_outbox_open_destination_kind", "destination", "kind", "state", "attempts",
+          "created_at", postgresql_where=_OPEN, sqlite_where=_OPEN),
 )

@@ -70,6 +70,11 @@ payments = Table(
     # Reconciliation looks payments up by the rail's reference and streams a rail's paid ones.
     Index("ix_payments_rail_reference", "rail_reference"),
     Index("ix_payments_rail_state", "rail", "state", "pk"),
+    # The admin list's filters, each ending in its keyset order (migration 0010_admin_indexes).
+    Index("ix_payments_state_pk", "state", "pk"),
+    Index("ix_payments_rail_pk", "rail", "pk"),
+    Index("ix_payments_partner_pk", "partner_id", "pk"),
+    Index("ix_payments_created_at_pk", "created_at", "pk"),
 )
 
 
@@ -106,6 +111,7 @@ payment_discrepancies = Table(
     Column("resolved_at", TS, nullable=True),
     UniqueConstraint("payment_pk", "kind", name="uq_payment_discrepancies_payment_kind"),
     Index("ix_payment_discrepancies_state", "state", "pk"),
+    Index("ix_payment_discrepancies_payment_id_pk", "payment_id", "pk"),
 )
 
 
