@@ -212,7 +212,7 @@ def dispatch(
     batch: Annotated[int, typer.Option(help="Tasks claimed per round.")] = 200,
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve these dispatchers' metrics (Prometheus, all processes summed) on this "
-        "port.", show_default=False)] = None,
+        "port (default: none served).", show_default=False)] = None,
     metrics_host: Annotated[str, typer.Option(help="Bind address of --metrics-port.")]
     = "127.0.0.1",
     log_format: LogFormatOption = None,
@@ -340,7 +340,9 @@ def scheduler(
                                                  "missing statement is recorded incomplete.")]
     = 24.0,
 ) -> None:
-    """Reconcile each rail's statement after its cut-off (Asia/Kuala_Lumpur) until SIGTERM.
+    """Reconcile each rail's statement after its cut-off, until SIGTERM.
+
+    Cut-offs are in Asia/Kuala_Lumpur time.
 
     Any number may run, on any hosts: each (rail, date) is run once (docs/scheduling.md).
     """
@@ -418,7 +420,7 @@ def audit_verify(
                                                 "are reported.")] = 5,
     checkpoint: Annotated[Path | None, typer.Option(
         help="A checkpoint export file (gateway audit checkpoint --out): prove that nothing "
-        "before its checkpoints changed.")] = None,
+        "before its checkpoints changed (default: none).")] = None,
     signatures: Annotated[bool, typer.Option(
         help="Also check every record's partner and receipt signatures.")] = False,
     hub_jwks: Annotated[Path | None, typer.Option(
@@ -488,7 +490,9 @@ def admin_token(
                                                  "admin; repeat for several.")],
     minutes: Annotated[int, typer.Option(help="Lifetime in minutes.")] = 15,
 ) -> None:
-    """Mint a short-lived admin token from the development instance's local issuer."""
+    """Mint a short-lived admin token (development instance).
+
+    Signed by the development instance's local issuer."""
     from gateway.admin.auth import mint_token
 
     typer.echo(mint_token(_settings(), user=user, roles=role, minutes=minutes))
@@ -497,10 +501,13 @@ def admin_token(
 @audit_app.command("checkpoint")
 def audit_checkpoint(
     out: Annotated[Path | None, typer.Option(
-        help="Write the latest checkpoints here (JSON), for storage off the database.")] = None,
+        help="Write the latest checkpoints here (JSON), for storage off the database "
+        "(default: no file).")] = None,
     latest: Annotated[int, typer.Option(help="How many checkpoints the file holds.")] = 100,
 ) -> None:
-    """Sign a checkpoint of the chain head now (the job does this on a schedule); export."""
+    """Sign a checkpoint of the chain head now; export the latest.
+
+    The dispatchers' housekeeping also signs one on a schedule."""
     from gateway.evidence.checkpoints import (
         latest_checkpoints,
         make_checkpoint,
@@ -597,10 +604,11 @@ def reconcile(
     statement: Annotated[Path | None, typer.Option(help="The statement file (default: fetch "
                                                    "it from the rail).")] = None,
     report_dir: Annotated[Path | None, typer.Option(help="Write summary.json and items.csv "
-                                                    "here.")] = None,
+                                                    "here (default: no files).")] = None,
 ) -> None:
-    """Reconcile a rail's statement with the ledger: exit 0 balanced, 1 discrepancies,
-    3 incomplete, 2 bad input (docs/reconciliation.md)."""
+    """Reconcile a rail's statement with the ledger.
+
+    Exit 0 balanced, 1 discrepancies, 3 incomplete, 2 bad input (docs/reconciliation.md)."""
     from datetime import date
 
     from gateway.composition import build_hub

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import LargeBinary
+from sqlalchemy import Boolean, Date, Integer, LargeBinary
 
 from gateway.evidence.chain import CHAINED
 from gateway.storage.types import UTCDateTime
@@ -31,15 +31,27 @@ def test_the_digest_reads_only_what_the_entry_declares(name: str) -> None:
     spec = CHAINED[name]
     # Every declared column (a string, for the digest's join) and every hashed column's hash:
     # a digest that reached for anything else would raise here instead of at chaining time.
-    when = datetime(2026, 12, 2, tzinfo=UTC)
+    # One value and another of each column's kind (the digest renders each kind its own way).
+    def values_of(column: str) -> tuple[object, object]:
+        kind = spec.table.c[column].type
+        if isinstance(kind, UTCDateTime):
+            return datetime(2026, 12, 2, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+        if isinstance(kind, Boolean):
+            return True, False
+        if isinstance(kind, Date):
+            return date(2026, 12, 2), date(2027, 1, 1)
+        if isinstance(kind, Integer):
+            return 7, 8
+        return "x", "y"
+
     plain = [f for f in spec.fields if f not in spec.hashed]
-    values = {c: when if isinstance(spec.table.c[c].type, UTCDateTime) else "x" for c in plain}
+    values = {c: values_of(c)[0] for c in plain}
     row = SimpleNamespace(pk=7, **values, **{f"{h}_sha": "ab" * 32 for h in spec.hashed})
     first = spec.digest(row)
     assert len(first) == 64
     for c in plain:  # every declared column is in the digest
         was = getattr(row, c)
-        setattr(row, c, "y" if isinstance(was, str) else datetime(2027, 1, 1, tzinfo=UTC))
+        setattr(row, c, values_of(c)[1])
         assert spec.digest(row) != first, c
         setattr(row, c, was)
     for h in spec.hashed:
