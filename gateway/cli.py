@@ -436,6 +436,7 @@ def audit_verify(
 
     from gateway.evidence.chain import verify_chain
     from gateway.evidence.checkpoints import load_checkpoints, verification_keys
+    from gateway.messages.partner_keys import stored_ring
     from gateway.storage.engine import create_engine
     from gateway.storage.uow import factory_for
 
@@ -451,6 +452,11 @@ def audit_verify(
     async def run() -> int:
         engine = create_engine(settings.database_url)
         try:
+            if keys is not None:
+                # Keys rotated through the admin API, retired ones too: they verify what they
+                # signed while they were in use.
+                async with factory_for(engine)(read_only=True) as uow:
+                    await stored_ring(uow.conn, keys)
             report = await verify_chain(factory_for(engine),
                                         settle=timedelta(minutes=settle_minutes),
                                         trust_stored_hashes=trust_stored_hashes,

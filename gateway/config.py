@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed for the audit trail's client address.
     admin_trusted_proxies: list[str] = Field(default_factory=list)
     admin_proposal_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    # Partner key rotation (gateway.messages.partner_keys): how often every process re-reads
+    # the key table, and how long a successor must have been active before its predecessor
+    # may be retired (every sender switched, every cache learned it).
+    partner_keys_cache_seconds: float = Field(default=2.0, gt=0, le=60)
+    key_retire_overlap_hours: float = Field(default=24.0, ge=0, le=24 * 90)
 
     @field_validator("database_url")
     @classmethod

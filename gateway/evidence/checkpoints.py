@@ -166,8 +166,9 @@ def verification_keys(signing_key_file: Path, hub_jwks_file: Path | None,
     """The hub's public keys, and those plus every partner's (the registry's), for verify.
 
     An outsider passes the JWKS the hub publishes (``hub_jwks_file``); the hub's own operator
-    may use the signing key file, whose public part is the same. Keys a partner retired and
-    removed from the registry are not here: records signed with them are "unverifiable".
+    may use the signing key file, whose public part is the same. ``gateway audit verify`` adds
+    the keys of the ``partner_keys`` table (retired ones too); a key that is in neither is not
+    here: records signed with it are "unverifiable".
     """
     if hub_jwks_file is not None:
         try:

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "generate_private_jwk",
+    "parse_public_key",
     "public_jwk",
     "verify_detached",
 ]
@@ -106,6 +107,20 @@ class PartyKey:
     jwk: dict[str, Any]
 
 
+def parse_public_key(party: str, jwk: Mapping[str, Any]) -> PartyKey:
+    """Validate one public JWK of ``party`` (allowed key type and curve, a kid, no ``d``).
+
+    Raises:
+        ConfigError: naming what is wrong with it.
+    """
+    if "d" in jwk:
+        raise ConfigError(f"{party}: key {jwk.get('kid')!r} is a private key; "
+                          "the registry holds public keys only")
+    key = _import(jwk)
+    alg = _ALG_FOR_KEY[(jwk["kty"], jwk["crv"])]
+    return PartyKey(jwk["kid"], party, alg, key, public_jwk(jwk))
+
+
 @dataclass(frozen=True, slots=True)
 class VerifiedSignature:
     kid: str
@@ -116,8 +131,11 @@ class VerifiedSignature:
 class KeyRing:
     """Public keys of all parties, indexed by key id (unique across parties)."""
 
-    def __init__(self) -> None:
+    def __init__(self, retired: frozenset[str] = frozenset()) -> None:
         self._by_kid: dict[str, PartyKey] = {}
+        # Key ids a partner used before and may no longer: refused as key_retired rather than
+        # unknown_key, so the partner learns what to fix.
+        self.retired = retired
 
     def add_keyset(self, party: str, jwks: Mapping[str, Any]) -> None:
         """Add a party's JWKS; refuse private keys and key ids already used by anyone."""
@@ -127,19 +145,20 @@ class KeyRing:
         for jwk in keys:
             if not isinstance(jwk, dict):
                 raise ConfigError(f"{party}: every entry of 'keys' must be a JWK object")
-            if "d" in jwk:
-                raise ConfigError(f"{party}: key {jwk.get('kid')!r} is a private key; "
-                                  "the registry holds public keys only")
-            key = _import(jwk)
-            kid = jwk["kid"]
-            if kid in self._by_kid:
-                other = self._by_kid[kid].party
-                raise ConfigError(f"{party}: key id {kid!r} is already used by {other}")
-            alg = _ALG_FOR_KEY[(jwk["kty"], jwk["crv"])]
-            self._by_kid[kid] = PartyKey(kid, party, alg, key, public_jwk(jwk))
+            self.put(parse_public_key(party, jwk))
+
+    def put(self, key: PartyKey) -> None:
+        """Add one key; refuse a key id already used by anyone."""
+        if key.kid in self._by_kid:
+            other = self._by_kid[key.kid].party
+            raise ConfigError(f"{key.party}: key id {key.kid!r} is already used by {other}")
+        self._by_kid[key.kid] = key
 
     def get(self, kid: str) -> PartyKey | None:
         return self._by_kid.get(kid)
+
+    def __iter__(self) -> Iterator[PartyKey]:
+        return iter(list(self._by_kid.values()))
 
     def of_party(self, party: str) -> list[PartyKey]:
         return [k for k in self._by_kid.values() if k.party == party]
@@ -172,18 +191,25 @@ def _parse_header(signature: str) -> tuple[str, dict[str, Any], str]:
     return protected_b64, header, sig_b64
 
 
+def _unknown(keys: KeyRing, kid: object) -> AuthError:
+    if isinstance(kid, str) and kid in keys.retired:
+        return AuthError("key_retired", f"key id {kid!r} was retired; sign with the partner's "
+                         "current key")
+    return AuthError("unknown_key", f"no partner holds key id {kid!r}")
+
+
 def verify_detached(body: bytes, signature: str | None, keys: KeyRing) -> VerifiedSignature:
     """Verify a detached JWS over the exact ``body`` bytes; return who signed it.
 
     Raises:
-        AuthError: signature_missing, signature_invalid or unknown_key.
+        AuthError: signature_missing, signature_invalid, unknown_key or key_retired.
     """
     if not signature:
         raise AuthError("signature_missing", "the X-JWS-Signature header is required")
     protected_b64, header, sig_b64 = _parse_header(signature.strip())
     party_key = keys.get(header["kid"])
     if party_key is None:
-        raise AuthError("unknown_key", f"no partner holds key id {header['kid']!r}")
+        raise _unknown(keys, header["kid"])
     if header["alg"] != party_key.alg:
         raise AuthError("signature_invalid",
                         f"key {party_key.kid!r} signs with {party_key.alg}, not {header['alg']}")
@@ -247,7 +273,7 @@ def verify_token(authorization: str | None, keys: KeyRing, audience: str,
     The caller must still record the jti to refuse a replay.
 
     Raises:
-        AuthError: token_invalid or unknown_key.
+        AuthError: token_invalid, unknown_key or key_retired.
     """
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthError("token_invalid", "Authorization: Bearer <JWT> is required")
@@ -266,7 +292,7 @@ def verify_token(authorization: str | None, keys: KeyRing, audience: str,
         raise AuthError("token_invalid", f"token header members {sorted(extra)} are refused")
     party_key = keys.get(str(header.get("kid")))
     if party_key is None:
-        raise AuthError("unknown_key", f"no partner holds key id {header.get('kid')!r}")
+        raise _unknown(keys, header.get("kid"))
     try:
         decoded = jwt.decode(token, party_key.key, algorithms=[party_key.alg])
     except (JoseError, ValueError):
