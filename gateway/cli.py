@@ -532,7 +532,7 @@ def audit_checkpoint(
             await engine.dispose()
         if out is not None:
             try:
-                write_checkpoint_file(out, cps, signer.jwks())
+                write_checkpoint_file(out, cps, signer.verification_jwks())
             except OSError as exc:
                 raise ConfigError(f"--out {out}: {exc.strerror or exc}") from None
         if cp is not None:
@@ -681,6 +681,51 @@ def keys_generate(
     if public_out:
         write_public_jwks(public_out, [jwk])
     typer.echo(f"wrote {out}" + (f" and {public_out}" if public_out else ""))
+
+
+@keys_app.command("hub-add")
+def keys_hub_add(
+    kid: Annotated[str, typer.Option(help="The new key's id, never used before.")],
+    alg: Annotated[str, typer.Option(help="EdDSA or ES256.")] = "EdDSA",
+    signs_in_minutes: Annotated[int | None, typer.Option(
+        help="Minutes from now until it signs (default and minimum: "
+             "GATEWAY_HUB_KEY_LEAD_MINUTES).")] = None,
+) -> None:
+    """Add a new hub signing key to GATEWAY_SIGNING_KEY_FILE: published at once, signing later.
+
+    Restart every gateway process (rolling) well within the lead, so that all of them
+    publish the key before it signs.
+    """
+    import time
+    from datetime import UTC, datetime
+
+    from gateway.protocol.keys import add_hub_key
+
+    settings = _settings()
+    lead = settings.hub_key_lead_minutes if signs_in_minutes is None else signs_in_minutes
+    if lead < settings.hub_key_lead_minutes:
+        raise ConfigError(f"--signs-in-minutes {lead} is shorter than "
+                          f"GATEWAY_HUB_KEY_LEAD_MINUTES ({settings.hub_key_lead_minutes}): "
+                          "partners' cached JWKS might not list the key when it signs")
+    nbf = int(time.time()) + lead * 60
+    add_hub_key(settings.signing_key_file, kid, nbf, alg)
+    typer.echo(f"added {kid} to {settings.signing_key_file}: published after a restart, "
+               f"signs from {datetime.fromtimestamp(nbf, UTC).isoformat()}")
+
+
+@keys_app.command("hub-retire")
+def keys_hub_retire(
+    kid: Annotated[str, typer.Option(help="The key to retire.")],
+) -> None:
+    """Retire a hub key in GATEWAY_SIGNING_KEY_FILE: no longer published (after a restart),
+    kept in the file so `gateway audit verify` checks what it signed."""
+    import time
+
+    from gateway.protocol.keys import retire_hub_key
+
+    settings = _settings()
+    retire_hub_key(settings.signing_key_file, kid, time.time())
+    typer.echo(f"retired {kid} in {settings.signing_key_file}")
 
 
 @keys_app.command("sign")

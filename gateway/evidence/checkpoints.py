@@ -85,8 +85,9 @@ async def make_checkpoint(uow_factory: UnitOfWorkFactory, signer: Signer, *,
             return None
         now = clock()
         payload = _payload(head.seq, head.chain_sha256, now)
+        kid, signature = signer.sign_with_kid(payload.encode())
         cp = Checkpoint(head.seq, head.chain_sha256, json.loads(payload)["signed_at"],
-                        signer.kid, payload, signer.sign(payload.encode()))
+                        kid, payload, signature)
         await conn.execute(insert(evidence_checkpoints).values(
             seq=cp.seq, chain_sha256=cp.chain_sha256, signed_at=now, kid=cp.kid,
             payload=cp.payload, signature=cp.signature))
@@ -180,7 +181,7 @@ def verification_keys(signing_key_file: Path, hub_jwks_file: Path | None,
         if not isinstance(jwks, dict):
             raise ConfigError(f"hub JWKS file {hub_jwks_file} must hold a JWKS object")
     else:
-        jwks = load_signer(signing_key_file, HUB_PARTY).jwks()
+        jwks = load_signer(signing_key_file, HUB_PARTY).verification_jwks()
     hub = KeyRing()
     hub.add_keyset(HUB_PARTY, jwks)
     everyone = load_registry(partners_file).keys if partners_file is not None else KeyRing()

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +79,7 @@ def _import(jwk: Mapping[str, Any]) -> Key:
 
 def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
     """Return the public members of a JWK (drops ``d``)."""
-    keep = ("kty", "crv", "x", "y", "kid", "use", "alg", "exp")
+    keep = ("kty", "crv", "x", "y", "kid", "use", "alg", "exp", "nbf")
     return {k: jwk[k] for k in keep if k in jwk}
 
 
@@ -226,37 +226,90 @@ def verify_detached(body: bytes, signature: str | None, keys: KeyRing) -> Verifi
 
 
 class Signer:
-    """One party's signing key set: the first key signs, all are published (rotation)."""
+    """One party's signing key set, rotated in its key file (no database):
 
-    def __init__(self, party: str, private_jwks: Iterable[Mapping[str, Any]]) -> None:
+    - a key may carry ``nbf`` (NumericDate): it is published at once and signs from then on,
+      so the hub's JWKS lists a new key for as long before it signs as its ``nbf`` is away;
+    - a key with ``"px_state": "retired"`` neither signs nor is published; it stays in the
+      file so that the hub's own ``audit verify`` still checks what it signed;
+    - of the others, the key with the latest ``nbf`` not in the future signs (a key without
+      ``nbf`` counts as valid for ever); ties go to the first in the file, so a file of plain
+      keys signs with its first and publishes all of them.
+    """
+
+    def __init__(self, party: str, private_jwks: Iterable[Mapping[str, Any]],
+                 clock: Callable[[], float] = time.time) -> None:
         jwks = list(private_jwks)
         if not jwks:
             raise ConfigError(f"{party}: no signing key")
         for jwk in jwks:
             if "d" not in jwk:
                 raise ConfigError(f"{party}: signing key {jwk.get('kid')!r} has no private part")
+            nbf = jwk.get("nbf")
+            if nbf is not None and (not isinstance(nbf, int) or isinstance(nbf, bool)):
+                raise ConfigError(f"{party}: key {jwk.get('kid')!r}: 'nbf' must be an integer "
+                                  "timestamp")
+            if jwk.get("px_state", "active") not in ("active", "retired"):
+                raise ConfigError(f"{party}: key {jwk.get('kid')!r}: 'px_state' must be "
+                                  "'active' or 'retired'")
         self.party = party
-        self._keys = [(j["kid"], _ALG_FOR_KEY[(j["kty"], j["crv"])], _import(j)) for j in jwks]
-        self._public = [public_jwk(j) for j in jwks]
-        self.kid, self.alg, self._key = self._keys[0]
+        self._clock = clock
+        live = [j for j in jwks if j.get("px_state") != "retired"]
+        self._signing = [(float(j.get("nbf", float("-inf"))), j["kid"],
+                          _ALG_FOR_KEY[(j["kty"], j["crv"])], _import(j)) for j in live]
+        for j in jwks:
+            _import(j)  # a retired key must still be a valid one: it verifies old records
+        self._public = [public_jwk(j) for j in live]
+        self._all_public = [public_jwk(j) for j in jwks]
+        if not self._signing or min(nbf for nbf, *_ in self._signing) > clock():
+            raise ConfigError(f"{party}: no key of the set may sign now (every key is "
+                              "retired or has an 'nbf' in the future)")
+
+    def _current(self) -> tuple[str, str, Key]:
+        now = self._clock()
+        best: tuple[float, str, str, Key] | None = None
+        for entry in self._signing:
+            if entry[0] <= now and (best is None or entry[0] > best[0]):
+                best = entry
+        assert best is not None  # checked at load, and time only moves on
+        return best[1], best[2], best[3]
+
+    @property
+    def kid(self) -> str:
+        return self._current()[0]
+
+    @property
+    def alg(self) -> str:
+        return self._current()[1]
 
     def sign(self, body: bytes) -> str:
         """Return the detached JWS ``<protected>..<signature>`` over ``body``."""
-        out = jws.serialize_compact({"alg": self.alg, "kid": self.kid}, body, self._key,
-                                    algorithms=[self.alg])
+        return self.sign_with_kid(body)[1]
+
+    def sign_with_kid(self, body: bytes) -> tuple[str, str]:
+        """The key id and the detached JWS of one signature (the kid a record stores must be
+        the one that signed, also at the instant a rotation takes effect)."""
+        kid, alg, key = self._current()
+        out = jws.serialize_compact({"alg": alg, "kid": kid}, body, key, algorithms=[alg])
         protected, _, sig = out.split(".")
-        return f"{protected}..{sig}"
+        return kid, f"{protected}..{sig}"
 
     def jwks(self) -> dict[str, Any]:
+        """The published keys: every key but the retired ones, future ones included."""
         return {"keys": list(self._public)}
+
+    def verification_jwks(self) -> dict[str, Any]:
+        """Every key, retired ones too: what verifies the records this party ever signed."""
+        return {"keys": list(self._all_public)}
 
     def token(self, audience: str, ttl: int = 120, now: float | None = None) -> str:
         """Issue a bearer JWT for a GET request (iss = sub = this party, unique jti)."""
         iat = int(now if now is not None else time.time())
         claims = {"iss": self.party, "sub": self.party, "aud": audience, "iat": iat,
                   "exp": iat + ttl, "jti": str(uuid.uuid4())}
-        return jwt.encode({"alg": self.alg, "kid": self.kid, "typ": "JWT"}, claims, self._key,
-                          algorithms=[self.alg])
+        kid, alg, key = self._current()
+        return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT"}, claims, key,
+                          algorithms=[alg])
 
 
 @dataclass(frozen=True, slots=True)

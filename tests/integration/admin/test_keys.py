@@ -141,3 +141,12 @@ async def test_a_second_process_learns_a_rotation_within_its_cache(hub: Hub, cli
     assert (await other.ring()).get("bpjstk-2027") is None  # cached
     ticks[0] = 2.0
     assert (await other.ring()).get("bpjstk-2027") is not None
+
+
+async def test_the_jwks_states_how_long_it_may_be_cached(client, hub: Hub) -> None:
+    r = await client.get("/.well-known/jwks.json")
+    assert r.status_code == 200
+    max_age = hub.settings.jwks_max_age_seconds
+    assert r.headers["cache-control"] == f"public, max-age={max_age}"
+    assert max_age < hub.settings.hub_key_lead_minutes * 60  # the cache rule partners rely on
+    assert [k["kid"] for k in r.json()["keys"]] == [hub.signer.kid]
