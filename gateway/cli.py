@@ -683,17 +683,17 @@ def keys_generate(
     typer.echo(f"wrote {out}" + (f" and {public_out}" if public_out else ""))
 
 
-@keys_app.command("hub-add")
-def keys_hub_add(
+@keys_app.command("rotate")
+def keys_rotate(
     kid: Annotated[str, typer.Option(help="The new key's id, never used before.")],
     alg: Annotated[str, typer.Option(help="EdDSA or ES256.")] = "EdDSA",
     signs_in_minutes: Annotated[int | None, typer.Option(
         help="Minutes from now until it signs (default and minimum: "
              "GATEWAY_HUB_KEY_LEAD_MINUTES).")] = None,
 ) -> None:
-    """Add a new hub signing key to GATEWAY_SIGNING_KEY_FILE: published at once, signing later.
+    """Add a hub signing key: published now, signing after the lead.
 
-    Restart every gateway process (rolling) well within the lead, so that all of them
+    The key goes into GATEWAY_SIGNING_KEY_FILE. Restart every gateway process (rolling) well within the lead, so that all of them
     publish the key before it signs.
     """
     import time
@@ -713,12 +713,14 @@ def keys_hub_add(
                f"signs from {datetime.fromtimestamp(nbf, UTC).isoformat()}")
 
 
-@keys_app.command("hub-retire")
-def keys_hub_retire(
+@keys_app.command("retire")
+def keys_retire(
     kid: Annotated[str, typer.Option(help="The key to retire.")],
 ) -> None:
-    """Retire a hub key in GATEWAY_SIGNING_KEY_FILE: no longer published (after a restart),
-    kept in the file so `gateway audit verify` checks what it signed."""
+    """Retire a hub signing key: no longer published nor signing.
+
+    It stays in GATEWAY_SIGNING_KEY_FILE, so `gateway audit verify` checks what it signed.
+    Restart every gateway process for it to take effect."""
     import time
 
     from gateway.protocol.keys import retire_hub_key

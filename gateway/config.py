@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     partner_keys_cache_seconds: float = Field(default=2.0, gt=0, le=60)
     key_retire_overlap_hours: float = Field(default=24.0, ge=0, le=24 * 90)
     # The hub's own key rotation (key file, gateway.protocol.signing.Signer): partners may
-    # cache /.well-known/jwks.json for max-age seconds; `gateway keys hub-add` schedules a new
+    # cache /.well-known/jwks.json for max-age seconds; `gateway keys rotate` schedules a new
     # key to sign no sooner than the lead after it is written, which must be longer.
     jwks_max_age_seconds: int = Field(default=300, ge=0, le=86400)
     hub_key_lead_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)

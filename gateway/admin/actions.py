@@ -301,12 +301,14 @@ class RetireKey:
         keys = await pkeys.keys_of(conn, pid)
         if all(k.kid != kid for k in keys):
             raise NotFoundError("not_found", f"partner {pid} has no key {kid!r}")
-        blocker = pkeys.retire_blocker(keys, kid, cx.clock(), cx.key_overlap)
+        suspended = pid in await all_suspensions(conn)
+        blocker = pkeys.retire_blocker(keys, kid, cx.clock(), cx.key_overlap,
+                                       suspended=suspended)
         if blocker is not None:
             raise ConflictError("state_conflict", blocker)
         ttl = cx.keys.ttl if cx.keys is not None else 0
         return Prepared([kid], {
-            "partner_id": pid, "kid": kid,
+            "partner_id": pid, "kid": kid, "partner_suspended": suspended,
             "keys": [{"kid": k.kid, "state": k.state,
                       "activated_at": k.activated_at.isoformat() if k.activated_at else None}
                      for k in keys],
@@ -319,7 +321,8 @@ class RetireKey:
         pid = str(p.params["partner_id"])
         who = f"{p.maker}, approved by {p.decided_by}"[:200]
         done = await pkeys.retire(conn, pid, p.targets[0], by=who, now=now,
-                                  overlap=cx.key_overlap)
+                                  overlap=cx.key_overlap,
+                                  suspended=pid in await all_suspensions(conn))
         if cx.keys is not None:
             cx.keys.forget()
         return {"retired": done.kid, "partner_id": pid}

@@ -242,16 +242,19 @@ async def activate(conn: AsyncConnection, partner_id: str, kid: str, *, by: str,
     return again
 
 
-def retire_blocker(keys: Sequence[StoredKey], kid: str, now: datetime,
-                   overlap: timedelta) -> str | None:
+def retire_blocker(keys: Sequence[StoredKey], kid: str, now: datetime, overlap: timedelta,
+                   *, suspended: bool = False) -> str | None:
     """Why ``kid`` may not be retired now, or None: a retired key must have a successor (another
     of the partner's keys) that has been active for at least ``overlap``, so every sender had
-    time to switch and every process to learn the successor."""
+    time to switch and every process to learn the successor. A suspended partner's messages
+    are refused anyway, so its key may be retired at once (a compromised key)."""
     mine = next((k for k in keys if k.kid == kid), None)
     if mine is None:
         return f"no key {kid!r}"
     if mine.state == "retired":
         return f"key {kid!r} is already retired"
+    if suspended:
+        return None
     successors = [k for k in keys if k.kid != kid and k.state == "active"
                   and k.activated_at is not None]
     if not successors:
@@ -266,14 +269,15 @@ def retire_blocker(keys: Sequence[StoredKey], kid: str, now: datetime,
 
 
 async def retire(conn: AsyncConnection, partner_id: str, kid: str, *, by: str, now: datetime,
-                 overlap: timedelta) -> StoredKey:
+                 overlap: timedelta, suspended: bool = False) -> StoredKey:
     """Retire a key (the approver's unit of work of a ``retire_key`` proposal).
 
     Raises:
         NotFoundError: not_found. ConflictError: state_conflict (see ``retire_blocker``).
     """
     await _of_partner(conn, partner_id, kid)
-    blocker = retire_blocker(await keys_of(conn, partner_id), kid, now, overlap)
+    blocker = retire_blocker(await keys_of(conn, partner_id), kid, now, overlap,
+                             suspended=suspended)
     if blocker is not None:
         raise ConflictError("state_conflict", blocker)
     await conn.execute(update(partner_keys).where(partner_keys.c.kid == kid).values(

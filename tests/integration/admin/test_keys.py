@@ -150,3 +150,21 @@ async def test_the_jwks_states_how_long_it_may_be_cached(client, hub: Hub) -> No
     assert r.headers["cache-control"] == f"public, max-age={max_age}"
     assert max_age < hub.settings.hub_key_lead_minutes * 60  # the cache rule partners rely on
     assert [k["kid"] for k in r.json()["keys"]] == [hub.signer.kid]
+
+
+async def test_a_suspended_partners_key_is_retired_at_once(client, as_, bpjstk, clock) -> None:
+    """A compromised key: the partner is suspended, so no overlap is owed to its traffic."""
+    admin = as_("ada", "admin")
+    problem(await client.post(f"{KEYS}/{bpjstk.signer.kid}/retire", headers=admin,
+                              json={"reason": "compromised"}), 409, "state_conflict")
+    r = await client.post("/admin/v1/partners/ID-BPJSTK/suspend", headers=as_("olga", "operator"),
+                          json={"reason": "key compromised"})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"{KEYS}/{bpjstk.signer.kid}/retire", headers=admin,
+                          json={"reason": "compromised"})
+    assert r.status_code == 201 and r.json()["preview"]["partner_suspended"], r.text
+    r = await client.post(f"/admin/v1/proposals/{r.json()['id']}/approve",
+                          headers=as_("carol", "approver"))
+    assert r.status_code == 200 and r.json()["state"] == "executed", r.text
+    listed = (await client.get(KEYS, headers=admin)).json()["keys"]
+    assert [k["state"] for k in listed] == ["retired"]

@@ -98,6 +98,7 @@ DAY = timedelta(hours=24)
 def test_a_key_is_retired_only_after_its_successor_was_active_for_the_overlap() -> None:
     old = _stored("k1", "active", NOW - 10 * DAY)
     assert "no active successor" in str(retire_blocker([old], "k1", NOW, DAY))
+    assert retire_blocker([old], "k1", NOW, DAY, suspended=True) is None  # compromised
     added = _stored("k2", "added", None)
     assert "no active successor" in str(retire_blocker([old, added], "k1", NOW, DAY))
     fresh = _stored("k2", "active", NOW - DAY / 2)
