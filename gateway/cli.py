@@ -693,8 +693,8 @@ def keys_rotate(
 ) -> None:
     """Add a hub signing key: published now, signing after the lead.
 
-    The key goes into GATEWAY_SIGNING_KEY_FILE. Restart every gateway process (rolling) well within the lead, so that all of them
-    publish the key before it signs.
+    The key goes into GATEWAY_SIGNING_KEY_FILE. Restart every gateway process (rolling) well
+    within the lead, so that all of them publish the key before it signs.
     """
     import time
     from datetime import UTC, datetime
