@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL = 2.0
 ACCEPTING = frozenset({"added", "active"})
 SEEDED_BY = "partners-file"
+_KID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +194,10 @@ async def add(conn: AsyncConnection, partner_id: str, jwk: dict[str, Any], *, by
         key = parse_public_key(partner_id, jwk)
     except ConfigError as exc:
         raise InvalidMessageError("schema_violation", f"jwk: {exc}") from None
+    if not _KID.fullmatch(key.kid):
+        # It is stored, logged and shown to operators: plain text of bounded length.
+        raise InvalidMessageError("schema_violation", "jwk.kid: 1-200 characters of "
+                                  "A-Z a-z 0-9 . _ : -")
     if expires_at is None:
         expires_at = _exp(jwk)
     if expires_at is not None and expires_at <= now:

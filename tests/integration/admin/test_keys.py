@@ -102,6 +102,8 @@ async def test_a_new_key_is_validated(client, as_, bpjstk) -> None:
         (rsa, "schema_violation", 422),
         (private, "schema_violation", 422),  # a private key is never accepted
         (jwk | {"kid": ""}, "schema_violation", 422),
+        (jwk | {"kid": "k" * 201}, "schema_violation", 422),
+        (jwk | {"kid": "bad\x00kid"}, "schema_violation", 422),
         (jwk | {"x": "not-a-key"}, "schema_violation", 422),
         (jwk | {"kid": bpjstk.signer.kid}, "id_conflict", 409),  # kids are never reused
     ]:
