@@ -13,10 +13,11 @@ A partner key's rotation, driven through ``/admin/v1/partners/{id}/keys``:
   verifies the records it signed.
 
 Precedence: the ``partner_keys`` table decides for every key id it holds. The partners file is
-the bootstrap: its keys are seeded into the table as *active* the first time the admin API
-touches a partner's keys (``seed``), and a file key the table does not hold yet verifies as
-if active. Removing a key from the file therefore retires nothing once it is seeded (retire it
-through the API), and re-adding a retired key to the file does not revive it.
+the bootstrap: its keys are seeded into the table as *active* when ``gateway serve`` starts and
+before the admin API touches a partner's keys (``seed``), and a file key the table does not
+hold yet verifies as if active. Removing a key from the file therefore retires nothing once it
+is seeded (retire it through the API), and re-adding a retired key to the file does not
+revive it.
 
 Every process reads the table's ``(kid, state)`` pairs at most every ``ttl`` seconds on the
 intake and partner-token paths (a query over a table of tens of rows) and rebuilds its ring
@@ -40,6 +41,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import (
@@ -124,6 +126,20 @@ class PartnerKeys:
     def forget(self) -> None:
         """Read the table again on the next use (this process just changed it)."""
         self._read_at = float("-inf")
+
+    async def seed_at_start(self, now: datetime) -> None:
+        """Copy the partners file's new keys into the table (``gateway serve`` at start).
+
+        Best effort: a database not reachable or not migrated yet must not stop the server
+        starting (readiness reports it); the admin API seeds again before it reads keys, and
+        an unseeded file key verifies as if active meanwhile.
+        """
+        try:
+            async with self._uow() as uow:
+                await seed(uow.conn, self.file_ring, now)
+                await uow.commit()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("partner keys not seeded from the partners file at start: %s", exc)
 
     async def ring(self) -> KeyRing:
         """The keys that verify new messages and tokens now (added and active)."""
