@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
         own = hub is None
         the_hub = hub or build_hub(settings)
         app.state.hub = the_hub
+        if own:
+            await the_hub.partner_keys.seed_at_start(the_hub.clock())
         if install_drain(readiness, settings.drain_seconds):
             log.debug("SIGTERM drains for %.1f s", settings.drain_seconds)
         stop = asyncio.Event()

@@ -438,6 +438,7 @@ def audit_verify(
 
     from gateway.evidence.chain import verify_chain
     from gateway.evidence.checkpoints import load_checkpoints, verification_keys
+    from gateway.messages.partner_keys import stored_ring
     from gateway.storage.engine import create_engine
     from gateway.storage.uow import factory_for
 
@@ -453,6 +454,11 @@ def audit_verify(
     async def run() -> int:
         engine = create_engine(settings.database_url)
         try:
+            if keys is not None:
+                # Keys rotated through the admin API, retired ones too: they verify what they
+                # signed while they were in use.
+                async with factory_for(engine)(read_only=True) as uow:
+                    await stored_ring(uow.conn, keys)
             report = await verify_chain(factory_for(engine),
                                         settle=timedelta(minutes=settle_minutes),
                                         trust_stored_hashes=trust_stored_hashes,
@@ -533,7 +539,7 @@ def audit_checkpoint(
             await engine.dispose()
         if out is not None:
             try:
-                write_checkpoint_file(out, cps, signer.jwks())
+                write_checkpoint_file(out, cps, signer.verification_jwks())
             except OSError as exc:
                 raise ConfigError(f"--out {out}: {exc.strerror or exc}") from None
         if cp is not None:
@@ -683,6 +689,53 @@ def keys_generate(
     if public_out:
         write_public_jwks(public_out, [jwk])
     typer.echo(f"wrote {out}" + (f" and {public_out}" if public_out else ""))
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    kid: Annotated[str, typer.Option(help="The new key's id, never used before.")],
+    alg: Annotated[str, typer.Option(help="EdDSA or ES256.")] = "EdDSA",
+    signs_in_minutes: Annotated[int | None, typer.Option(
+        help="Minutes from now until it signs (default and minimum: "
+             "GATEWAY_HUB_KEY_LEAD_MINUTES).")] = None,
+) -> None:
+    """Add a hub signing key: published now, signing after the lead.
+
+    The key goes into GATEWAY_SIGNING_KEY_FILE. Restart every gateway process (rolling) well
+    within the lead, so that all of them publish the key before it signs.
+    """
+    import time
+    from datetime import UTC, datetime
+
+    from gateway.protocol.keys import add_hub_key
+
+    settings = _settings()
+    lead = settings.hub_key_lead_minutes if signs_in_minutes is None else signs_in_minutes
+    if lead < settings.hub_key_lead_minutes:
+        raise ConfigError(f"--signs-in-minutes {lead} is shorter than "
+                          f"GATEWAY_HUB_KEY_LEAD_MINUTES ({settings.hub_key_lead_minutes}): "
+                          "partners' cached JWKS might not list the key when it signs")
+    nbf = int(time.time()) + lead * 60
+    add_hub_key(settings.signing_key_file, kid, nbf, alg)
+    typer.echo(f"added {kid} to {settings.signing_key_file}: published after a restart, "
+               f"signs from {datetime.fromtimestamp(nbf, UTC).isoformat()}")
+
+
+@keys_app.command("retire")
+def keys_retire(
+    kid: Annotated[str, typer.Option(help="The key to retire.")],
+) -> None:
+    """Retire a hub signing key: no longer published nor signing.
+
+    It stays in GATEWAY_SIGNING_KEY_FILE, so `gateway audit verify` checks what it signed.
+    Restart every gateway process for it to take effect."""
+    import time
+
+    from gateway.protocol.keys import retire_hub_key
+
+    settings = _settings()
+    retire_hub_key(settings.signing_key_file, kid, time.time())
+    typer.echo(f"retired {kid} in {settings.signing_key_file}")
 
 
 @keys_app.command("sign")

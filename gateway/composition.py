@@ -39,6 +39,7 @@ from gateway.messages.delivery import DeliveryHandler
 from gateway.messages.intake import Intake
 from gateway.messages.outbound import Outbound
 from gateway.messages.partner_cancel import process_message_cancel
+from gateway.messages.partner_keys import PartnerKeys
 from gateway.messages.partner_reads import PartnerReads
 from gateway.messages.processing import InboundProcessor
 from gateway.messages.suspensions import Suspensions
@@ -145,6 +146,8 @@ class Hub:
     reconciliation: ReconciliationService = field(init=False)
     # Operators' partner suspensions, read by intake and partner reads with a short cache.
     suspensions: Suspensions = field(init=False)
+    # Partner keys as rotated through the admin API (the registry's file keys as bootstrap).
+    partner_keys: PartnerKeys = field(init=False)
     admin: AdminApi = field(init=False)
     # One HTTP client for partner deliveries (timeouts are per request, from the registry).
     partner_http: httpx.AsyncClient = field(init=False)
@@ -154,6 +157,8 @@ class Hub:
     def __post_init__(self) -> None:
         self.outbound = Outbound(self.registry, self.adapters, self.signer)
         self.suspensions = Suspensions(self.uow)
+        self.partner_keys = PartnerKeys(self.uow, self.registry.keys,
+                                        ttl=self.settings.partner_keys_cache_seconds)
         # The rails' keep-alive pool (adapters/rails/_pool.py): httpcore's own costs ~2 ms of
         # CPU per request at the connections a batch of deliveries keeps open.
         self.partner_http = rail_client(max_connections=100, follow_redirects=False)
@@ -175,9 +180,10 @@ class Hub:
             max_age=timedelta(seconds=self.settings.max_message_age_seconds),
             max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
             clock=self.clock, on_outcome=self.observer.intake, suspensions=self.suspensions,
+            keys=self.partner_keys,
         )
         self.partner_reads = PartnerReads(self.uow, self.registry, self.payment_sources,
-                                          self.clock, self.suspensions)
+                                          self.clock, self.suspensions, self.partner_keys)
         self.backoffice = BackofficeService(self.uow, self.payments.service, self.payments.rails,
                                             self.outbound, self.clock, self.registry)
         self.reconciliation = ReconciliationService(
@@ -188,7 +194,9 @@ class Hub:
             AdminService(self.uow, self.registry, self.payments.service, self.payments.rails,
                          self.suspensions, self.clock,
                          timedelta(hours=self.settings.admin_proposal_ttl_hours),
-                         lambda: hub_verification_keys(self.signer, self.registry)),
+                         lambda: hub_verification_keys(self.signer, self.registry),
+                         keys=self.partner_keys,
+                         key_overlap=timedelta(hours=self.settings.key_retire_overlap_hours)),
             TrustedProxies(self.settings.admin_trusted_proxies))
 
     def uow(self, *, single_statement: bool = False, read_only: bool = False) -> UnitOfWork:
@@ -201,7 +209,7 @@ class Hub:
             InboundProcessor(self.uow, self.outbound, self.clock, self.processors,
                              self.payments.service.check_account),
             DeliveryHandler(self.uow, self.registry, self.adapters, self.partner_http,
-                            self.clock),
+                            self.clock, self.partner_keys),
             *self.payments.handlers(),
         ]
         return {h.kind: h for h in handlers}

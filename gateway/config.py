@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.errors import ConfigError
@@ -81,6 +81,24 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed for the audit trail's client address.
     admin_trusted_proxies: list[str] = Field(default_factory=list)
     admin_proposal_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    # Partner key rotation (gateway.messages.partner_keys): how often every process re-reads
+    # the key table, and how long a successor must have been active before its predecessor
+    # may be retired (every sender switched, every cache learned it).
+    partner_keys_cache_seconds: float = Field(default=2.0, gt=0, le=60)
+    key_retire_overlap_hours: float = Field(default=24.0, ge=0, le=24 * 90)
+    # The hub's own key rotation (key file, gateway.protocol.signing.Signer): partners may
+    # cache /.well-known/jwks.json for max-age seconds; `gateway keys rotate` schedules a new
+    # key to sign no sooner than the lead after it is written, which must be longer.
+    jwks_max_age_seconds: int = Field(default=300, ge=0, le=86400)
+    hub_key_lead_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+
+    @model_validator(mode="after")
+    def _jwks_cached_shorter_than_the_lead(self) -> Settings:
+        if self.jwks_max_age_seconds >= self.hub_key_lead_minutes * 60:
+            raise ValueError("GATEWAY_JWKS_MAX_AGE_SECONDS must be shorter than "
+                             "GATEWAY_HUB_KEY_LEAD_MINUTES: a partner's cached JWKS must "
+                             "expire before a new hub key signs")
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -83,7 +83,9 @@ class AuthError(ProblemError):
 
     status = 401
     codes = frozenset(
-        {"signature_missing", "signature_invalid", "unknown_key", "token_invalid", "token_replayed"}
+        {"signature_missing", "signature_invalid", "unknown_key", "token_invalid", "token_replayed",
+         # a partner key retired through the admin API (gateway.messages.partner_keys)
+         "key_retired"}
     )
 
 

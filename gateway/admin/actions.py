@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.admin.proposals import Proposal
 from gateway.clock import Clock, utcnow
 from gateway.errors import ConflictError, InvalidMessageError, NotFoundError, StaleTargetError
+from gateway.messages import partner_keys as pkeys
+from gateway.messages.partner_keys import PartnerKeys
 from gateway.messages.suspensions import Suspensions, all_suspensions, lift
 from gateway.outbox import records
 from gateway.payments import repository as repo
@@ -52,11 +54,14 @@ def sanitise_error(text: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class ActionContext:
-    """What handlers may use: the payment service and the hub's suspension cache."""
+    """What handlers may use: the payment service, the hub's suspension and key caches."""
 
     payments: PaymentService
     suspensions: Suspensions
     partners: frozenset[str]
+    keys: PartnerKeys | None = None
+    # How long a successor key must have been active before its predecessor may be retired.
+    key_overlap: timedelta = timedelta(hours=24)
     clock: Clock = utcnow
 
 
@@ -388,6 +393,45 @@ class ResolveReconCase:
             note=f"{outcome}: {note} (approved by {p.decided_by})")
         assert closed  # the row lock (PostgreSQL) or the single writer (SQLite) holds it open
         return result
+class RetireKey:
+    """Retire a partner's key after the overlap: new messages and tokens signed with it are
+    refused; the records it signed still verify."""
+
+    async def prepare(self, conn: AsyncConnection, cx: ActionContext,
+                      params: Mapping[str, Any]) -> Prepared:
+        pid, kid = str(params["partner_id"]), str(params["kid"])
+        if pid not in cx.partners:
+            raise NotFoundError("not_found", f"no partner {pid}")
+        if cx.keys is not None:
+            await pkeys.seed(conn, cx.keys.file_ring, cx.clock())
+        keys = await pkeys.keys_of(conn, pid)
+        if all(k.kid != kid for k in keys):
+            raise NotFoundError("not_found", f"partner {pid} has no key {kid!r}")
+        suspended = pid in await all_suspensions(conn)
+        blocker = pkeys.retire_blocker(keys, kid, cx.clock(), cx.key_overlap,
+                                       suspended=suspended)
+        if blocker is not None:
+            raise ConflictError("state_conflict", blocker)
+        ttl = cx.keys.ttl if cx.keys is not None else 0
+        return Prepared([kid], {
+            "partner_id": pid, "kid": kid, "partner_suspended": suspended,
+            "keys": [{"kid": k.kid, "state": k.state,
+                      "activated_at": k.activated_at.isoformat() if k.activated_at else None}
+                     for k in keys],
+            "effect": f"messages and tokens signed with {kid} are refused (401 key_retired) "
+                      f"by every gateway process within {ttl:g} s; records it signed still "
+                      "verify"})
+
+    async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
+                      now: datetime) -> dict[str, Any]:
+        pid = str(p.params["partner_id"])
+        who = f"{p.maker}, approved by {p.decided_by}"[:200]
+        done = await pkeys.retire(conn, pid, p.targets[0], by=who, now=now,
+                                  overlap=cx.key_overlap,
+                                  suspended=pid in await all_suspensions(conn))
+        if cx.keys is not None:
+            cx.keys.forget()
+        return {"retired": done.kid, "partner_id": pid}
 
 
 # Proposal action name -> its handler. Plain literal, read when a proposal is made or approved.
@@ -399,4 +443,5 @@ ACTIONS: dict[str, ProposalAction] = {
     "resolve_payment": ResolvePayment(),
     "cancel_payments": CancelPayments(),
     "resolve_recon_case": ResolveReconCase(),
+    "retire_key": RetireKey(),
 }

@@ -146,6 +146,7 @@ Viewer = Annotated[AuditContext, Depends(need("read"))]
 Operator = Annotated[AuditContext, Depends(need("operate"))]
 Approver = Annotated[AuditContext, Depends(need("approve"))]
 Auditor = Annotated[AuditContext, Depends(need("audit"))]
+KeyAdmin = Annotated[AuditContext, Depends(need("keys"))]
 Cursor = Annotated[str | None, Query(max_length=40, description="`next` of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Unmasked = Annotated[bool, Query(description="show national ids, accounts and wire bytes "
@@ -460,6 +461,94 @@ async def resume_partner(partner_id: Annotated[str, Path(max_length=40)], body: 
     view = await _svc(request).propose(
         ctx, "resume_partner", {"partner_id": partner_id}, reason=body.reason, draft=False,
         expires_in=_hours(body.expires_in_hours))
+    return JSONResponse(view, status_code=201)
+
+
+# -- partner keys --------------------------------------------------------------------------------
+
+PartnerId = Annotated[str, Path(max_length=40)]
+Kid = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+class PartnerKey(_Out):
+    kid: str
+    partner_id: str
+    state: Literal["added", "active", "retired"] = Field(
+        description="added and active keys verify new messages; retired ones only old records")
+    jwk: dict[str, Any]
+    verifies_new_messages: bool
+    not_before: str | None
+    expires_at: str | None
+    days_to_expiry: float | None
+    added_by: str
+    added_at: str
+    activated_by: str | None
+    activated_at: str | None
+    retired_by: str | None
+    retired_at: str | None
+    retirable: bool
+    retire_blocked_by: str | None
+
+
+class PartnerKeys(_Out):
+    partner_id: str
+    keys: list[PartnerKey]
+    propagation_seconds: float = Field(description="every gateway process uses a change "
+                                                   "within this many seconds")
+    retire_overlap_hours: float
+
+
+class PartnerKeyChanged(PartnerKey):
+    effective_everywhere_by: str = Field(description="when every gateway process uses it")
+
+
+class PartnerKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jwk: dict[str, Any] = Field(description="the partner's new public JWK: OKP/Ed25519 or "
+                                            "EC/P-256, with a kid never used before")
+    reason: Reason
+    not_before: AwareDatetime | None = Field(default=None, description="not activated before")
+    expires_at: AwareDatetime | None = Field(default=None, description="when it is to be "
+                                             "replaced (default: the JWK's exp, if any)")
+
+
+@router.get("/partners/{partner_id}/keys", name="keys.list", responses=_doc(PartnerKeys),
+            summary="A partner's keys with their rotation state and days to expiry (admin)")
+async def list_partner_keys(partner_id: PartnerId, request: Request,
+                            ctx: KeyAdmin) -> dict[str, Any]:
+    return await _svc(request).partner_keys(ctx, partner_id)
+
+
+@router.post("/partners/{partner_id}/keys", name="keys.add", status_code=201,
+             responses=_doc(PartnerKeyChanged, 201),
+             summary="Add a partner's new public key: it verifies (every process within "
+                     "seconds) before anyone activates it (admin)")
+async def add_partner_key(partner_id: PartnerId, body: PartnerKeyIn, request: Request,
+                          ctx: KeyAdmin) -> JSONResponse:
+    view = await _svc(request).add_partner_key(ctx, partner_id, body.jwk, reason=body.reason,
+                                               not_before=body.not_before,
+                                               expires_at=body.expires_at)
+    return JSONResponse(view, status_code=201)
+
+
+@router.post("/partners/{partner_id}/keys/{kid}/activate", name="keys.activate",
+             responses=_doc(PartnerKeyChanged),
+             summary="Make an added key the partner's current key; starts the overlap before "
+                     "its predecessors may be retired (admin)")
+async def activate_partner_key(partner_id: PartnerId, kid: Kid, body: ReasonIn,
+                               request: Request, ctx: KeyAdmin) -> dict[str, Any]:
+    return await _svc(request).activate_partner_key(ctx, partner_id, kid, reason=body.reason)
+
+
+@router.post("/partners/{partner_id}/keys/{kid}/retire", name="keys.retire", status_code=201,
+             responses=_doc(ProposalOut, 201),
+             summary="Propose retiring a key (four eyes), once a successor has been active "
+                     "for the overlap (admin)")
+async def retire_partner_key(partner_id: PartnerId, kid: Kid, body: ResumeIn,
+                             request: Request, ctx: KeyAdmin) -> JSONResponse:
+    view = await _svc(request).propose(
+        ctx, "retire_key", {"partner_id": partner_id, "kid": kid}, reason=body.reason,
+        draft=False, expires_in=_hours(body.expires_in_hours))
     return JSONResponse(view, status_code=201)
 
 

@@ -37,6 +37,8 @@ from gateway.admin.proposals import (
 from gateway.clock import Clock
 from gateway.errors import ForbiddenError, NotFoundError, ProblemError, StaleTargetError
 from gateway.evidence.chain import verify_chain
+from gateway.messages import partner_keys as pkeys
+from gateway.messages.partner_keys import PartnerKeys, StoredKey
 from gateway.messages.suspensions import Suspensions, all_suspensions, suspend
 from gateway.outbox import records
 from gateway.outbox.overrides import all_overrides, set_override
@@ -63,6 +65,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "operate": frozenset({"operator", "admin"}),
     "approve": frozenset({"approver"}),
     "audit": frozenset({"auditor"}),
+    # Partner and hub keys: who the hub trusts (retiring one is still a four-eyes proposal).
+    "keys": frozenset({"admin"}),
 }
 
 
@@ -111,10 +115,14 @@ class AdminService:
     def __init__(self, uow: UnitOfWorkFactory, registry: PartnerRegistry,
                  payments: PaymentService, rails: Collection[str], suspensions: Suspensions,
                  clock: Clock, proposal_ttl: timedelta,
-                 verify_keys: Callable[[], KeyRing] | None = None) -> None:
+                 verify_keys: Callable[[], KeyRing] | None = None, *,
+                 keys: PartnerKeys | None = None,
+                 key_overlap: timedelta = timedelta(hours=24)) -> None:
         self.uow = uow
         # The keys ``evidence/verify?signatures=true`` checks with (the hub's and partners').
         self.verify_keys = verify_keys
+        self.keys = keys
+        self.key_overlap = key_overlap
         self.registry = registry
         self.payments = payments
         self.rails = rails
@@ -124,7 +132,8 @@ class AdminService:
 
     def _cx(self) -> ActionContext:
         return ActionContext(self.payments, self.suspensions,
-                             frozenset(p.id for p in self.registry), self.clock)
+                             frozenset(p.id for p in self.registry), self.keys,
+                             self.key_overlap, self.clock)
 
     @staticmethod
     def _unmask(ctx: AuditContext, unmasked: bool) -> bool:
@@ -271,6 +280,78 @@ class AdminService:
             await uow.commit()
         self.suspensions.forget()
         return {"partner_id": partner_id, "suspended": True, "already": not new}
+
+    # -- partner keys ----------------------------------------------------------------------------
+
+    def _file_ring(self) -> KeyRing:
+        return self.keys.file_ring if self.keys is not None else self.registry.keys
+
+    async def partner_keys(self, ctx: AuditContext, partner_id: str) -> dict[str, Any]:
+        self._partner(partner_id)
+        ctx.target(f"partner:{partner_id}")
+        now = self.clock()
+        async with self.uow() as uow:
+            # The partners file's keys join the table the first time anyone looks (bootstrap).
+            await pkeys.seed(uow.conn, self._file_ring(), now)
+            found = await pkeys.keys_of(uow.conn, partner_id)
+            await uow.commit()
+        return {"partner_id": partner_id, "keys": [self._key_view(k, found, now) for k in found],
+                "propagation_seconds": self._propagation(),
+                "retire_overlap_hours": self.key_overlap.total_seconds() / 3600}
+
+    def _propagation(self) -> float:
+        return self.keys.ttl if self.keys is not None else 0.0
+
+    def _key_view(self, k: StoredKey, keys: list[StoredKey], now: datetime) -> dict[str, Any]:
+        days = (round((k.expires_at - now).total_seconds() / 86400, 1)
+                if k.expires_at is not None else None)
+        blocker = pkeys.retire_blocker(keys, k.kid, now, self.key_overlap)
+        return {"kid": k.kid, "partner_id": k.partner_id, "state": k.state, "jwk": k.jwk,
+                "verifies_new_messages": k.state in pkeys.ACCEPTING,
+                "not_before": _iso(k.not_before), "expires_at": _iso(k.expires_at),
+                "days_to_expiry": days, "added_by": k.added_by, "added_at": _iso(k.added_at),
+                "activated_by": k.activated_by, "activated_at": _iso(k.activated_at),
+                "retired_by": k.retired_by, "retired_at": _iso(k.retired_at),
+                "retirable": blocker is None, "retire_blocked_by": blocker}
+
+    async def add_partner_key(self, ctx: AuditContext, partner_id: str, jwk: dict[str, Any], *,
+                              reason: str, not_before: datetime | None,
+                              expires_at: datetime | None) -> dict[str, Any]:
+        self._partner(partner_id)
+        ctx.target(f"partner:{partner_id}", f"key:{jwk.get('kid')}")
+        ctx.reason = reason
+        now = self.clock()
+        who = ctx.identity.user if ctx.identity else "-"
+        async with self.uow() as uow:
+            await pkeys.seed(uow.conn, self._file_ring(), now)
+            added = await pkeys.add(uow.conn, partner_id, jwk, by=who, now=now,
+                                    file_ring=self._file_ring(), not_before=not_before,
+                                    expires_at=expires_at)
+            found = await pkeys.keys_of(uow.conn, partner_id)
+            await write_record(uow.conn, ctx, outcome="ok", status=201, now=now)
+            await uow.commit()
+        if self.keys is not None:
+            self.keys.forget()
+        return self._key_view(added, found, now) | {
+            "effective_everywhere_by": _iso(now + timedelta(seconds=self._propagation()))}
+
+    async def activate_partner_key(self, ctx: AuditContext, partner_id: str, kid: str, *,
+                                   reason: str) -> dict[str, Any]:
+        self._partner(partner_id)
+        ctx.target(f"partner:{partner_id}", f"key:{kid}")
+        ctx.reason = reason
+        now = self.clock()
+        who = ctx.identity.user if ctx.identity else "-"
+        async with self.uow() as uow:
+            done = await pkeys.activate(uow.conn, partner_id, kid, by=who, now=now)
+            found = await pkeys.keys_of(uow.conn, partner_id)
+            await write_record(uow.conn, ctx, outcome="ok", status=200, now=now)
+            await uow.commit()
+        if self.keys is not None:
+            self.keys.forget()
+        return self._key_view(done, found, now) | {
+            "effective_everywhere_by": _iso(now + timedelta(seconds=self._propagation())),
+            "predecessors_retirable_from": _iso(now + self.key_overlap)}
 
     # -- payments --------------------------------------------------------------------------------
 

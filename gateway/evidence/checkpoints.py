@@ -85,8 +85,9 @@ async def make_checkpoint(uow_factory: UnitOfWorkFactory, signer: Signer, *,
             return None
         now = clock()
         payload = _payload(head.seq, head.chain_sha256, now)
+        kid, signature = signer.sign_with_kid(payload.encode())
         cp = Checkpoint(head.seq, head.chain_sha256, json.loads(payload)["signed_at"],
-                        signer.kid, payload, signer.sign(payload.encode()))
+                        kid, payload, signature)
         await conn.execute(insert(evidence_checkpoints).values(
             seq=cp.seq, chain_sha256=cp.chain_sha256, signed_at=now, kid=cp.kid,
             payload=cp.payload, signature=cp.signature))
@@ -166,8 +167,9 @@ def verification_keys(signing_key_file: Path, hub_jwks_file: Path | None,
     """The hub's public keys, and those plus every partner's (the registry's), for verify.
 
     An outsider passes the JWKS the hub publishes (``hub_jwks_file``); the hub's own operator
-    may use the signing key file, whose public part is the same. Keys a partner retired and
-    removed from the registry are not here: records signed with them are "unverifiable".
+    may use the signing key file, whose public part is the same. ``gateway audit verify`` adds
+    the keys of the ``partner_keys`` table (retired ones too); a key that is in neither is not
+    here: records signed with it are "unverifiable".
     """
     if hub_jwks_file is not None:
         try:
@@ -179,7 +181,7 @@ def verification_keys(signing_key_file: Path, hub_jwks_file: Path | None,
         if not isinstance(jwks, dict):
             raise ConfigError(f"hub JWKS file {hub_jwks_file} must hold a JWKS object")
     else:
-        jwks = load_signer(signing_key_file, HUB_PARTY).jwks()
+        jwks = load_signer(signing_key_file, HUB_PARTY).verification_jwks()
     hub = KeyRing()
     hub.add_keyset(HUB_PARTY, jwks)
     everyone = load_registry(partners_file).keys if partners_file is not None else KeyRing()

@@ -79,9 +79,14 @@ async def get_receipt(
                     headers={"X-JWS-Signature": receipt.signature})
 
 
-@router.get("/.well-known/jwks.json", summary="The hub's public signing keys (JWKS)")
-async def jwks(request: Request) -> dict[str, object]:
+@router.get("/.well-known/jwks.json", summary="The hub's public signing keys (JWKS)",
+            description="Every key that signs or will sign (``nbf``: signs from then on). "
+                        "A key is listed at least ``GATEWAY_HUB_KEY_LEAD_MINUTES`` before it "
+                        "signs; the response may be cached for its ``Cache-Control`` max-age, "
+                        "which is always shorter (docs/admin.md, hub key rotation).")
+async def jwks(request: Request, response: Response) -> dict[str, object]:
     hub: Hub = request.app.state.hub
+    response.headers["Cache-Control"] = f"public, max-age={hub.settings.jwks_max_age_seconds}"
     return hub.signer.jwks()
 
 

@@ -37,6 +37,7 @@ from gateway.errors import (
     PermanentDeliveryError,
     ProblemError,
 )
+from gateway.messages.partner_keys import PartnerKeys
 from gateway.outbox.records import LeaseLost, Task, complete_many, leased_by
 from gateway.ports.partner import PartnerAdapter
 from gateway.protocol.envelope import HUB_PARTY, Receipt
@@ -65,8 +66,9 @@ class DeliveryHandler:
 
     def __init__(self, uow: UnitOfWorkFactory, registry: PartnerRegistry,
                  adapters: Mapping[str, PartnerAdapter], client: httpx.AsyncClient,
-                 clock: Clock) -> None:
+                 clock: Clock, keys: PartnerKeys | None = None) -> None:
         self.uow = uow
+        self.keys = keys
         self.registry = registry
         self.adapters = adapters
         self.client = client
@@ -125,7 +127,8 @@ class DeliveryHandler:
         answer = await adapter.deliver(self.client, partner.endpoint, row.wire, row.signature,
                                        timeout=partner.timeout_seconds)
         try:
-            signed = verify_detached(answer.body, answer.signature, self.registry.keys)
+            ring = await self.keys.ring() if self.keys is not None else self.registry.keys
+            signed = verify_detached(answer.body, answer.signature, ring)
         except AuthError as exc:
             raise OutcomeUnknownError(f"{partner.id}'s receipt: {exc.detail}") from None
         if signed.party != partner.id:

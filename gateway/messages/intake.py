@@ -34,6 +34,7 @@ from gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from gateway.messages.batches import record_batch_lines, store_batch
+from gateway.messages.partner_keys import PartnerKeys
 from gateway.messages.ratelimit import RateLimiter
 from gateway.messages.suspensions import Suspensions
 from gateway.observability.logs import bind_ids
@@ -97,11 +98,14 @@ class Intake:
         clock: Clock = utcnow,
         on_outcome: OutcomeHook = _ignore,
         suspensions: Suspensions | None = None,
+        keys: PartnerKeys | None = None,
     ) -> None:
         self.registry = registry
         self.on_outcome = on_outcome
         # Operators' suspensions (admin API), read by every process within seconds.
         self.suspensions = suspensions
+        # Partner keys as rotated through the admin API, read by every process within seconds.
+        self.keys = keys
         self.adapters = adapters
         self.signer = signer
         self.uow = uow
@@ -149,7 +153,8 @@ class Intake:
                 f"Content-Type {media_type!r} is not accepted "
                 f"(one of {', '.join(sorted(self._media_types))})",
             )
-        signed = verify_detached(body, signature, self.registry.keys)
+        ring = await self.keys.ring() if self.keys is not None else self.registry.keys
+        signed = verify_detached(body, signature, ring)
         partner = self.registry.get(signed.party)
         assert partner is not None  # every key in the ring belongs to a registered partner
         sender.append(partner.id)

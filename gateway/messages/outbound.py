@@ -81,14 +81,15 @@ class Outbound:
         })
         adapter = self.adapters[partner.adapter]
         wire = adapter.encode(envelope)
-        row = {
+        kid, signature = self.signer.sign_with_kid(wire)
+        row: dict[str, Any] = {
             "direction": "out", "partner_id": partner.id, "message_id": message_id,
             "sender": HUB_PARTY, "recipient": partner.id, "type": type_,
             "correlation_id": correlation_id, "sent_at": now, "received_at": now, "wire": wire,
             "wire_media_type": adapter.wire_media_type,
             "canonical": None if wire == envelope else envelope,
-            "body_sha256": hashlib.sha256(wire).hexdigest(), "signature": self.signer.sign(wire),
-            "kid": self.signer.kid, "updated_at": now,
+            "body_sha256": hashlib.sha256(wire).hexdigest(), "signature": signature,
+            "kid": kid, "updated_at": now,
         }
         push = partner.mode == "push"
         if push:

@@ -13,12 +13,14 @@ from typing import Any
 
 from gateway.clock import Clock
 from gateway.messages.inbox import InboxPage, read_inbox
+from gateway.messages.partner_keys import PartnerKeys
 from gateway.messages.receipts import StoredReceipt, find_receipt
 from gateway.messages.suspensions import Suspensions
 from gateway.messages.tokens import authenticate_partner
 from gateway.messages.tracking import track
 from gateway.ports.processing import PaymentSource
 from gateway.protocol.partners import PartnerRegistry
+from gateway.protocol.signing import KeyRing
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["PartnerReads"]
@@ -29,18 +31,25 @@ class PartnerReads:
 
     def __init__(self, uow: UnitOfWorkFactory, registry: PartnerRegistry,
                  payment_sources: Sequence[PaymentSource], clock: Clock,
-                 suspensions: Suspensions | None = None) -> None:
+                 suspensions: Suspensions | None = None,
+                 keys: PartnerKeys | None = None) -> None:
         self.uow = uow
+        self.keys = keys
         self.suspensions = suspensions
         self.registry = registry
         self.payment_sources = payment_sources
         self.clock = clock
 
+    async def _ring(self) -> KeyRing:
+        # Before the unit of work: the ring's refresh reads the key table in its own.
+        return await self.keys.ring() if self.keys is not None else self.registry.keys
+
     async def receipt(self, authorization: str | None, message_id: str) -> StoredReceipt:
         """Return the receipt the hub gave for one of the caller's messages."""
+        ring = await self._ring()
         async with self.uow() as uow:
             partner_id = await authenticate_partner(uow.conn, self.registry, authorization,
-                                                    self.clock, self.suspensions)
+                                                    self.clock, self.suspensions, ring)
             receipt = await find_receipt(uow.conn, partner_id, message_id)
             await uow.commit()
         return receipt
@@ -48,18 +57,20 @@ class PartnerReads:
     async def inbox(self, authorization: str | None, after: str | None,
                     limit: int) -> InboxPage:
         """Return a page of the hub messages waiting for the (pull) caller."""
+        ring = await self._ring()
         async with self.uow() as uow:
             partner_id = await authenticate_partner(uow.conn, self.registry, authorization,
-                                                    self.clock, self.suspensions)
+                                                    self.clock, self.suspensions, ring)
             page = await read_inbox(uow.conn, self.registry, partner_id, after, limit)
             await uow.commit()
         return page
 
     async def tracking(self, authorization: str | None, correlation_id: str) -> dict[str, Any]:
         """Return the caller's thread ``correlation_id``: messages and payments."""
+        ring = await self._ring()
         async with self.uow() as uow:
             partner_id = await authenticate_partner(uow.conn, self.registry, authorization,
-                                                    self.clock, self.suspensions)
+                                                    self.clock, self.suspensions, ring)
             result = await track(uow.conn, partner_id, correlation_id, self.payment_sources)
             await uow.commit()
         return result

@@ -14,7 +14,7 @@ from gateway.errors import AuthError, ForbiddenError
 from gateway.messages.suspensions import Suspensions
 from gateway.protocol.envelope import HUB_PARTY
 from gateway.protocol.partners import PartnerRegistry
-from gateway.protocol.signing import TOKEN_LEEWAY, verify_token
+from gateway.protocol.signing import TOKEN_LEEWAY, KeyRing, verify_token
 from gateway.storage.tables import token_jtis
 
 __all__ = ["authenticate_partner", "purge_expired_tokens"]
@@ -23,6 +23,7 @@ __all__ = ["authenticate_partner", "purge_expired_tokens"]
 async def authenticate_partner(
     conn: AsyncConnection, registry: PartnerRegistry, authorization: str | None,
     clock: Clock = utcnow, suspensions: Suspensions | None = None,
+    ring: KeyRing | None = None,
 ) -> str:
     """Verify the bearer JWT, record its jti (refusing a replay) and return the partner id.
 
@@ -30,7 +31,9 @@ async def authenticate_partner(
     back, the token may be used again, which is harmless since nothing happened.
     """
     now = clock()
-    claims = verify_token(authorization, registry.keys, HUB_PARTY, now=now.timestamp())
+    # ``ring``: the live partner keys (gateway.messages.partner_keys); the file's without one.
+    claims = verify_token(authorization, ring if ring is not None else registry.keys, HUB_PARTY,
+                          now=now.timestamp())
     partner = registry.get(claims.party)
     assert partner is not None
     if partner.suspended or (suspensions is not None

@@ -23,7 +23,7 @@ from gateway.protocol.partners import PartnerRegistry
 from gateway.protocol.signing import Signer
 from gateway.reconciliation.domain import Verdict
 from gateway.reconciliation.repository import newest_runs
-from gateway.storage.tables import outbox, payments
+from gateway.storage.tables import outbox, partner_keys, payments
 
 __all__ = ["SETTLED", "chain_state", "key_expiry", "outbox_state", "payment_state",
            "reconciliation_state"]
@@ -89,17 +89,25 @@ async def chain_state(conn: AsyncConnection, ctx: StateContext) -> Sequence[Read
             Reading("px_evidence_chain_lag_seconds", (), age)]
 
 def key_expiry(signer: Signer, registry: PartnerRegistry) -> StateSource:
-    """Days to each configured key's ``exp`` (the hub's keys and every partner's); a key
-    without ``exp`` has no series. Reads no database."""
+    """Days to each key's expiry: the hub's keys' and the partners file's ``exp``, and the
+    ``expires_at`` of partner keys in the ``partner_keys`` table (which wins for a key id it
+    holds; retired keys have no series). A key without an expiry has no series."""
     owned: list[tuple[str, Iterable[dict[str, object]]]] = [("hub", signer.jwks()["keys"])]
     owned += [(p.id, [k.jwk for k in registry.keys.of_party(p.id)]) for p in registry]
-    expiries = [(owner, str(jwk["kid"]), float(exp)) for owner, jwks in owned for jwk in jwks
-                if isinstance(exp := jwk.get("exp"), int)]
+    expiries = {(owner, str(jwk["kid"])): float(exp) for owner, jwks in owned for jwk in jwks
+                if isinstance(exp := jwk.get("exp"), int)}
 
-    async def source(_conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
+    async def source(conn: AsyncConnection, ctx: StateContext) -> Sequence[Reading]:
         now = ctx.now.timestamp()
-        return [Reading("px_key_expiry_days", (owner, kid), round((exp - now) / _DAY, 3))
-                for owner, kid, exp in expiries]
+        found = dict(expiries)
+        rows = await conn.execute(select(partner_keys.c.partner_id, partner_keys.c.kid,
+                                         partner_keys.c.state, partner_keys.c.expires_at))
+        for r in rows:
+            found.pop((r.partner_id, r.kid), None)
+            if r.state != "retired" and r.expires_at is not None:
+                found[(r.partner_id, r.kid)] = r.expires_at.timestamp()
+        return [Reading("px_key_expiry_days", key, round((exp - now) / _DAY, 3))
+                for key, exp in sorted(found.items())]
     return source
 
 

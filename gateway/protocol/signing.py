@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "generate_private_jwk",
+    "parse_public_key",
     "public_jwk",
     "verify_detached",
 ]
@@ -78,7 +79,7 @@ def _import(jwk: Mapping[str, Any]) -> Key:
 
 def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
     """Return the public members of a JWK (drops ``d``)."""
-    keep = ("kty", "crv", "x", "y", "kid", "use", "alg", "exp")
+    keep = ("kty", "crv", "x", "y", "kid", "use", "alg", "exp", "nbf")
     return {k: jwk[k] for k in keep if k in jwk}
 
 
@@ -106,6 +107,20 @@ class PartyKey:
     jwk: dict[str, Any]
 
 
+def parse_public_key(party: str, jwk: Mapping[str, Any]) -> PartyKey:
+    """Validate one public JWK of ``party`` (allowed key type and curve, a kid, no ``d``).
+
+    Raises:
+        ConfigError: naming what is wrong with it.
+    """
+    if "d" in jwk:
+        raise ConfigError(f"{party}: key {jwk.get('kid')!r} is a private key; "
+                          "the registry holds public keys only")
+    key = _import(jwk)
+    alg = _ALG_FOR_KEY[(jwk["kty"], jwk["crv"])]
+    return PartyKey(jwk["kid"], party, alg, key, public_jwk(jwk))
+
+
 @dataclass(frozen=True, slots=True)
 class VerifiedSignature:
     kid: str
@@ -116,8 +131,11 @@ class VerifiedSignature:
 class KeyRing:
     """Public keys of all parties, indexed by key id (unique across parties)."""
 
-    def __init__(self) -> None:
+    def __init__(self, retired: frozenset[str] = frozenset()) -> None:
         self._by_kid: dict[str, PartyKey] = {}
+        # Key ids a partner used before and may no longer: refused as key_retired rather than
+        # unknown_key, so the partner learns what to fix.
+        self.retired = retired
 
     def add_keyset(self, party: str, jwks: Mapping[str, Any]) -> None:
         """Add a party's JWKS; refuse private keys and key ids already used by anyone."""
@@ -127,19 +145,20 @@ class KeyRing:
         for jwk in keys:
             if not isinstance(jwk, dict):
                 raise ConfigError(f"{party}: every entry of 'keys' must be a JWK object")
-            if "d" in jwk:
-                raise ConfigError(f"{party}: key {jwk.get('kid')!r} is a private key; "
-                                  "the registry holds public keys only")
-            key = _import(jwk)
-            kid = jwk["kid"]
-            if kid in self._by_kid:
-                other = self._by_kid[kid].party
-                raise ConfigError(f"{party}: key id {kid!r} is already used by {other}")
-            alg = _ALG_FOR_KEY[(jwk["kty"], jwk["crv"])]
-            self._by_kid[kid] = PartyKey(kid, party, alg, key, public_jwk(jwk))
+            self.put(parse_public_key(party, jwk))
+
+    def put(self, key: PartyKey) -> None:
+        """Add one key; refuse a key id already used by anyone."""
+        if key.kid in self._by_kid:
+            other = self._by_kid[key.kid].party
+            raise ConfigError(f"{key.party}: key id {key.kid!r} is already used by {other}")
+        self._by_kid[key.kid] = key
 
     def get(self, kid: str) -> PartyKey | None:
         return self._by_kid.get(kid)
+
+    def __iter__(self) -> Iterator[PartyKey]:
+        return iter(list(self._by_kid.values()))
 
     def of_party(self, party: str) -> list[PartyKey]:
         return [k for k in self._by_kid.values() if k.party == party]
@@ -172,18 +191,25 @@ def _parse_header(signature: str) -> tuple[str, dict[str, Any], str]:
     return protected_b64, header, sig_b64
 
 
+def _unknown(keys: KeyRing, kid: object) -> AuthError:
+    if isinstance(kid, str) and kid in keys.retired:
+        return AuthError("key_retired", f"key id {kid!r} was retired; sign with the partner's "
+                         "current key")
+    return AuthError("unknown_key", f"no partner holds key id {kid!r}")
+
+
 def verify_detached(body: bytes, signature: str | None, keys: KeyRing) -> VerifiedSignature:
     """Verify a detached JWS over the exact ``body`` bytes; return who signed it.
 
     Raises:
-        AuthError: signature_missing, signature_invalid or unknown_key.
+        AuthError: signature_missing, signature_invalid, unknown_key or key_retired.
     """
     if not signature:
         raise AuthError("signature_missing", "the X-JWS-Signature header is required")
     protected_b64, header, sig_b64 = _parse_header(signature.strip())
     party_key = keys.get(header["kid"])
     if party_key is None:
-        raise AuthError("unknown_key", f"no partner holds key id {header['kid']!r}")
+        raise _unknown(keys, header["kid"])
     if header["alg"] != party_key.alg:
         raise AuthError("signature_invalid",
                         f"key {party_key.kid!r} signs with {party_key.alg}, not {header['alg']}")
@@ -200,37 +226,90 @@ def verify_detached(body: bytes, signature: str | None, keys: KeyRing) -> Verifi
 
 
 class Signer:
-    """One party's signing key set: the first key signs, all are published (rotation)."""
+    """One party's signing key set, rotated in its key file (no database):
 
-    def __init__(self, party: str, private_jwks: Iterable[Mapping[str, Any]]) -> None:
+    - a key may carry ``nbf`` (NumericDate): it is published at once and signs from then on,
+      so the hub's JWKS lists a new key for as long before it signs as its ``nbf`` is away;
+    - a key with ``"px_state": "retired"`` neither signs nor is published; it stays in the
+      file so that the hub's own ``audit verify`` still checks what it signed;
+    - of the others, the key with the latest ``nbf`` not in the future signs (a key without
+      ``nbf`` counts as valid for ever); ties go to the first in the file, so a file of plain
+      keys signs with its first and publishes all of them.
+    """
+
+    def __init__(self, party: str, private_jwks: Iterable[Mapping[str, Any]],
+                 clock: Callable[[], float] = time.time) -> None:
         jwks = list(private_jwks)
         if not jwks:
             raise ConfigError(f"{party}: no signing key")
         for jwk in jwks:
             if "d" not in jwk:
                 raise ConfigError(f"{party}: signing key {jwk.get('kid')!r} has no private part")
+            nbf = jwk.get("nbf")
+            if nbf is not None and (not isinstance(nbf, int) or isinstance(nbf, bool)):
+                raise ConfigError(f"{party}: key {jwk.get('kid')!r}: 'nbf' must be an integer "
+                                  "timestamp")
+            if jwk.get("px_state", "active") not in ("active", "retired"):
+                raise ConfigError(f"{party}: key {jwk.get('kid')!r}: 'px_state' must be "
+                                  "'active' or 'retired'")
         self.party = party
-        self._keys = [(j["kid"], _ALG_FOR_KEY[(j["kty"], j["crv"])], _import(j)) for j in jwks]
-        self._public = [public_jwk(j) for j in jwks]
-        self.kid, self.alg, self._key = self._keys[0]
+        self._clock = clock
+        live = [j for j in jwks if j.get("px_state") != "retired"]
+        self._signing = [(float(j.get("nbf", float("-inf"))), j["kid"],
+                          _ALG_FOR_KEY[(j["kty"], j["crv"])], _import(j)) for j in live]
+        for j in jwks:
+            _import(j)  # a retired key must still be a valid one: it verifies old records
+        self._public = [public_jwk(j) for j in live]
+        self._all_public = [public_jwk(j) for j in jwks]
+        if not self._signing or min(nbf for nbf, *_ in self._signing) > clock():
+            raise ConfigError(f"{party}: no key of the set may sign now (every key is "
+                              "retired or has an 'nbf' in the future)")
+
+    def _current(self) -> tuple[str, str, Key]:
+        now = self._clock()
+        best: tuple[float, str, str, Key] | None = None
+        for entry in self._signing:
+            if entry[0] <= now and (best is None or entry[0] > best[0]):
+                best = entry
+        assert best is not None  # checked at load, and time only moves on
+        return best[1], best[2], best[3]
+
+    @property
+    def kid(self) -> str:
+        return self._current()[0]
+
+    @property
+    def alg(self) -> str:
+        return self._current()[1]
 
     def sign(self, body: bytes) -> str:
         """Return the detached JWS ``<protected>..<signature>`` over ``body``."""
-        out = jws.serialize_compact({"alg": self.alg, "kid": self.kid}, body, self._key,
-                                    algorithms=[self.alg])
+        return self.sign_with_kid(body)[1]
+
+    def sign_with_kid(self, body: bytes) -> tuple[str, str]:
+        """The key id and the detached JWS of one signature (the kid a record stores must be
+        the one that signed, also at the instant a rotation takes effect)."""
+        kid, alg, key = self._current()
+        out = jws.serialize_compact({"alg": alg, "kid": kid}, body, key, algorithms=[alg])
         protected, _, sig = out.split(".")
-        return f"{protected}..{sig}"
+        return kid, f"{protected}..{sig}"
 
     def jwks(self) -> dict[str, Any]:
+        """The published keys: every key but the retired ones, future ones included."""
         return {"keys": list(self._public)}
+
+    def verification_jwks(self) -> dict[str, Any]:
+        """Every key, retired ones too: what verifies the records this party ever signed."""
+        return {"keys": list(self._all_public)}
 
     def token(self, audience: str, ttl: int = 120, now: float | None = None) -> str:
         """Issue a bearer JWT for a GET request (iss = sub = this party, unique jti)."""
         iat = int(now if now is not None else time.time())
         claims = {"iss": self.party, "sub": self.party, "aud": audience, "iat": iat,
                   "exp": iat + ttl, "jti": str(uuid.uuid4())}
-        return jwt.encode({"alg": self.alg, "kid": self.kid, "typ": "JWT"}, claims, self._key,
-                          algorithms=[self.alg])
+        kid, alg, key = self._current()
+        return jwt.encode({"alg": alg, "kid": kid, "typ": "JWT"}, claims, key,
+                          algorithms=[alg])
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +326,7 @@ def verify_token(authorization: str | None, keys: KeyRing, audience: str,
     The caller must still record the jti to refuse a replay.
 
     Raises:
-        AuthError: token_invalid or unknown_key.
+        AuthError: token_invalid, unknown_key or key_retired.
     """
     if not authorization or not authorization.startswith("Bearer "):
         raise AuthError("token_invalid", "Authorization: Bearer <JWT> is required")
@@ -266,7 +345,7 @@ def verify_token(authorization: str | None, keys: KeyRing, audience: str,
         raise AuthError("token_invalid", f"token header members {sorted(extra)} are refused")
     party_key = keys.get(str(header.get("kid")))
     if party_key is None:
-        raise AuthError("unknown_key", f"no partner holds key id {header.get('kid')!r}")
+        raise _unknown(keys, header.get("kid"))
     try:
         decoded = jwt.decode(token, party_key.key, algorithms=[party_key.alg])
     except (JoseError, ValueError):

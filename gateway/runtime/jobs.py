@@ -36,7 +36,7 @@ async def run_checkpoint(hub: Hub) -> bool:
     path = hub.settings.evidence_checkpoint_file
     if cp is not None and path is not None:
         latest = await latest_checkpoints(hub.uow, _CHECKPOINTS_EXPORTED)
-        await asyncio.to_thread(write_checkpoint_file, path, latest, hub.signer.jwks())
+        await asyncio.to_thread(write_checkpoint_file, path, latest, hub.signer.verification_jwks())
     if cp is not None:
         log.info("evidence checkpoint: seq %d %s", cp.seq, cp.chain_sha256)
     return cp is not None

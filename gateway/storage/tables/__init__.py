@@ -10,6 +10,7 @@ from gateway.storage.tables.admin import (
     admin_audit,
     admin_proposals,
     breaker_overrides,
+    partner_keys,
     partner_suspensions,
 )
 from gateway.storage.tables.claims import claim_documents, claims
@@ -41,7 +42,8 @@ from gateway.storage.tables.reconciliation import (
 from gateway.storage.types import metadata
 
 __all__ = [
-    "admin_audit", "admin_proposals", "breaker_overrides", "partner_suspensions",
+    "admin_audit", "admin_proposals", "breaker_overrides", "partner_keys",
+    "partner_suspensions",
     "batch_lines", "claim_documents", "claims", "delivery_receipts", "evidence_chain",
     "evidence_checkpoints",
     "message_cancellations", "message_state", "messages", "metadata", "outbox",

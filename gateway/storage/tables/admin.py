@@ -1,5 +1,5 @@
 """The ops admin API's tables (gateway.admin): audit trail, proposals, and the overrides every
-gateway process reads (partner suspensions, manual circuit breakers)."""
+gateway process reads (partner suspensions, manual circuit breakers, partner keys)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from sqlalchemy import (
 
 from gateway.storage.types import PK, TS, metadata
 
-__all__ = ["admin_audit", "admin_proposals", "breaker_overrides", "partner_suspensions"]
+__all__ = ["admin_audit", "admin_proposals", "breaker_overrides", "partner_keys",
+           "partner_suspensions"]
 
 # Evidence: one row per admin request (reads, denied calls and acts alike). Rows are never
 # updated or deleted; the evidence chainer hashes them into the chain (gateway.evidence.chain).
@@ -97,4 +98,27 @@ breaker_overrides = Table(
     Column("set_by", String(200), nullable=False),
     Column("reason", Text, nullable=False),
     Column("set_at", TS, nullable=False),
+)
+
+
+# A partner's public signing key and where it is in its rotation (gateway.messages.partner_keys).
+# Seeded from the partners file's keys; every gateway process reads the table with a short
+# cache. Keys are never deleted: a retired key still verifies the records it signed.
+partner_keys = Table(
+    "partner_keys",
+    metadata,
+    Column("kid", String(200), primary_key=True),  # unique across all parties
+    Column("partner_id", String(40), nullable=False),
+    Column("jwk", Text, nullable=False),  # the public JWK, JSON
+    Column("state", String(8), nullable=False),  # added / active / retired
+    Column("not_before", TS, nullable=True),  # not activated before this
+    Column("expires_at", TS, nullable=True),  # when it is to be replaced (reported only)
+    Column("added_by", String(200), nullable=False),
+    Column("added_at", TS, nullable=False),
+    Column("activated_by", String(200), nullable=True),
+    Column("activated_at", TS, nullable=True),
+    Column("retired_by", String(200), nullable=True),
+    Column("retired_at", TS, nullable=True),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_partner_keys_partner_id", "partner_id"),
 )

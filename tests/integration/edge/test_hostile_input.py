@@ -82,7 +82,7 @@ def _token(partner: TestPartner, **over: Any) -> dict[str, str]:
               "exp": iat + 120, "jti": str(uuid.uuid4()), **over}
     signer = partner.signer
     token = jwt.encode({"alg": signer.alg, "kid": signer.kid, "typ": "JWT"}, claims,
-                       signer._key, algorithms=[signer.alg])
+                       signer._current()[2], algorithms=[signer.alg])
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -96,13 +96,24 @@ async def test_intake_http_and_chain_lag_move_with_traffic(
     assert value(samples, "px_outbox_depth", destination="hub", kind="process_inbound") == 1
 
 
-async def test_key_expiry_days_for_keys_that_carry_exp() -> None:
+async def test_key_expiry_days_for_keys_that_carry_exp(hub: Hub) -> None:
+    from gateway.messages import partner_keys as pkeys
+    from gateway.protocol.signing import public_jwk
+
     now = datetime(2026, 12, 1, tzinfo=UTC)
     jwk = {**generate_private_jwk("hub-2026"), "exp": int((now + timedelta(days=10)).timestamp())}
     signer = Signer("MY-PERKESO", [jwk, generate_private_jwk("hub-old")])
     source = key_expiry(signer, PartnerRegistry({}, KeyRing()))
-    readings = await source(None, StateContext(now))  # type: ignore[arg-type]
-    assert [(r.labels, r.value) for r in readings] == [(("hub", "hub-2026"), 10.0)]
+    async with hub.engine.begin() as conn:
+        readings = await source(conn, StateContext(now))
+        assert [(r.labels, r.value) for r in readings] == [(("hub", "hub-2026"), 10.0)]
+        # A partner key added through the admin API reports its expires_at from the table.
+        await pkeys.add(conn, "ID-BPJSTK", public_jwk(generate_private_jwk("bpjstk-2027")),
+                        by="ada", now=now, file_ring=KeyRing(),
+                        expires_at=now + timedelta(days=30))
+        readings = await source(conn, StateContext(now))
+    assert [(r.labels, r.value) for r in readings] == [
+        (("ID-BPJSTK", "bpjstk-2027"), 30.0), (("hub", "hub-2026"), 10.0)]
 
 
 async def test_a_failing_source_hides_only_its_own_gauges_and_caches_are_per_source(
