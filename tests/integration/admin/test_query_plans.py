@@ -97,10 +97,13 @@ M = q.MessageFilter
 P = repo.PaymentFilter
 A = q.AuditFilter
 
+# Either index serves a query for the open tasks by state (see "outbox depth").
+_OPEN_TASKS = ("ix_outbox_open_destination_kind", "ix_outbox_due")
+
 # name -> (the list query as the service calls it, the indexes its plan must use,
 #          whether a Sort is expected (a handful of rows), seq scans allowed (few-row table))
 Run = Callable[[AsyncConnection, int | None], Awaitable[object]]
-CASES: dict[str, tuple[Run, set[str], bool, bool]] = {
+CASES: dict[str, tuple[Run, set[str | tuple[str, ...]], bool, bool]] = {
     "messages": (lambda c, b: q.messages_page(c, M(), before=b, limit=LIMIT),
                  {"pk_messages"}, False, True),
     "messages?partner": (lambda c, b: q.messages_page(c, M(partner_id="MM-SSB"), before=b,
@@ -153,12 +156,12 @@ CASES: dict[str, tuple[Run, set[str], bool, bool]] = {
     "outbox/dead?destination": (lambda c, b: records.dead_page(c, destination="NP-FEB",
                                                                before=b, limit=LIMIT),
                                 {"ix_outbox_dead_pk"}, False, True),
-    "outbox depth": (lambda c, b: records.depth(c), {"ix_outbox_open_destination_kind"},
-                     True, True),
+    # The open tasks are found by state through either index: which one the planner takes
+    # depends on the sample ANALYZE drew; both read only the open rows.
+    "outbox depth": (lambda c, b: records.depth(c), {_OPEN_TASKS}, True, True),
     "partners (health)": (lambda c, b: q.partner_stats(c, ["MM-SSB", "NP-FEB"]),
                           {"ix_messages_partner_direction_pk",
-                           "uq_delivery_receipts_message_pk",
-                           "ix_outbox_open_destination_kind"}, True, True),
+                           "uq_delivery_receipts_message_pk", _OPEN_TASKS}, True, True),
     "audit": (lambda c, b: q.audit_page(c, A(), before=b, limit=LIMIT), {"pk_admin_audit"},
               False, True),
     "audit?actor": (lambda c, b: q.audit_page(c, A(actor="auditor1"), before=b, limit=LIMIT),
@@ -202,10 +205,12 @@ async def test_each_admin_list_reads_its_index(engine: AsyncEngine, name: str,
     if not big:
         assert not seq, f"{name}: Seq Scan of {seq} with seq scans off"
     used = {n["Index Name"] for n in nodes if "Index Name" in n}
-    assert expected <= used, f"{name}: expected {expected}, plan used {used}"
+    missing = [e for e in expected if not (set(e) if isinstance(e, tuple) else {e}) & used]
+    assert not missing, f"{name}: expected {missing} among {used}"
     if not sort_ok:
         sorts = [n for n in nodes if n["Node Type"] in ("Sort", "Incremental Sort")]
         assert not sorts, f"{name}: the plan sorts: {sorts[0].get('Sort Key')}"
         if before is not None:  # the cursor starts the index scan, not a filter after it
-            conds = [n.get("Index Cond", "") for n in nodes if n.get("Index Name") in expected]
+            names = {x for e in expected for x in (e if isinstance(e, tuple) else (e,))}
+            conds = [n.get("Index Cond", "") for n in nodes if n.get("Index Name") in names]
             assert any("<" in c for c in conds), f"{name}: cursor not in {conds}"
