@@ -165,14 +165,15 @@ class Dispatcher:
         bind_ids(kind=first.kind, destination=first.destination,
                  **({"outbox_pk": first.pk, "attempt": first.attempts} if len(tasks) == 1
                     else {}))
-        beat = asyncio.create_task(self._keep_leases(tasks))
+        done = asyncio.Event()
+        beat = asyncio.create_task(self._keep_leases(tasks, done))
         try:
             results: Sequence[BaseException | None] = await handler.handle(tasks)
         except Exception as exc:  # a handler bug must not lose the batch
             log.exception("handler %s failed on %d task(s)", handler.kind, len(tasks))
             results = [exc] * len(tasks)
         finally:
-            beat.cancel()
+            done.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
         now = self.clock()
@@ -195,10 +196,18 @@ class Dispatcher:
         log.info("dispatcher %s released %d task(s) (%s)", self.owner, n,
                  "cut short" if attempted else "not started")
 
-    async def _keep_leases(self, tasks: list[Task]) -> None:
-        """Renew the batch's leases every ``heartbeat`` seconds until cancelled."""
+    async def _keep_leases(self, tasks: list[Task], done: asyncio.Event) -> None:
+        """Renew the batch's leases every ``heartbeat`` seconds until ``done`` is set.
+
+        Stopped between renewals, never cancelled inside one: a cancel that lands in a
+        database call can leave the driver's connection waiting for ever (seen with
+        aiosqlite: the batch's ``run_once`` never returned)."""
         while True:
-            await asyncio.sleep(self.heartbeat)
+            try:
+                await asyncio.wait_for(done.wait(), self.heartbeat)
+                return
+            except TimeoutError:
+                pass
             try:
                 async with self.uow() as uow:
                     await renew_leases(uow.conn, tasks, self.clock(), self.lease)

@@ -145,7 +145,7 @@ async def test_a_slow_batch_keeps_its_lease_by_heartbeat(engine) -> None:
     d = Dispatcher(factory_for(engine), {"k": slow}, clock=lambda: clock["now"], lease=LEASE,
                    heartbeat=0.01, breakers=CircuitBreakers(threshold=100))
     run = asyncio.create_task(d.run_once())
-    await slow.started.wait()
+    await asyncio.wait_for(slow.started.wait(), 20)  # bounded: a hang is a failure
     expiry = NOW + LEASE
     for step in range(1, 4):  # three lease lengths later, it is still A's
         clock["now"] = NOW + LEASE * step - timedelta(seconds=1)
@@ -159,6 +159,6 @@ async def test_a_slow_batch_keeps_its_lease_by_heartbeat(engine) -> None:
         assert await claim(factory_for(engine), owner="B", now=clock["now"] + timedelta(
             seconds=2), lease=LEASE, limit=10) == []
     slow.release.set()
-    await run
+    await asyncio.wait_for(run, 20)
     async with engine.connect() as conn:
         assert (await conn.execute(select(outbox.c.lease_owner))).scalar_one() == d.owner
