@@ -244,17 +244,7 @@ class Iso20022Simulator(LoopbackServed):
         """
         if len(code) != 4 or not code.isalnum() or not code.isupper():
             raise ValueError(f"{code!r} is not an ISO 20022 return reason code")
-        with self._lock:
-            t = self._txs.get(key)
-            if t is None or t.state != PayoutState.paid:
-                raise ValueError(f"payout {key!r} is not paid")
-            t.state, t.return_code = PayoutState.returned, code
-            t.returned_on = on or self.business_day()
-            t.updated_at = self.clock()
-            body = self._report(t.msg_id, [t.status()])
-        if self.config.callback_url:
-            self.callbacks.enqueue(self.config.callback_url, body)
-        return t
+        return self._come_back(key, code, on, reversal=False)
 
     def reverse_payout(self, key: str, on: date | None = None) -> SimTx:
         """Reverse the bank's own booking of a paid payout (a CRDT entry with RvslInd true).
@@ -262,12 +252,21 @@ class Iso20022Simulator(LoopbackServed):
         Raises:
             ValueError: the payout is not paid.
         """
+        return self._come_back(key, None, on, reversal=True)
+
+    def _come_back(self, key: str, code: str | None, on: date | None, *,
+                   reversal: bool) -> SimTx:
+        """Book a paid payout's money back (a return with ``code``, or a reversal) and report
+        it to the callback URL."""
         with self._lock:
             t = self._txs.get(key)
             if t is None or t.state != PayoutState.paid:
                 raise ValueError(f"payout {key!r} is not paid")
-            t.state, t.return_code = PayoutState.returned, None
-            t.reversed_on = on or self.business_day()
+            t.state, t.return_code = PayoutState.returned, code
+            if reversal:
+                t.reversed_on = on or self.business_day()
+            else:
+                t.returned_on = on or self.business_day()
             t.updated_at = self.clock()
             body = self._report(t.msg_id, [t.status()])
         if self.config.callback_url:
