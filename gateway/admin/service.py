@@ -456,6 +456,10 @@ class AdminService:
             if self.verify_keys is None:
                 raise NotFoundError("not_found", "this hub has no verification keys")
             keys = self.verify_keys()
+            # Keys rotated in through this API, retired ones too, verify what they signed
+            # while in use: the same set as `gateway audit verify` (cli.audit_verify).
+            async with self.uow(read_only=True) as uow:
+                await pkeys.stored_ring(uow.conn, keys)
         report = await verify_chain(self.uow, settle=settle, clock=self.clock, keys=keys)
         head = report.head
         out: dict[str, Any] = {

@@ -191,9 +191,10 @@ def verification_keys(signing_key_file: Path, hub_jwks_file: Path | None,
 
 def hub_verification_keys(signer: Signer, registry: PartnerRegistry) -> KeyRing:
     """The keys a running hub verifies the chain's signatures with: its own public keys and
-    every partner's in its registry (the same set as ``verification_keys`` from files)."""
+    every partner's in its registry (the same set as ``verification_keys`` from files); its
+    retired keys too, which still verify the receipts they signed."""
     ring = KeyRing()
-    ring.add_keyset(HUB_PARTY, signer.jwks())
+    ring.add_keyset(HUB_PARTY, signer.verification_jwks())
     for p in registry:
         keys = [k.jwk for k in registry.keys.of_party(p.id)]
         if keys:

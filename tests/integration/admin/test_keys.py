@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.composition import Hub
+from gateway.evidence.chain import chain_pending
 from gateway.protocol.signing import Signer, generate_private_jwk, public_jwk
 from tests.integration.admin.conftest import problem, trail
 from tests.support.partners import TestPartner
@@ -170,3 +171,25 @@ async def test_a_suspended_partners_key_is_retired_at_once(client, as_, bpjstk, 
     assert r.status_code == 200 and r.json()["state"] == "executed", r.text
     listed = (await client.get(KEYS, headers=admin)).json()["keys"]
     assert [k["state"] for k in listed] == ["retired"]
+
+
+async def test_evidence_verify_checks_signatures_with_the_keys_rotated_in(
+        hub: Hub, client, as_, bpjstk, clock) -> None:
+    """GET /admin/v1/evidence/verify?signatures=true verifies a message signed by a key that
+    only the admin API's rotation knows (not the partners file), as `gateway audit verify`
+    does: an on-demand verify must not call a rotated partner's records unverifiable."""
+    admin = as_("ada", "admin")
+    new_partner, jwk = _successor()
+    r = await client.post(KEYS, headers=admin, json={"jwk": jwk, "reason": "BPJSTK 2027 key"})
+    assert r.status_code == 201, r.text
+    assert (await _send(client, new_partner, clock)).status_code == 202
+    assert (await _send(client, bpjstk, clock)).status_code == 202
+    while await chain_pending(hub.uow, full_sweep=True, clock=hub.clock):
+        pass
+    got = await client.get("/admin/v1/evidence/verify", headers=as_("audrey", "auditor"),
+                           params={"settle_minutes": 0, "signatures": "true"})
+    assert got.status_code == 200, got.text
+    report = got.json()
+    assert report["ok"] is True, report
+    assert report["signatures"]["unverifiable"] == 0, report["signatures"]
+    assert report["signatures"]["checked"] >= 4  # two messages, each signed and receipted
