@@ -484,6 +484,9 @@ def audit_verify(
                          f"first: {report.first_unverifiable})"
         typer.echo(f"ok: {report.checked} records{extra}, head seq {report.head.seq} "
                    f"{report.head.chain_sha256}")
+        if report.tables:
+            typer.echo("records per table: " + ", ".join(
+                f"{name} {n}" for name, n in sorted(report.tables.items())))
         return 0
 
     raise typer.Exit(asyncio.run(run()))

@@ -693,6 +693,7 @@ class EvidenceReport(_Out):
     checked: int = Field(description="chained records recomputed and found good")
     broken: str | None = Field(description="the first problem, naming the record")
     unchained: int = Field(description="records older than the settle window not in the chain")
+    tables: dict[str, int] = Field(description="records checked, per chained table")
     head: dict[str, Any] | None
     signatures: dict[str, Any] | None = None
 

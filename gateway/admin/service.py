@@ -464,7 +464,7 @@ class AdminService:
         head = report.head
         out: dict[str, Any] = {
             "ok": report.ok, "checked": report.checked, "broken": report.broken,
-            "unchained": report.unchained,
+            "unchained": report.unchained, "tables": dict(sorted(report.tables.items())),
             "head": {"seq": head.seq, "chain_sha256": head.chain_sha256} if head else None,
             "settle_seconds": int(settle.total_seconds()), "at": self.clock().isoformat()}
         if signatures:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,6 +72,8 @@ from gateway.storage.tables import (
     evidence_chain,
     messages,
     partner_batches,
+    payment_events,
+    payments,
     recon_runs,
     recon_statements,
     statement_blobs,
@@ -90,6 +92,8 @@ _LOCK_ID = 7_400_211  # advisory lock key of the chainer
 # transactions last milliseconds, so a commit that far behind would be a transaction that
 # stayed open through 100,000 others; the periodic full sweep catches even that.
 _LOOKBACK = 100_000
+# How many unsigned records a report of a rewritten range names (the rest are counted).
+_NAMED = 5
 # Records appended per transaction: one SELECT per table and one multi-row INSERT per batch;
 # no wire bytes are loaded, so a batch costs a few MB whatever the record size.
 BATCH = 5000
@@ -212,6 +216,14 @@ def _message_signer(r: Any) -> str:
     return HUB_PARTY if r.direction == "out" else str(r.sender)
 
 
+def _payment_name(r: Any) -> str:
+    return f"payments pk {r.pk} (payment {r.payment_id})"
+
+
+def _payment_event_name(r: Any) -> str:
+    return f"payment_events pk {r.pk} (payment pk {r.payment_pk}, {r.cause})"
+
+
 # The chained set, explicit: a new kind of evidence is one entry here, never registered at
 # import from elsewhere. The order is the order the chainer appends a batch in. Changing an
 # entry's fields changes its digests: existing chains then fail verify, so add, never edit.
@@ -260,6 +272,27 @@ CHAINED: dict[str, ChainedTable] = {
         ("at", "actor", "issuer", "roles", "action", "method", "path", "targets", "client_ip",
          "reason", "outcome", "status", "detail", "unmasked", "proposal_pk"),
         time_column="at",
+    ),
+    # A payment as instructed: who is paid, how much, in what currency, at what rate. Only the
+    # columns no code path updates (gateway.payments.repository._UPDATABLE lists the others:
+    # state, the payout account, the rail's reference...), so a chained payment still moves
+    # through its states; its events carry every change of those, with its cause, and each
+    # change of the payout account or the rail's reference is named in the event's detail.
+    "payments": ChainedTable(
+        payments,
+        ("payment_id", "idempotency_key", "request_sha256", "rail", "partner_id", "benefit",
+         "claim_ref", "socso_claim_no", "pension_ref", "period", "beneficiary_name",
+         "beneficiary_id", "amount_minor", "currency", "base_minor", "base_currency",
+         "fx_rate", "fx_source", "fx_at", "fx_exact", "fx_rounding_minor", "created_at"),
+        time_column="created_at",
+        name=_payment_name,
+    ),
+    # Every transition of a payment and its cause; never updated.
+    "payment_events": ChainedTable(
+        payment_events,
+        ("payment_pk", "from_state", "to_state", "cause", "detail", "at"),
+        time_column="at",
+        name=_payment_event_name,
     ),
 }
 
@@ -446,6 +479,7 @@ class VerifyReport:
     unverifiable: int = 0  # signatures by a key the verifier does not hold
     first_unverifiable: str | None = None
     checkpoints_matched: int = 0
+    tables: dict[str, int] = field(default_factory=dict)  # records checked, per table
 
     @property
     def ok(self) -> bool:
@@ -627,6 +661,8 @@ async def verify_chain(
                         report.broken = problem
                         return report
             report.checked = expected_seq - 1
+            for name, n in Counter(e[1] for e in entries).items():
+                report.tables[name] = report.tables.get(name, 0) + n
             if sigs is not None:
                 for name in {e[1] for e in entries}:
                     pks = [e[2] for e in entries if e[1] == name]
@@ -675,22 +711,37 @@ async def _rewritten(conn: AsyncConnection, point: TrustedPoint, last_good: int,
 
     The stored chain agrees with itself there, so only what the insider could not recompute
     tells the record: a signature by a key the insider does not hold (a partner's, or the
-    hub's, whose private key is not in the database).
+    hub's, whose private key is not in the database). A record that carries no signature (a
+    payment, its events, an admin audit record) cannot be told from its neighbours that way:
+    the unsigned records of the range are named instead, the rewritten one among them.
     """
     head = (f"the chain hash at seq {point.seq} differs from the {point.label}: "
             f"history in seq {last_good + 1}..{point.seq} was rewritten")
-    if keys is None:
-        return head
-    probe = _Signatures(keys, VerifyReport())
-    rows = (await conn.execute(
+    in_range = and_(evidence_chain.c.seq > last_good, evidence_chain.c.seq <= point.seq)
+    if keys is not None:
+        probe = _Signatures(keys, VerifyReport())
+        rows = (await conn.execute(
+            select(evidence_chain.c.record_table, evidence_chain.c.record_pk)
+            .where(in_range).order_by(evidence_chain.c.seq))).all()
+        for r in rows:
+            spec = CHAINED.get(r.record_table)
+            if spec is None or not spec.signed:
+                continue
+            problem = await probe.check(conn, spec, r.record_table, [r.record_pk])
+            if problem is not None:
+                return f"{head}; the first rewritten record: {problem}"
+    unsigned = [name for name, spec in CHAINED.items() if not spec.signed]
+    of_unsigned = and_(in_range, evidence_chain.c.record_table.in_(unsigned))
+    count = (await conn.execute(select(func.count()).select_from(evidence_chain)
+                                .where(of_unsigned))).scalar_one()
+    if not count:
+        return head if keys is None else \
+            f"{head} (every record there still carries valid signatures: unsigned columns)"
+    first = (await conn.execute(
         select(evidence_chain.c.record_table, evidence_chain.c.record_pk)
-        .where(evidence_chain.c.seq > last_good, evidence_chain.c.seq <= point.seq)
-        .order_by(evidence_chain.c.seq))).all()
-    for r in rows:
-        spec = CHAINED.get(r.record_table)
-        if spec is None:
-            continue
-        problem = await probe.check(conn, spec, r.record_table, [r.record_pk])
-        if problem is not None:
-            return f"{head}; the first rewritten record: {problem}"
-    return f"{head} (every record there still carries valid signatures: unsigned columns)"
+        .where(of_unsigned).order_by(evidence_chain.c.seq).limit(_NAMED))).all()
+    names = [await _describe(conn, r.record_table, r.record_pk) for r in first]
+    more = f" and {count - len(names)} more" if count > len(names) else ""
+    checked = "every signature there still verifies; " if keys is not None else ""
+    return (f"{head} ({checked}no signature tells which record; the unsigned records there: "
+            f"{', '.join(names)}{more})")

@@ -115,7 +115,8 @@ async def beneficiary_update(ctx: ProcessingContext, env: Envelope) -> None:
                                ctx.now)
         elif row.state == PaymentState.instructed.value:
             await service.note(ctx.conn, row, Cause.payout_updated,
-                               f"payout account changed by {env.id}", ctx.now, **new)
+                               f"payout account changed by beneficiary.update {env.id} from "
+                               f"{ctx.partner_id}", ctx.now, **new)
         elif row.state in _OPEN:
             await service.note(ctx.conn, row, Cause.payout_update_refused,
                                f"payout account not changed by {env.id}: the payout may "

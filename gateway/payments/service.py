@@ -21,6 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.admin.masking import mask_account
 from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
 from gateway.money import MINOR_UNITS, Money
 from gateway.outbox.records import drop_pending, enqueue, expedite
@@ -42,7 +43,10 @@ from gateway.ports.processing import OutboundSender
 from gateway.storage.bulk import insert_rows
 from gateway.storage.tables import metadata, payment_events, payments
 
-__all__ = ["PAYOUT_KIND", "Change", "PaymentService", "discrepancy_view", "payment_view"]
+__all__ = [
+    "EVIDENCED", "PAYOUT_KIND", "Change", "PaymentService", "discrepancy_view", "payment_view",
+    "with_changes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +220,7 @@ class PaymentService:
             updates.append(new)
             events.append(dict(payment_pk=row.pk, from_state=tr.from_state.value,
                                to_state=tr.to_state.value, cause=tr.cause.value,
-                               detail=tr.detail, at=now))
+                               detail=with_changes(tr.detail, row, new), at=now))
         await repo.update_many(conn, updates)
         await repo.insert_events(conn, events)
         for ch in changes:
@@ -260,6 +264,7 @@ class PaymentService:
             new = dict(row)
             new.update(values, updated_at=now)
             await repo.update_many(conn, [new])
+            detail = with_changes(detail, row, new) or detail
         await repo.insert_events(conn, [dict(payment_pk=row.pk, from_state=row.state,
                                               to_state=row.state, cause=cause.value,
                                               detail=detail, at=now)])
@@ -410,6 +415,33 @@ class PaymentService:
                 correlation_id=correlation,
                 message_id=str(uuid.uuid5(_NOTICE_NS,
                                           f"claim.status.{which}:{p['payment_id']}")))
+
+
+# The mutable columns that say where the money goes and how the rail knows the payout. The
+# evidence chain's digest of a payment covers only what never changes (gateway.evidence.chain),
+# so a change of one of these is provable only through the chained event that records it:
+# apply and note, the two writers of a payment's columns, name each change there, old and new.
+# The account is named as the admin API's masked views show it (its last four characters):
+# event details are shown to every back-office and admin reader, and the full new account is
+# in the signed message the event names (a beneficiary.update, itself chained).
+EVIDENCED = ("provider", "account", "account_name", "rail_reference")
+
+
+def with_changes(detail: str | None, old: Mapping[Any, Any],
+                 new: Mapping[Any, Any]) -> str | None:
+    """``detail`` followed by every change of an ``EVIDENCED`` column from ``old`` to ``new``
+    (``account: ********6789 -> ********1234``)."""
+    changes = []
+    for column in EVIDENCED:
+        was, now = old[column], new[column]
+        if was == now:
+            continue
+        if column == "account":
+            was, now = mask_account(was), mask_account(now)
+        changes.append(f"{column}: {was or '(none)'} -> {now or '(none)'}")
+    if not changes:
+        return detail
+    return "; ".join([detail, *changes] if detail else changes)
 
 
 def idempotency_key(payment_id: str) -> str:

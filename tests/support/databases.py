@@ -73,6 +73,16 @@ class PgTemplate:
             await conn.close()
         return name
 
+    async def empty(self) -> str:
+        """A new database with no schema (to migrate step by step); drop it afterwards."""
+        name = f"px_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+        conn = await self._admin()
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return name
+
     def url(self, name: str) -> str:
         return _with_db(self.admin_url, name).replace("postgresql://", "postgresql+asyncpg://", 1)
 

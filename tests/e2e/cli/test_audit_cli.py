@@ -93,3 +93,42 @@ async def test_bad_checkpoint_input_is_one_line_and_exit_2(settings: Settings,
         assert lines[0].startswith("gateway: ") and expected in lines[0], (name, lines[0])
     result = _audit(settings, "checkpoint", "--out", str(tmp_path / "no" / "dir" / "f.json"))
     assert result.returncode == 2 and "--out" in result.stderr, result.stderr
+
+
+async def test_payments_are_counted_and_a_rewritten_payment_is_named(
+        client, hub: Hub, settings: Settings, backoffice_token: str, clock,
+        tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from gateway.storage.tables import payments
+    from tests.support.fakes import FakeRail
+    from tests.support.payments import payment_body
+
+    rail = FakeRail()
+    hub.payments.rails["fake"] = rail
+    r = await client.post("/v1/backoffice/payments", json=payment_body(),
+                          headers={"Authorization": f"Bearer {backoffice_token}"})
+    assert r.status_code == 201, r.text
+    dispatcher = hub.dispatcher(batch=50)
+    assert await dispatcher.run_once() == 1
+    rail.settle("PAY-0001")
+    clock.now = clock.now + timedelta(hours=2)
+    assert await dispatcher.run_once() >= 1
+    # The payment, its 4 events (instructed ... paid), the payment.notice and claim.status.
+    assert _audit(settings, "chain").stdout.strip() == "chained 7 record(s)"
+    out = tmp_path / "checkpoints.json"
+    assert _audit(settings, "checkpoint", "--out", str(out)).returncode == 0
+    good = _audit(settings, "verify")
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.startswith("ok: 7 records, head seq 7 ")
+    assert "records per table: messages 2, payment_events 4, payments 1" in good.stdout
+
+    async with hub.engine.begin() as conn:
+        pk = (await conn.execute(select(payments.c.pk)
+                                 .where(payments.c.payment_id == "PAY-0001"))).scalar_one()
+        await rewrite_record(conn, "payments", pk, {"amount_minor": 9_999_900})
+    assert _audit(settings, "verify").returncode == 0  # consistent with itself
+    bad = _audit(settings, "verify", "--checkpoint", str(out))
+    assert bad.returncode == 1
+    assert "history in seq 1..7 was rewritten" in bad.stderr, bad.stderr
+    assert f"the unsigned records there: payments pk {pk} (payment PAY-0001)" in bad.stderr

@@ -108,6 +108,42 @@ async def test_insider_rewrite_passes_plain_verify_and_fails_against_the_checkpo
             "ID-BPJSTK): the partner signature does not verify") in report.broken
 
 
+async def test_insider_rewrite_of_a_payment_fails_against_the_checkpoint_naming_it(
+        client, hub: Hub, bpjstk, tmp_path: Path) -> None:
+    """A payment carries no signature, so no key tells it from its neighbours: verify names
+    the unsigned records of the rewritten range (between two checkpoints), the payment among
+    them, after checking that every signed record there still verifies."""
+    from gateway.storage.tables import payment_events
+    from tests.support.recon import add_payment
+
+    await add_payment(hub.uow, "PAY-A")
+    await _chain_all(hub)
+    await make_checkpoint(hub.uow, hub.signer, clock=hub.clock)
+    await _accept(client, bpjstk, 1)
+    target = await add_payment(hub.uow, "PAY-B", amount="250.00")
+    await _chain_all(hub)
+    await make_checkpoint(hub.uow, hub.signer, clock=hub.clock)
+    points = await _exported(hub, tmp_path)
+    async with hub.engine.begin() as conn:
+        event = (await conn.execute(select(payment_events.c.pk).where(
+            payment_events.c.payment_pk == target))).scalar_one()
+        seq = await rewrite_record(conn, "payments", target, {"amount_minor": 2_500_000})
+    assert seq == 4  # after its tick's message
+    plain = await verify_chain(hub.uow, clock=hub.clock)
+    assert plain.ok and plain.checked == 5
+    named = (f"the unsigned records there: payments pk {target} (payment PAY-B), "
+             f"payment_events pk {event} (payment pk {target}, instructed))")
+    _, everyone = _keys(hub)
+    report = await verify_chain(hub.uow, clock=hub.clock, trusted=points, probe_keys=everyone)
+    assert not report.ok and report.checkpoints_matched == 1
+    assert report.broken is not None
+    assert "history in seq 3..5 was rewritten (every signature there still verifies; no " \
+           "signature tells which record; " + named in report.broken, report.broken
+    unprobed = await verify_chain(hub.uow, clock=hub.clock, trusted=points)
+    assert unprobed.broken is not None and unprobed.broken.endswith(
+        "history in seq 3..5 was rewritten (no signature tells which record; " + named)
+
+
 async def test_removing_the_newest_entries_shows_against_the_checkpoint(
         client, hub: Hub, bpjstk, tmp_path: Path) -> None:
     await _accept(client, bpjstk, 3)
