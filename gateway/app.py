@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 
 from gateway.admin.api import router as admin_router
@@ -22,6 +23,7 @@ from gateway.observability.http import ObservedRequests
 from gateway.observability.logs import configure_logging
 from gateway.observability.probes import Readiness, install_drain
 from gateway.observability.probes import router as probes_router
+from gateway.observability.tracing import NO_TRACING, Tracing, start_tracing, tracing_config
 from gateway.runtime.jobs import run_background_jobs
 from gateway.web.edge import EdgeGuard
 from gateway.web.openapi import install_openapi
@@ -40,17 +42,27 @@ with a stable `code`. See the project README for the wire profile of each partne
 """
 
 
+# FastAPI's own OpenTelemetry (on by default once a global provider exists, or with
+# FASTAPI_OTEL_AUTO_CONFIGURE=true) records exception messages, stack traces and request
+# bodies; the gateway traces through gateway.observability.tracing only, whose spans are
+# filtered before export.
+_NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                         "operation_spans": False, "auto_configure": False}
+
+
 def create_app(settings: Settings | None = None, hub: Hub | None = None,
-               background_jobs: bool | None = None) -> FastAPI:
-    """Build the app. Tests pass a ready ``hub``; ``serve`` passes settings."""
+               background_jobs: bool | None = None, tracing: Tracing = NO_TRACING) -> FastAPI:
+    """Build the app. Tests pass a ready ``hub`` (with its tracing); ``serve`` passes settings
+    and the worker's ``tracing``, which the app shuts down (flushes) when it stops."""
     settings = settings or (hub.settings if hub else Settings())
+    tracing = hub.tracing if hub is not None else tracing
     jobs = settings.dispatch_in_serve if background_jobs is None else background_jobs
     readiness = Readiness(settings.database_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = hub is None
-        the_hub = hub or build_hub(settings)
+        the_hub = hub or build_hub(settings, tracing=tracing)
         app.state.hub = the_hub
         if own:
             await the_hub.partner_keys.seed_at_start(the_hub.clock())
@@ -75,14 +87,18 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if own:
-                await the_hub.close()
+                try:
+                    await the_hub.close()
+                finally:
+                    tracing.shutdown()  # after the dispatcher's last spans
 
     # /docs and /redoc with their assets served from the package (no CDN): the hub's own
     # documentation has to work on a machine that reaches nothing but the hub.
     app = FastAPIOffline(title="PX gateway", version="1", description=DESCRIPTION,
-                         lifespan=lifespan)
+                         lifespan=lifespan, telemetry=_NO_NATIVE_TELEMETRY)
     app.add_middleware(EdgeGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ObservedRequests)  # outermost: EdgeGuard's refusals are logged too
+    tracing.instrument_app(app)
     app.state.readiness = readiness
     if hub is not None:
         app.state.hub = hub  # usable at once, also by in-process test clients without lifespan
@@ -99,7 +115,9 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None,
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers (``gateway serve --workers N``): each worker process
-    configures its own logging, as ``serve`` did for itself."""
+    configures its own logging, as ``serve`` did for itself, and starts its own tracing
+    (uvicorn spawns workers, so its export thread is born in the worker; ``serve`` checked the
+    configuration and the packages before starting any)."""
     settings = Settings()
     configure_logging(settings.log_level, settings.effective_log_format)
-    return create_app(settings)
+    return create_app(settings, tracing=start_tracing(tracing_config(settings), "serve"))

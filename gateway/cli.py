@@ -100,6 +100,18 @@ def _metrics_dir(settings: Settings) -> tuple[Path, bool]:
     return prepare_multiprocess_dir(Path(tempfile.mkdtemp(prefix="px-metrics-"))), True
 
 
+def _check_tracing(settings: Settings, command: str) -> None:
+    """Refuse a tracing configuration the processes could not start with (a bad endpoint,
+    the packages missing) here, in one line, before any worker or child starts."""
+    from gateway.observability.tracing import require_packages, tracing_config
+
+    config = tracing_config(settings)
+    if config.enabled:
+        require_packages()
+        log.info("%s: OpenTelemetry traces to %s as %s", command, config.endpoint,
+                 config.service_name)
+
+
 async def _ensure_schema(settings: Settings) -> None:
     from gateway.storage.migrate import current_revision, head_revision, upgrade
 
@@ -160,6 +172,7 @@ def _serve(settings: Settings, host: str | None, port: int | None,
     if not 1 <= bind_port <= 65535:
         raise ConfigError(f"--port {bind_port} is not a TCP port (1-65535)")
     _check_bind(bind_host, bind_port)
+    _check_tracing(settings, "serve")
     prepare_instance(settings)
     from gateway.admin.auth import build_verifier
 
@@ -235,6 +248,7 @@ def dispatch(
         if not 1 <= metrics_port <= 65535:
             raise ConfigError(f"--metrics-port {metrics_port} is not a TCP port (1-65535)")
         _check_bind(metrics_host, metrics_port)
+    _check_tracing(settings, "dispatch")
     metrics_dir, temporary = _metrics_dir(settings)
     try:
         asyncio.run(_preflight(settings))
@@ -307,10 +321,14 @@ def _dispatch_forever(settings: Settings, batch: int) -> None:
     import signal
 
     from gateway.composition import build_hub
+    from gateway.observability.tracing import start_tracing, tracing_config
     from gateway.runtime.jobs import run_housekeeping
 
+    # Here, in the process that dispatches: a child of `--processes N` starts its own.
+    tracing = start_tracing(tracing_config(settings), "dispatch")
+
     async def run() -> None:
-        hub = build_hub(settings)
+        hub = build_hub(settings, tracing=tracing)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -324,7 +342,10 @@ def _dispatch_forever(settings: Settings, batch: int) -> None:
             chain.cancel()
             await hub.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        tracing.shutdown()
 
 
 @app.command()
@@ -369,6 +390,7 @@ def scheduler(
     schedules = load_schedules(rails_file_of(settings))
     if not schedules:
         raise ConfigError("no rails to reconcile: GATEWAY_RAILS_FILE names none")
+    _check_tracing(settings, "scheduler")
     asyncio.run(_preflight(settings))
     _schedule_forever(settings, schedules, retry, every, lookback_days)
 
@@ -378,11 +400,14 @@ def _schedule_forever(settings: Settings, schedules: dict[str, RailSchedule], re
     import signal
 
     from gateway.composition import build_hub, reconciler_for
+    from gateway.observability.tracing import start_tracing, tracing_config
     from gateway.reconciliation.scheduler import Scheduler
     from gateway.storage.job_locks import job_locks_for
 
+    tracing = start_tracing(tracing_config(settings), "scheduler")
+
     async def run() -> None:
-        hub = build_hub(settings)
+        hub = build_hub(settings, tracing=tracing)
         try:
             try:
                 locks = job_locks_for(hub.engine, hub.uow, "reconcile")
@@ -401,7 +426,10 @@ def _schedule_forever(settings: Settings, schedules: dict[str, RailSchedule], re
         finally:
             await hub.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        tracing.shutdown()
 
 
 @db_app.command("upgrade")

@@ -46,6 +46,7 @@ from gateway.messages.suspensions import Suspensions
 from gateway.observability import sources
 from gateway.observability.metrics import Observer
 from gateway.observability.state import StateCollector, StateContext, StateSource
+from gateway.observability.tracing import NO_TRACING, Tracing
 from gateway.outbox.breaker import CircuitBreakers
 from gateway.outbox.dispatcher import INTERNAL_DESTINATIONS, Dispatcher
 from gateway.outbox.handlers import Handler
@@ -138,6 +139,8 @@ class Hub:
     clock: Clock = utcnow
     processors: Mapping[str, Processor] = field(default_factory=inbound_processors)
     payment_sources: Sequence[PaymentSource] = PAYMENT_SOURCES
+    # Off unless the process started it (gateway.observability.tracing.start_tracing).
+    tracing: Tracing = NO_TRACING
     intake: Intake = field(init=False)
     outbound: Outbound = field(init=False)
     payments: Payments = field(init=False)
@@ -155,15 +158,18 @@ class Hub:
     state_metrics: StateCollector = field(init=False)
 
     def __post_init__(self) -> None:
+        self.tracing.instrument_engine(self.engine)
         self.outbound = Outbound(self.registry, self.adapters, self.signer)
         self.suspensions = Suspensions(self.uow)
         self.partner_keys = PartnerKeys(self.uow, self.registry.keys,
                                         ttl=self.settings.partner_keys_cache_seconds)
         # The rails' keep-alive pool (adapters/rails/_pool.py): httpcore's own costs ~2 ms of
         # CPU per request at the connections a batch of deliveries keeps open.
-        self.partner_http = rail_client(max_connections=100, follow_redirects=False)
+        self.partner_http = self.tracing.instrument_client(
+            rail_client(max_connections=100, follow_redirects=False))
         self.payments = Payments(self.settings, self.uow, self.outbound, self.clock,
-                                 rail_kinds=RAIL_KINDS, http_factory=_rail_http)
+                                 rail_kinds=RAIL_KINDS,
+                                 http_factory=lambda: self.tracing.instrument_client(_rail_http()))
         partners = frozenset(p.id for p in self.registry)
         destinations = partners | frozenset(self.payments.rails) | INTERNAL_DESTINATIONS
         kinds = frozenset(self.handlers())
@@ -220,6 +226,7 @@ class Hub:
         options.setdefault("observer", self.observer)
         options.setdefault("stop_grace", self.settings.dispatch_stop_grace_seconds)
         options.setdefault("overrides", BreakerOverrides(self.uow))
+        options.setdefault("tracing", self.tracing)
         return Dispatcher(self.uow, self.handlers(), clock=self.clock, **options)  # type: ignore[arg-type]
 
     async def ping_database(self) -> None:
@@ -235,11 +242,16 @@ class Hub:
 class _ScheduledReconciler:
     """The scheduler's view of the reconciliation service (``schedule.Reconciler``)."""
 
-    def __init__(self, service: ReconciliationService) -> None:
+    def __init__(self, service: ReconciliationService, tracing: Tracing = NO_TRACING) -> None:
         self._service = service
+        self._tracing = tracing
 
     async def run(self, rail: str, day: date, *, final: bool = False) -> str:
-        return (await self._service.run(rail, day, give_up=final)).verdict
+        with self._tracing.span("reconcile", {"px.rail": rail,
+                                              "px.business_date": day.isoformat()}) as span:
+            verdict = (await self._service.run(rail, day, give_up=final)).verdict
+            span.attribute("px.verdict", verdict)
+            return verdict
 
     async def done(self, rail: str, day: date) -> bool:
         # Any recorded run counts, an incomplete one too: a corrected or late statement is an
@@ -249,20 +261,22 @@ class _ScheduledReconciler:
 
 def reconciler_for(hub: Hub) -> Reconciler:
     """The reconciliation engine that ``gateway scheduler`` runs."""
-    return _ScheduledReconciler(hub.reconciliation)
+    return _ScheduledReconciler(hub.reconciliation, hub.tracing)
 
 
 def build_hub(settings: Settings, clock: Clock = utcnow,
-              processors: Mapping[str, Processor] | None = None) -> Hub:
+              processors: Mapping[str, Processor] | None = None,
+              tracing: Tracing = NO_TRACING) -> Hub:
     """Load keys and registry (validated) and create the engine; no I/O on the database yet.
 
     ``processors`` replaces the routing table of ``inbound_processors()`` (tests inject
-    failing processors through it).
+    failing processors through it). ``tracing``: the process's, if it started one.
     """
     adapters = partner_adapters()
     registry = load_registry(settings.partners_file, frozenset(adapters))
     signer = load_signer(settings.signing_key_file, HUB_PARTY)
     engine = create_engine(settings.database_url, settings.db_pool_size)
     if processors is None:
-        return Hub(settings, engine, registry, signer, adapters, clock)
-    return Hub(settings, engine, registry, signer, adapters, clock, processors)
+        return Hub(settings, engine, registry, signer, adapters, clock, tracing=tracing)
+    return Hub(settings, engine, registry, signer, adapters, clock, processors,
+               tracing=tracing)

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # key to sign no sooner than the lead after it is written, which must be longer.
     jwks_max_age_seconds: int = Field(default=300, ge=0, le=86400)
     hub_key_lead_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
+    # OpenTelemetry traces (gateway.observability.tracing, docs/metrics.md): off by default;
+    # on, the collector and service name come from the standard OTEL_* variables.
+    otel_enabled: bool = False
 
     @model_validator(mode="after")
     def _jwks_cached_shorter_than_the_lead(self) -> Settings:

@@ -8,6 +8,7 @@
     http.py      the ASGI middleware: request id, access log, HTTP duration histogram
     logs.py      structlog over stdlib logging: JSON lines or text, context ids from contextvars
     probes.py    /livez, /readyz, /metrics and the SIGTERM drain
+    tracing.py   optional OpenTelemetry traces (off by default; nothing imported while off)
 
 Why two kinds of metrics: what a process *does* (requests, intake outcomes, deliveries,
 retries, circuits) is counted where it happens and summed over processes; what the *database

@@ -32,6 +32,7 @@ from datetime import timedelta
 from gateway.clock import Clock, utcnow
 from gateway.observability.logs import bind_ids
 from gateway.observability.metrics import Observer
+from gateway.observability.tracing import NO_TRACING, Tracing
 from gateway.outbox.breaker import CircuitBreakers, is_outage
 from gateway.outbox.claiming import claim
 from gateway.outbox.handlers import Handler
@@ -77,6 +78,7 @@ class Dispatcher:
         observer: Observer | None = None,
         stop_grace: float = 10.0,
         overrides: BreakerOverrides | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.uow = uow
         self.handlers = dict(handlers)
@@ -95,6 +97,7 @@ class Dispatcher:
         self.owner = _owner_id()
         self.observer = observer or Observer()
         self.stop_grace = stop_grace
+        self.tracing = tracing
         self._sem = asyncio.Semaphore(concurrency)
 
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
@@ -165,17 +168,29 @@ class Dispatcher:
         bind_ids(kind=first.kind, destination=first.destination,
                  **({"outbox_pk": first.pk, "attempt": first.attempts} if len(tasks) == 1
                     else {}))
-        done = asyncio.Event()
-        beat = asyncio.create_task(self._keep_leases(tasks, done))
-        try:
-            results: Sequence[BaseException | None] = await handler.handle(tasks)
-        except Exception as exc:  # a handler bug must not lose the batch
-            log.exception("handler %s failed on %d task(s)", handler.kind, len(tasks))
-            results = [exc] * len(tasks)
-        finally:
-            done.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+        # One span per chunk, with the ids its log records carry; its children are the
+        # handler's statements and calls.
+        attributes: dict[str, str | int] = {
+            "px.outbox.kind": first.kind, "px.outbox.destination": first.destination,
+            "px.outbox.tasks": len(tasks)}
+        if len(tasks) == 1:
+            attributes |= {"px.outbox.pk": first.pk, "px.outbox.attempt": first.attempts}
+        with self.tracing.span(f"outbox {first.kind}", attributes) as span:
+            done = asyncio.Event()
+            beat = asyncio.create_task(self._keep_leases(tasks, done))
+            try:
+                results: Sequence[BaseException | None] = await handler.handle(tasks)
+            except Exception as exc:  # a handler bug must not lose the batch
+                log.exception("handler %s failed on %d task(s)", handler.kind, len(tasks))
+                results = [exc] * len(tasks)
+            finally:
+                done.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+            failures = [e for e in results if e is not None]
+            if failures:
+                span.attribute("px.outbox.failed", len(failures))
+                span.failed(type(failures[0]).__name__)
         now = self.clock()
         for task, error in zip(tasks, results, strict=True):
             if error is None:

@@ -125,3 +125,12 @@ def test_port_in_use_is_one_line(folder: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         _one_line(_run(folder, "serve", "--port", str(port)), f"127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("command", [["serve"], ["dispatch"]], ids=["serve", "dispatch"])
+def test_bad_tracing_endpoint_is_one_line(folder: Path, command: list[str]) -> None:
+    if command == ["serve"]:
+        command = ["serve", "--port", str(free_port())]
+    _one_line(_run(folder, *command, GATEWAY_OTEL_ENABLED="true",
+                   OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318"),
+              "OTEL_EXPORTER_OTLP_ENDPOINT", "'collector:4318'", "http://")
