@@ -460,8 +460,9 @@ class _Run:
             pk for pk, r in rows.items() if r.state == "reconciled"))
         self._start_writes()  # the previous batch's: from here on, they run beside this one
         # Changed in this batch, or in the previous one (whose writes the lookup above did
-        # not see).
+        # not see); only this batch's are carried to the next (memory stays one batch's).
         states: dict[int, str] = dict(self._carried)
+        changed: dict[int, str] = {}
         reconciled: list[RowMapping] = []
         changes: dict[int, Change] = {}
         items: list[Item] = []
@@ -508,18 +509,18 @@ class _Run:
                     self._remember((row.pk, back))
             if row is not None and item.to_state == "reconciled":
                 reconciled.append(row)
-                states[row.pk] = item.to_state
+                states[row.pk] = changed[row.pk] = item.to_state
             elif row is not None and item.to_state is not None:
                 await self._settle()  # the locked read below must see the previous batch
                 if row.pk in states:  # changed earlier (this batch or the last): write it
                     await self._flush(reconciled, changes)
                 row = await self._locked(row, states.get(row.pk, row.state))
                 changes[row.pk] = self._change(row, item)
-                states[row.pk] = item.to_state
+                states[row.pk] = changed[row.pk] = item.to_state
             items.append(item)
         await self._settle()
         item_rows = self._rows(items)
-        self._carried = states
+        self._carried = changed
         self._unwritten = functools.partial(self._write_batch, reconciled, changes, item_rows)
         if self.progress is not None:
             self.progress(self.lines)
