@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import ARRAY, BigInteger, bindparam, func, insert, literal, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.storage.bulk import one_of
+from gateway.storage.bulk import insert_rows, one_of
 from gateway.storage.keyset import newest_first
 from gateway.storage.tables import payment_discrepancies, payment_events, payments
 
 __all__ = [
     "PaymentFilter", "by_ids", "by_key", "discrepancies", "discrepancies_page",
     "discrepancy_by_pk", "events_of", "insert_events", "newest", "open_discrepancy",
-    "resolve_discrepancies", "set_state", "update_many",
+    "move_with_events", "resolve_discrepancies", "set_state", "update_many",
 ]
 
 
@@ -65,6 +65,45 @@ async def set_state(conn: AsyncConnection, pks: Sequence[int], from_state: str, 
         one_of(conn, payments.c.pk, pks), payments.c.state == from_state).values(
         state=to_state, updated_at=now))
     return int(res.rowcount)
+
+
+async def move_with_events(conn: AsyncConnection, pks: Sequence[int], from_state: str,
+                           to_state: str, cause: str, detail: str, now: datetime) -> int:
+    """Move the payments ``pks`` still in ``from_state`` to ``to_state``, each with its event
+    (``cause``, ``detail``, in the order of ``pks``); return how many moved.
+
+    On PostgreSQL one statement (the UPDATE's RETURNING feeds the events' INSERT), so the
+    events are neither built nor sent row by row: a reconciliation run makes this move by the
+    thousand. Elsewhere the UPDATE, then the events of the payments it returned. Either way
+    only the payments that moved get an event; the caller fails the transaction if not all
+    did.
+    """
+    if not pks:
+        return 0
+    if conn.dialect.name == "postgresql":
+        moved = (update(payments)
+                 .where(one_of(conn, payments.c.pk, pks), payments.c.state == from_state)
+                 .values(state=to_state, updated_at=now)
+                 .returning(payments.c.pk).cte("moved"))
+        order = func.unnest(bindparam("order_pks", list(pks), type_=ARRAY(BigInteger))
+                            ).table_valued("pk", with_ordinality="n").render_derived()
+        cols = payment_events.c
+        source = (select(moved.c.pk, literal(from_state, cols.from_state.type),
+                         literal(to_state, cols.to_state.type), literal(cause, cols.cause.type),
+                         literal(detail, cols.detail.type), literal(now, cols.at.type))
+                  .select_from(order.join(moved, moved.c.pk == order.c.pk))
+                  .order_by(order.c.n))
+        res = await conn.execute(insert(payment_events).from_select(
+            ["payment_pk", "from_state", "to_state", "cause", "detail", "at"], source))
+        return int(res.rowcount)
+    res = await conn.execute(update(payments).where(
+        one_of(conn, payments.c.pk, pks), payments.c.state == from_state).values(
+        state=to_state, updated_at=now).returning(payments.c.pk))
+    moved_pks = set(res.scalars())
+    await insert_rows(conn, payment_events, [dict(
+        payment_pk=pk, from_state=from_state, to_state=to_state, cause=cause, detail=detail,
+        at=now) for pk in pks if pk in moved_pks])
+    return len(moved_pks)
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

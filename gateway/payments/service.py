@@ -40,8 +40,7 @@ from gateway.payments.domain import (
 from gateway.payments.fx import convert
 from gateway.payments.requests import PaymentIn, PayoutAccount, canonical_sha256
 from gateway.ports.processing import OutboundSender
-from gateway.storage.bulk import insert_rows
-from gateway.storage.tables import metadata, payment_events, payments
+from gateway.storage.tables import metadata, payments
 
 __all__ = [
     "EVIDENCED", "PAYOUT_KIND", "Change", "PaymentService", "discrepancy_view", "payment_view",
@@ -234,7 +233,7 @@ class PaymentService:
                              detail: str, now: datetime) -> None:
         """Move ``paid`` payments to ``reconciled`` (cause ``reconciled``) with their events:
         the batched equivalent of ``apply`` for the one transition a reconciliation run makes
-        by the thousand (one guarded UPDATE and one multi-row INSERT per batch). Nothing is
+        by the thousand (one guarded UPDATE and its events per batch). Nothing is
         announced: the partner was told when the payment was paid.
 
         Raises:
@@ -243,19 +242,17 @@ class PaymentService:
         """
         if not rows:
             return
+        tr = transition(PaymentState.paid, PaymentState.reconciled, Cause.reconciled)
+        assert tr is not None, "paid -> reconciled is not a transition"
         for row in rows:
-            tr = transition(PaymentState(row.state), PaymentState.reconciled, Cause.reconciled)
-            assert tr is not None and tr.from_state == PaymentState.paid, (
+            assert row.state == PaymentState.paid.value, (
                 f"payment {row.payment_id} is {row.state}, not paid")
-        moved = await repo.set_state(conn, [r.pk for r in rows], PaymentState.paid.value,
-                                     PaymentState.reconciled.value, now)
+        moved = await repo.move_with_events(
+            conn, [r.pk for r in rows], PaymentState.paid.value, PaymentState.reconciled.value,
+            Cause.reconciled.value, detail, now)
         if moved != len(rows):
             raise ConflictError("state_conflict", f"{len(rows) - moved} payment(s) changed "
                                 "while being reconciled; run the reconciliation again")
-        await insert_rows(conn, payment_events, [dict(
-            payment_pk=r.pk, from_state=PaymentState.paid.value,
-            to_state=PaymentState.reconciled.value, cause=Cause.reconciled.value,
-            detail=detail, at=now) for r in rows])
 
     async def note(self, conn: AsyncConnection, row: RowMapping, cause: Cause, detail: str,
                    now: datetime, **values: Any) -> None:

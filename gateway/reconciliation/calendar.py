@@ -32,6 +32,9 @@ class BusinessCalendar:
             raise ValueError(f"holiday_subdivision: {subdivision!r} is not a Malaysian state "
                              "code (KUL, SGR, PNG, JHR...)") from None
         self.subdivision = subdivision
+        # The holidays library answers in microseconds, asked once per payment by a run of a
+        # million lines; a day's answer never changes, and a run asks about a handful of days.
+        self._working: dict[date, bool] = {}
 
     def __eq__(self, other: object) -> bool:
         # Two calendars of one state are the same calendar (schedules compare by value).
@@ -45,7 +48,10 @@ class BusinessCalendar:
 
     def is_business_day(self, day: date) -> bool:
         """Is ``day`` neither a weekend day nor a public holiday of the state?"""
-        return bool(self._holidays.is_working_day(day))
+        known = self._working.get(day)
+        if known is None:
+            known = self._working[day] = bool(self._holidays.is_working_day(day))
+        return known
 
     def next_business_day(self, day: date) -> date:
         """The first business day after ``day``."""

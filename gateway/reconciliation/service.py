@@ -16,13 +16,14 @@ keyset pages, and the report is written from the stored items page by page.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -324,6 +325,11 @@ class _Run:
         self.superseded: RowMapping | None = None
         self.opened = self.updated = self.kept_closed = 0
         self.met: set[tuple[int, bool]] | None = set()
+        # The pipeline of _lines: the last batch's writes, not started or running, and the
+        # payment states that batch changed.
+        self._unwritten: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self._writing: asyncio.Future[None] | None = None
+        self._carried: dict[int, str] = {}
 
     async def execute(self, scanner: _ScanThread | None,
                       first: StatementItem | None,
@@ -380,9 +386,17 @@ class _Run:
     # -- statement lines -------------------------------------------------------------------
 
     async def _lines(self, scanner: _ScanThread, first: StatementItem | None) -> None:
-        """Match the statement a batch at a time, parsing the next batch (on the scan's own
-        thread) while this one waits on the database: the two overlap instead of taking
-        turns. At most two batches are held, and only that one thread reads the scanner."""
+        """Match the statement a batch at a time, three things overlapping instead of taking
+        turns: the next batch is parsed (on the scan's own thread) and this batch is
+        classified while the previous batch's writes run on the database. At most three
+        batches are held, and only that one thread reads the scanner.
+
+        The connection runs one statement at a time, in order: a batch's lookup is made
+        before the previous batch's writes start, so it sees its payments as they were before
+        that batch; the states that batch changed are carried over (``_carried``), and
+        anything that must see them in the database (a return's locked read, the items
+        written so far) waits for those writes first (``_settle``).
+        """
         pending: list[StatementItem] = [first] if first is not None else []
         ahead = asyncio.ensure_future(scanner.batch(BATCH))
         try:
@@ -396,14 +410,39 @@ class _Run:
                     pending = []
                 if not more:
                     break
+            await self._drain()
         finally:
             if not ahead.done():  # a batch failed: let the read finish before the run unwinds
                 await asyncio.wait([ahead])
             if not ahead.cancelled():
                 ahead.exception()  # retrieved: the batch's error is the one to report
+            if self._writing is not None and not self._writing.done():
+                await asyncio.wait([self._writing])  # the connection is still in use
+            if self._writing is not None and not self._writing.cancelled():
+                self._writing.exception()  # retrieved: reported by _settle, or superseded
+
+    def _start_writes(self) -> None:
+        """Start the writes of the batch classified last (its lookup has been made)."""
+        if self._unwritten is not None:
+            self._writing = asyncio.ensure_future(self._unwritten())
+            self._unwritten = None
+
+    async def _settle(self) -> None:
+        """Wait for the writes started last (raising their error, e.g. a state conflict)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
+
+    async def _drain(self) -> None:
+        """Write everything classified so far."""
+        await self._settle()
+        self._start_writes()
+        await self._settle()
 
     async def _batch(self, batch: Sequence[StatementItem]) -> None:
         conn = self.conn
+        if self.met is None:  # the items written so far are asked below: write them all
+            await self._drain()
         lines = [i for i in batch if isinstance(i, StatementLine)]
         by_id = {r.payment_id: r for r in await repo.payments_by_ids(
             conn, self.rail, sorted({x.end_to_end_id for x in lines if x.end_to_end_id}))}
@@ -419,11 +458,17 @@ class _Run:
         superseded = self.superseded.pk if self.superseded else None
         by_old = await repo.matched_in(conn, superseded, sorted(
             pk for pk, r in rows.items() if r.state == "reconciled"))
-        states: dict[int, str] = {}  # changed in this batch
+        self._start_writes()  # the previous batch's: from here on, they run beside this one
+        # Changed in this batch, or in the previous one (whose writes the lookup above did
+        # not see); only this batch's are carried to the next (memory stays one batch's).
+        states: dict[int, str] = dict(self._carried)
+        changed: dict[int, str] = {}
         reconciled: list[RowMapping] = []
         changes: dict[int, Change] = {}
         items: list[Item] = []
-        for it in batch:
+        for n, it in enumerate(batch):
+            if n % 256 == 255 and self._writing is not None:
+                await asyncio.sleep(0)  # let the writes send their next statement
             if isinstance(it, StatementRecord):
                 if len(self.scan.statement_ids) < _MAX_LISTED:
                     self.scan.statement_ids.append(it.statement_id)
@@ -464,18 +509,28 @@ class _Run:
                     self._remember((row.pk, back))
             if row is not None and item.to_state == "reconciled":
                 reconciled.append(row)
-                states[row.pk] = item.to_state
+                states[row.pk] = changed[row.pk] = item.to_state
             elif row is not None and item.to_state is not None:
-                if row.pk in states:  # changed earlier in this batch: write that first
+                await self._settle()  # the locked read below must see the previous batch
+                if row.pk in states:  # changed earlier (this batch or the last): write it
                     await self._flush(reconciled, changes)
                 row = await self._locked(row, states.get(row.pk, row.state))
                 changes[row.pk] = self._change(row, item)
-                states[row.pk] = item.to_state
+                states[row.pk] = changed[row.pk] = item.to_state
             items.append(item)
-        await self._flush(reconciled, changes)
-        await self._write(items)
+        await self._settle()
+        item_rows = self._rows(items)
+        self._carried = changed
+        self._unwritten = functools.partial(self._write_batch, reconciled, changes, item_rows)
         if self.progress is not None:
             self.progress(self.lines)
+
+    async def _write_batch(self, reconciled: list[RowMapping], changes: dict[int, Change],
+                           rows: list[dict[str, Any]]) -> None:
+        await self._flush(reconciled, changes)
+        await repo.insert_items(self.conn, rows)
+        await self._cases(rows)
+
 
     async def _locked(self, row: RowMapping, expected: str) -> RowMapping:
         """The payment's row, locked, as it was classified (a return goes through
@@ -518,12 +573,17 @@ class _Run:
                         f"run {self.run_id}: {text}")
         return Change(row, tr, reason=text)
 
-    async def _write(self, items: Sequence[Item]) -> None:
+    def _rows(self, items: Sequence[Item]) -> list[dict[str, Any]]:
+        """Number and count the items, as the rows to write."""
         rows = []
         for item in items:
             self.seq += 1
             self.tally.add(item)
             rows.append(_item_row(self.pk, self.seq, item))
+        return rows
+
+    async def _write(self, items: Sequence[Item]) -> None:
+        rows = self._rows(items)
         await repo.insert_items(self.conn, rows)
         await self._cases(rows)
 

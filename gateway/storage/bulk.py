@@ -9,6 +9,7 @@ statement (COPY is transactional).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert
@@ -21,15 +22,19 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
     """Insert ``rows`` (dicts of column values; the table's autoincrement key left out)."""
     if not rows:
         return
+    columns = [c.name for c in table.columns if c.name in rows[0]]
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
-        columns = [c.name for c in table.columns if c.name in rows[0]]
+        try:  # rows of one shape (the usual case): a C-level getter, not a loop per value
+            get = itemgetter(*columns)
+            records = [get(r) for r in rows] if len(columns) > 1 else [(get(r),) for r in rows]
+        except KeyError:
+            records = [tuple(r.get(c) for c in columns) for r in rows]
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        await driver.copy_records_to_table(
-            table.name, records=[tuple(r.get(c) for c in columns) for r in rows],
-            columns=columns)
+        await driver.copy_records_to_table(table.name, records=records, columns=columns)
         return
-    await conn.execute(insert(table), list(rows))
+    # The columns of the first row, as COPY has them (a key another row lacks is NULL there).
+    await conn.execute(insert(table), [{c: r.get(c) for c in columns} for r in rows])
 
 
 def one_of(conn: AsyncConnection, column: ColumnElement[Any],

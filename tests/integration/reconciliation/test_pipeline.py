@@ -1,0 +1,77 @@
+"""A statement matched in many batches says exactly what it says in one.
+
+The run's lookup of a batch is made before the previous batch's writes reach the database
+(they run while the batch is classified), so what that previous batch changed comes from
+memory. A payment reconciled in one batch and met again in the next (a second payout line, a
+return) must be classified, moved and recorded as in a single batch; so must the payments a
+batch met without moving."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from gateway.composition import Hub
+from gateway.reconciliation import service
+from gateway.reconciliation.service import ReconciliationService
+from gateway.storage.tables import payment_events, payments, recon_items
+from tests.support.recon import add_payment, line, record, statement
+
+pytestmark = pytest.mark.anyio
+DAY = date(2026, 12, 1)
+
+
+STATEMENT = statement([
+    record(),
+    line(1, e2e="P-0"),
+    line(2, e2e="P-1"),
+    line(3, e2e="P-0"),  # in the next batch of two: a second payout line
+    line(4, e2e="P-1", kind="returned", reason="AC04"),  # money back, a batch after
+    line(5, "99.00", e2e="P-2"),  # met, not moved: an amount mismatch...
+    line(6, e2e="P-2"),  # ...and met again in the next batch
+    line(7, e2e="P-3", kind="returned"),
+    line(8, e2e="P-3", kind="returned"),
+    line(9, e2e="P-4"),
+    line(10, "5.00"),  # no keys
+])
+
+
+@pytest.mark.parametrize("batch", [2, 1000], ids=["batches-of-2", "one-batch"])
+async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: ReconciliationService,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    batch: int) -> None:
+    monkeypatch.setattr(service, "BATCH", batch)
+    for n in range(6):
+        await add_payment(hub.uow, f"P-{n}")
+    result = await recon.run("fake", DAY, STATEMENT)
+
+    async with hub.uow(read_only=True) as u:
+        items = (await u.conn.execute(
+            select(recon_items.c.line_no, recon_items.c.kind, recon_items.c.subject)
+            .where(recon_items.c.run_pk == result.pk).order_by(recon_items.c.seq))).all()
+        events = (await u.conn.execute(
+            select(payments.c.payment_id, payment_events.c.from_state,
+                   payment_events.c.to_state, payment_events.c.cause)
+            .join(payments, payments.c.pk == payment_events.c.payment_pk)
+            .where(payment_events.c.from_state.is_not(None))
+            .order_by(payment_events.c.pk))).all()
+        states = dict((await u.conn.execute(
+            select(payments.c.payment_id, payments.c.state))).all())
+    assert [tuple(i) for i in items] == [
+        (1, "matched", "P-0"), (2, "matched", "P-1"), (3, "duplicate_line", "P-0"),
+        (4, "returned", "P-1"), (5, "amount_mismatch", "P-2"), (6, "duplicate_line", "P-2"),
+        (7, "returned", "P-3"), (8, "duplicate_line", "P-3"), (9, "matched", "P-4"),
+        (10, "unknown_line", "line:S1#10"), (None, "pending", "P-5")]
+    by_payment: dict[str, list[tuple[str, str, str]]] = {}
+    for e in events:
+        by_payment.setdefault(e.payment_id, []).append((e.from_state, e.to_state, e.cause))
+    assert by_payment == {
+        "P-0": [("paid", "reconciled", "reconciled")],
+        "P-1": [("paid", "reconciled", "reconciled"), ("reconciled", "returned", "statement")],
+        "P-3": [("paid", "returned", "statement")],
+        "P-4": [("paid", "reconciled", "reconciled")]}
+    assert states == {"P-0": "reconciled", "P-1": "returned", "P-2": "paid",
+                      "P-3": "returned", "P-4": "reconciled", "P-5": "paid"}
+    assert result.summary["items"] == 11
