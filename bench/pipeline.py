@@ -169,7 +169,7 @@ def _load_main(folder: str, port: int, concurrency: int, seconds: float, tag: st
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                elif wait < -1.0:
+                elif rate is not None and wait < -1.0:
                     late[0] += 1
                 status = 0
                 # A paced sender's connection may sit idle past the server's keep-alive and be
