@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.pipeline [--seconds 300] [--dispatchers 1|2] [--workers 2]
                                        [--concurrency 16] [--calibrate 20] [--drain 120]
+                                       [--rate N]
 
 On PostgreSQL: ``gateway serve`` (API only, ``GATEWAY_DISPATCH_IN_SERVE=false``, ``--workers``
 processes), ``--dispatchers`` separate ``gateway dispatch`` processes, and the ID-BPJSTK partner
@@ -10,7 +11,11 @@ is accepted (202 + receipt), processed (the claim recorded, a ``claim.status rec
 and delivered (the simulator verifies it and answers with its signed receipt, which the hub
 verifies and stores). A separate load process sends signed claims (each its own case and
 claim_ref, as partners send them) over ``--concurrency`` keep-alive connections, as fast as the
-gateway answers, for ``--seconds``.
+gateway answers, for ``--seconds``. With ``--rate N`` the load is open-loop instead: claim
+``i`` is due at ``start + i / N`` whatever the answers (a sender that falls behind the schedule
+sends at once and the claim counts as late), so a run shows whether the dispatchers keep the
+backlog bounded at that intake rate; the highest such rate is the pipeline's capacity on the
+machine.
 
 First a calibration slice: the same load for ``--calibrate`` seconds with no dispatcher running
 (what the intake benchmark measures: intake alone), on its own database. Then the pipeline run.
@@ -20,7 +25,11 @@ backlog); then accepted/s, processed/s and delivered/s over the run, the end-to-
 (the 202 at the sender -> the simulator has the claim's claim.status, p50/p99, of the claims
 answered within the run), and the same-run ratios delivered/accepted (floor 1.0: the pipeline
 keeps up) and accepted/calibration (what sharing the cores with the dispatchers costs intake).
-Then, for at most ``--drain`` seconds without load, how long the backlog takes to empty.
+Then the backlog's trend over the second half of the run (tasks/s; bounded if it grows by less
+than 2 % of the accepted rate) and the capacity figure: dispatcher CPU per processed claim over
+intake CPU per accepted claim, i.e. how many dispatcher processes (cores) keep up with one
+saturated ``serve`` worker. Then, for at most ``--drain`` seconds without load, how long the
+backlog takes to empty.
 
 Everything runs on this machine's cores, the load generator and simulator included; on a
 shared machine figures move between runs: compare the ratios of one run.
@@ -104,8 +113,28 @@ def _sim_main(folder: str, port: int, hub_url: str) -> None:
 
 # ---- the load: signed claims, each its own case, over keep-alive connections --------------
 
+def due_at(start: float, i: int, rate: float | None) -> float:
+    """When claim ``i`` (0-based) is due: at once without a rate (closed loop), else on the
+    open-loop schedule ``start + i / rate``."""
+    return start if rate is None else start + i / rate
+
+
+def backlog_trend(samples: list[tuple[float, int]]) -> float:
+    """The backlog's growth in tasks/s over the second half of ``samples`` ((t, backlog),
+    least squares; 0.0 with fewer than two points there)."""
+    if not samples:
+        return 0.0
+    half = [(t, b) for t, b in samples if t >= samples[-1][0] / 2]
+    if len(half) < 2:
+        return 0.0
+    mt = sum(t for t, _ in half) / len(half)
+    mb = sum(b for _, b in half) / len(half)
+    var = sum((t - mt) ** 2 for t, _ in half)
+    return sum((t - mt) * (b - mb) for t, b in half) / var if var else 0.0
+
+
 def _load_main(folder: str, port: int, concurrency: int, seconds: float, tag: str,
-               out: mp.Queue) -> None:  # type: ignore[type-arg]
+               out: mp.Queue, rate: float | None = None) -> None:  # type: ignore[type-arg]
     from gateway.protocol.keys import load_signer
     from gateway.runtime.bootstrap import dev_key_path
 
@@ -114,6 +143,7 @@ def _load_main(folder: str, port: int, concurrency: int, seconds: float, tag: st
     accepted: dict[str, float] = {}  # correlation id -> wall time of its 202
     refused = [0]
     counter = [0]
+    late = [0]  # open loop: claims sent more than a second after they were due
 
     def request() -> tuple[str, bytes]:
         counter[0] += 1
@@ -128,25 +158,37 @@ def _load_main(folder: str, port: int, concurrency: int, seconds: float, tag: st
                 f"Content-Length: {len(body)}\r\n\r\n").encode()
         return ref, head + body
 
-    async def worker(deadline: float) -> None:
+    async def worker(start: float, deadline: float) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.monotonic() < deadline:
+                due = due_at(start, counter[0], rate)
+                if due >= deadline:
+                    break
                 ref, req = request()
-                try:
-                    writer.write(req)
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    status = int(head[9:12])
-                    length = 0
-                    for line in head.split(b"\r\n"):
-                        if line[:15].lower() == b"content-length:":
-                            length = int(line[15:])
-                    await reader.readexactly(length)
-                except (OSError, asyncio.IncompleteReadError, ValueError):
-                    refused[0] += 1
-                    writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    continue
+                wait = due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                elif rate is not None and wait < -1.0:
+                    late[0] += 1
+                status = 0
+                # A paced sender's connection may sit idle past the server's keep-alive and be
+                # closed: the claim then goes once more on a fresh connection.
+                for _ in range(2):
+                    try:
+                        writer.write(req)
+                        head = await reader.readuntil(b"\r\n\r\n")
+                        status = int(head[9:12])
+                        length = 0
+                        for line in head.split(b"\r\n"):
+                            if line[:15].lower() == b"content-length:":
+                                length = int(line[15:])
+                        await reader.readexactly(length)
+                        break
+                    except (OSError, asyncio.IncompleteReadError, ValueError):
+                        status = 0
+                        writer.close()
+                        reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 if status == 202:
                     accepted[ref] = time.time()
                 else:
@@ -155,11 +197,12 @@ def _load_main(folder: str, port: int, concurrency: int, seconds: float, tag: st
             writer.close()
 
     async def main() -> None:
-        deadline = time.monotonic() + seconds
-        await asyncio.gather(*[worker(deadline) for _ in range(concurrency)])
+        start = time.monotonic()
+        deadline = start + seconds
+        await asyncio.gather(*[worker(start, deadline) for _ in range(concurrency)])
 
     asyncio.run(main())
-    out.put((accepted, refused[0]))
+    out.put((accepted, refused[0], late[0]))
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -231,13 +274,14 @@ class Slice:
     accepted: dict[str, float]
     refused: int
     seconds: float
+    late: int = 0
 
 
 def _drive(folder: Path, port: int, concurrency: int, seconds: float, tag: str,
-           on_tick: Any = None) -> Slice:
+           on_tick: Any = None, rate: float | None = None) -> Slice:
     q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     load = mp.Process(target=_load_main,
-                      args=(str(folder), port, concurrency, seconds, tag, q))
+                      args=(str(folder), port, concurrency, seconds, tag, q, rate))
     started = time.monotonic()
     load.start()
     next_tick = started + TICK
@@ -253,7 +297,7 @@ def _drive(folder: Path, port: int, concurrency: int, seconds: float, tag: str,
                 on_tick(time.monotonic() - started)
             next_tick += TICK
     load.join(30)
-    return Slice(result[0], result[1], time.monotonic() - started)
+    return Slice(result[0], result[1], time.monotonic() - started, result[2])
 
 
 def _warm_up(folder: Path, port: int, sim_port: int, timeout: float = 180) -> None:
@@ -273,7 +317,7 @@ def _warm_up(folder: Path, port: int, sim_port: int, timeout: float = 180) -> No
 # ---- the run -------------------------------------------------------------------------------
 
 def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibrate: float,
-        drain: float, pool_size: int) -> int:
+        drain: float, pool_size: int, rate: float | None = None) -> int:
     from adapters.simulation import free_port
     from gateway.protocol.keys import write_private_key
     from gateway.runtime.bootstrap import DEV_PARTNERS, write_dev_registry
@@ -293,7 +337,9 @@ def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibr
     print(f"# pipeline benchmark: PostgreSQL, serve --workers {workers} (API only), "
           f"{dispatchers} dispatcher process(es), ID-BPJSTK simulator answering, "
           f"{concurrency} connections, {os.cpu_count()} cores shared by all of them and the "
-          f"load generator", flush=True)
+          f"load generator; load "
+          + (f"open-loop at {rate:g} claims/s" if rate else "closed-loop (as fast as answered)")
+          + f"; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     try:
         for name in names.values():
             asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
@@ -353,7 +399,7 @@ def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibr
         roles = {"serve": [server.pid], "dispatchers": [p.pid for p in procs[-dispatchers:]],
                  "simulator": [sim.pid or 0]}
         cpu0 = {k: sum(_cpu(p) for p in v) for k, v in roles.items()}
-        run_ = _drive(folder, port, concurrency, seconds, "run", tick)
+        run_ = _drive(folder, port, concurrency, seconds, "run", tick, rate)
         end = asyncio.run(_counts(dsn))
         cpu = {k: sum(_cpu(p) for p in v) - cpu0[k] for k, v in roles.items()}
         import httpx
@@ -366,7 +412,9 @@ def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibr
         delivered = len(answered)
         s = run_.seconds
         print(f"\n  accepted/s  {accepted / s:8.0f}   ({accepted} in {s:.0f} s, "
-              f"{run_.refused} refused)")
+              f"{run_.refused} refused"
+              + (f", {run_.late} sent over 1 s late: intake fell behind the rate" if run_.late
+                 else "") + ")")
         print(f"  processed/s {processed / s:8.0f}   (claims recorded, claim.status queued)")
         print(f"  delivered/s {delivered / s:8.0f}   (claim.status at the partner, within the "
               "run)")
@@ -382,6 +430,20 @@ def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibr
                   f"per accepted; dispatchers {1000 * cpu['dispatchers'] / processed:.1f} per "
                   f"processed; partner simulator {1000 * cpu['simulator'] / max(1, delivered):.1f}"
                   " per delivered")
+        if accepted and processed and cpu["serve"] > 0:
+            per_disp = cpu["dispatchers"] / processed
+            per_intake = cpu["serve"] / accepted
+            print(f"  capacity: a dispatcher spends {per_disp / per_intake:.2f}x intake's CPU "
+                  f"per claim: one saturated serve worker needs {per_disp / per_intake:.1f} "
+                  f"dispatcher process(es) (cores) of its own; this machine's "
+                  f"{os.cpu_count()} cores carry at most "
+                  f"{(os.cpu_count() or 1) / (per_intake + per_disp):.0f} claims/s through "
+                  "intake and dispatch at these figures (an upper bound: PostgreSQL, the "
+                  "load generator and the simulator use the same cores)")
+        trend = backlog_trend(backlog + [(s, end["open"])])
+        bounded = trend < 0.02 * max(1.0, accepted / s)
+        print(f"  backlog trend over the second half: {trend:+.1f} tasks/s "
+              f"({'bounded' if bounded else 'growing'})")
         ratio = delivered / accepted if accepted else 0.0
         print(f"  same-run ratio delivered/accepted: {ratio:.2f} (floor 1.00: "
               f"{'kept up' if ratio >= 0.99 else 'fell behind'})")
@@ -410,7 +472,18 @@ def run(seconds: float, dispatchers: int, workers: int, concurrency: int, calibr
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def main() -> None:
+def positive_rate(text: str) -> float:
+    """``--rate``: claims per second, a positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of claims/s") from None
+    if not 0 < value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text} is not a rate between 0 and 100000 claims/s")
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seconds", type=float, default=300.0, help="length of the run")
     ap.add_argument("--dispatchers", type=int, choices=(1, 2, 3, 4), default=2)
@@ -421,10 +494,13 @@ def main() -> None:
     ap.add_argument("--drain", type=float, default=120.0,
                     help="at most this many seconds without load for the backlog to empty")
     ap.add_argument("--pool-size", type=int, default=32, help="GATEWAY_DB_POOL_SIZE")
-    a = ap.parse_args()
+    ap.add_argument("--rate", type=positive_rate, default=None,
+                    help="open-loop load: this many claims/s whatever the answers "
+                    "(default: closed loop, as fast as the gateway answers)")
+    a = ap.parse_args(argv)
     mp.set_start_method("spawn")
     sys.exit(run(a.seconds, a.dispatchers, a.workers, a.concurrency, a.calibrate, a.drain,
-                 a.pool_size))
+                 a.pool_size, a.rate))
 
 
 if __name__ == "__main__":

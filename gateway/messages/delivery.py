@@ -43,6 +43,7 @@ from gateway.ports.partner import PartnerAdapter
 from gateway.protocol.envelope import HUB_PARTY, Receipt
 from gateway.protocol.partners import PartnerRegistry
 from gateway.protocol.signing import verify_detached
+from gateway.storage.bulk import one_of
 from gateway.storage.tables import delivery_receipts, message_state, messages
 from gateway.storage.uow import UnitOfWorkFactory
 
@@ -82,7 +83,7 @@ class DeliveryHandler:
                        messages.c.wire, messages.c.signature, messages.c.body_sha256,
                        message_state.c.state)
                 .join(message_state, message_state.c.message_pk == messages.c.pk)
-                .where(messages.c.pk.in_([int(t.ref) for t in tasks]))
+                .where(one_of(uow.conn, messages.c.pk, [int(t.ref) for t in tasks]))
             )).all()}
         finished: list[_Delivered | Task] = []  # to record: receipts, or tasks already final
         slots = asyncio.Semaphore(self.concurrency)
@@ -163,7 +164,8 @@ class DeliveryHandler:
                       "signature": d.signature, "kid": d.kid} for d in delivered])
                 await uow.conn.execute(
                     update(message_state)
-                    .where(message_state.c.message_pk.in_([d.message_pk for d in delivered]),
+                    .where(one_of(uow.conn, message_state.c.message_pk,
+                                  [d.message_pk for d in delivered]),
                            message_state.c.state.not_in(["acknowledged", "cancelled"]))
                     .values(state="delivered", detail=None, updated_at=now))
             await complete_many(uow.conn, [_task(i) for i in kept], now, owned=owned)

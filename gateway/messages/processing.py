@@ -32,6 +32,7 @@ from gateway.ports.processing import (
     accept_any_account,
 )
 from gateway.protocol.envelope import Envelope
+from gateway.storage.bulk import one_of
 from gateway.storage.tables import messages
 from gateway.storage.uow import UnitOfWorkFactory
 
@@ -75,7 +76,7 @@ class InboundProcessor:
             rows = {r.pk: r for r in (await uow.conn.execute(
                 select(messages.c.pk, messages.c.partner_id, messages.c.wire,
                        messages.c.canonical)
-                .where(messages.c.pk.in_([int(t.ref) for t in mine])))).all()}
+                .where(one_of(uow.conn, messages.c.pk, [int(t.ref) for t in mine])))).all()}
             now = self.clock()
             done = []
             for task in mine:

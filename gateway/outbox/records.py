@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.storage.bulk import one_of
 from gateway.storage.commit_order import lock_key, lock_key_clause
 from gateway.storage.tables import outbox
 
@@ -112,7 +113,7 @@ async def take_leases(conn: AsyncConnection, pks: Sequence[int], *, owner: str, 
     """Lease the (claimable, locked) tasks ``pks`` to ``owner``; return them, oldest first."""
     rows = (await conn.execute(
         update(outbox)
-        .where(outbox.c.pk.in_(list(pks)))
+        .where(one_of(conn, outbox.c.pk, pks))
         .values(state="leased", lease_owner=owner, lease_expires_at=now + lease,
                 attempts=outbox.c.attempts + 1, updated_at=now)
         .returning(outbox.c.pk, outbox.c.kind, outbox.c.destination,
@@ -132,7 +133,8 @@ async def renew_leases(conn: AsyncConnection, tasks: Sequence[Task], now: dateti
     n = 0
     for owner in sorted({t.lease_owner for t in tasks}):
         result = await conn.execute(
-            update(outbox).where(outbox.c.pk.in_([t.pk for t in tasks if t.lease_owner == owner]),
+            update(outbox).where(one_of(conn, outbox.c.pk,
+                                        [t.pk for t in tasks if t.lease_owner == owner]),
                                  *_leased_to(owner))
             .values(lease_expires_at=now + lease))
         n += result.rowcount or 0
@@ -148,7 +150,8 @@ async def release(conn: AsyncConnection, tasks: Sequence[Task], now: datetime, *
     n = 0
     for owner in sorted({t.lease_owner for t in tasks}):
         result = await conn.execute(
-            update(outbox).where(outbox.c.pk.in_([t.pk for t in tasks if t.lease_owner == owner]),
+            update(outbox).where(one_of(conn, outbox.c.pk,
+                                        [t.pk for t in tasks if t.lease_owner == owner]),
                                  *_leased_to(owner))
             .values(state="pending", lease_owner=None, lease_expires_at=None,
                     next_attempt_at=now, updated_at=now,
@@ -198,7 +201,7 @@ async def leased_by(conn: AsyncConnection, tasks: Sequence[Task]) -> set[int]:
     owners = {t.lease_owner for t in tasks}
     return set((await conn.execute(
         select(outbox.c.pk).where(
-            outbox.c.pk.in_([t.pk for t in tasks]), outbox.c.state == "leased",
+            one_of(conn, outbox.c.pk, [t.pk for t in tasks]), outbox.c.state == "leased",
             outbox.c.lease_owner.in_(sorted(owners)),
         ).order_by(outbox.c.pk).with_for_update()
     )).scalars())
@@ -221,7 +224,8 @@ async def complete_many(conn: AsyncConnection, tasks: Sequence[Task], now: datet
     kept = [t for t in tasks if t.pk in owned]
     for owner in sorted({t.lease_owner for t in kept}):  # one owner per dispatcher batch
         await conn.execute(
-            update(outbox).where(outbox.c.pk.in_([t.pk for t in kept if t.lease_owner == owner]),
+            update(outbox).where(one_of(conn, outbox.c.pk,
+                                        [t.pk for t in kept if t.lease_owner == owner]),
                                  *_leased_to(owner))
             .values(state="done", lease_owner=None, lease_expires_at=None, last_error=None,
                     updated_at=now))

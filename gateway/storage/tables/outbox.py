@@ -18,6 +18,7 @@ __all__ = ["outbox"]
 
 _DEAD = text("state = 'dead'")
 _OPEN = text("state IN ('pending', 'leased', 'dead')")
+_CLAIMABLE = text("state IN ('pending', 'leased')")
 
 # The transactional outbox: work that must happen after a commit, claimed by dispatchers.
 outbox = Table(
@@ -43,6 +44,13 @@ outbox = Table(
     # list's keyset order bounds every page of them, filtered by kind or destination or not,
     # by their number (migration 0010_admin_indexes).
     Index("ix_outbox_dead_pk", "pk", postgresql_where=_DEAD, sqlite_where=_DEAD),
+    # The claim reads only open work, whatever the number of finished tasks: the claimable
+    # tasks in claim (pk) order, and the unfinished tasks of a case for its order check
+    # (gateway.outbox.claiming; migration 0012_outbox_claim_indexes).
+    Index("ix_outbox_claimable_pk", "pk", postgresql_where=_CLAIMABLE,
+          sqlite_where=_CLAIMABLE),
+    Index("ix_outbox_unfinished_ordering", "ordering_key", "pk", postgresql_where=_OPEN,
+          sqlite_where=_OPEN),
     # Depth and partner health count only unfinished and dead work, off this index alone.
     Index("ix_outbox_open_destination_kind", "destination", "kind", "state", "attempts",
           "created_at", postgresql_where=_OPEN, sqlite_where=_OPEN),
