@@ -25,7 +25,7 @@ __all__ = ["CLAIMABLE", "claim"]
 
 # The states a claim reads. Done tasks are never deleted, so they soon outnumber the open ones
 # by far: the claim reads only rows in these states, off partial indexes on exactly these
-# states (migration 0012_outbox_claim_indexes), so its cost follows the open work, not the
+# states (migration 0013_outbox_claim_indexes), so its cost follows the open work, not the
 # outbox's history. The states are written into the SQL, not bound: a prepared statement's
 # generic plan cannot prove a partial index's predicate from parameters.
 CLAIMABLE = ("pending", "leased")

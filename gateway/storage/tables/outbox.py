@@ -46,7 +46,7 @@ outbox = Table(
     Index("ix_outbox_dead_pk", "pk", postgresql_where=_DEAD, sqlite_where=_DEAD),
     # The claim reads only open work, whatever the number of finished tasks: the claimable
     # tasks in claim (pk) order, and the unfinished tasks of a case for its order check
-    # (gateway.outbox.claiming; migration 0012_outbox_claim_indexes).
+    # (gateway.outbox.claiming; migration 0013_outbox_claim_indexes).
     Index("ix_outbox_claimable_pk", "pk", postgresql_where=_CLAIMABLE,
           sqlite_where=_CLAIMABLE),
     Index("ix_outbox_unfinished_ordering", "ordering_key", "pk", postgresql_where=_OPEN,

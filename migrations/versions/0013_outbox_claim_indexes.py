@@ -13,16 +13,16 @@ used only where the planner can prove its predicate).
 Plain CREATE INDEX: on a large live database build them beforehand with CREATE INDEX
 CONCURRENTLY under the same names (the migration then finds them).
 
-Revision ID: 0012_outbox_claim_indexes
-Revises: 0011_keys
+Revision ID: 0013_outbox_claim_indexes
+Revises: 0012_payment_evidence
 Create Date: 2026-12-02
 """
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0012_outbox_claim_indexes"
-down_revision = "0011_keys"
+revision = "0013_outbox_claim_indexes"
+down_revision = "0012_payment_evidence"
 branch_labels = None
 depends_on = None
 
