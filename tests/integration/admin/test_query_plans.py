@@ -98,7 +98,10 @@ P = repo.PaymentFilter
 A = q.AuditFilter
 
 # Either index serves a query for the open tasks by state (see "outbox depth").
-_OPEN_TASKS = ("ix_outbox_open_destination_kind", "ix_outbox_due")
+_OPEN_TASKS = ("ix_outbox_open_destination_kind", "ix_outbox_due", "ix_outbox_claimable_pk")
+# A dead letter's "blocking" count reads the later tasks of its case by ordering key: through
+# the whole-history index or the unfinished tasks' partial one (0013), both bounded by the key.
+_CASE_TASKS = ("ix_outbox_ordering", "ix_outbox_unfinished_ordering")
 
 # name -> (the list query as the service calls it, the indexes its plan must use,
 #          whether a Sort is expected (a handful of rows), seq scans allowed (few-row table))
@@ -147,7 +150,7 @@ CASES: dict[str, tuple[Run, set[str | tuple[str, ...]], bool, bool]] = {
     "payments?claim": (lambda c, b: repo.newest(c, P(claim_ref="CLM-77"), before=b, limit=LIMIT),
                        {"ix_payments_claim_ref"}, True, True),
     "outbox/dead": (lambda c, b: records.dead_page(c, before=b, limit=LIMIT),
-                    {"ix_outbox_dead_pk", "ix_outbox_ordering"}, False, True),
+                    {"ix_outbox_dead_pk", _CASE_TASKS}, False, True),
     # Dead letters are few whatever the outbox's size: the partial index bounds a filtered
     # page by their number.
     "outbox/dead?kind": (lambda c, b: records.dead_page(c, kind="deliver", before=b,
