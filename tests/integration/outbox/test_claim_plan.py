@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.outbox import records
 from gateway.outbox.claiming import claim
 from gateway.storage.engine import create_engine
-from gateway.storage.tables import outbox
 from gateway.storage.uow import factory_for
 from tests.support.partners import NOW
 
@@ -50,7 +50,7 @@ async def _fill(engine: AsyncEngine) -> list[int]:
     rows += [_task(DONE + i, "pending", f"O{i - 1 if i % 4 == 1 else i}") for i in range(OPEN)]
     async with engine.begin() as conn:
         for start in range(0, len(rows), 5000):
-            await conn.execute(insert(outbox), rows[start:start + 5000])
+            await conn.execute(records.enqueue_statement(), rows[start:start + 5000])
         pks = list((await conn.execute(text(
             "SELECT pk FROM outbox WHERE state = 'pending' ORDER BY pk"))).scalars())
         if conn.dialect.name == "postgresql":
