@@ -6,6 +6,7 @@ Alembic run is not a unit of work (it manages its own transactions on the connec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -17,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.storage.engine import create_engine
 
-__all__ = ["alembic_config", "current_revision", "head_revision", "revision_of", "upgrade"]
+__all__ = [
+    "alembic_config", "current_revision", "downgrade", "head_revision", "revision_of", "upgrade",
+]
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -53,14 +56,23 @@ async def revision_of(conn: AsyncConnection) -> str | None:
 
 async def upgrade(url: str, revision: str = "head") -> None:
     """Upgrade the database at ``url`` to ``revision``."""
+    await _migrate(url, command.upgrade, revision)
+
+
+async def downgrade(url: str, revision: str) -> None:
+    """Downgrade the database at ``url`` to ``revision`` (tests of a migration's way back)."""
+    await _migrate(url, command.downgrade, revision)
+
+
+async def _migrate(url: str, step: Callable[[Config, str], None], revision: str) -> None:
     engine = create_engine(url)
     cfg = alembic_config(url)
     try:
         async with engine.connect() as conn:
-            def _up(sync_conn: Connection) -> None:
+            def _run(sync_conn: Connection) -> None:
                 cfg.attributes["connection"] = sync_conn
-                command.upgrade(cfg, revision)
-            await conn.run_sync(_up)
+                step(cfg, revision)
+            await conn.run_sync(_run)
             await conn.commit()
     finally:
         await engine.dispose()

@@ -22,19 +22,6 @@ Headers = dict[str, str]
 
 
 @pytest.fixture
-def rail(hub: Hub) -> FakeRail:
-    fake = FakeRail()
-    hub.payments.rails["fake"] = fake
-    return fake
-
-
-@pytest.fixture
-def auth(backoffice_token: str) -> Headers:
-    """The back office's service token (for setting up payments)."""
-    return {"Authorization": f"Bearer {backoffice_token}"}
-
-
-@pytest.fixture
 async def dispatcher(hub: Hub, rail: FakeRail) -> AsyncIterator[Any]:
     yield hub.dispatcher(batch=50)
 

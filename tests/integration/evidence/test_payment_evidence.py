@@ -20,7 +20,7 @@ from gateway.composition import Hub
 from gateway.evidence.chain import chain_pending, verify_chain
 from gateway.payments.repository import _UPDATABLE
 from gateway.storage.engine import create_engine
-from gateway.storage.migrate import alembic_config, upgrade
+from gateway.storage.migrate import downgrade, upgrade
 from gateway.storage.tables import evidence_chain, messages, payment_events, payments
 from gateway.storage.uow import factory_for
 from tests.support.databases import PgTemplate
@@ -31,18 +31,6 @@ from tests.support.payments import payment_body
 from tests.support.recon import add_payment
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def rail(hub: Hub) -> FakeRail:
-    fake = FakeRail()
-    hub.payments.rails["fake"] = fake
-    return fake
-
-
-@pytest.fixture
-def auth(backoffice_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {backoffice_token}"}
 
 
 async def instruct(client: httpx.AsyncClient, auth: dict[str, str],
@@ -211,22 +199,6 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         asyncio.run(pg.drop(name))
 
 
-async def _downgrade(url: str, revision: str) -> None:
-    from alembic import command
-
-    engine = create_engine(url)
-    cfg = alembic_config(url)
-    try:
-        async with engine.connect() as conn:
-            def _down(sync_conn: Any) -> None:
-                cfg.attributes["connection"] = sync_conn
-                command.downgrade(cfg, revision)
-            await conn.run_sync(_down)
-            await conn.commit()
-    finally:
-        await engine.dispose()
-
-
 async def _set_amount(url: str, minor: int) -> None:
     engine = create_engine(url)
     try:
@@ -258,7 +230,7 @@ async def test_payments_present_before_the_upgrade_are_chained_by_the_sweep(
         return
     with pytest.raises(DBAPIError, match="append-only"):
         await _set_amount(empty_db, 1)
-    await _downgrade(empty_db, "0011_keys")  # the guard goes with its migration
+    await downgrade(empty_db, "0011_keys")  # the guard goes with its migration
     await _set_amount(empty_db, 2)
     await upgrade(empty_db)
     with pytest.raises(DBAPIError, match="append-only"):

@@ -1,4 +1,5 @@
-"""Payment fixtures: the back-office auth header, a hub with the fake rail, its dispatcher."""
+"""Payment fixtures: the hub's dispatcher (the fake rail and the back-office header are
+tests/integration/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,6 @@ import pytest
 
 from gateway.composition import Hub
 from tests.support.fakes import FakeRail
-
-
-@pytest.fixture
-def rail(hub: Hub) -> FakeRail:
-    fake = FakeRail()
-    hub.payments.rails["fake"] = fake
-    return fake
-
-
-@pytest.fixture
-def auth(backoffice_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {backoffice_token}"}
 
 
 @pytest.fixture

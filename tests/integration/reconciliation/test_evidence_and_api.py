@@ -72,11 +72,6 @@ async def test_a_superseded_run_still_verifies(hub: Hub, recon: ReconciliationSe
     assert report.ok, report.broken
 
 
-@pytest.fixture
-def auth(backoffice_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {backoffice_token}"}
-
-
 async def test_backoffice_lists_runs_items_and_cases(
         hub: Hub, recon: ReconciliationService, client: httpx.AsyncClient,
         auth: dict[str, str]) -> None:
