@@ -333,13 +333,14 @@ def _dispatch_forever(settings: Settings, batch: int) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        chain = asyncio.create_task(run_housekeeping(hub))
+        chain = asyncio.create_task(run_housekeeping(hub, stop))
         log.info("dispatcher started (batch %d)", batch)
         try:
             await hub.dispatcher(batch=batch, lease=timedelta(
                 seconds=settings.dispatch_lease_seconds)).run(stop)
         finally:
-            chain.cancel()
+            stop.set()  # housekeeping returns after its current tick
+            await chain
             await hub.close()
 
     try:

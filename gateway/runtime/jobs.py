@@ -80,14 +80,19 @@ async def run_pension_schedules(hub: Hub) -> tuple[int, int]:
     return suspended, created
 
 
-async def run_housekeeping(hub: Hub, interval: float = 1.0) -> None:
+async def run_housekeeping(hub: Hub, stop: asyncio.Event, interval: float = 1.0) -> None:
     """Chain new evidence every ``interval`` seconds (until none is left); sweep fully and purge
     jtis each minute; run the pension schedules every ``settings.pension_run_every_seconds``
     and sign an evidence checkpoint every ``settings.evidence_checkpoint_every_seconds`` (both
-    first at start)."""
+    first at start); return between ticks once ``stop`` is set.
+
+    Stopped by ``stop``, not by cancelling: a cancel landing inside an aiosqlite call can
+    leave the unit of work's rollback waiting for ever (a hung shutdown on the embedded
+    database), so a tick always runs to its end.
+    """
     tick = 0
     pensions_due = checkpoint_due = time.monotonic()
-    while True:
+    while not stop.is_set():
         try:
             full = tick % 60 == 0
             await _chain(hub, full, lookback=tick % _LOOKBACK_EVERY == 0)
@@ -116,7 +121,8 @@ async def run_housekeeping(hub: Hub, interval: float = 1.0) -> None:
             except Exception:
                 log.exception("pension schedules failed; retrying at the next run")
         tick += 1
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 async def run_dispatcher(hub: Hub, stop: asyncio.Event | None = None) -> None:
@@ -127,10 +133,9 @@ async def run_background_jobs(hub: Hub, stop: asyncio.Event | None = None) -> No
     """Housekeeping and one dispatcher, for a single-process (embedded) deployment, until
     ``stop`` is set: the dispatcher then finishes or releases its batch (see its docstring)."""
     stop = stop or asyncio.Event()
-    housekeeping = asyncio.create_task(run_housekeeping(hub))
+    housekeeping = asyncio.create_task(run_housekeeping(hub, stop))
     try:
         await run_dispatcher(hub, stop)
     finally:
-        housekeeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await housekeeping
+        stop.set()  # housekeeping returns after its current tick
+        await housekeeping
