@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from gateway.payments.repository import _UPDATABLE
 from gateway.storage.engine import create_engine
 from gateway.storage.migrate import downgrade, upgrade
 from gateway.storage.tables import evidence_chain, messages, payment_events, payments
+from gateway.storage.types import UTCDateTime
 from gateway.storage.uow import factory_for
 from tests.support.databases import PgTemplate
 from tests.support.fakes import FakeRail
@@ -181,6 +182,37 @@ async def test_postgresql_refuses_changing_what_was_instructed(client, hub: Hub,
         assert (row.amount_minor, row.state, row.account) == (125000, "failed", "60199991234")
         assert (await conn.execute(select(payment_events.c.detail))).scalar_one() \
             == "1250.00 MYR via fake"
+
+
+def _other(column: Any, value: Any) -> Any:
+    """A value of ``column``'s type that differs from ``value``."""
+    if isinstance(column.type, UTCDateTime):
+        return (value or datetime(2026, 1, 1, tzinfo=UTC)) + timedelta(days=1)
+    if column.type.python_type is int:
+        return (value or 0) + 1
+    length = getattr(column.type, "length", None) or 8
+    return ("Z" * length) if value != "Z" * length else ("Y" * length)
+
+
+async def test_postgresql_refuses_changing_each_column_not_listed_as_updatable(
+        client, hub: Hub, auth, rail) -> None:
+    """Every column of ``payments`` outside the code's updatable list, one at a time: the
+    guard names its immutable columns (0014's WHEN clause), so one added to the table but
+    not to a guard migration would be updatable, and this test fails."""
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("the append-only guard is a PostgreSQL trigger")
+    await instruct(client, auth)
+    async with hub.engine.connect() as conn:
+        row = (await conn.execute(select(payments))).one()._mapping
+    guarded = [c for c in payments.c if c.name not in _UPDATABLE]
+    assert len(guarded) == len(payments.c) - len(_UPDATABLE)
+    for column in guarded:
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with hub.engine.begin() as conn:
+                await conn.execute(update(payments).values(
+                    {column.name: _other(column, row[column.name])}))
+    async with hub.engine.connect() as conn:
+        assert dict((await conn.execute(select(payments))).one()._mapping) == dict(row)
 
 
 # -- a database that held payments before 0012 --------------------------------------------------
