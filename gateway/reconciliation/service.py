@@ -458,6 +458,16 @@ class _Run:
         superseded = self.superseded.pk if self.superseded else None
         by_old = await repo.matched_in(conn, superseded, sorted(
             pk for pk, r in rows.items() if r.state == "reconciled"))
+        if self.met is not None:
+            # Reconciled already, by an earlier statement or by this run's earlier batches (the
+            # last one's in memory, older ones written): which is read from what this run
+            # matched, never from where a batch ended, so a second payout line is described
+            # the same in any batching. The query runs only for such payments (duplicates).
+            mine = {pk for pk, s in self._carried.items() if s == "reconciled" and pk in rows}
+            seen |= {(pk, False) for pk in mine}
+            seen |= await repo.line_seen(conn, self.pk, sorted(
+                pk for pk, r in rows.items()
+                if r.state == "reconciled" and pk not in by_old and pk not in mine))
         self._start_writes()  # the previous batch's: from here on, they run beside this one
         # Changed in this batch, or in the previous one (whose writes the lookup above did
         # not see); only this batch's are carried to the next (memory stays one batch's).

@@ -35,6 +35,8 @@ STATEMENT = statement([
     line(8, e2e="P-3", kind="returned"),
     line(9, e2e="P-4"),
     line(10, "5.00"),  # no keys
+    line(11, "6.00"),  # no keys
+    line(12, e2e="P-4"),  # a second payout line two batches on: P-4 read back reconciled
 ])
 
 
@@ -51,6 +53,10 @@ async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: Reconciliat
         items = (await u.conn.execute(
             select(recon_items.c.line_no, recon_items.c.kind, recon_items.c.subject)
             .where(recon_items.c.run_pk == result.pk).order_by(recon_items.c.seq))).all()
+        details = dict((await u.conn.execute(
+            select(recon_items.c.line_no, recon_items.c.detail)
+            .where(recon_items.c.run_pk == result.pk,
+                   recon_items.c.kind == "duplicate_line"))).all())
         events = (await u.conn.execute(
             select(payments.c.payment_id, payment_events.c.from_state,
                    payment_events.c.to_state, payment_events.c.cause)
@@ -63,7 +69,14 @@ async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: Reconciliat
         (1, "matched", "P-0"), (2, "matched", "P-1"), (3, "duplicate_line", "P-0"),
         (4, "returned", "P-1"), (5, "amount_mismatch", "P-2"), (6, "duplicate_line", "P-2"),
         (7, "returned", "P-3"), (8, "duplicate_line", "P-3"), (9, "matched", "P-4"),
-        (10, "unknown_line", "line:S1#10"), (None, "pending", "P-5")]
+        (10, "unknown_line", "line:S1#10"), (11, "unknown_line", "line:S1#11"),
+        (12, "duplicate_line", "P-4"), (None, "pending", "P-5")]
+    # Told apart by what the run met, never by where a batch ended: the earlier line was this
+    # statement's, whichever batch it was in.
+    assert details == {3: "the payout was already booked in this statement",
+                       6: "the payout was already booked in this statement",
+                       8: "a second returned line for this payment",
+                       12: "the payout was already booked in this statement"}
     by_payment: dict[str, list[tuple[str, str, str]]] = {}
     for e in events:
         by_payment.setdefault(e.payment_id, []).append((e.from_state, e.to_state, e.cause))
@@ -74,4 +87,4 @@ async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: Reconciliat
         "P-4": [("paid", "reconciled", "reconciled")]}
     assert states == {"P-0": "reconciled", "P-1": "returned", "P-2": "paid",
                       "P-3": "returned", "P-4": "reconciled", "P-5": "paid"}
-    assert result.summary["items"] == 11
+    assert result.summary["items"] == 13
