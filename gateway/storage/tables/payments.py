@@ -64,7 +64,6 @@ payments = Table(
     Column("instruction", Text, nullable=True),
     UniqueConstraint("payment_id", name="uq_payments_payment_id"),
     UniqueConstraint("idempotency_key", name="uq_payments_idempotency_key"),
-    Index("ix_payments_state_updated", "state", "updated_at"),
     Index("ix_payments_claim_ref", "claim_ref"),
     Index("ix_payments_pension_ref", "pension_ref"),
     # Reconciliation looks payments up by the rail's reference and streams a rail's paid ones.
