@@ -325,6 +325,7 @@ class _Run:
         self.superseded: RowMapping | None = None
         self.opened = self.updated = self.kept_closed = 0
         self.met: set[tuple[int, bool]] | None = set()
+        self._forget = False
         # The pipeline of _lines: the last batch's writes, not started or running, and the
         # payment states that batch changed.
         self._unwritten: Callable[[], Coroutine[Any, Any, None]] | None = None
@@ -527,8 +528,14 @@ class _Run:
                 row = await self._locked(row, states.get(row.pk, row.state))
                 changes[row.pk] = self._change(row, item)
                 states[row.pk] = changed[row.pk] = item.to_state
+                if (row.pk, False) in seen:
+                    # Its state said "paid on this statement" (reconciled); returned, it no
+                    # longer does: remember it, so a later payout line is still a duplicate.
+                    self._remember((row.pk, False))
             items.append(item)
         await self._settle()
+        if self._forget:  # past _MAX_MET: from the next batch on, ask the written items
+            self.met = None
         item_rows = self._rows(items)
         self._carried = changed
         self._unwritten = functools.partial(self._write_batch, reconciled, changes, item_rows)
@@ -562,8 +569,8 @@ class _Run:
         if self.met is None:
             return
         self.met.add(key)
-        if len(self.met) > _MAX_MET:
-            self.met = None
+        # Dropped at the end of the batch, not here: the rest of this batch still needs it.
+        self._forget = len(self.met) > _MAX_MET
 
     async def _flush(self, reconciled: list[RowMapping], changes: dict[int, Change]) -> None:
         await self.svc.payments.reconcile_many(

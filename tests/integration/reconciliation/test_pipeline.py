@@ -40,11 +40,17 @@ STATEMENT = statement([
 ])
 
 
+# What a run met is remembered up to _MAX_MET payments, then asked of the items written.
+MET = pytest.mark.parametrize("met", [100_000, 1], ids=["met-remembered", "met-asked"])
+
+
+@MET
 @pytest.mark.parametrize("batch", [2, 1000], ids=["batches-of-2", "one-batch"])
 async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: ReconciliationService,
                                                     monkeypatch: pytest.MonkeyPatch,
-                                                    batch: int) -> None:
+                                                    batch: int, met: int) -> None:
     monkeypatch.setattr(service, "BATCH", batch)
+    monkeypatch.setattr(service, "_MAX_MET", met)
     for n in range(6):
         await add_payment(hub.uow, f"P-{n}")
     result = await recon.run("fake", DAY, STATEMENT)
@@ -88,3 +94,72 @@ async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: Reconciliat
     assert states == {"P-0": "reconciled", "P-1": "returned", "P-2": "paid",
                       "P-3": "returned", "P-4": "reconciled", "P-5": "paid"}
     assert result.summary["items"] == 13
+
+
+RETURNED_THEN_PAID_AGAIN = statement([
+    record(),
+    line(1, e2e="P-0"),
+    line(2, e2e="P-0", kind="returned", reason="AC04"),  # back, in the same or the next batch
+    line(3, e2e="P-1"),
+    line(4, "1.00"), line(5, "2.00"), line(6, "3.00"),  # no keys: batches go by
+    line(7, e2e="P-0"),  # a second payout line of a payment this statement paid and returned
+    line(8, e2e="P-1", kind="returned"),  # returned batches after its payout...
+    line(9, "4.00"), line(10, "5.00"),
+    line(11, e2e="P-1"),  # ...and booked again, batches after that
+])
+
+
+@MET
+@pytest.mark.parametrize("batch", [2, 3, 1000])
+async def test_a_payout_line_after_a_return_is_a_duplicate_in_any_batching(
+        hub: Hub, recon: ReconciliationService, monkeypatch: pytest.MonkeyPatch,
+        batch: int, met: int) -> None:
+    monkeypatch.setattr(service, "BATCH", batch)
+    monkeypatch.setattr(service, "_MAX_MET", met)
+    for n in range(2):
+        await add_payment(hub.uow, f"P-{n}")
+    result = await recon.run("fake", DAY, RETURNED_THEN_PAID_AGAIN)
+
+    async with hub.uow(read_only=True) as u:
+        items = (await u.conn.execute(
+            select(recon_items.c.line_no, recon_items.c.kind, recon_items.c.detail)
+            .where(recon_items.c.run_pk == result.pk, recon_items.c.payment_pk.is_not(None))
+            .order_by(recon_items.c.seq))).all()
+    again = "the payout was already booked in this statement"
+    assert [tuple(i) for i in items] == [
+        (1, "matched", "matched by key"), (2, "returned", "returned by the rail (AC04)"),
+        (3, "matched", "matched by key"), (7, "duplicate_line", again),
+        (8, "returned", "returned by the rail"), (11, "duplicate_line", again)]
+
+
+MET_THEN_MET_AGAIN = statement([
+    record(),
+    line(1, "99.00", e2e="P-0"),  # met, not moved
+    line(2, "1.00"), line(3, "1.50"),  # (the first batch is the first item and three more)
+    line(4, "99.00", e2e="P-1"),  # the next batch of three: past a _MAX_MET of 1...
+    line(5, e2e="P-0"),  # ...and, in the same batch, P-0 again: still a duplicate
+    line(6, "2.00"),
+])
+
+
+@MET
+@pytest.mark.parametrize("batch", [3, 1000])
+async def test_what_a_run_met_is_kept_to_the_end_of_the_batch_that_outgrows_it(
+        hub: Hub, recon: ReconciliationService, monkeypatch: pytest.MonkeyPatch,
+        batch: int, met: int) -> None:
+    monkeypatch.setattr(service, "BATCH", batch)
+    monkeypatch.setattr(service, "_MAX_MET", met)
+    for n in range(2):
+        await add_payment(hub.uow, f"P-{n}")
+    result = await recon.run("fake", DAY, MET_THEN_MET_AGAIN)
+
+    async with hub.uow(read_only=True) as u:
+        items = (await u.conn.execute(
+            select(recon_items.c.line_no, recon_items.c.kind)
+            .where(recon_items.c.run_pk == result.pk, recon_items.c.payment_pk.is_not(None))
+            .order_by(recon_items.c.seq))).all()
+        states = dict((await u.conn.execute(
+            select(payments.c.payment_id, payments.c.state))).all())
+    assert [tuple(i) for i in items] == [
+        (1, "amount_mismatch"), (4, "amount_mismatch"), (5, "duplicate_line")]
+    assert states == {"P-0": "paid", "P-1": "paid"}
