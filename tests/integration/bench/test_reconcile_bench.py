@@ -29,7 +29,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess[str]:
         pytest.skip(f"PostgreSQL not reachable at {url} ({problem})")
     env = dict(os.environ, GATEWAY_BENCH_PG_URL=url)
     return subprocess.run([sys.executable, "-m", "bench.reconcile", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_both_rails_run_floor_and_engine_over_every_line() -> None:

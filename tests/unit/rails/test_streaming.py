@@ -86,7 +86,7 @@ def test_camt_scan_peak_does_not_grow_with_size(tmp_path: Path) -> None:
         with path.open("wb") as out:
             assert camt_statements.write_statement(out, Payouts(n), DAY) == n
         done = subprocess.run([sys.executable, "-c", _SCAN, str(path)], capture_output=True,
-                              text=True, timeout=600, check=True)
+                              text=True, timeout=300, check=True)
         lines, peaks[n] = (int(v) for v in done.stdout.split())
         assert lines == n
     assert peaks[100_000] < 1.5 * peaks[10_000], peaks  # kilobytes
