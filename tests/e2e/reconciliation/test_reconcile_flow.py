@@ -30,7 +30,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ import pytest
 from sqlalchemy import select
 
 from adapters.partners.common.simulator import PartnerSimulator
+from adapters.rails._statements import CUTOFF
 from adapters.simulation import Fault, Faults, LoopbackServer, bind, free_port
 from gateway.backoffice.auth import write_dev_tokens
 from gateway.clock import utcnow
@@ -133,6 +134,12 @@ def test_payouts_faults_scheduler_report_cases_and_returns(instance: Path, db_ur
     sims = start_rail_sims(list(RAILS), hub_url=f"http://127.0.0.1:{hub_port}",
                            tick_seconds=0.15, faults=faults)
     rails = _rails_file(instance / "rails.toml", sims)
+    # The simulated rails close their books at 23:30 in Kuala Lumpur (CUTOFF): from then to
+    # midnight a payout is booked on tomorrow's statement, which the scheduler does not fetch
+    # today. Their clock stops at 23:00 KL, so this test does not depend on the hour it runs.
+    closes = datetime.combine(utcnow().astimezone(KL).date(), CUTOFF, KL) - timedelta(minutes=30)
+    for sim in sims.sims.values():
+        sim.clock = lambda: min(utcnow(), closes)
     partner, partner_server = _partner(instance, f"http://127.0.0.1:{hub_port}")
     env = gateway_env(instance, db_url, GATEWAY_RAILS_FILE=str(rails),
                       GATEWAY_BACKOFFICE_TOKENS_FILE=str(instance / "backoffice.toml"),
