@@ -96,6 +96,20 @@ async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: Reconciliat
     assert result.summary["items"] == 13
 
 
+async def _payment_items(hub: Hub, recon: ReconciliationService, stmt: bytes,
+                         payment_ids: int) -> list[tuple[int, str, str]]:
+    """Run ``stmt`` with payments P-0.. and return its items that name a payment:
+    (line, kind, detail) in order."""
+    for n in range(payment_ids):
+        await add_payment(hub.uow, f"P-{n}")
+    result = await recon.run("fake", DAY, stmt)
+    async with hub.uow(read_only=True) as u:
+        return [tuple(i) for i in (await u.conn.execute(
+            select(recon_items.c.line_no, recon_items.c.kind, recon_items.c.detail)
+            .where(recon_items.c.run_pk == result.pk, recon_items.c.payment_pk.is_not(None))
+            .order_by(recon_items.c.seq))).all()]
+
+
 RETURNED_THEN_PAID_AGAIN = statement([
     record(),
     line(1, e2e="P-0"),
@@ -116,17 +130,9 @@ async def test_a_payout_line_after_a_return_is_a_duplicate_in_any_batching(
         batch: int, met: int) -> None:
     monkeypatch.setattr(service, "BATCH", batch)
     monkeypatch.setattr(service, "_MAX_MET", met)
-    for n in range(2):
-        await add_payment(hub.uow, f"P-{n}")
-    result = await recon.run("fake", DAY, RETURNED_THEN_PAID_AGAIN)
-
-    async with hub.uow(read_only=True) as u:
-        items = (await u.conn.execute(
-            select(recon_items.c.line_no, recon_items.c.kind, recon_items.c.detail)
-            .where(recon_items.c.run_pk == result.pk, recon_items.c.payment_pk.is_not(None))
-            .order_by(recon_items.c.seq))).all()
+    items = await _payment_items(hub, recon, RETURNED_THEN_PAID_AGAIN, 2)
     again = "the payout was already booked in this statement"
-    assert [tuple(i) for i in items] == [
+    assert items == [
         (1, "matched", "matched by key"), (2, "returned", "returned by the rail (AC04)"),
         (3, "matched", "matched by key"), (7, "duplicate_line", again),
         (8, "returned", "returned by the rail"), (11, "duplicate_line", again)]
@@ -149,17 +155,10 @@ async def test_what_a_run_met_is_kept_to_the_end_of_the_batch_that_outgrows_it(
         batch: int, met: int) -> None:
     monkeypatch.setattr(service, "BATCH", batch)
     monkeypatch.setattr(service, "_MAX_MET", met)
-    for n in range(2):
-        await add_payment(hub.uow, f"P-{n}")
-    result = await recon.run("fake", DAY, MET_THEN_MET_AGAIN)
-
+    items = await _payment_items(hub, recon, MET_THEN_MET_AGAIN, 2)
+    assert [(n, kind) for n, kind, _ in items] == [
+        (1, "amount_mismatch"), (4, "amount_mismatch"), (5, "duplicate_line")]
     async with hub.uow(read_only=True) as u:
-        items = (await u.conn.execute(
-            select(recon_items.c.line_no, recon_items.c.kind)
-            .where(recon_items.c.run_pk == result.pk, recon_items.c.payment_pk.is_not(None))
-            .order_by(recon_items.c.seq))).all()
         states = dict((await u.conn.execute(
             select(payments.c.payment_id, payments.c.state))).all())
-    assert [tuple(i) for i in items] == [
-        (1, "amount_mismatch"), (4, "amount_mismatch"), (5, "duplicate_line")]
     assert states == {"P-0": "paid", "P-1": "paid"}
