@@ -325,7 +325,6 @@ class _Run:
         self.superseded: RowMapping | None = None
         self.opened = self.updated = self.kept_closed = 0
         self.met: set[tuple[int, bool]] | None = set()
-        self._forget = False
         # The pipeline of _lines: the last batch's writes, not started or running, and the
         # payment states that batch changed.
         self._unwritten: Callable[[], Coroutine[Any, Any, None]] | None = None
@@ -534,8 +533,8 @@ class _Run:
                     self._remember((row.pk, False))
             items.append(item)
         await self._settle()
-        if self._forget:  # past _MAX_MET: from the next batch on, ask the written items
-            self.met = None
+        if self.met is not None and len(self.met) > _MAX_MET:
+            self.met = None  # from the next batch on, ask the written items
         item_rows = self._rows(items)
         self._carried = changed
         self._unwritten = functools.partial(self._write_batch, reconciled, changes, item_rows)
@@ -565,12 +564,10 @@ class _Run:
 
     def _remember(self, key: tuple[int, bool]) -> None:
         """Remember a payment a line met without reconciling it (a mismatch, a return...),
-        so a second line is a duplicate; past _MAX_MET the run asks its written items."""
-        if self.met is None:
-            return
-        self.met.add(key)
-        # Dropped at the end of the batch, not here: the rest of this batch still needs it.
-        self._forget = len(self.met) > _MAX_MET
+        so a second line is a duplicate; past _MAX_MET the run asks its written items (from
+        the next batch on: the rest of this one still needs what it remembers)."""
+        if self.met is not None:
+            self.met.add(key)
 
     async def _flush(self, reconciled: list[RowMapping], changes: dict[int, Change]) -> None:
         await self.svc.payments.reconcile_many(
