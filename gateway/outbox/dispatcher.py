@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-from gateway.clock import Clock, utcnow
+from gateway.clock import Clock, pause, utcnow
 from gateway.observability.logs import bind_ids
 from gateway.observability.metrics import Observer
 from gateway.observability.tracing import NO_TRACING, Tracing
@@ -276,7 +276,7 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; when there is nothing to do, pause (``idle_sleep``
         doubling up to ``idle_max`` while nothing comes)."""
-        pause = self.idle_sleep
+        idle = self.idle_sleep
         while not stop.is_set():
             try:
                 n = await self.run_once(stop)
@@ -287,11 +287,10 @@ class Dispatcher:
                 n = 0
                 await asyncio.sleep(1.0)
             if n:
-                pause = self.idle_sleep
+                idle = self.idle_sleep
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=pause)
-            pause = min(pause * 2, self.idle_max)
+            await pause(stop, idle)
+            idle = min(idle * 2, self.idle_max)
 
 
 def _chunks(tasks: list[Task], size: int) -> list[list[Task]]:

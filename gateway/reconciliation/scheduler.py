@@ -12,13 +12,12 @@ statement's backoff starts again from its first wait, still ending at the same d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from gateway.clock import Clock, iso_millis, utcnow
+from gateway.clock import Clock, iso_millis, pause, utcnow
 from gateway.errors import TransientDeliveryError
 from gateway.outbox.retry import describe
 from gateway.reconciliation.schedule import (
@@ -91,8 +90,7 @@ class Scheduler:
                 await self.tick(stop)
             except Exception:  # a planning bug must not end the process; it is logged
                 log.exception("reconciliation scheduler tick failed")
-            with contextlib.suppress(TimeoutError):  # the tick's bounded sleep
-                await asyncio.wait_for(stop.wait(), timeout=every)
+            await pause(stop, every)
 
     async def _attempt(self, step: Step) -> Outcome:
         key = (step.rail, step.day)

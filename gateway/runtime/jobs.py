@@ -4,10 +4,10 @@ purging, and the pension schedules (due periods' payments, overdue life certific
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from gateway.clock import pause
 from gateway.composition import Hub
 from gateway.evidence.chain import chain_pending
 from gateway.evidence.checkpoints import latest_checkpoints, make_checkpoint, write_checkpoint_file
@@ -121,8 +121,7 @@ async def run_housekeeping(hub: Hub, stop: asyncio.Event, interval: float = 1.0)
             except Exception:
                 log.exception("pension schedules failed; retrying at the next run")
         tick += 1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+        await pause(stop, interval)
 
 
 async def run_dispatcher(hub: Hub, stop: asyncio.Event | None = None) -> None:
