@@ -516,6 +516,11 @@ def audit_verify(
         if report.tables:
             typer.echo("records per table: " + ", ".join(
                 f"{name} {n}" for name, n in sorted(report.tables.items())))
+        if report.payments_compared or report.payments_uncompared:
+            typer.echo(f"payments as their newest event recorded them: "
+                       f"{report.payments_compared}" + (
+                           f"; {report.payments_uncompared} not compared (newest event from "
+                           "before migration 0016)" if report.payments_uncompared else ""))
         return 0
 
     raise typer.Exit(asyncio.run(run()))

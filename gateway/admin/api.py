@@ -694,6 +694,10 @@ class EvidenceReport(_Out):
     broken: str | None = Field(description="the first problem, naming the record")
     unchained: int = Field(description="records older than the settle window not in the chain")
     tables: dict[str, int] = Field(description="records checked, per chained table")
+    payments: dict[str, int] = Field(description=(
+        "compared: payments whose state, payout account and other changing columns are "
+        "what their newest event recorded; uncompared: those whose newest event predates "
+        "that record (migration 0016)"))
     head: dict[str, Any] | None
     signatures: dict[str, Any] | None = None
 

@@ -465,6 +465,8 @@ class AdminService:
         out: dict[str, Any] = {
             "ok": report.ok, "checked": report.checked, "broken": report.broken,
             "unchained": report.unchained, "tables": dict(sorted(report.tables.items())),
+            "payments": {"compared": report.payments_compared,
+                         "uncompared": report.payments_uncompared},
             "head": {"seq": head.seq, "chain_sha256": head.chain_sha256} if head else None,
             "settle_seconds": int(settle.total_seconds()), "at": self.clock().isoformat()}
         if signatures:

@@ -33,29 +33,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
-    Date,
-    Integer,
-    LargeBinary,
     Select,
-    String,
-    Table,
-    Text,
     and_,
     bindparam,
     case,
-    cast,
     exists,
     func,
     insert,
-    literal,
     select,
     text,
 )
@@ -63,9 +54,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, utcnow
 from gateway.errors import AuthError
+from gateway.evidence.digest import ChainedTable, Signed, hash_expr
+from gateway.evidence.payments import check_payments
 from gateway.protocol.envelope import HUB_PARTY
 from gateway.protocol.signing import KeyRing, verify_detached
-from gateway.storage.engine import SQLITE_SHA256
 from gateway.storage.tables import (
     admin_audit,
     delivery_receipts,
@@ -78,7 +70,6 @@ from gateway.storage.tables import (
     recon_statements,
     statement_blobs,
 )
-from gateway.storage.types import UTCDateTime
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = [
@@ -100,113 +91,6 @@ BATCH = 5000
 
 
 # ---- the chained tables: one entry per table ------------------------------------------------
-# A record's digest is sha256 over its table's name and its fields joined by U+001F: the pk,
-# then ``fields`` in order, each as text by its column's type (text as stored, NULL as "";
-# integers in decimal; timestamps ISO 8601 in UTC with microseconds; booleans true/false;
-# bytes as their sha256 in hex). The same rule is computed in Python (SQLite, tests) and in
-# one SQL expression on PostgreSQL, so a batch's digests never leave the database as rows.
-
-@dataclass(frozen=True, slots=True)
-class Signed:
-    """A detached signature a record carries: over ``body`` (a bytes column), in ``signature``,
-    by the party ``signer(row)`` names ("": whoever holds the key id)."""
-
-    what: str  # how a report names it: "partner signature", "receipt signature"
-    body: str
-    signature: str
-    signer: Callable[[Any], str]
-
-
-
-def _kind(column: ColumnElement[Any]) -> str:
-    t = column.type
-    if isinstance(t, UTCDateTime):
-        return "ts"
-    if isinstance(t, Date):
-        return "date"
-    if isinstance(t, LargeBinary):
-        return "bytes"
-    if isinstance(t, Boolean):
-        return "bool"
-    if isinstance(t, Integer):  # BigInteger, and the PK variant, are Integers
-        return "int"
-    if isinstance(t, String):  # Text is a String
-        return "text"
-    raise TypeError(f"column {column} of type {t} has no digest rule")
-
-
-@dataclass(frozen=True, slots=True)
-class ChainedTable:
-    """One table of evidence in the chain.
-
-    ``fields``: the immutable columns the digest covers, in order (after the pk); bytes
-    columns are hashed in. ``stored_hashes`` maps a bytes column to a column holding its
-    sha256, used only by the weaker ``trust_stored_hashes`` verify. ``time_column`` is what
-    the unchained-record check compares with the settle window; ``signed``: the signatures
-    ``verify --signatures`` checks; ``name``: how a report names a record (from ``fields``).
-    """
-
-    table: Table
-    fields: tuple[str, ...]
-    time_column: str = "received_at"
-    stored_hashes: Mapping[str, str] = field(default_factory=dict)
-    signed: tuple[Signed, ...] = ()
-    name: Callable[[Any], str] | None = None
-
-    def kinds(self) -> list[tuple[str, str]]:
-        return [(f, _kind(self.table.c[f])) for f in self.fields]
-
-    @property
-    def hashed(self) -> tuple[str, ...]:
-        return tuple(f for f, k in self.kinds() if k == "bytes")
-
-    def digest(self, r: Any) -> str:
-        """The digest of a row that has every field, bytes fields as ``<name>_sha`` (hex)."""
-        parts = [self.table.name, str(r.pk)]
-        for f, kind in self.kinds():
-            if kind == "bytes":
-                parts.append(getattr(r, f"{f}_sha"))
-                continue
-            v = getattr(r, f)
-            if v is None:
-                parts.append("")
-            elif kind == "ts":
-                parts.append(v.isoformat(timespec="microseconds"))
-            elif kind == "date":
-                parts.append(v.isoformat())
-            elif kind == "bool":
-                parts.append("true" if v else "false")
-            else:
-                parts.append(str(v))
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-    def sql_digest(self, *, trust_stored: bool = False) -> ColumnElement[str]:
-        """The same digest as one PostgreSQL expression over the table's row."""
-        t = self.table
-        parts: list[ColumnElement[Any]] = [literal(t.name, Text), cast(t.c.pk, Text)]
-        for f, kind in self.kinds():
-            c = t.c[f]
-            if kind == "bytes":
-                stored = self.stored_hashes.get(f) if trust_stored else None
-                parts.append(t.c[stored] if stored else _hash_expr("postgresql", c))
-            elif kind == "ts":
-                parts.append(func.coalesce(func.to_char(func.timezone("UTC", c),
-                                                        _PG_TS) + "+00:00", ""))
-            elif kind == "date":
-                parts.append(func.coalesce(func.to_char(c, "YYYY-MM-DD"), ""))
-            elif kind == "bool":
-                parts.append(case((c.is_(None), ""), (c, "true"), else_="false"))
-            else:
-                parts.append(func.coalesce(cast(c, Text), ""))
-        joined = func.concat_ws(literal("\x1f", Text), *parts)
-        return func.encode(func.sha256(func.convert_to(joined, "UTF8")), "hex")
-
-    def describe(self, record_table: str, row: Any) -> str:
-        return self.name(row) if self.name is not None else f"{record_table} pk {row.pk}"
-
-
-_PG_TS = 'YYYY-MM-DD"T"HH24:MI:SS.US'
-
 
 def _message_name(r: Any) -> str:
     return f"messages pk {r.pk} (message {r.message_id} from {r.sender})"
@@ -287,12 +171,15 @@ CHAINED: dict[str, ChainedTable] = {
         time_column="created_at",
         name=_payment_name,
     ),
-    # Every transition of a payment and its cause; never updated.
+    # Every transition of a payment and its cause; never updated. Since migration 0016 each
+    # also records the digest of the payment's changing columns after it
+    # (gateway.evidence.payments), which verify compares with the payment as it is.
     "payment_events": ChainedTable(
         payment_events,
         ("payment_pk", "from_state", "to_state", "cause", "detail", "at"),
         time_column="at",
         name=_payment_event_name,
+        added=("payment_sha256",),
     ),
 }
 
@@ -328,14 +215,6 @@ def _link(prev: str, table: str, pk: int, digest: str) -> str:
 
 # ---- hashing in the database ----------------------------------------------------------------
 
-def _hash_expr(dialect: str, column: ColumnElement[Any]) -> ColumnElement[str]:
-    if dialect == "postgresql":
-        hashed: ColumnElement[Any] = func.encode(func.sha256(column), "hex")
-    else:
-        hashed = getattr(func, SQLITE_SHA256)(column)
-    return func.coalesce(hashed, "")
-
-
 def _record_columns(conn: AsyncConnection, spec: ChainedTable, *,
                     trust_stored: bool = False) -> list[ColumnElement[Any]]:
     """pk and the record's digest: one expression on PostgreSQL; elsewhere the fields, with
@@ -349,8 +228,9 @@ def _record_columns(conn: AsyncConnection, spec: ChainedTable, *,
             cols.append(t.c[f])
             continue
         stored = spec.stored_hashes.get(f) if trust_stored else None
-        expr = t.c[stored] if stored is not None else _hash_expr(conn.dialect.name, t.c[f])
+        expr = t.c[stored] if stored is not None else hash_expr(conn.dialect.name, t.c[f])
         cols.append(expr.label(f"{f}_sha"))
+    cols.extend(t.c[f] for f in spec.added)
     return cols
 
 
@@ -480,6 +360,8 @@ class VerifyReport:
     first_unverifiable: str | None = None
     checkpoints_matched: int = 0
     tables: dict[str, int] = field(default_factory=dict)  # records checked, per table
+    payments_compared: int = 0  # payments as they are, against their newest event's digest
+    payments_uncompared: int = 0  # payments whose newest event predates that digest (0016)
 
     @property
     def ok(self) -> bool:
@@ -686,6 +568,12 @@ async def verify_chain(
                 select(func.count()).select_from(t)
                 .where(~chained, t.c[spec.time_column] < cutoff)
             )).scalar_one()
+        # The chain proves what was recorded; this proves the payments' changing columns
+        # are what their newest events recorded.
+        payments_now = await check_payments(conn)
+        report.payments_compared = payments_now.compared
+        report.payments_uncompared = payments_now.uncompared
+        report.broken = payments_now.problem
     return report
 
 

@@ -11,6 +11,8 @@ from sqlalchemy import ARRAY, BigInteger, bindparam, func, insert, literal, sele
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.evidence import payments as evidence
+from gateway.evidence.payments import CHANGING
 from gateway.storage.bulk import insert_rows, one_of
 from gateway.storage.keyset import newest_first
 from gateway.storage.tables import payment_discrepancies, payment_events, payments
@@ -18,7 +20,7 @@ from gateway.storage.tables import payment_discrepancies, payment_events, paymen
 __all__ = [
     "PaymentFilter", "by_ids", "by_key", "discrepancies", "discrepancies_page",
     "discrepancy_by_pk", "events_of", "insert_events", "newest", "open_discrepancy",
-    "move_with_events", "resolve_discrepancies", "set_state", "update_many",
+    "move_with_events", "resolve_discrepancies", "update_many",
 ]
 
 
@@ -43,8 +45,7 @@ async def by_key(conn: AsyncConnection, rail: str, idempotency_key: str, *,
     return (await conn.execute(q)).mappings().first()
 
 
-_UPDATABLE = ("state", "rail_reference", "reason", "paid_at", "updated_at", "provider",
-              "account", "account_name", "confirmed", "instruction")
+_UPDATABLE = CHANGING
 
 
 async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -55,16 +56,6 @@ async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
         {c: bindparam(f"b_{c}") for c in _UPDATABLE})
     await conn.execute(stmt, [{"b_pk": r["pk"], **{f"b_{c}": r[c] for c in _UPDATABLE}}
                               for r in rows])
-
-
-async def set_state(conn: AsyncConnection, pks: Sequence[int], from_state: str, to_state: str,
-                    now: Any) -> int:
-    """Move the payments still in ``from_state`` to ``to_state`` at once (the UPDATE takes
-    their row locks); return how many moved."""
-    res = await conn.execute(update(payments).where(
-        one_of(conn, payments.c.pk, pks), payments.c.state == from_state).values(
-        state=to_state, updated_at=now))
-    return int(res.rowcount)
 
 
 async def move_with_events(conn: AsyncConnection, pks: Sequence[int], from_state: str,
@@ -80,35 +71,42 @@ async def move_with_events(conn: AsyncConnection, pks: Sequence[int], from_state
     """
     if not pks:
         return 0
+    changed = [payments.c.pk, *(payments.c[c] for c in CHANGING)]
     if conn.dialect.name == "postgresql":
         moved = (update(payments)
                  .where(one_of(conn, payments.c.pk, pks), payments.c.state == from_state)
                  .values(state=to_state, updated_at=now)
-                 .returning(payments.c.pk).cte("moved"))
+                 .returning(*changed).cte("moved"))
         order = func.unnest(bindparam("order_pks", list(pks), type_=ARRAY(BigInteger))
                             ).table_valued("pk", with_ordinality="n").render_derived()
         cols = payment_events.c
         source = (select(moved.c.pk, literal(from_state, cols.from_state.type),
                          literal(to_state, cols.to_state.type), literal(cause, cols.cause.type),
-                         literal(detail, cols.detail.type), literal(now, cols.at.type))
+                         literal(detail, cols.detail.type), literal(now, cols.at.type),
+                         evidence.sql_digest(moved.c))
                   .select_from(order.join(moved, moved.c.pk == order.c.pk))
                   .order_by(order.c.n))
         res = await conn.execute(insert(payment_events).from_select(
-            ["payment_pk", "from_state", "to_state", "cause", "detail", "at"], source))
+            ["payment_pk", "from_state", "to_state", "cause", "detail", "at", "payment_sha256"],
+            source))
         return int(res.rowcount)
     res = await conn.execute(update(payments).where(
         one_of(conn, payments.c.pk, pks), payments.c.state == from_state).values(
-        state=to_state, updated_at=now).returning(payments.c.pk))
-    moved_pks = set(res.scalars())
+        state=to_state, updated_at=now).returning(*changed))
+    written = {r.pk: evidence.digest(r.pk, r._mapping) for r in res}
     await insert_rows(conn, payment_events, [dict(
         payment_pk=pk, from_state=from_state, to_state=to_state, cause=cause, detail=detail,
-        at=now) for pk in pks if pk in moved_pks])
-    return len(moved_pks)
+        at=now, payment_sha256=written[pk]) for pk in pks if pk in written])
+    return len(written)
 
 
 async def insert_events(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Record events of payments whose changes this transaction has already written: each
+    event gets the digest of its payment's changing columns as read back now."""
     if rows:
-        await conn.execute(insert(payment_events), list(rows))
+        now = await evidence.digests(conn, {r["payment_pk"] for r in rows})
+        await conn.execute(insert(payment_events), [
+            {**r, "payment_sha256": now[r["payment_pk"]]} for r in rows])
 
 
 async def events_of(conn: AsyncConnection, payment_pk: int) -> list[RowMapping]:

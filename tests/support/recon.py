@@ -20,6 +20,7 @@ from sqlalchemy import insert, select
 
 from gateway.errors import InvalidMessageError, TransientDeliveryError
 from gateway.money import Money
+from gateway.payments import repository as payments_repo
 from gateway.ports.rail import (
     BadLine,
     LineKind,
@@ -145,8 +146,9 @@ async def add_payment(uow: UnitOfWorkFactory, payment_id: str, *, state: str = "
                       amount: str = "100.00", currency: str = "MYR", rail: str = "fake",
                       paid_at: datetime | None = datetime(2026, 12, 1, 2, 0, tzinfo=UTC),
                       rail_reference: str | None = None, partner_id: str | None = None,
-                      claim_ref: str | None = None) -> int:
-    """Write a payment straight into the ledger in ``state`` (test set-up only)."""
+                      claim_ref: str | None = None, before_0016: bool = False) -> int:
+    """Write a payment straight into the ledger in ``state`` (test set-up only);
+    ``before_0016``: into a database not yet upgraded to 0016, as it was written then."""
     m = Money.parse(amount, currency)
     now = paid_at or datetime(2026, 12, 1, tzinfo=UTC)
     async with uow() as u:
@@ -159,7 +161,10 @@ async def add_payment(uow: UnitOfWorkFactory, payment_id: str, *, state: str = "
             rail_reference=rail_reference, created_at=now, updated_at=now,
             paid_at=paid_at if state in ("paid", "reconciled", "returned") else None,
         ).returning(payments.c.pk))).scalar_one()
-        await u.conn.execute(insert(payment_events).values(
-            payment_pk=pk, from_state=None, to_state=state, cause="instructed", at=now))
+        event = dict(payment_pk=pk, from_state=None, to_state=state, cause="instructed", at=now)
+        if before_0016:  # an event as recorded before migration 0016: no payment_sha256
+            await u.conn.execute(insert(payment_events).values(event))
+        else:
+            await payments_repo.insert_events(u.conn, [event])
         await u.commit()
     return int(pk)

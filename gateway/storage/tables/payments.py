@@ -88,6 +88,9 @@ payment_events = Table(
     Column("cause", String(40), nullable=False),
     Column("detail", Text, nullable=True),
     Column("at", TS, nullable=False),
+    # The digest of the payment's changing columns once this event's change is written
+    # (gateway.evidence.payments); NULL on events recorded before migration 0016.
+    Column("payment_sha256", String(64), nullable=True),
     Index("ix_payment_events_payment", "payment_pk", "pk"),
 )
 

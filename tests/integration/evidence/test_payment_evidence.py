@@ -13,11 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from gateway.composition import Hub
 from gateway.evidence.chain import chain_pending, verify_chain
+from gateway.evidence.payments import check_payments
 from gateway.payments.repository import _UPDATABLE
 from gateway.storage.engine import create_engine
 from gateway.storage.migrate import downgrade, upgrade
@@ -151,6 +152,117 @@ async def test_an_account_change_is_named_in_its_chained_event(
     assert rail.payouts["PAY-0001"].instruction.account == "60199991234"
 
 
+async def paid(client: httpx.AsyncClient, hub: Hub, auth: dict[str, str], rail: FakeRail,
+               clock: Any, payment_id: str = "PAY-0001") -> int:
+    """Instruct ``payment_id``, pay it through the dispatcher and the rail; return its pk."""
+    await instruct(client, auth, payment_id)
+    dispatcher = hub.dispatcher(batch=50)
+    assert await dispatcher.run_once() >= 1
+    rail.settle(payment_id)
+    clock.now = clock.now + timedelta(hours=2)
+    assert await dispatcher.run_once() >= 1
+    return await payment_pk(hub, payment_id)
+
+
+# What an insider or a mistake could change in place: every column the hub itself changes,
+# each only with an event.
+CHANGED_WITHOUT_AN_EVENT = [
+    ("account", "60199990000"), ("account_name", "Someone Else"), ("provider", "BOOST"),
+    ("state", "instructed"), ("rail_reference", "FK999999"), ("reason", "none"),
+    ("confirmed", "received"), ("instruction", '{"account": "60199990000"}'),
+    ("paid_at", None), ("updated_at", None),
+]
+
+
+@pytest.mark.parametrize(("column", "value"), CHANGED_WITHOUT_AN_EVENT,
+                         ids=[c for c, _ in CHANGED_WITHOUT_AN_EVENT])
+async def test_a_payment_changed_without_an_event_is_found_and_named(
+        client, hub: Hub, auth, rail: FakeRail, clock, column: str, value: Any) -> None:
+    """The columns the hub changes are outside the payment's chained digest (they must
+    change) and the PostgreSQL guard lets them change; each event records what they became,
+    so a change made beside the hub is found."""
+    await paid(client, hub, auth, rail, clock, "PAY-0001")
+    pk = await paid(client, hub, auth, rail, clock, "PAY-0002")
+    await chain_all(hub)
+    report = await verify_chain(hub.uow, clock=hub.clock)
+    assert report.ok, report.broken
+    assert (report.payments_compared, report.payments_uncompared) == (2, 0)
+    newest = (await events(hub, pk))[-1]
+    if value is None:  # a time: a second later
+        async with hub.engine.connect() as conn:
+            value = (await conn.execute(select(payments.c[column]).where(
+                payments.c.pk == pk))).scalar_one() + timedelta(seconds=1)
+    async with hub.engine.begin() as conn:  # no unguard: the guard allows these columns
+        await conn.execute(update(payments).where(payments.c.pk == pk).values({column: value}))
+    report = await verify_chain(hub.uow, clock=hub.clock)
+    assert report.broken == (
+        f"payments pk {pk} (payment PAY-0002): its state, payout account or another changing "
+        f"column is not what its newest event (payment_events pk {newest.pk}, "
+        f"{newest.cause}) recorded: it was changed without an event")
+    assert report.payments_compared == 1  # PAY-0001, before it
+
+
+async def test_every_writer_of_payment_events_records_the_payment_as_written(
+        client, hub: Hub, auth, rail: FakeRail, clock, bpjstk: TestPartner) -> None:
+    """Instruction, the dispatcher's transitions, a partner's account change (a note) and a
+    reconciliation's batched move (one SQL statement on PostgreSQL): each event's digest is
+    the payment as it is after that event, so verify compares every payment."""
+    pk = await paid(client, hub, auth, rail, clock, "PAY-0001")
+    await instruct(client, auth, "PAY-0002")
+    env = bpjstk.envelope("beneficiary.update", {
+        "claim_ref": "CLM-2026-000123",
+        "payout": {"method": "ewallet", "provider": "BOOST", "account": "60199991234",
+                   "account_name": "Siti A."}})
+    body, headers = bpjstk.signed(env)
+    assert (await client.post("/v1/messages", content=body, headers=headers)).status_code == 202
+    assert await hub.dispatcher(batch=50, kinds=["process_inbound"]).run_once() == 1
+    async with hub.uow() as u:
+        row = (await u.conn.execute(select(payments).where(payments.c.pk == pk))).one()
+        await hub.payments.service.reconcile_many(u.conn, [row._mapping], "test run",
+                                                   clock.now)
+        await u.commit()
+    async with hub.engine.connect() as conn:
+        states = dict((await conn.execute(select(payments.c.payment_id, payments.c.state)))
+                      .all())
+        unrecorded = (await conn.execute(select(func.count()).select_from(payment_events)
+                                         .where(payment_events.c.payment_sha256.is_(None))
+                                         )).scalar_one()
+    assert states == {"PAY-0001": "reconciled", "PAY-0002": "instructed"}
+    assert (await events(hub, pk))[-1].cause == "reconciled"
+    assert unrecorded == 0
+    await chain_all(hub)
+    report = await verify_chain(hub.uow, clock=hub.clock)
+    assert report.ok, report.broken
+    assert (report.payments_compared, report.payments_uncompared) == (2, 0)
+
+
+async def test_a_payment_whose_newest_event_predates_the_digest_is_not_compared(
+        client, hub: Hub, auth, rail) -> None:
+    """Events recorded before migration 0016 carry no digest: the payment is counted as not
+    compared (it is compared again from its next event on); a payment with no event at all
+    was not written by the hub."""
+    await instruct(client, auth, "PAY-0001")
+    await instruct(client, auth, "PAY-0002")
+    pk = await payment_pk(hub, "PAY-0002")
+    async with hub.engine.begin() as conn:
+        await conn.execute(insert(payment_events).values(
+            payment_pk=pk, from_state="instructed", to_state="instructed", cause="payout_updated",
+            detail="recorded before 0016", at=datetime(2026, 12, 1, tzinfo=UTC)))
+        await conn.execute(update(payments).where(payments.c.pk == pk).values(
+            account="60199990000"))
+    await chain_all(hub)
+    report = await verify_chain(hub.uow, clock=hub.clock)
+    assert report.ok, report.broken
+    assert (report.payments_compared, report.payments_uncompared) == (1, 1)
+    async with hub.engine.begin() as conn:
+        await unguard(conn)
+        await conn.execute(delete(payment_events).where(payment_events.c.payment_pk == pk))
+    async with hub.engine.connect() as conn:  # the chain would name the deleted events first
+        found = await check_payments(conn)
+    assert found.problem == (f"payments pk {pk} (payment PAY-0002): it has no event, so it "
+                             "was not written by the hub")
+
+
 async def test_postgresql_refuses_changing_what_was_instructed(client, hub: Hub, auth,
                                                                 rail) -> None:
     if hub.engine.dialect.name != "postgresql":
@@ -248,7 +360,7 @@ async def test_payments_present_before_the_upgrade_are_chained_by_the_sweep(
     try:
         uow = factory_for(engine)
         for i in range(3):
-            await add_payment(uow, f"OLD-{i}")
+            await add_payment(uow, f"OLD-{i}", before_0016=True)
         await upgrade(empty_db)
         counts = []
         while n := await chain_pending(uow, batch=2):
@@ -256,6 +368,8 @@ async def test_payments_present_before_the_upgrade_are_chained_by_the_sweep(
         assert counts == [4, 2]  # two of each table per batch, then the rest
         report = await verify_chain(uow)
         assert report.ok and report.tables == {"payments": 3, "payment_events": 3}
+        # Their events predate the digest of a payment's changing columns (0016).
+        assert (report.payments_compared, report.payments_uncompared) == (0, 3)
     finally:
         await engine.dispose()
     if not empty_db.startswith("postgresql"):
