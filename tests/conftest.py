@@ -18,8 +18,28 @@ from gateway.composition import Hub, build_hub
 from gateway.config import Settings
 from gateway.protocol.keys import write_private_key
 from gateway.runtime.bootstrap import write_dev_registry
-from tests.support.databases import PgTemplate, SqliteTemplate, pg_admin_url, pg_reachable
+from tests.support.databases import (
+    POSTGRESQL_GROUP,
+    PgTemplate,
+    SqliteTemplate,
+    guard_postgresql,
+    pg_admin_url,
+    pg_reachable,
+    uses_postgresql,
+)
 from tests.support.partners import NOW, TestPartner
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One xdist worker runs every PostgreSQL test, in order (tests/support/databases.py says
+    # why); the other workers share the rest.
+    for item in items:
+        if uses_postgresql(item):
+            item.add_marker(pytest.mark.xdist_group(POSTGRESQL_GROUP))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    guard_postgresql(item)
 
 
 @pytest.fixture(scope="session")

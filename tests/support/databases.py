@@ -4,6 +4,12 @@ PostgreSQL is used when ``GATEWAY_TEST_PG_URL`` is set (``.ci/run`` sets it) and
 *required*: an unreachable server fails the tests instead of skipping them. Without the
 variable, a developer's run still tries the local server and skips PostgreSQL (visibly) only if
 nothing answers. Every test database has a unique name and is dropped afterwards.
+
+Under pytest-xdist every test that uses PostgreSQL runs on one worker (``uses_postgresql``,
+grouped by ``tests/conftest.py``): the pull feed and the admin audit feed read only below the
+*cluster-wide* transaction horizon (``gateway.storage.commit_order``), so another worker's open
+transaction, in its own database, would hold back what this worker's test reads. A test that
+reaches PostgreSQL without being grouped is refused at once rather than left to flake.
 """
 
 from __future__ import annotations
@@ -14,14 +20,43 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from gateway.storage.migrate import upgrade
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRESQL_GROUP = "postgresql"
+
+_refusal: str | None = None  # why the running test may not use PostgreSQL, if it may not
+
+
+def uses_postgresql(item: pytest.Item) -> bool:
+    """Whether a collected test uses PostgreSQL: a ``"postgresql"`` parameter (``db_url`` and
+    its kind), the ``pg_template`` fixture, or the ``postgresql`` marker (a test that reaches
+    the server by ``pg_admin_url`` itself)."""
+    callspec = getattr(item, "callspec", None)
+    return ("pg_template" in getattr(item, "fixturenames", ())
+            or item.get_closest_marker("postgresql") is not None
+            or (callspec is not None and "postgresql" in callspec.params.values()))
+
+
+def guard_postgresql(item: pytest.Item) -> None:
+    """Before ``item`` runs on an xdist worker: refuse PostgreSQL to it unless it is grouped."""
+    global _refusal
+    _refusal = None
+    if os.environ.get("PYTEST_XDIST_WORKER") and not uses_postgresql(item):
+        _refusal = (f"{item.nodeid} uses PostgreSQL but is not in the xdist group "
+                    f"{POSTGRESQL_GROUP!r}: mark it @pytest.mark.postgresql")
+
+
+def _check_allowed() -> None:
+    if _refusal is not None:
+        raise RuntimeError(_refusal)
 
 
 def pg_admin_url() -> tuple[str, bool]:
     """Return the admin URL and whether PostgreSQL is required."""
+    _check_allowed()
     url = os.environ.get("GATEWAY_TEST_PG_URL")
     return (url, True) if url else (DEFAULT_PG, bool(os.environ.get("CI")))
 
@@ -65,6 +100,7 @@ class PgTemplate:
             "postgresql://", "postgresql+asyncpg://", 1))
 
     async def clone(self) -> str:
+        _check_allowed()
         name = f"px_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
         conn = await self._admin()
         try:
@@ -75,6 +111,7 @@ class PgTemplate:
 
     async def empty(self) -> str:
         """A new database with no schema (to migrate step by step); drop it afterwards."""
+        _check_allowed()
         name = f"px_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
         conn = await self._admin()
         try:

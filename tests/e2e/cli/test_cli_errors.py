@@ -102,6 +102,7 @@ def _unreachable() -> str:
     return f"postgresql://postgres@127.0.0.1:{free_port()}/px"
 
 
+@pytest.mark.postgresql  # "missing" asks the test server for a database it does not have
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["audit", "verify"], ["serve"],
                                      ["dispatch"]], ids=lambda c: "-".join(c))
 @pytest.mark.parametrize("where", ["unreachable", "missing"])

@@ -19,6 +19,8 @@ import pytest
 
 from tests.support.databases import pg_admin_url, pg_reachable
 
+pytestmark = pytest.mark.postgresql
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
