@@ -158,7 +158,7 @@ CHAINED: dict[str, ChainedTable] = {
         time_column="at",
     ),
     # A payment as instructed: who is paid, how much, in what currency, at what rate. Only the
-    # columns no code path updates (gateway.payments.repository._UPDATABLE lists the others:
+    # columns no code path updates (gateway.evidence.payments.CHANGING lists the others:
     # state, the payout account, the rail's reference...), so a chained payment still moves
     # through its states; its events carry every change of those, with its cause, and each
     # change of the payout account or the rail's reference is named in the event's detail.

@@ -36,6 +36,7 @@ from gateway.storage.types import UTCDateTime
 
 __all__ = ["ChainedTable", "Signed", "hash_expr"]
 
+
 @dataclass(frozen=True, slots=True)
 class Signed:
     """A detached signature a record carries: over ``body`` (a bytes column), in ``signature``,

@@ -45,16 +45,13 @@ async def by_key(conn: AsyncConnection, rail: str, idempotency_key: str, *,
     return (await conn.execute(q)).mappings().first()
 
 
-_UPDATABLE = CHANGING
-
-
 async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Write new column values (all of ``_UPDATABLE``) of several payments in one statement."""
+    """Write new column values (all of ``CHANGING``) of several payments in one statement."""
     if not rows:
         return
     stmt = update(payments).where(payments.c.pk == bindparam("b_pk")).values(
-        {c: bindparam(f"b_{c}") for c in _UPDATABLE})
-    await conn.execute(stmt, [{"b_pk": r["pk"], **{f"b_{c}": r[c] for c in _UPDATABLE}}
+        {c: bindparam(f"b_{c}") for c in CHANGING})
+    await conn.execute(stmt, [{"b_pk": r["pk"], **{f"b_{c}": r[c] for c in CHANGING}}
                               for r in rows])
 
 

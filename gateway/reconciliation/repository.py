@@ -255,7 +255,7 @@ def _not_on_statement(run_pk: int) -> Any:
 async def payments_by_ids(conn: AsyncConnection, rail: str,
                           payment_ids: Sequence[str]) -> list[RowMapping]:
     """Payments of ``rail`` by payment id. Not locked: the changes a run makes
-    are guarded by the state it read (``set_state``), and the run fails rather than write
+    are guarded by the state it read (``move_with_events``), and the run fails rather than write
     over a change made meanwhile."""
     if not payment_ids:
         return []

@@ -18,8 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.composition import Hub
 from gateway.evidence.chain import chain_pending, verify_chain
-from gateway.evidence.payments import check_payments
-from gateway.payments.repository import _UPDATABLE
+from gateway.evidence.payments import CHANGING, check_payments
 from gateway.storage.engine import create_engine
 from gateway.storage.migrate import downgrade, upgrade
 from gateway.storage.tables import evidence_chain, messages, payment_events, payments
@@ -122,9 +121,10 @@ async def test_a_deleted_payment_event_is_found_and_named(client, hub: Hub, auth
                              "the record was deleted")
 
 
-async def test_an_account_change_is_named_in_its_chained_event(
-        client, hub: Hub, auth, rail: FakeRail, bpjstk: TestPartner) -> None:
-    await instruct(client, auth)
+async def update_payout(client: httpx.AsyncClient, hub: Hub,
+                        bpjstk: TestPartner) -> dict[str, Any]:
+    """ID-BPJSTK's signed beneficiary.update of CLM-2026-000123's payout to a BOOST wallet,
+    received and processed; return its envelope."""
     env = bpjstk.envelope("beneficiary.update", {
         "claim_ref": "CLM-2026-000123",
         "payout": {"method": "ewallet", "provider": "BOOST", "account": "60199991234",
@@ -132,6 +132,13 @@ async def test_an_account_change_is_named_in_its_chained_event(
     body, headers = bpjstk.signed(env)
     assert (await client.post("/v1/messages", content=body, headers=headers)).status_code == 202
     assert await hub.dispatcher(batch=50, kinds=["process_inbound"]).run_once() == 1
+    return env
+
+
+async def test_an_account_change_is_named_in_its_chained_event(
+        client, hub: Hub, auth, rail: FakeRail, bpjstk: TestPartner) -> None:
+    await instruct(client, auth)
+    env = await update_payout(client, hub, bpjstk)
     pk = await payment_pk(hub, "PAY-0001")
     changed = (await events(hub, pk))[-1]
     assert changed.cause == "payout_updated"
@@ -209,13 +216,7 @@ async def test_every_writer_of_payment_events_records_the_payment_as_written(
     the payment as it is after that event, so verify compares every payment."""
     pk = await paid(client, hub, auth, rail, clock, "PAY-0001")
     await instruct(client, auth, "PAY-0002")
-    env = bpjstk.envelope("beneficiary.update", {
-        "claim_ref": "CLM-2026-000123",
-        "payout": {"method": "ewallet", "provider": "BOOST", "account": "60199991234",
-                   "account_name": "Siti A."}})
-    body, headers = bpjstk.signed(env)
-    assert (await client.post("/v1/messages", content=body, headers=headers)).status_code == 202
-    assert await hub.dispatcher(batch=50, kinds=["process_inbound"]).run_once() == 1
+    await update_payout(client, hub, bpjstk)
     async with hub.uow() as u:
         row = (await u.conn.execute(select(payments).where(payments.c.pk == pk))).one()
         await hub.payments.service.reconcile_many(u.conn, [row._mapping], "test run",
@@ -288,7 +289,7 @@ async def test_postgresql_refuses_changing_what_was_instructed(client, hub: Hub,
         await conn.execute(update(payments).values(account="60199991234", provider="BOOST"))
         args = (await conn.execute(text(
             "SELECT tgargs FROM pg_trigger WHERE tgname = 'px_guard_payments'"))).scalar_one()
-    assert tuple(a.decode() for a in bytes(args).split(b"\x00") if a) == _UPDATABLE
+    assert tuple(a.decode() for a in bytes(args).split(b"\x00") if a) == CHANGING
     async with hub.engine.connect() as conn:
         row = (await conn.execute(select(payments))).one()
         assert (row.amount_minor, row.state, row.account) == (125000, "failed", "60199991234")
@@ -316,8 +317,8 @@ async def test_postgresql_refuses_changing_each_column_not_listed_as_updatable(
     await instruct(client, auth)
     async with hub.engine.connect() as conn:
         row = (await conn.execute(select(payments))).one()._mapping
-    guarded = [c for c in payments.c if c.name not in _UPDATABLE]
-    assert len(guarded) == len(payments.c) - len(_UPDATABLE)
+    guarded = [c for c in payments.c if c.name not in CHANGING]
+    assert len(guarded) == len(payments.c) - len(CHANGING)
     for column in guarded:
         with pytest.raises(DBAPIError, match="append-only"):
             async with hub.engine.begin() as conn:

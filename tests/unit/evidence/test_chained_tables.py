@@ -72,23 +72,23 @@ def test_the_digest_reads_only_what_the_entry_declares(name: str) -> None:
 
 def test_a_payments_digest_covers_exactly_the_columns_nothing_updates() -> None:
     """Every column of a payment is either in its digest (what was instructed) or one the hub
-    updates afterwards (repository._UPDATABLE), never both: an updated column in the digest
-    would break verify, and a column in neither would be unprotected. The PostgreSQL guard
-    (migration 0012) lets exactly the updatable ones change."""
+    updates afterwards (gateway.evidence.payments.CHANGING), never both: an updated column in
+    the digest would break verify, and a column in neither would be unprotected. The
+    PostgreSQL guard (migration 0012) lets exactly the updatable ones change."""
     import importlib.util
 
-    from gateway.payments.repository import _UPDATABLE
+    from gateway.evidence.payments import CHANGING
 
     spec = CHAINED["payments"]
     columns = {c.name for c in spec.table.c} - {"pk"}
-    assert not set(spec.fields) & set(_UPDATABLE)
-    assert set(spec.fields) | set(_UPDATABLE) == columns
+    assert not set(spec.fields) & set(CHANGING)
+    assert set(spec.fields) | set(CHANGING) == columns
     path = Path(__file__).resolve().parents[3] / "migrations/versions/0012_payment_evidence.py"
     loader = importlib.util.spec_from_file_location("m0012", path)
     assert loader is not None and loader.loader is not None
     migration = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(migration)
-    assert migration.GUARDED == {"payments": _UPDATABLE, "payment_events": ()}
+    assert migration.GUARDED == {"payments": CHANGING, "payment_events": ()}
 
 
 def test_payment_events_are_chained_whole() -> None:

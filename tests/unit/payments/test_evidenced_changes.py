@@ -33,6 +33,6 @@ def test_a_rail_reference_set_for_the_first_time_is_named() -> None:
 
 
 def test_every_evidenced_column_is_one_the_hub_may_update() -> None:
-    from gateway.payments.repository import _UPDATABLE
+    from gateway.evidence.payments import CHANGING
 
-    assert set(EVIDENCED) <= set(_UPDATABLE)
+    assert set(EVIDENCED) <= set(CHANGING)
