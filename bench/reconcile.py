@@ -4,9 +4,10 @@
     .venv/bin/python -m bench.reconcile --quick        # 10,000 and 100,000 lines
 
 For each rail and size: a fresh database (migrated) with N ``paid`` payments of the rail,
-bulk-loaded by COPY (not timed), and the N-line statement of their day written to a temporary
-folder by the rail's own generator (``adapters.rails.<rail>.statements.write_statement``). Then,
-each in its own process (so peak RSS is that measurement's alone):
+bulk-loaded by COPY with an event each (not timed), and the N-line statement of their day
+written to a temporary folder by the rail's own generator
+(``adapters.rails.<rail>.statements.write_statement``). Then, each in its own process (so
+peak RSS is that measurement's alone):
 
 - the floor: the bare streaming parse (the rail adapter's ``scan_statement``) plus one key
   lookup of the same ids per batch of the engine's size (one SELECT each, on the same
@@ -103,9 +104,26 @@ async def _load(url: str, rail: str, n: int) -> None:
                              "Siti Aminah", "MTWALLET", "60123456789", "Siti Aminah", minor,
                              "MYR", minor, "MYR", PAID_AT, PAID_AT, PAID_AT))
             await conn.copy_records_to_table("payments", records=rows, columns=columns)
-        await conn.execute("ANALYZE payments")
+        await conn.execute(_events_sql())
+        await conn.execute("ANALYZE payments; ANALYZE payment_events")
     finally:
         await conn.close()
+
+
+def _events_sql() -> str:
+    """Each payment's event, as the hub writes it: the digest of its changing columns, so the
+    run's writes find the payments as the hub left them (gateway.evidence.payments)."""
+    from sqlalchemy import literal, select
+    from sqlalchemy.dialects import postgresql
+
+    from gateway.evidence.payments import sql_digest
+    from gateway.storage.tables import payment_events, payments
+
+    q = payment_events.insert().from_select(
+        ["payment_pk", "from_state", "to_state", "cause", "at", "payment_sha256"],
+        select(payments.c.pk, literal(None), payments.c.state, literal("instructed"),
+               payments.c.paid_at, sql_digest()))
+    return str(q.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
 def _write_statement(rail: str, n: int, path: Path) -> None:

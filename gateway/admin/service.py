@@ -35,7 +35,13 @@ from gateway.admin.proposals import (
     submit,
 )
 from gateway.clock import Clock
-from gateway.errors import ForbiddenError, NotFoundError, ProblemError, StaleTargetError
+from gateway.errors import (
+    EvidenceMismatchError,
+    ForbiddenError,
+    NotFoundError,
+    ProblemError,
+    StaleTargetError,
+)
 from gateway.evidence.chain import verify_chain
 from gateway.messages import partner_keys as pkeys
 from gateway.messages.partner_keys import PartnerKeys, StoredKey
@@ -554,6 +560,9 @@ class AdminService:
                 stale, error = exc, f"{exc.code}: {exc.detail}"
             except ProblemError as exc:
                 error = f"{exc.code}: {exc.detail}"
+            except EvidenceMismatchError as exc:  # the payment is held (docs/evidence.md)
+                log.error("ALERT proposal %s (%s) refused: %s", pk, p.action, exc)
+                error = f"{exc.code}: {exc}"
             except Exception as exc:  # the act failed: record it, tell the approver
                 log.exception("proposal %s (%s) failed on execution", pk, p.action)
                 error = f"internal error ({type(exc).__name__})"

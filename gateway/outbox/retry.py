@@ -3,7 +3,8 @@
 Decided from the error's class (``DeliveryError.retryable``), never from its message. A
 counterparty's ``Retry-After`` is a floor under the backoff. Work that follows money which may
 already be at a rail (``DeliveryError.in_flight``) is never given up for its age: it goes on
-at the longest backoff and the decision says so, for the alert.
+at the longest backoff and the decision says so, for the alert. Work on a payment changed
+beside the hub (``EvidenceMismatchError``) is held the same way, with an alert at once.
 
 A **deterministic** failure would fail the same way on every attempt, so it is dead-lettered at
 once and says nothing about the destination's health (it never feeds a circuit breaker): a
@@ -26,7 +27,13 @@ from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from tenacity import RetryCallState, wait_random_exponential
 
-from gateway.errors import DeliveryError, OutcomeUnknownError, PermanentDeliveryError, ProblemError
+from gateway.errors import (
+    DeliveryError,
+    EvidenceMismatchError,
+    OutcomeUnknownError,
+    PermanentDeliveryError,
+    ProblemError,
+)
 
 __all__ = ["Decision", "RetryPolicy", "describe", "is_deterministic"]
 
@@ -87,6 +94,12 @@ class RetryPolicy:
             isinstance(error, DeliveryError) and not error.retryable
         ):
             return Decision(False, timedelta(0), "permanent")
+        if isinstance(error, EvidenceMismatchError):
+            # Stored evidence says the payment was changed beside the hub: retrying cannot
+            # help, and giving up would forget a payment. Held, at the longest backoff, until
+            # an operator restores it.
+            return Decision(True, timedelta(seconds=self._max_delay * 2),
+                            "held: changed beside the hub", alert=True)
         if is_deterministic(error):
             return Decision(False, timedelta(0), "deterministic", deterministic=True)
         old = age > self.max_age

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -42,10 +42,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.clock import Clock
 from gateway.errors import (
     DeliveryError,
+    EvidenceMismatchError,
     OutcomeUnknownError,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
+from gateway.evidence import payments as evidence
 from gateway.observability.logs import bind_ids
 from gateway.outbox import records
 from gateway.outbox.records import LeaseLost, Task
@@ -128,6 +130,9 @@ class PayoutHandler:
             return [err] * len(tasks)
         async with self.uow(read_only=True) as reader:
             rows = await repo.by_ids(reader.conn, [t.ref for t in tasks])
+            # Before any rail call: a payment changed beside the hub is neither sent (its
+            # stored instruction may be what was changed), asked about, nor cancelled.
+            held = await _held(reader.conn, rows.values())
         outcomes: dict[int, _Outcome] = {}
         to_mark: list[Task] = []
         to_send: list[Task] = []
@@ -137,6 +142,8 @@ class PayoutHandler:
             row = rows.get(t.ref)
             if row is None:
                 outcomes[t.pk] = _Outcome(error=LookupError(f"no payment {t.ref}"))
+            elif t.ref in held:
+                outcomes[t.pk] = _Outcome(error=held[t.ref])
             elif row.state == P.instructed:
                 to_mark.append(t)
             elif row.state == P.sending:
@@ -201,13 +208,16 @@ class PayoutHandler:
         async with self.uow() as uow:
             owned = await records.leased_by(uow.conn, tasks)
             rows = await repo.by_ids(uow.conn, [t.ref for t in tasks], lock=True)
+            held = await _held(uow.conn, rows.values())
             ready = [rows[t.ref] for t in tasks if t.pk in owned and t.ref in rows
-                     and rows[t.ref].state == P.instructed]
+                     and rows[t.ref].state == P.instructed and t.ref not in held]
             await self.service.mark_sending(uow.conn, ready, now)
             await uow.commit()
         for t in tasks:
             if t.pk not in owned:
                 outcomes[t.pk] = _Outcome(error=LeaseLost(f"outbox task {t.pk} was taken over"))
+            elif t.ref in held:
+                outcomes[t.pk] = _Outcome(error=held[t.ref])
             elif t.ref not in rows or rows[t.ref].state != P.instructed:
                 # Stopped meanwhile (cancelled): nothing to send. Anything else is left for
                 # the next attempt, which reads it afresh.
@@ -242,6 +252,7 @@ class PayoutHandler:
             # Outbox rows first, then payments: the lock order of every payout transaction.
             owned = await records.leased_by(conn, tasks)
             rows = await repo.by_ids(conn, [t.ref for t in tasks], lock=True)
+            held = await _held(conn, rows.values())
             to_complete: list[Task] = []
             defer: list[tuple[Task, timedelta]] = []
             changes: list[Change] = []  # the rail's answers, written in one statement each
@@ -250,7 +261,9 @@ class PayoutHandler:
                 row = rows.get(t.ref)
                 err: BaseException | None = o.error
                 state = P(row.state) if row is not None else None
-                if row is not None and o.status is not None and o.status.idempotency_key != \
+                if t.ref in held:
+                    err = held[t.ref]  # the rail's answer waits: asked again once restored
+                elif row is not None and o.status is not None and o.status.idempotency_key != \
                         row.idempotency_key:
                     err = OutcomeUnknownError(f"rail answered about {o.status.idempotency_key}")
                 elif row is not None and not o.done:
@@ -340,6 +353,16 @@ def _paid_at(row: RowMapping, o: _Outcome, now: datetime) -> datetime:
 
 def _text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"[:1000]
+
+
+async def _held(conn: AsyncConnection,
+                rows: Iterable[RowMapping]) -> dict[str, EvidenceMismatchError]:
+    """The payments among ``rows`` changed beside the hub, each with its error: the others of
+    the batch go on, these are neither sent nor written over."""
+    by_pk = {r.pk: r.payment_id for r in rows}
+    found = await evidence.mismatched(conn, by_pk)
+    return {by_pk[pk]: EvidenceMismatchError(f"{why}; {evidence.HELD}")
+            for pk, why in found.items()}
 
 
 async def _submit(rail: RailAdapter, client: httpx.AsyncClient,

@@ -58,7 +58,8 @@ async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
 async def move_with_events(conn: AsyncConnection, pks: Sequence[int], from_state: str,
                            to_state: str, cause: str, detail: str, now: datetime) -> int:
     """Move the payments ``pks`` still in ``from_state`` to ``to_state``, each with its event
-    (``cause``, ``detail``, in the order of ``pks``); return how many moved.
+    (``cause``, ``detail``, in the order of ``pks``); return how many moved. A payment
+    changed beside the hub (not what its newest event recorded) does not move either.
 
     On PostgreSQL one statement (the UPDATE's RETURNING feeds the events' INSERT), so the
     events are neither built nor sent row by row: a reconciliation run makes this move by the
@@ -71,7 +72,8 @@ async def move_with_events(conn: AsyncConnection, pks: Sequence[int], from_state
     changed = [payments.c.pk, *(payments.c[c] for c in CHANGING)]
     if conn.dialect.name == "postgresql":
         moved = (update(payments)
-                 .where(one_of(conn, payments.c.pk, pks), payments.c.state == from_state)
+                 .where(one_of(conn, payments.c.pk, pks), payments.c.state == from_state,
+                        evidence.unchanged_clause())
                  .values(state=to_state, updated_at=now)
                  .returning(*changed).cte("moved"))
         order = func.unnest(bindparam("order_pks", list(pks), type_=ARRAY(BigInteger))
@@ -87,8 +89,10 @@ async def move_with_events(conn: AsyncConnection, pks: Sequence[int], from_state
             ["payment_pk", "from_state", "to_state", "cause", "detail", "at", "payment_sha256"],
             source))
         return int(res.rowcount)
+    # SQLite writes one transaction at a time: nothing can change between check and UPDATE.
+    unchanged = set(pks) - set(await evidence.mismatched(conn, pks))
     res = await conn.execute(update(payments).where(
-        one_of(conn, payments.c.pk, pks), payments.c.state == from_state).values(
+        one_of(conn, payments.c.pk, list(unchanged)), payments.c.state == from_state).values(
         state=to_state, updated_at=now).returning(*changed))
     written = {r.pk: evidence.digest(r.pk, r._mapping) for r in res}
     await insert_rows(conn, payment_events, [dict(

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.admin.masking import mask_account
 from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
+from gateway.evidence import payments as evidence
 from gateway.money import MINOR_UNITS, Money
 from gateway.outbox.records import drop_pending, enqueue, expedite
 from gateway.payments import instruction
@@ -195,9 +196,15 @@ class PaymentService:
     # -- transitions -------------------------------------------------------------------------
 
     async def apply(self, conn: AsyncConnection, changes: Sequence[Change], now: datetime) -> None:
-        """Write transitions (already checked by the state machine) and their events."""
+        """Write transitions (already checked by the state machine) and their events.
+
+        Raises:
+            EvidenceMismatchError: one of the payments was changed beside the hub; nothing is
+                written (the caller's transaction must not commit).
+        """
         if not changes:
             return
+        await evidence.require_unchanged(conn, [ch.row.pk for ch in changes])
         updates, events, paid, returned = [], [], [], []
         for ch in changes:
             tr, row = ch.transition, ch.row
@@ -237,6 +244,7 @@ class PaymentService:
         announced: the partner was told when the payment was paid.
 
         Raises:
+            EvidenceMismatchError: one of them was changed beside the hub (not moved).
             ConflictError: state_conflict, one of them is no longer ``paid`` (changed since it
                 was read): nothing of the caller's transaction may be committed.
         """
@@ -251,12 +259,18 @@ class PaymentService:
             conn, [r.pk for r in rows], PaymentState.paid.value, PaymentState.reconciled.value,
             Cause.reconciled.value, detail, now)
         if moved != len(rows):
+            await evidence.require_unchanged(conn, [r.pk for r in rows])
             raise ConflictError("state_conflict", f"{len(rows) - moved} payment(s) changed "
                                 "while being reconciled; run the reconciliation again")
 
     async def note(self, conn: AsyncConnection, row: RowMapping, cause: Cause, detail: str,
                    now: datetime, **values: Any) -> None:
-        """Record an event that is not a state change (and optional column changes)."""
+        """Record an event that is not a state change (and optional column changes).
+
+        Raises:
+            EvidenceMismatchError: the payment was changed beside the hub.
+        """
+        await evidence.require_unchanged(conn, [row.pk])
         if values:
             new = dict(row)
             new.update(values, updated_at=now)

@@ -44,8 +44,11 @@ _ADMIN_TOKEN = {"adminBearer": {"type": "http", "scheme": "bearer", "bearerForma
                                 "description": "an OIDC access token of the organisation's "
                                                "identity provider with admin roles "
                                                "(docs/admin.md)"}}
-# Admin acts can also meet a state that forbids them (and four-eyes refusals are 403s).
-_ADMIN_ACTS = {409: "state_conflict, proposal_expired", 403: "forbidden, four_eyes"}
+# Admin acts can also meet a state that forbids them (and four-eyes refusals are 403s), or a
+# payment changed beside the hub, which is held (docs/evidence.md).
+_ADMIN_ACTS = {409: "state_conflict, proposal_expired, evidence_mismatch",
+               403: "forbidden, four_eyes"}
+_PAYMENT_ACTS = {409: "state_conflict, evidence_mismatch"}
 
 
 def _document(spec: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +66,8 @@ def _document(spec: dict[str, Any]) -> dict[str, Any]:
                 statuses.update(_BODY)
                 if path.startswith("/admin/"):
                     statuses.update(_ADMIN_ACTS)
+                elif path.startswith("/v1/backoffice/payments/"):
+                    statuses.update(_PAYMENT_ACTS)
             responses = op.setdefault("responses", {})
             for status, codes in statuses.items():
                 known = responses.get(str(status), {})

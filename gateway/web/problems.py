@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from gateway.errors import ProblemError, RateLimitedError
+from gateway.errors import EvidenceMismatchError, ProblemError, RateLimitedError
 
 __all__ = ["PROBLEM_BASE", "install_problem_handlers", "problem_for", "problem_response",
            "validation_problem"]
@@ -77,6 +77,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_req: Request, exc: ProblemError) -> Response:
         return problem_for(exc)
+
+    @app.exception_handler(EvidenceMismatchError)
+    async def _held(req: Request, exc: EvidenceMismatchError) -> Response:
+        # Not the caller's fault, but not unexpected either: the hub refused on purpose.
+        log.error("ALERT %s %s refused: %s", req.method, req.url.path, exc)
+        return problem_response(exc.status, exc.code, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> Response:

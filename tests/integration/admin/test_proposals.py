@@ -264,3 +264,28 @@ async def test_an_act_that_fails_on_approval_rolls_back_and_is_recorded(
     assert await task_state(hub, first) == "pending"  # not skipped
     [rec] = [x for x in await trail(hub) if x.action == "proposals.approve"]
     assert rec.outcome == "failed" and "state_conflict" in rec.detail
+
+
+async def test_an_act_on_a_payment_changed_beside_the_hub_fails_and_names_it(
+        hub, client, auth, rail, dispatcher, as_) -> None:
+    from sqlalchemy import update
+
+    from gateway.storage.tables import payments
+    olga, ann = as_("olga", "operator"), as_("ann", "approver")
+    await instruct(client, auth, payment_id="PAY-A")
+    rail.submit_faults = ["lost"]  # sent, no answer: unknown
+    await dispatcher.run_once()
+    r = await client.post("/admin/v1/proposals", headers=olga, json={
+        "action": "resolve_payment", "payment_id": "PAY-A", "outcome": "failed",
+        "rail_reference": "RAIL-77", "reason": "rail's ops desk: rejected"})
+    assert r.status_code == 201, r.text
+    async with hub.engine.begin() as conn:  # an UPDATE beside the hub, no event
+        await conn.execute(update(payments).where(payments.c.payment_id == "PAY-A")
+                           .values(account="60199990000"))
+    r = await client.post(f"/admin/v1/proposals/{r.json()['id']}/approve", headers=ann)
+    assert r.status_code == 200 and r.json()["state"] == "failed", r.text
+    assert r.json()["result"]["error"].startswith("evidence_mismatch: payments pk ")
+    assert (await client.get("/admin/v1/payments/PAY-A", headers=olga)).json()["state"] \
+        == "unknown"
+    [rec] = [x for x in await trail(hub) if x.action == "proposals.approve"]
+    assert rec.outcome == "failed" and "evidence_mismatch" in rec.detail

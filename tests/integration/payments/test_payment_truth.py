@@ -196,15 +196,17 @@ async def test_beneficiary_update_in_flight_keeps_the_sent_account_and_resends_i
 
 async def test_stored_instruction_is_resent_exactly(hub: Hub, client, auth, rail, dispatcher,
                                                     clock) -> None:
-    """Even if the payment's columns changed after the first attempt, the resend is the
-    instruction first sent (never a new body under the same key)."""
+    """Even if the payment's columns changed after the first attempt (by the hub, with its
+    event), the resend is the instruction first sent (never a new body under the same key)."""
+    from gateway.payments import repository as payments_repo
+    from gateway.payments.domain import Cause
     await instruct(client, auth)
     await crash_mid_submit(dispatcher, rail)
     first = rail.payouts["PAY-0001"].instruction
     async with hub.uow() as uow:
-        from gateway.storage.tables import payments
-        await uow.conn.execute(payments.update().where(payments.c.payment_id == "PAY-0001")
-                               .values(account_name="Someone Else"))
+        row = (await payments_repo.by_ids(uow.conn, ["PAY-0001"], lock=True))["PAY-0001"]
+        await hub.payments.service.note(uow.conn, row, Cause.payout_updated, "test",
+                                        clock.now, account_name="Someone Else")
         await uow.commit()
     clock.now += timedelta(seconds=LEASE)
     await dispatcher.run_once()

@@ -291,15 +291,23 @@ async def test_a_payment_changed_during_the_run_fails_it_and_writes_nothing(
     from sqlalchemy import update
 
     from gateway.errors import ConflictError
+    from gateway.payments import repository as payments_repo
     from gateway.reconciliation import repository as repo
     await add_payment(hub.uow, "P-1")
     real = repo.payments_by_ids
 
     async def then_changed(conn, rail, ids):  # type: ignore[no-untyped-def]
         rows = await real(conn, rail, ids)
-        # What a callback committing between the read and the write would leave.
+        # What a callback committing between the read and the write would leave: the state
+        # and its event (without the event, the move would refuse it as changed beside the
+        # hub: tests/integration/evidence/test_tampered_payments.py).
         await conn.execute(update(payments).where(payments.c.payment_id == "P-1").values(
             state="returned"))
+        p1 = next(r for r in rows if r.payment_id == "P-1")
+        await payments_repo.insert_events(conn, [dict(
+            payment_pk=p1.pk, from_state="paid", to_state="returned",
+            cause="callback", detail="rail says returned",
+            at=datetime(2026, 12, 1, 9, tzinfo=UTC))])
         return rows
 
     monkeypatch.setattr(repo, "payments_by_ids", then_changed)

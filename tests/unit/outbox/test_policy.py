@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gateway.errors import OutcomeUnknownError, PermanentDeliveryError, TransientDeliveryError
+from gateway.errors import (
+    EvidenceMismatchError,
+    OutcomeUnknownError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from gateway.outbox.breaker import CircuitBreakers, is_outage
 from gateway.outbox.retry import RetryPolicy
 
@@ -59,3 +64,12 @@ def test_only_outages_count_against_a_destination() -> None:
     assert not is_outage(refused) and not is_outage(throttled)
     assert not is_outage(RuntimeError("our own bug"))
     assert is_outage(server) and is_outage(TransientDeliveryError("connection refused"))
+
+
+def test_work_on_a_payment_changed_beside_the_hub_is_held_with_an_alert() -> None:
+    p = RetryPolicy(initial=1.0, max_delay=300.0, max_age=timedelta(hours=1))
+    for age in (timedelta(0), timedelta(days=30)):  # never given up, however old
+        d = p.decide(EvidenceMismatchError("payments pk 1 (payment P-1): ..."), 1, age)
+        assert d.retry and d.alert and not d.deterministic
+        assert d.delay == timedelta(seconds=600)
+    assert not is_outage(EvidenceMismatchError("x"))
