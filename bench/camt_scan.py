@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="reads per figure (best kept)")
     parser.add_argument("--rails", default="iso20022,merchantrade")
     args = parser.parse_args()
-    rails = {
+    rails: dict[str, tuple[Callable[..., int], Callable[..., Iterator[object]],
+                           Callable[[Path], int], str]] = {
         "iso20022": (camt_statements.write_statement, scan_camt, _bare_camt, "camt.053"),
         "merchantrade": (csv_statements.write_statement, scan_settlement, _bare_csv, "csv"),
     }

@@ -37,6 +37,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import asyncpg
@@ -101,14 +102,15 @@ def _chainer_main(env: dict[str, str]) -> None:
     async def main() -> None:
         hub = build_hub(Settings())
         try:
-            await run_housekeeping(hub)
+            # Never set: the benchmark ends this process by terminating it.
+            await run_housekeeping(hub, asyncio.Event())
         finally:
             await hub.close()
 
     asyncio.run(main())
 
 
-def _start_chainer(inst: Instance) -> mp.Process:
+def _start_chainer(inst: Instance) -> BaseProcess:
     p = mp.get_context("spawn").Process(target=_chainer_main, args=(inst.env(),), daemon=True)
     p.start()
     return p

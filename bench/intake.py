@@ -269,7 +269,8 @@ def run(databases: list[str], concurrencies: list[int], seconds: float, workers:
                 slices = max(1, rounds)
                 per = seconds / slices
                 chunk = len(bodies) // slices
-                floor_parts, gate_parts = [], []
+                floor_parts: list[Result] = []
+                gate_parts: list[Result] = []
                 for i in range(slices):
                     part = bodies[i * chunk:(i + 1) * chunk]
                     for kind, parts in (("floor", floor_parts), ("gateway", gate_parts)):

@@ -73,6 +73,8 @@ def _dispatcher_main(env: dict[str, str]) -> None:
 
 
 def _floor_main(url: str, n: int, start: int) -> None:
+    from pydantic import SecretStr
+
     from adapters.rails import rail_client
     from adapters.rails.merchantrade import MerchantradeConfig, MerchantradeRail
     from gateway.money import Money
@@ -80,8 +82,8 @@ def _floor_main(url: str, n: int, start: int) -> None:
     from gateway.sandbox.rails import SIM_CALLBACK_SECRET, SIM_KEY_ID, SIM_REQUEST_SECRET
 
     rail = MerchantradeRail(MerchantradeConfig(
-        base_url=url, api_key_id=SIM_KEY_ID, hmac_secret=SIM_REQUEST_SECRET,
-        callback_secret=SIM_CALLBACK_SECRET, max_concurrency=CONCURRENCY))
+        base_url=url, api_key_id=SIM_KEY_ID, hmac_secret=SecretStr(SIM_REQUEST_SECRET),
+        callback_secret=SecretStr(SIM_CALLBACK_SECRET), max_concurrency=CONCURRENCY))
 
     async def run() -> None:
         async with rail_client(max_connections=200) as client:
