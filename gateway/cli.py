@@ -521,6 +521,11 @@ def audit_verify(
                        f"{report.payments_compared}" + (
                            f"; {report.payments_uncompared} not compared (newest event from "
                            "before migration 0016)" if report.payments_uncompared else ""))
+        if report.schedules_compared or report.schedules_uncompared:
+            typer.echo(f"pension schedules as their newest event recorded them: "
+                       f"{report.schedules_compared}" + (
+                           f"; {report.schedules_uncompared} not compared (newest event from "
+                           "before migration 0017)" if report.schedules_uncompared else ""))
         return 0
 
     raise typer.Exit(asyncio.run(run()))

@@ -26,8 +26,8 @@ into ``application/problem+json`` in one place, and the CLI turns them into a on
     │   └── UnavailableError            503: not_ready (a probe: database, schema, draining)
     ├── ConfigError                     the operator's configuration is wrong; refuses to start
     ├── IntegrityError                  stored evidence does not verify (audit)
-    │   └── EvidenceMismatchError       a payment is not what its newest event recorded:
-    │                                       the hub holds it (409 evidence_mismatch)
+    │   └── EvidenceMismatchError       a payment or schedule is not what its newest event
+    │                                       recorded: the hub holds it (409 evidence_mismatch)
     └── DeliveryError                   an outbound call failed; ``retryable`` decides retries
         ├── TransientDeliveryError      nothing was delivered; safe to send again later
         ├── OutcomeUnknownError         sent, but no answer: ask before sending again
@@ -185,10 +185,11 @@ class IntegrityError(GatewayError):
 
 
 class EvidenceMismatchError(IntegrityError):
-    """A payment about to be written is not what its newest event recorded: it was changed
-    beside the hub. Writing over it would record the change as the hub's own, so the write is
-    refused until the row is restored (or the change explained); nobody's request is at
-    fault, hence not a ``ProblemError``, but the API answers it as ``409 evidence_mismatch``."""
+    """A payment or pension schedule about to be written is not what its newest event
+    recorded: it was changed beside the hub. Writing over it would record the change as the
+    hub's own, so the write is refused until the row is restored (or the change explained);
+    nobody's request is at fault, hence not a ``ProblemError``, but the API answers it as
+    ``409 evidence_mismatch``."""
 
     code = "evidence_mismatch"
     status = 409

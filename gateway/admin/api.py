@@ -698,6 +698,9 @@ class EvidenceReport(_Out):
         "compared: payments whose state, payout account and other changing columns are "
         "what their newest event recorded; uncompared: those whose newest event predates "
         "that record (migration 0016)"))
+    pension_schedules: dict[str, int] = Field(description=(
+        "the same for pension schedules: compared, uncompared (newest event before "
+        "migration 0017)"))
     head: dict[str, Any] | None
     signatures: dict[str, Any] | None = None
 

@@ -473,6 +473,8 @@ class AdminService:
             "unchained": report.unchained, "tables": dict(sorted(report.tables.items())),
             "payments": {"compared": report.payments_compared,
                          "uncompared": report.payments_uncompared},
+            "pension_schedules": {"compared": report.schedules_compared,
+                                  "uncompared": report.schedules_uncompared},
             "head": {"seq": head.seq, "chain_sha256": head.chain_sha256} if head else None,
             "settle_seconds": int(settle.total_seconds()), "at": self.clock().isoformat()}
         if signatures:

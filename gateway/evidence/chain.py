@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.clock import Clock, utcnow
 from gateway.errors import AuthError
+from gateway.evidence import pensions as pension_evidence
 from gateway.evidence.digest import ChainedTable, Signed, hash_expr
 from gateway.evidence.payments import check_payments
 from gateway.protocol.envelope import HUB_PARTY
@@ -66,6 +67,8 @@ from gateway.storage.tables import (
     partner_batches,
     payment_events,
     payments,
+    pension_events,
+    pension_schedules,
     recon_runs,
     recon_statements,
     statement_blobs,
@@ -106,6 +109,14 @@ def _payment_name(r: Any) -> str:
 
 def _payment_event_name(r: Any) -> str:
     return f"payment_events pk {r.pk} (payment pk {r.payment_pk}, {r.cause})"
+
+
+def _schedule_name(r: Any) -> str:
+    return f"pension_schedules pk {r.pk} (pension {r.pension_ref})"
+
+
+def _pension_event_name(r: Any) -> str:
+    return f"pension_events pk {r.pk} (schedule pk {r.schedule_pk}, {r.cause})"
 
 
 # The chained set, explicit: a new kind of evidence is one entry here, never registered at
@@ -180,6 +191,24 @@ CHAINED: dict[str, ChainedTable] = {
         time_column="at",
         name=_payment_event_name,
         added=("payment_sha256",),
+    ),
+    # A pension schedule as awarded: the columns no code path updates (the others,
+    # gateway.evidence.pensions.CHANGING, change with its events), and each of its events
+    # whole, which since migration 0017 records the digest of the schedule after it.
+    "pension_schedules": ChainedTable(
+        pension_schedules,
+        ("pension_ref", "request_sha256", "partner_id", "benefit", "beneficiary_name",
+         "beneficiary_id", "rail", "monthly_minor", "currency", "start_on", "end_on",
+         "created_at", "claim_ref"),
+        time_column="created_at",
+        name=_schedule_name,
+    ),
+    "pension_events": ChainedTable(
+        pension_events,
+        ("schedule_pk", "from_state", "to_state", "cause", "detail", "at"),
+        time_column="at",
+        name=_pension_event_name,
+        added=("schedule_sha256",),
     ),
 }
 
@@ -362,6 +391,8 @@ class VerifyReport:
     tables: dict[str, int] = field(default_factory=dict)  # records checked, per table
     payments_compared: int = 0  # payments as they are, against their newest event's digest
     payments_uncompared: int = 0  # payments whose newest event predates that digest (0016)
+    schedules_compared: int = 0  # pension schedules, likewise
+    schedules_uncompared: int = 0  # schedules whose newest event predates that digest (0017)
 
     @property
     def ok(self) -> bool:
@@ -568,12 +599,17 @@ async def verify_chain(
                 select(func.count()).select_from(t)
                 .where(~chained, t.c[spec.time_column] < cutoff)
             )).scalar_one()
-        # The chain proves what was recorded; this proves the payments' changing columns
-        # are what their newest events recorded.
+        # The chain proves what was recorded; this proves the payments' and schedules'
+        # changing columns are what their newest events recorded.
         payments_now = await check_payments(conn)
         report.payments_compared = payments_now.compared
         report.payments_uncompared = payments_now.uncompared
         report.broken = payments_now.problem
+        if report.broken is None:
+            schedules_now = await pension_evidence.EVIDENCED.check(conn)
+            report.schedules_compared = schedules_now.compared
+            report.schedules_uncompared = schedules_now.uncompared
+            report.broken = schedules_now.problem
     return report
 
 

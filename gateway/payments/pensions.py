@@ -16,8 +16,11 @@ Several dispatchers may run it at once: on PostgreSQL each takes the schedules i
 ``FOR UPDATE SKIP LOCKED`` (another run skips them, and re-reads their advanced
 ``next_period``), and a period's payment id is unique, so no period is created twice.
 
-Every change is recorded in ``pension_events`` with its cause and reason. A death stops the
-schedule and cancels the person's payments not yet sent for periods after the death.
+Every change is recorded in ``pension_events`` with its cause and reason, and with the digest
+of the schedule after it (``_write``, the one way a schedule is changed): a schedule changed
+beside the hub is held, its periods not created and nothing written over it, until it is
+restored (``gateway.evidence.pensions``). A death stops the schedule and cancels the person's
+payments not yet sent for periods after the death.
 
 PERKESO works in Malaysian time: periods and due dates are dates in ``Asia/Kuala_Lumpur``
 (``local_today``), never the UTC date. Each schedule's periods are created in their own
@@ -38,11 +41,18 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.errors import ConflictError, InvalidMessageError, NotFoundError
+from gateway.errors import (
+    ConflictError,
+    EvidenceMismatchError,
+    InvalidMessageError,
+    NotFoundError,
+    ProblemError,
+)
+from gateway.evidence.pensions import EVIDENCED as evidence
 from gateway.money import Money
 from gateway.payments.domain import Cause, PaymentState
 from gateway.payments.requests import PaymentIn, PensionIn, canonical_sha256
-from gateway.payments.service import PaymentService
+from gateway.payments.service import PaymentService, with_changes
 from gateway.storage.tables import payments, pension_events, pension_schedules
 
 __all__ = [
@@ -53,6 +63,7 @@ __all__ = [
     "period_of",
     "prorate",
     "certificate_refusal",
+    "change_payout",
     "record_life_certificate",
     "run_due",
     "schedule_view",
@@ -73,6 +84,11 @@ def period_of(day: date) -> str:
 def _next_period(period: str) -> str:
     y, m = int(period[:4]), int(period[5:])
     return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+
+
+def _previous_period(period: str) -> str:
+    y, m = int(period[:4]), int(period[5:])
+    return f"{y - 1:04d}-12" if m == 1 else f"{y:04d}-{m - 1:02d}"
 
 
 def prorate(monthly_minor: int, period: str, start_on: date,
@@ -161,7 +177,7 @@ async def run_due(conn: AsyncConnection, service: PaymentService, today: date, n
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
     created = 0
-    for s in list((await conn.execute(q)).mappings()):
+    for s in await _unheld(conn, list((await conn.execute(q)).mappings())):
         due = s.life_certificate_due_on
         if due is not None and today > due:
             await _set_state(conn, s, "suspended", "life_certificate_overdue",
@@ -170,14 +186,22 @@ async def run_due(conn: AsyncConnection, service: PaymentService, today: date, n
         try:
             async with conn.begin_nested():  # one schedule's failure never aborts the run
                 created += await _create_periods(conn, service, s, current, now)
-        except (ConflictError, InvalidMessageError) as exc:
-            reason = f"period not created: {exc.detail}"
+        except (ConflictError, InvalidMessageError, EvidenceMismatchError) as exc:
+            why = exc.detail if isinstance(exc, ProblemError) else f"evidence_mismatch: {exc}"
+            reason = f"period not created: {why}"
             log.warning("pension %s: %s", s.pension_ref, reason)
             if s.reason != reason:  # once per distinct cause, not once per run
-                await conn.execute(update(pension_schedules).where(
-                    pension_schedules.c.pk == s.pk).values(reason=reason, updated_at=now))
-                await _event(conn, s.pk, s.state, s.state, "period_failed", reason, now)
+                await _write(conn, s, "period_failed", reason, now, reason=reason)
     return created
+
+
+async def _unheld(conn: AsyncConnection, schedules: list[RowMapping]) -> list[RowMapping]:
+    """``schedules`` less those changed beside the hub: nothing is created from or written
+    over those, and each run says so again (an alert until someone restores the row)."""
+    held = await evidence.mismatched(conn, [s.pk for s in schedules])
+    for why in held.values():
+        log.error("ALERT pension schedule held: %s; %s", why, evidence.held)
+    return [s for s in schedules if s.pk not in held]
 
 
 async def _create_periods(conn: AsyncConnection, service: PaymentService, s: RowMapping,
@@ -189,7 +213,7 @@ async def _create_periods(conn: AsyncConnection, service: PaymentService, s: Row
         minor, first, last, days = prorate(s.monthly_minor, period, s.start_on, s.end_on)
         covered = (last - first).days + 1
         if minor == 0:  # a few days of a tiny pension: there is nothing to pay
-            await _event(conn, s.pk, s.state, s.state, "period_not_paid",
+            await _write(conn, s, "period_not_paid",
                          f"{period}: {covered}/{days} days round to 0", now)
             period = _next_period(period)
             continue
@@ -211,8 +235,9 @@ async def _create_periods(conn: AsyncConnection, service: PaymentService, s: Row
                                f"{Money(minor, s.currency)}, sen rounded half up", now)
         created += int(new)
         period = _next_period(period)
-    await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
-                       .values(next_period=period, updated_at=now))
+    await _write(conn, s, "periods_created",
+                 f"{s.next_period} to {_previous_period(period)}: {created} payment(s)", now,
+                 next_period=period)
     if end is not None and period > end:
         await _set_state(conn, s, "ended", "schedule_ended", f"last period {end} created", now)
     return created
@@ -232,7 +257,7 @@ async def suspend_overdue(conn: AsyncConnection, today: date, now: datetime,
     if conn.dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
     n = 0
-    for s in list((await conn.execute(q)).mappings()):
+    for s in await _unheld(conn, list((await conn.execute(q)).mappings())):
         await _set_state(conn, s, "suspended", "life_certificate_overdue",
                          f"life certificate was due on {s.life_certificate_due_on.isoformat()}",
                          now)
@@ -274,9 +299,7 @@ async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner
                         partner_id, ref)
             continue
         if s.state != "stopped":
-            await _set_state(conn, s, "stopped", "death_notified", detail, now)
-            await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
-                               .values(died_on=died_on))
+            await _set_state(conn, s, "stopped", "death_notified", detail, now, died_on=died_on)
             stopped += 1
         ids = (await conn.execute(select(payments.c.payment_id).where(
             payments.c.pension_ref == ref, payments.c.partner_id == partner_id,
@@ -328,20 +351,35 @@ async def record_life_certificate(conn: AsyncConnection, partner_id: str, pensio
     refusal = certificate_refusal(s, person_id, certified_on, local_today(now))
     if refusal is not None:
         log.warning("life certificate for pension %s refused: %s", pension_ref, refusal)
-        await _event(conn, s.pk, s.state, s.state, "life_certificate_refused",
+        await _write(conn, s, "life_certificate_refused",
                      f"certified on {certified_on.isoformat()}: {refusal}", now)
         return False
     due = _add_months(certified_on, LIFE_CERTIFICATE_MONTHS)
     detail = f"certified on {certified_on.isoformat()}; next due {due}"
     if s.beneficiary_id is None:
         detail += "; the schedule has no national id, the beneficiary was not compared"
-    await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
-                       .values(life_certificate_due_on=due, updated_at=now))
     if s.state == "suspended":
-        await _set_state(conn, s, "active", "life_certificate_received", detail, now)
+        await _set_state(conn, s, "active", "life_certificate_received", detail, now,
+                         life_certificate_due_on=due)
     else:
-        await _event(conn, s.pk, s.state, s.state, "life_certificate_received", detail, now)
+        await _write(conn, s, "life_certificate_received", detail, now,
+                     life_certificate_due_on=due)
     return True
+
+
+async def change_payout(conn: AsyncConnection, s: RowMapping, payout: dict[str, str] | None,
+                        cause: str, detail: str, now: datetime) -> None:
+    """Change schedule ``s``'s payout account to ``payout`` (None: record ``detail`` only,
+    a refused change), as an event naming each changed column.
+
+    Raises:
+        EvidenceMismatchError: the schedule was changed beside the hub (nothing written).
+    """
+    if payout is None:
+        await _write(conn, s, cause, detail, now)
+        return
+    await _write(conn, s, cause, with_changes(detail, s, {**s, **payout}) or detail, now,
+                 **payout)
 
 
 async def get_schedule(conn: AsyncConnection, pension_ref: str) -> dict[str, Any]:
@@ -379,18 +417,37 @@ async def _by_ref(conn: AsyncConnection, ref: str, lock: bool = False) -> RowMap
 
 
 async def _set_state(conn: AsyncConnection, s: RowMapping, state: str, cause: str, detail: str,
-                     now: datetime) -> None:
-    await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk).values(
-        state=state, reason=f"{cause}: {detail}", updated_at=now))
-    await _event(conn, s.pk, s.state, state, cause, detail, now)
+                     now: datetime, **values: Any) -> None:
+    await _write(conn, s, cause, detail, now, state=state, reason=f"{cause}: {detail}",
+                 **values)
     log.info("pension %s: %s -> %s (%s)", s.pension_ref, s.state, state, cause)
+
+
+async def _write(conn: AsyncConnection, s: RowMapping, cause: str, detail: str, now: datetime,
+                 **values: Any) -> None:
+    """Change schedule ``s`` by ``values`` (none: an event only) and record it as an event
+    with the schedule's digest after it: every change of a schedule but its creation.
+
+    Raises:
+        EvidenceMismatchError: the schedule was changed beside the hub; nothing is written
+            (an event over it would take the changed row's digest as the hub's own).
+    """
+    await evidence.require_unchanged(conn, [s.pk])
+    if values:
+        await conn.execute(update(pension_schedules).where(pension_schedules.c.pk == s.pk)
+                           .values(**values, updated_at=now))
+    await _event(conn, s.pk, s.state, values.get("state", s.state), cause, detail, now)
 
 
 async def _event(conn: AsyncConnection, pk: int, from_state: str | None, to_state: str,
                  cause: str, detail: str, now: datetime) -> None:
+    """Record an event of schedule ``pk`` whose change is already written, with the digest
+    of the schedule as this transaction now sees it."""
+    sha = (await evidence.digests(conn, [pk]))[pk]
     await conn.execute(insert(pension_events).values(schedule_pk=pk, from_state=from_state,
                                                      to_state=to_state, cause=cause,
-                                                     detail=detail, at=now))
+                                                     detail=detail, at=now,
+                                                     schedule_sha256=sha))
 
 
 def _nid(text: str | None) -> dict[str, str] | None:

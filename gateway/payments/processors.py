@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from gateway.errors import InvalidMessageError
 from gateway.payments import pensions
@@ -24,7 +24,7 @@ from gateway.protocol.envelope import (
     LifeCertificateSubmit,
 )
 from gateway.protocol.envelope import PaymentConfirm as PaymentConfirmPayload
-from gateway.storage.tables import payments, pension_events, pension_schedules
+from gateway.storage.tables import payments, pension_schedules
 
 __all__ = ["beneficiary_update", "death_notify", "life_certificate_submit", "payment_confirm"]
 
@@ -89,16 +89,19 @@ async def beneficiary_update(ctx: ProcessingContext, env: Envelope) -> None:
     if p.pension_ref is not None:
         s = (await ctx.conn.execute(select(pension_schedules).where(
             pension_schedules.c.pension_ref == p.pension_ref,
-            pension_schedules.c.partner_id == ctx.partner_id))).mappings().first()
+            pension_schedules.c.partner_id == ctx.partner_id).with_for_update())
+        ).mappings().first()
         if s is not None:
             why = _unpayable(ctx, s.rail, p.payout.account)
             if why is None:
-                await ctx.conn.execute(pension_schedules.update().where(
-                    pension_schedules.c.pk == s.pk).values(**new, updated_at=ctx.now))
+                await pensions.change_payout(
+                    ctx.conn, s, new, Cause.payout_updated.value,
+                    f"payout account changed by beneficiary.update {env.id} from "
+                    f"{ctx.partner_id}", ctx.now)
             else:
-                await ctx.conn.execute(insert(pension_events).values(
-                    schedule_pk=s.pk, from_state=s.state, to_state=s.state,
-                    cause=Cause.payout_update_refused.value, detail=refused + why, at=ctx.now))
+                await pensions.change_payout(ctx.conn, s, None,
+                                             Cause.payout_update_refused.value,
+                                             refused + why, ctx.now)
         match = payments.c.pension_ref == p.pension_ref
     else:
         match = payments.c.claim_ref == p.claim_ref

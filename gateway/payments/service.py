@@ -444,6 +444,8 @@ def with_changes(detail: str | None, old: Mapping[Any, Any],
     (``account: ********6789 -> ********1234``)."""
     changes = []
     for column in EVIDENCED:
+        if column not in old or column not in new:  # a schedule has no rail reference
+            continue
         was, now = old[column], new[column]
         if was == now:
             continue

@@ -117,7 +117,8 @@ payment_discrepancies = Table(
 )
 
 
-# Periodic pensions: the payments of each period are created from the schedule.
+# Periodic pensions: the payments of each period are created from the schedule. Chained as
+# awarded; its changing columns are evidenced by its events (gateway.evidence.pensions).
 pension_schedules = Table(
     "pension_schedules",
     metadata,
@@ -150,6 +151,7 @@ pension_schedules = Table(
 )
 
 
+# Every change of a schedule with its cause; never updated or deleted.
 pension_events = Table(
     "pension_events",
     metadata,
@@ -160,5 +162,8 @@ pension_events = Table(
     Column("cause", String(40), nullable=False),
     Column("detail", Text, nullable=True),
     Column("at", TS, nullable=False),
+    # The digest of the schedule's changing columns once this event's change is written
+    # (gateway.evidence.pensions); NULL on events recorded before migration 0017.
+    Column("schedule_sha256", String(64), nullable=True),
     Index("ix_pension_events_schedule", "schedule_pk", "pk"),
 )

@@ -5,10 +5,7 @@ already held payments when it was upgraded has them chained."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +21,6 @@ from gateway.storage.migrate import downgrade, upgrade
 from gateway.storage.tables import evidence_chain, messages, payment_events, payments
 from gateway.storage.types import UTCDateTime
 from gateway.storage.uow import factory_for
-from tests.support.databases import PgTemplate
 from tests.support.fakes import FakeRail
 from tests.support.insider import unguard
 from tests.support.partners import TestPartner
@@ -329,20 +325,6 @@ async def test_postgresql_refuses_changing_each_column_not_listed_as_updatable(
 
 
 # -- a database that held payments before 0012 --------------------------------------------------
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no schema yet, of each kind; dropped after the test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    pg: PgTemplate = request.getfixturevalue("pg_template")
-    name = asyncio.run(pg.empty())
-    try:
-        yield pg.url(name)
-    finally:
-        asyncio.run(pg.drop(name))
-
 
 async def _set_amount(url: str, minor: int) -> None:
     engine = create_engine(url)

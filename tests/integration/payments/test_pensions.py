@@ -7,29 +7,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.composition import Hub, inbound_processors
-from gateway.ports.processing import ProcessingContext
-from gateway.protocol.envelope import Envelope
+from gateway.composition import Hub
 from gateway.storage.tables import messages
 from tests.support.payments import payment_body
+from tests.support.pensions import NIK, payments_of, pension_body, process, run_pensions
 
 pytestmark = pytest.mark.anyio
-
-NIK = {"scheme": "ID-NIK", "value": "3201145403910002"}
-
-
-def pension_body(**over: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "pension_ref": "PEN-ID-0042", "partner_id": "ID-BPJSTK",
-        "beneficiary": {"name": "Siti Aminah", "national_id": NIK},
-        "benefit": "INV_PENSION", "monthly_amount": {"amount": "550.00", "currency": "MYR"},
-        "start_on": "2026-08-01", "end_on": "2027-12-31", "rail": "fake",
-        "payout": {"provider": "BANK-BRI", "account": "0123456789", "account_name": "Siti"},
-        "life_certificate_due_on": "2026-12-31",
-    }
-    body.update(over)
-    return body
-
 
 _CLOCK: list[Any] = []
 
@@ -43,30 +26,7 @@ def _run_clock(clock: Any) -> Any:
 
 
 async def run(client, auth, today: str) -> int:
-    if _CLOCK:
-        from datetime import UTC, date, datetime, time
-        noon = datetime.combine(date.fromisoformat(today), time(4), tzinfo=UTC)  # 12:00 MYT
-        _CLOCK[0].now = max(_CLOCK[0].now, noon)
-    r = await client.post("/v1/backoffice/pensions/run", json={"today": today}, headers=auth)
-    assert r.status_code == 200, r.text
-    return int(r.json()["created"])
-
-
-async def process(hub: Hub, type_: str, payload: dict[str, Any],
-                  partner: str = "ID-BPJSTK") -> None:
-    env = Envelope.model_validate({
-        "id": "0193a3c4-6f1e-7c2a-9b1d-2f4e5a6b7c8d", "type": type_, "version": 1,
-        "sender": partner, "recipient": "MY-PERKESO", "sent_at": "2026-11-21T08:15:30Z",
-        "payload": payload})
-    async with hub.uow() as uow:
-        await inbound_processors()[type_](ProcessingContext(uow.conn, hub.clock(), 0, partner,
-                                                  hub.outbound), env)
-        await uow.commit()
-
-
-async def payments_of(client, auth, **query: str) -> dict[str, str]:
-    r = await client.get("/v1/backoffice/payments", params={"limit": 500, **query}, headers=auth)
-    return {p["payment_id"]: p["state"] for p in r.json()["payments"]}
+    return await run_pensions(client, auth, today, _CLOCK[0])
 
 
 async def test_schedule_creates_each_period_once(client, auth, rail) -> None:
@@ -108,8 +68,10 @@ async def test_overdue_life_certificate_suspends_and_certificate_resumes(
         "certified_on": "2027-01-05", "certified_by": "Kelurahan Cikini", "documents": []})
     s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
     assert s["state"] == "active" and s["life_certificate_due_on"] == "2028-01-05"
-    assert [e["cause"] for e in s["events"]] == ["instructed", "life_certificate_overdue",
+    assert [e["cause"] for e in s["events"]] == ["instructed", "periods_created",
+                                                "life_certificate_overdue",
                                                 "life_certificate_received"]
+    assert s["events"][1]["detail"] == "2026-08 to 2026-12: 5 payment(s)"
     assert await run(client, auth, "2027-01-06") == 1  # January, in arrears
 
 
@@ -302,8 +264,9 @@ async def test_a_part_period_that_rounds_to_nothing_is_recorded_not_paid(
     assert await run(client, auth, "2026-10-01") == 1  # October only: 14/30 of a sen is 0
     s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
     assert s["state"] == "active" and s["next_period"] == "2026-11"
-    assert s["events"][-1]["cause"] == "period_not_paid"
-    assert s["events"][-1]["detail"] == "2026-09: 14/30 days round to 0"
+    assert [(e["cause"], e["detail"]) for e in s["events"][-2:]] == [
+        ("period_not_paid", "2026-09: 14/30 days round to 0"),
+        ("periods_created", "2026-09 to 2026-10: 1 payment(s)")]
     assert list(await payments_of(client, auth)) == ["PEN-ID-0042.202610"]
 
 

@@ -95,3 +95,30 @@ def test_payment_events_are_chained_whole() -> None:
     spec = CHAINED["payment_events"]
     assert set(spec.fields) | set(spec.added) == {c.name for c in spec.table.c} - {"pk"}
     assert spec.time_column == "at"
+
+
+def test_a_schedules_digest_covers_exactly_the_columns_nothing_updates() -> None:
+    """As for payments: every column of a pension schedule is in its chained digest (as
+    awarded) or one the hub updates (gateway.evidence.pensions.CHANGING), never both; the
+    PostgreSQL guard of migration 0017 lets exactly those change."""
+    import importlib.util
+
+    from gateway.evidence.pensions import CHANGING
+
+    spec = CHAINED["pension_schedules"]
+    columns = {c.name for c in spec.table.c} - {"pk"}
+    assert not set(spec.fields) & set(CHANGING)
+    assert set(spec.fields) | set(CHANGING) == columns
+    path = Path(__file__).resolve().parents[3] / "migrations/versions/0017_pension_evidence.py"
+    loader = importlib.util.spec_from_file_location("m0017", path)
+    assert loader is not None and loader.loader is not None
+    migration = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(migration)
+    assert migration.MUTABLE == CHANGING
+    assert set(migration.IMMUTABLE) == columns - set(CHANGING) | {"pk"}
+
+
+def test_pension_events_are_chained_whole() -> None:
+    spec = CHAINED["pension_events"]
+    assert set(spec.fields) | set(spec.added) == {c.name for c in spec.table.c} - {"pk"}
+    assert spec.time_column == "at"
