@@ -129,10 +129,9 @@ class BackofficeService:
         if today is not None and today > local:
             raise InvalidMessageError("schema_violation", f"today: {today.isoformat()} is in "
                                       f"the future (it is {local.isoformat()} in Malaysia)")
-        async with self.uow() as uow:
-            n = await pensions.run_due(uow.conn, self.payments, today or local, now)
-            await uow.commit()
-        return n
+        return await pensions.in_batches(
+            self.uow, lambda conn, after, limit: pensions.run_due(
+                conn, self.payments, today or local, now, limit=limit, after=after))
 
     # -- hub messages ----------------------------------------------------------------------------
 

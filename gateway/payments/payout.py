@@ -48,6 +48,7 @@ from gateway.errors import (
     TransientDeliveryError,
 )
 from gateway.evidence import payments as evidence
+from gateway.evidence import pensions as pension_evidence
 from gateway.observability.logs import bind_ids
 from gateway.outbox import records
 from gateway.outbox.records import LeaseLost, Task
@@ -357,12 +358,22 @@ def _text(err: BaseException) -> str:
 
 async def _held(conn: AsyncConnection,
                 rows: Iterable[RowMapping]) -> dict[str, EvidenceMismatchError]:
-    """The payments among ``rows`` changed beside the hub, each with its error: the others of
-    the batch go on, these are neither sent nor written over."""
+    """The payments among ``rows`` changed beside the hub, or created from a pension schedule
+    that was, each with its error: the others of the batch go on, these are neither sent nor
+    written over."""
+    rows = list(rows)
     by_pk = {r.pk: r.payment_id for r in rows}
     found = await evidence.mismatched(conn, by_pk)
-    return {by_pk[pk]: EvidenceMismatchError(f"{why}; {evidence.HELD}")
+    held = {by_pk[pk]: EvidenceMismatchError(f"{why}; {evidence.HELD}")
             for pk, why in found.items()}
+    schedules = await pension_evidence.held_schedules(
+        conn, {r.pension_ref for r in rows if r.pension_ref is not None})
+    for r in rows:
+        if r.payment_id not in held and r.pension_ref in schedules:
+            held[r.payment_id] = EvidenceMismatchError(
+                f"payment {r.payment_id} is held with its schedule: {schedules[r.pension_ref]}; "
+                f"{pension_evidence.HELD}")
+    return held
 
 
 async def _submit(rail: RailAdapter, client: httpx.AsyncClient,

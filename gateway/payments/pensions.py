@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import calendar
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -54,15 +56,19 @@ from gateway.payments.domain import Cause, PaymentState
 from gateway.payments.requests import PaymentIn, PensionIn, canonical_sha256
 from gateway.payments.service import PaymentService, with_changes
 from gateway.storage.tables import payments, pension_events, pension_schedules
+from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = [
+    "BATCH",
     "LIFE_CERTIFICATE_MONTHS",
+    "Batch",
     "PERKESO_TZ",
     "local_today",
     "create_schedule",
     "period_of",
     "prorate",
     "certificate_refusal",
+    "in_batches",
     "change_payout",
     "record_life_certificate",
     "run_due",
@@ -75,6 +81,8 @@ log = logging.getLogger(__name__)
 
 # How long a life certificate is good for; configuration-like data, not logic.
 LIFE_CERTIFICATE_MONTHS = 12
+BATCH = 200  # schedules per transaction of a pension job
+MAX_BATCHES = 50  # per run; the next run carries on
 
 
 def period_of(day: date) -> str:
@@ -163,21 +171,55 @@ def local_today(now: datetime) -> date:
     return now.astimezone(PERKESO_TZ).date()
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One batch of a pension job: what it did, and where the next batch starts."""
+
+    count: int  # payments created (run_due) or schedules suspended (suspend_overdue)
+    after: int | None  # the last schedule pk it looked at; None: none was left
+
+
+async def in_batches(uow: UnitOfWorkFactory,
+                     job: Callable[[AsyncConnection, int, int], Awaitable[Batch]],
+                     batch: int | None = None, max_batches: int = MAX_BATCHES) -> int:
+    """Run ``job(conn, after, limit)`` batch after batch, each in its own transaction, by
+    schedule pk; return the total count. Keyset, not "until a batch does nothing": a schedule
+    that is held or keeps failing stays due, and must never hold up those after it."""
+    total, after = 0, 0
+    for _ in range(max_batches):
+        async with uow() as u:
+            done = await job(u.conn, after, batch or BATCH)
+            await u.commit()
+        total += done.count
+        if done.after is None:
+            break
+        after = done.after
+    return total
+
+
+def _due_page(q: Select[Any], conn: AsyncConnection, after: int, limit: int) -> Select[Any]:
+    q = q.where(pension_schedules.c.pk > after).order_by(pension_schedules.c.pk).limit(limit)
+    return q.with_for_update(skip_locked=True) if conn.dialect.name == "postgresql" else q
+
+
+def _next(rows: list[RowMapping], limit: int) -> int | None:
+    return rows[-1].pk if len(rows) == limit else None
+
+
 async def run_due(conn: AsyncConnection, service: PaymentService, today: date, now: datetime,
-                  limit: int = 200) -> int:
-    """Create the payments of every due period of active schedules; return how many.
+                  limit: int = BATCH, after: int = 0) -> Batch:
+    """Create the payments of every due period of the next ``limit`` active schedules after
+    pk ``after``; return how many, and where to go on.
 
     Suspends a schedule whose life certificate is overdue instead of paying it.
     """
     current = period_of(today)
-    q = (select(pension_schedules)
-         .where(pension_schedules.c.state == "active",
-                pension_schedules.c.next_period <= current)
-         .order_by(pension_schedules.c.pk).limit(limit))
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
+    rows = list((await conn.execute(_due_page(
+        select(pension_schedules).where(pension_schedules.c.state == "active",
+                                        pension_schedules.c.next_period <= current),
+        conn, after, limit))).mappings())
     created = 0
-    for s in await _unheld(conn, list((await conn.execute(q)).mappings())):
+    for s in await _unheld(conn, rows):
         due = s.life_certificate_due_on
         if due is not None and today > due:
             await _set_state(conn, s, "suspended", "life_certificate_overdue",
@@ -192,7 +234,7 @@ async def run_due(conn: AsyncConnection, service: PaymentService, today: date, n
             log.warning("pension %s: %s", s.pension_ref, reason)
             if s.reason != reason:  # once per distinct cause, not once per run
                 await _write(conn, s, "period_failed", reason, now, reason=reason)
-    return created
+    return Batch(created, _next(rows, limit))
 
 
 async def _unheld(conn: AsyncConnection, schedules: list[RowMapping]) -> list[RowMapping]:
@@ -244,25 +286,24 @@ async def _create_periods(conn: AsyncConnection, service: PaymentService, s: Row
 
 
 async def suspend_overdue(conn: AsyncConnection, today: date, now: datetime,
-                          limit: int = 200) -> int:
-    """Suspend active schedules whose life certificate is overdue; return how many.
+                          limit: int = BATCH, after: int = 0) -> Batch:
+    """Suspend the next ``limit`` active schedules after pk ``after`` whose life certificate
+    is overdue; return how many, and where to go on.
 
     ``run_due`` also suspends an overdue schedule when its next period falls due; this does it
     as soon as the certificate is late, so the schedule's state says so at once.
     """
-    q = (select(pension_schedules)
-         .where(pension_schedules.c.state == "active",
-                pension_schedules.c.life_certificate_due_on < today)
-         .order_by(pension_schedules.c.pk).limit(limit))
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
+    rows = list((await conn.execute(_due_page(
+        select(pension_schedules).where(pension_schedules.c.state == "active",
+                                        pension_schedules.c.life_certificate_due_on < today),
+        conn, after, limit))).mappings())
     n = 0
-    for s in await _unheld(conn, list((await conn.execute(q)).mappings())):
+    for s in await _unheld(conn, rows):
         await _set_state(conn, s, "suspended", "life_certificate_overdue",
                          f"life certificate was due on {s.life_certificate_due_on.isoformat()}",
                          now)
         n += 1
-    return n
+    return Batch(n, _next(rows, limit))
 
 
 # Payments whose outcome is not known yet: a death stops them (or asks the rail to).

@@ -18,8 +18,6 @@ __all__ = ["run_background_jobs", "run_checkpoint", "run_housekeeping", "run_pen
 
 log = logging.getLogger(__name__)
 
-_PENSION_BATCH = 200
-_PENSION_MAX_BATCHES = 50  # per run; the next run carries on
 # Chain batches per tick: enough to drain any backlog intake can build in a second, bounded so
 # the other jobs still get their turn.
 _CHAIN_MAX_BATCHES = 20
@@ -59,22 +57,12 @@ async def run_pension_schedules(hub: Hub) -> tuple[int, int]:
     """
     now = hub.clock()
     today = pensions.local_today(now)
-    suspended = created = 0
-    for _ in range(_PENSION_MAX_BATCHES):
-        async with hub.uow() as uow:
-            n = await pensions.suspend_overdue(uow.conn, today, now, limit=_PENSION_BATCH)
-            await uow.commit()
-        suspended += n
-        if n < _PENSION_BATCH:
-            break
-    for _ in range(_PENSION_MAX_BATCHES):
-        async with hub.uow() as uow:
-            n = await pensions.run_due(uow.conn, hub.payments.service, today, now,
-                                       limit=_PENSION_BATCH)
-            await uow.commit()
-        created += n
-        if n == 0:
-            break
+    suspended = await pensions.in_batches(
+        hub.uow, lambda conn, after, limit: pensions.suspend_overdue(
+            conn, today, now, limit=limit, after=after))
+    created = await pensions.in_batches(
+        hub.uow, lambda conn, after, limit: pensions.run_due(
+            conn, hub.payments.service, today, now, limit=limit, after=after))
     if suspended or created:
         log.info("pension schedules: %d suspended, %d payment(s) created", suspended, created)
     return suspended, created

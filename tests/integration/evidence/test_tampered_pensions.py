@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from gateway.composition import Hub
 from gateway.evidence.chain import chain_pending, verify_chain
 from gateway.payments import pensions
+from gateway.runtime.jobs import run_pension_schedules
 from gateway.storage.engine import create_engine
 from gateway.storage.migrate import downgrade, upgrade
 from gateway.storage.tables import outbox, pension_events, pension_schedules
@@ -246,3 +247,56 @@ async def test_schedules_present_before_0017_are_chained_and_guarded_after_it(
             await conn.execute(raise_amount)
     finally:
         await engine.dispose()
+
+
+async def test_held_schedules_never_hold_up_the_schedules_after_them(
+        hub: Hub, client, auth, rail, clock, monkeypatch) -> None:
+    """A held schedule stays due; the jobs go on by pk past it, batch after batch (a careless
+    bulk UPDATE of many schedules must not stop everyone's pension)."""
+    monkeypatch.setattr(pensions, "BATCH", 2)
+    for ref in ("PEN-ID-0042", "PEN-ID-0043", "PEN-ID-0044", "PEN-ID-0045", "PEN-ID-0046"):
+        await create(client, auth, ref)
+    for ref in ("PEN-ID-0042", "PEN-ID-0043", "PEN-ID-0044"):
+        await tamper(hub, ref, reason="set by hand")
+    clock.now = datetime(2026, 8, 15, 4, tzinfo=UTC)
+    _, created = await run_pension_schedules(hub)
+    assert created == 2
+    assert sorted(await payments_of(client, auth)) == ["PEN-ID-0045.202608",
+                                                       "PEN-ID-0046.202608"]
+    # The back office's run pages the same way.
+    await tamper(hub, "PEN-ID-0042", reason=None)
+    assert await run(client, auth, clock, "2026-08-16") == 1
+
+
+async def test_the_payments_of_a_held_schedule_are_held_with_it(
+        hub: Hub, client, auth, rail, bpjstk: TestPartner, clock) -> None:
+    """A death refused on a changed schedule must not let the periods after it be paid
+    meanwhile: every unsent payment of the schedule waits with it."""
+    await create(client, auth)
+    assert await run(client, auth, clock, "2026-09-15") == 2  # August and September
+    before = await schedule(hub)
+    await tamper(hub, reason="set by hand")
+    dispatcher = hub.dispatcher(batch=50, kinds=["payout"])
+    await dispatcher.run_once()
+    assert rail.payouts == {}
+    async with hub.engine.connect() as conn:
+        tasks = (await conn.execute(select(outbox).where(outbox.c.kind == "payout"))).all()
+    assert {t.state for t in tasks} == {"pending"}
+    assert all(t.last_error.startswith("EvidenceMismatchError: payment PEN-ID-0042.2026")
+               and "is held with its schedule: pension_schedules pk" in t.last_error
+               for t in tasks)
+    env = bpjstk.envelope("death.notify", {
+        "pension_ref": "PEN-ID-0042", "person": {"name": "Siti Aminah", "national_id": NIK},
+        "died_on": "2026-08-20", "documents": []})
+    body, headers = bpjstk.signed(env)
+    assert (await client.post("/v1/messages", content=body, headers=headers)).status_code == 202
+    await hub.dispatcher(batch=50, kinds=["process_inbound"]).run_once()  # refused: held
+    # Restored, the death is processed first (its task is older), then the payouts: only
+    # August, before the death, is paid.
+    await tamper(hub, reason=before.reason)
+    clock.now = clock.now + timedelta(days=1)
+    await hub.dispatcher(batch=50, kinds=["process_inbound"]).run_once()
+    await dispatcher.run_once()
+    assert sorted(rail.payouts) == ["PEN-ID-0042.202608"]
+    states = await payments_of(client, auth)
+    assert states["PEN-ID-0042.202609"] == "cancelled"
