@@ -179,7 +179,7 @@ class Batch:
     after: int | None  # the last schedule pk it looked at; None: none was left
 
 
-async def in_batches(uow: UnitOfWorkFactory,
+async def in_batches(uow_factory: UnitOfWorkFactory,
                      job: Callable[[AsyncConnection, int, int], Awaitable[Batch]],
                      batch: int | None = None, max_batches: int = MAX_BATCHES) -> int:
     """Run ``job(conn, after, limit)`` batch after batch, each in its own transaction, by
@@ -187,9 +187,9 @@ async def in_batches(uow: UnitOfWorkFactory,
     that is held or keeps failing stays due, and must never hold up those after it."""
     total, after = 0, 0
     for _ in range(max_batches):
-        async with uow() as u:
-            done = await job(u.conn, after, batch or BATCH)
-            await u.commit()
+        async with uow_factory() as uow:
+            done = await job(uow.conn, after, batch or BATCH)
+            await uow.commit()
         total += done.count
         if done.after is None:
             break

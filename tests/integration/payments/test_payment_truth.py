@@ -18,8 +18,8 @@ from gateway.composition import Hub
 from gateway.ports.rail import PayoutState
 from gateway.storage.tables import outbox
 from tests.integration.payments.test_payouts import instruct, later, state_of
-from tests.integration.payments.test_pensions import NIK, pension_body, process, run
 from tests.support.fakes import Crash, FakeRail
+from tests.support.pensions import NIK, pension_body, process, run_pensions
 
 pytestmark = pytest.mark.anyio
 
@@ -152,7 +152,7 @@ async def test_cancel_of_a_known_outcome_conflicts(client, auth, rail, dispatche
 async def test_death_while_a_period_is_in_flight_asks_the_rail(
         hub: Hub, client, auth, rail, dispatcher, clock) -> None:
     await client.post("/v1/backoffice/pensions", json=pension_body(), headers=auth)
-    assert await run(client, auth, "2026-08-01") == 1
+    assert await run_pensions(client, auth, "2026-08-01", clock) == 1
     await crash_mid_submit(dispatcher, rail)  # August's payout is at the rail
     rail.settle("PEN-ID-0042.202608")  # and the rail pays it
     await process(hub, "death.notify", {

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from gateway.composition import build_hub
 from gateway.runtime.jobs import run_housekeeping, run_pension_schedules
 from gateway.storage.tables import payments
-from tests.integration.payments.test_pensions import payments_of, pension_body
 from tests.support.fakes import FakeRail
+from tests.support.pensions import payments_of, pension_body
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,12 @@ async def test_housekeeping_runs_pensions_on_schedule(hub, client, auth, rail, c
     ids = await payments_of(client, auth, pension_ref="PEN-ID-0042")
     assert sorted(ids) == [f"PEN-ID-0042.2026{m}" for m in ("08", "09", "10", "11", "12")]
     s = (await client.get("/v1/backoffice/pensions/PEN-ID-0042", headers=auth)).json()
-    assert [e["cause"] for e in s["events"]] == ["instructed", "life_certificate_overdue"]
+    # One event per run that created periods, none for the many runs that found none due.
+    assert [(e["cause"], e["detail"]) for e in s["events"][:3]] == [
+        ("instructed", "schedule created"),
+        ("periods_created", "2026-08 to 2026-11: 4 payment(s)"),
+        ("periods_created", "2026-12 to 2026-12: 1 payment(s)")]
+    assert [e["cause"] for e in s["events"][3:]] == ["life_certificate_overdue"]
     # The back office's explicit run is still there (and finds nothing to do).
     r = await client.post("/v1/backoffice/pensions/run", json={}, headers=auth)
     assert r.status_code == 200 and r.json() == {"created": 0}
