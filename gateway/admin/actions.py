@@ -9,6 +9,7 @@ is one handler class and one line in ``ACTIONS``.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.admin.proposals import Proposal
 from gateway.clock import Clock, utcnow
-from gateway.errors import ConflictError, InvalidMessageError, NotFoundError, StaleTargetError
+from gateway.errors import (
+    ConflictError,
+    EvidenceMismatchError,
+    InvalidMessageError,
+    NotFoundError,
+    StaleTargetError,
+)
 from gateway.messages import partner_keys as pkeys
 from gateway.messages.partner_keys import PartnerKeys
 from gateway.messages.suspensions import Suspensions, all_suspensions, lift
@@ -40,6 +47,8 @@ PREVIEW_ROWS = 20
 MAX_TARGETS = 500
 _DIGITS = re.compile(r"\d{8,}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]+")
+
+log = logging.getLogger(__name__)
 
 
 def sanitise_error(text: str | None) -> str | None:
@@ -290,6 +299,10 @@ class CancelPayments:
                 done[pid] = row.state
             except ConflictError as exc:  # its outcome became known meanwhile
                 done[pid] = f"not stopped: {exc.detail}"
+            except EvidenceMismatchError as exc:
+                # Held (its payout does not leave); the others of the proposal are stopped.
+                log.error("ALERT cancel proposal %s: payment %s held: %s", p.pk, pid, exc)
+                done[pid] = f"not stopped: evidence_mismatch: {exc}"
         return {"payments": done}
 
 

@@ -52,7 +52,7 @@ from gateway.evidence import pensions as pension_evidence
 from gateway.observability.logs import bind_ids
 from gateway.outbox import records
 from gateway.outbox.records import LeaseLost, Task
-from gateway.payments import instruction
+from gateway.payments import instruction, pensions
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, PaymentState, after_rail_state, transition
 from gateway.payments.service import PAYOUT_KIND, Change, PaymentService
@@ -212,7 +212,14 @@ class PayoutHandler:
             held = await _held(uow.conn, rows.values())
             ready = [rows[t.ref] for t in tasks if t.pk in owned and t.ref in rows
                      and rows[t.ref].state == P.instructed and t.ref not in held]
+            dead = await pensions.after_death(uow.conn, ready)
+            for payment_id, why in dead.items():
+                await self.service.stop(uow.conn, payment_id, Cause.death_notified, why, now)
+                rows[payment_id] = (await repo.by_ids(uow.conn, [payment_id]))[payment_id]
+            ready = [r for r in ready if r.payment_id not in dead]
             await self.service.mark_sending(uow.conn, ready, now)
+            # Read back under the lock: what is sent is what this transaction marked.
+            sending = await repo.by_ids(uow.conn, [r.payment_id for r in ready])
             await uow.commit()
         for t in tasks:
             if t.pk not in owned:
@@ -225,8 +232,7 @@ class PayoutHandler:
                 cancelled = t.ref in rows and rows[t.ref].state == P.cancelled
                 outcomes[t.pk] = _Outcome(done=True) if cancelled else _Outcome(
                     error=OutcomeUnknownError(f"payment {t.ref} changed before its submit"))
-        async with self.uow(read_only=True) as reader:
-            return await repo.by_ids(reader.conn, [r.payment_id for r in ready])
+        return sending
 
     async def _cancel(self, rail: RailAdapter, client: httpx.AsyncClient,
                       key: str) -> PayoutStatus | BaseException:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import calendar
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -55,6 +55,7 @@ from gateway.money import Money
 from gateway.payments.domain import Cause, PaymentState
 from gateway.payments.requests import PaymentIn, PensionIn, canonical_sha256
 from gateway.payments.service import PaymentService, with_changes
+from gateway.storage.bulk import one_of
 from gateway.storage.tables import payments, pension_events, pension_schedules
 from gateway.storage.uow import UnitOfWorkFactory
 
@@ -67,6 +68,7 @@ __all__ = [
     "create_schedule",
     "period_of",
     "prorate",
+    "after_death",
     "certificate_refusal",
     "in_batches",
     "change_payout",
@@ -352,7 +354,30 @@ async def stop_for_death(conn: AsyncConnection, service: PaymentService, partner
                 cancelled += 1
             except ConflictError:
                 pass  # its outcome became known meanwhile: nothing left to stop
+            except EvidenceMismatchError as exc:
+                # Held, so not sent; once restored, the payout worker finds the death
+                # recorded here and stops it then (``after_death``). Refusing the whole
+                # death instead would leave the schedule and its other payments running.
+                log.error("ALERT death of pension %s: payment %s not stopped now: %s",
+                          ref, payment_id, exc)
     return stopped, cancelled
+
+
+async def after_death(conn: AsyncConnection, rows: Iterable[RowMapping]) -> dict[str, str]:
+    """The pension payments among ``rows`` whose schedule records a death before their
+    period, each with why: the payout worker stops them instead of sending them (the last
+    check before money leaves, whatever kept the death from stopping them at the time)."""
+    rows = [r for r in rows if r.pension_ref is not None and r.period is not None]
+    if not rows:
+        return {}
+    died = dict((await conn.execute(
+        select(pension_schedules.c.pension_ref, pension_schedules.c.died_on).where(
+            one_of(conn, pension_schedules.c.pension_ref, sorted({r.pension_ref for r in rows})),
+            pension_schedules.c.died_on.is_not(None)))).all())
+    return {r.payment_id: f"death on {died[r.pension_ref].isoformat()} recorded on pension "
+            f"{r.pension_ref}; period {r.period} is after it"
+            for r in rows
+            if r.pension_ref in died and r.period > period_of(died[r.pension_ref])}
 
 
 def certificate_refusal(s: RowMapping, person_id: str | None, certified_on: date,

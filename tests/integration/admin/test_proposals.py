@@ -289,3 +289,28 @@ async def test_an_act_on_a_payment_changed_beside_the_hub_fails_and_names_it(
         == "unknown"
     [rec] = [x for x in await trail(hub) if x.action == "proposals.approve"]
     assert rec.outcome == "failed" and "evidence_mismatch" in rec.detail
+
+
+async def test_a_bulk_cancel_stops_the_others_when_one_payment_is_held(
+        hub, client, auth, rail, as_) -> None:
+    """In an incident the payment changed beside the hub is likely to be in the list: it is
+    held (named in the result) and every other payment of the proposal is stopped."""
+    from sqlalchemy import update
+
+    from gateway.storage.tables import payments
+    olga, ann = as_("olga", "operator"), as_("ann", "approver")
+    await instruct(client, auth, payment_id="PAY-A")
+    await instruct(client, auth, payment_id="PAY-B")
+    r = await client.post("/admin/v1/proposals", headers=olga, json={
+        "action": "cancel_payments", "payment_ids": ["PAY-A", "PAY-B"], "reason": "fraud"})
+    assert r.status_code == 201, r.text
+    async with hub.engine.begin() as conn:  # an UPDATE beside the hub, no event
+        await conn.execute(update(payments).where(payments.c.payment_id == "PAY-B")
+                           .values(account="60199990000"))
+    r = await client.post(f"/admin/v1/proposals/{r.json()['id']}/approve", headers=ann)
+    assert r.status_code == 200 and r.json()["state"] == "executed", r.text
+    done = r.json()["result"]["payments"]
+    assert done["PAY-A"] == "cancelled"
+    assert done["PAY-B"].startswith("not stopped: evidence_mismatch: payments pk ")
+    assert (await client.get("/admin/v1/payments/PAY-B", headers=olga)).json()["state"] \
+        == "instructed"
