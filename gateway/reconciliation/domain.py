@@ -13,6 +13,11 @@ A run reads a rail's statement line by line and the ledger's payments of that ra
         ──▶ pending (within the rail's T+N business days) | missing_on_statement (past it)
     unreadable line ──▶ quarantined
 
+A line that would move a payment (``reconciled``, ``returned``) whose row was changed beside
+the hub (``held``: it is not what its newest event recorded) is a ``state_mismatch`` instead
+and moves nothing: nothing is written over such a payment, and the rest of the statement is
+reconciled as usual.
+
 Amounts are exact minor units. One line matches at most one payment, and one payment is met by
 at most one outgoing line and one return line; a second one is a ``duplicate_line``. Batched
 entries (``batch_ref``) are one booking of many transactions: each transaction is its own line
@@ -31,7 +36,7 @@ statement; else ``discrepancies`` if any item needs ops; else ``balanced``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 
@@ -158,12 +163,22 @@ def _signed(line: StatementLine) -> int:
 
 
 def classify_line(line: StatementLine, payment: LedgerPayment | None, *,
-                  seen: bool) -> Item:
+                  seen: bool, held: str | None = None) -> Item:
     """Classify a statement line against the payment its exact keys found (None: none).
 
     ``seen``: the payment already met a line of the same direction (out, or back) in this
-    run, so this one is a duplicate.
+    run, so this one is a duplicate. ``held``: why the payment's row is not what its newest
+    event recorded (it was changed beside the hub); a line that would move it says so.
     """
+    item = _classify_line(line, payment, seen=seen)
+    if held is None or item.to_state is None:
+        return item
+    return replace(item, kind=K.state_mismatch, to_state=None,
+                   detail=f"held, not {item.to_state}: {held}")
+
+
+def _classify_line(line: StatementLine, payment: LedgerPayment | None, *,
+                   seen: bool) -> Item:
     money = _signed(line)
     cur = line.amount.currency
     if line.kind in (LineKind.fee, LineKind.fx):

@@ -43,6 +43,7 @@ from gateway.errors import (
     NotFoundError,
     TransientDeliveryError,
 )
+from gateway.evidence import payments as payments_evidence
 from gateway.money import MINOR_UNITS, Money
 from gateway.payments import repository as payments_repo
 from gateway.payments.domain import Cause, PaymentState, Transition
@@ -85,6 +86,8 @@ _MAX_LISTED = 100  # proofs, problems and changes listed in the summary (all are
 # Payments a run remembers having met without reconciling them (mismatches, returns): a
 # bounded set; a run with more asks its written items instead (slower, same answer).
 _MAX_MET = 100_000
+# The states a statement line can move a payment from (to reconciled, or returned).
+_MOVABLE = frozenset({"paid", "reconciled"})
 
 Progress = Callable[[int], None]
 
@@ -452,6 +455,11 @@ class _Run:
         for r in await repo.payments_by_refs(conn, self.rail, refs):
             by_ref.setdefault(r.rail_reference, r)
         rows = {r.pk: r for r in (*by_id.values(), *by_ref.values())}
+        # Changed beside the hub: a line that would move one says so and moves nothing (read
+        # here, so the batch's writes never meet one; a change made after this read still
+        # fails the run at the write's guard).
+        held = await payments_evidence.mismatched(conn, [
+            pk for pk, r in rows.items() if r.state in _MOVABLE])
         seen: set[tuple[int, bool]] = set()
         if self.met is None:  # too many to remember: ask the items written so far
             seen = await repo.line_seen(conn, self.pk, sorted(rows))
@@ -512,7 +520,8 @@ class _Run:
                 payment = _ledger(row, self.cal, self.cutoff, row.pk in by_old, state)
                 was_seen = (row.pk, back) in seen or (
                     self.met is not None and (row.pk, back) in self.met)
-            item = domain.classify_line(it, payment, seen=was_seen)
+            item = domain.classify_line(it, payment, seen=was_seen,
+                                        held=held.get(row.pk) if row is not None else None)
             if row is not None and item.payment is not None:
                 seen.add((row.pk, back))
                 if item.to_state != "reconciled":

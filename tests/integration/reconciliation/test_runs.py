@@ -316,3 +316,39 @@ async def test_a_payment_changed_during_the_run_fails_it_and_writes_nothing(
     async with hub.engine.connect() as conn:
         assert (await conn.execute(select(recon_runs))).first() is None
     assert (await _states(hub))["P-1"] == "paid"  # the change above was rolled back too
+
+
+async def test_a_payment_changed_beside_the_hub_is_held_and_the_run_goes_on(
+        hub: Hub, recon: ReconciliationService) -> None:
+    """One payment changed beside the hub must not keep a whole statement from being
+    reconciled: it is not moved (nothing is written over it), its line is a state_mismatch
+    item and case naming why, and the rest of the statement is reconciled and returned."""
+    from sqlalchemy import update
+    await add_payment(hub.uow, "P-1")
+    await add_payment(hub.uow, "P-HELD")
+    await add_payment(hub.uow, "P-HELD-RET")
+    await add_payment(hub.uow, "P-RET")
+    async with hub.engine.begin() as conn:  # UPDATEs beside the hub, no event
+        await conn.execute(update(payments).where(payments.c.payment_id.in_(
+            ["P-HELD", "P-HELD-RET"])).values(account="60199990000"))
+    result = await recon.run("fake", DAY, statement([
+        record(), line(1, e2e="P-1"), line(2, e2e="P-HELD"), line(3, e2e="P-HELD-RET"),
+        line(4, e2e="P-HELD-RET", kind="returned", credit=True, reason="AC04"),
+        line(5, e2e="P-RET"), line(6, e2e="P-RET", kind="returned", credit=True,
+                                   reason="AC04")]))
+    assert result.verdict.value == "discrepancies"
+    states = await _states(hub)
+    assert states == {"P-1": "reconciled", "P-HELD": "paid", "P-HELD-RET": "paid",
+                      "P-RET": "returned"}
+    async with hub.engine.connect() as conn:
+        items = {(r.subject, r.line_no): r for r in await conn.execute(
+            select(recon_items).where(recon_items.c.run_pk == result.pk))}
+        cases = {(c.subject, c.kind) for c in await conn.execute(select(recon_cases))}
+    held = items[("P-HELD", 2)]
+    assert held.kind == "state_mismatch"
+    assert held.detail.startswith("held, not reconciled: payments pk 2 (payment P-HELD): its "
+                                  "state, payout account or another changing column")
+    assert items[("P-HELD-RET", 4)].kind == "state_mismatch"
+    assert items[("P-HELD-RET", 4)].detail.startswith("held, not returned: ")
+    assert items[("P-1", 1)].kind == "matched" and items[("P-RET", 6)].kind == "returned"
+    assert ("P-HELD", "state_mismatch") in cases and ("P-HELD-RET", "state_mismatch") in cases

@@ -48,6 +48,22 @@ def test_an_exact_match_reconciles_a_paid_payment() -> None:
     assert (item.ledger_minor, item.statement_minor) == (10000, 10000)
 
 
+def test_a_held_payment_is_never_moved_by_a_line() -> None:
+    """Changed beside the hub: a line that would move it is a state_mismatch naming why, with
+    the amounts it had; a line that would not move it is classified as ever."""
+    why = "payments pk 1 (payment P): ... changed without an event"
+    item = classify_line(ln(1, e2e="P"), pay("P"), seen=False, held=why)
+    assert (item.kind, item.to_state) == (K.state_mismatch, None)
+    assert item.detail == f"held, not reconciled: {why}"
+    assert (item.ledger_minor, item.statement_minor) == (10000, 10000)
+    back = classify_line(ln(2, e2e="P", kind=LineKind.returned, credit=True, reason="AC04"),
+                         pay("P"), seen=False, held=why)
+    assert (back.kind, back.to_state) == (K.state_mismatch, None)
+    assert back.detail.startswith("held, not returned: ")
+    assert classify_line(ln(1, 10001, e2e="P"), pay("P"), seen=False, held=why).kind == \
+        K.amount_mismatch
+
+
 def test_amounts_are_exact_minor_units_without_tolerance() -> None:
     assert classify_line(ln(1, 10001, e2e="P"), pay("P"), seen=False).kind == K.amount_mismatch
     assert classify_line(ln(1, cur="IDR", e2e="P"), pay("P"), seen=False).kind == \
