@@ -36,8 +36,9 @@ from gateway.storage.tables import (
 
 __all__ = [
     "advisory_lock", "blobs", "case_by_pk", "cases_page", "current_run", "expected_page",
-    "insert_items", "insert_run", "items_page", "line_seen", "matched_in", "newest_runs",
-    "payments_by_ids", "payments_by_refs", "previous_run", "resolve_case", "run_by_id",
+    "held_payments_of", "insert_items", "insert_run", "items_page", "line_seen", "matched_in",
+    "newest_runs", "payments_by_ids", "payments_by_refs", "previous_run", "resolve_case",
+    "run_by_id",
     "run_by_key", "runs_page", "statement_by_sha", "unknown_lines",
 ]
 
@@ -104,6 +105,15 @@ async def blobs(conn: AsyncConnection, statement_pk: int) -> AsyncIterator[bytes
 async def run_by_key(conn: AsyncConnection, run_key: str) -> RowMapping | None:
     q = select(recon_runs).where(recon_runs.c.run_key == run_key)
     return (await conn.execute(q)).mappings().first()
+
+
+async def held_payments_of(conn: AsyncConnection, run_pk: int) -> list[int]:
+    """The payments a run held (changed beside the hub, not moved): its ``state_mismatch``
+    items that say so (domain.classify_line)."""
+    q = select(recon_items.c.payment_pk).where(
+        recon_items.c.run_pk == run_pk, recon_items.c.kind == "state_mismatch",
+        recon_items.c.detail.like("held, %"), recon_items.c.payment_pk.is_not(None))
+    return sorted({int(pk) for pk in (await conn.execute(q)).scalars()})
 
 
 async def run_by_pk(conn: AsyncConnection, pk: int) -> RowMapping:

@@ -240,11 +240,11 @@ class ReconciliationService:
         sha = stmt.sha256 if stmt is not None else "none"
         run_key = _sha(f"{rail}|{day.isoformat()}|{sha}|{RULE_VERSION}".encode())
         async with self.uow(read_only=True) as reader:
-            found = await repo.run_by_key(reader.conn, run_key)
+            run_key, found = await _latest(reader.conn, run_key)
         if found is None:
             async with self.uow() as uow:
                 await repo.advisory_lock(uow.conn, rail, day)
-                found = await repo.run_by_key(uow.conn, run_key)  # another process's, now
+                run_key, found = await _latest(uow.conn, run_key)  # another process's, now
                 if found is None:
                     run = _Run(self, uow.conn, rail, day, stmt, run_key, cal, progress)
                     pk, csv_sha, tmp = await run.execute(scanner, first, report_dir)
@@ -771,6 +771,28 @@ class _Run:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+async def _latest(conn: AsyncConnection, run_key: str) -> tuple[str, RowMapping | None]:
+    """The run to answer for ``run_key``, and its key: the run itself, or the run that did
+    its statement again after a payment it held was restored (and so on). A current run that
+    held a payment since restored is not the answer: its key is returned with None, so the
+    statement is done again (a new run superseding it, which moves what was held) instead of
+    the held line staying unreconciled for ever. Same inputs, same answer: a run whose held
+    payments are all still held is answered as it is."""
+    found = await repo.run_by_key(conn, run_key)
+    while found is not None:
+        after = _sha(f"{run_key}|after {found.run_id}".encode())
+        again = await repo.run_by_key(conn, after)
+        if again is not None:
+            run_key, found = after, again
+            continue
+        held = await repo.held_payments_of(conn, found.pk)
+        if (held and found.superseded_by_pk is None
+                and len(await payments_evidence.mismatched(conn, held)) < len(held)):
+            return after, None
+        break
+    return run_key, found
+
 
 def _transient(exc: BaseException) -> bool:
     return isinstance(exc, TransientDeliveryError)

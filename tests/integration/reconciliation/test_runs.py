@@ -352,3 +352,38 @@ async def test_a_payment_changed_beside_the_hub_is_held_and_the_run_goes_on(
     assert items[("P-HELD-RET", 4)].detail.startswith("held, not returned: ")
     assert items[("P-1", 1)].kind == "matched" and items[("P-RET", 6)].kind == "returned"
     assert ("P-HELD", "state_mismatch") in cases and ("P-HELD-RET", "state_mismatch") in cases
+
+
+async def test_once_a_held_payment_is_restored_the_statement_is_done_again(
+        hub: Hub, recon: ReconciliationService) -> None:
+    """The held line must not stay unreconciled for ever: running the same statement again
+    after the row is restored is a new run superseding the first, which moves what was held
+    (and records the return); while it is still held, the same run is the answer."""
+    from sqlalchemy import update
+    await add_payment(hub.uow, "P-1")
+    await add_payment(hub.uow, "P-HELD")
+    await add_payment(hub.uow, "P-HELD-RET")
+    changed = update(payments).where(payments.c.payment_id.in_(["P-HELD", "P-HELD-RET"]))
+    async with hub.engine.begin() as conn:
+        await conn.execute(changed.values(account="60199990000"))
+    data = statement([
+        record(), line(1, e2e="P-1"), line(2, e2e="P-HELD"), line(3, e2e="P-HELD-RET"),
+        line(4, e2e="P-HELD-RET", kind="returned", credit=True, reason="AC04")])
+    first = await recon.run("fake", DAY, data)
+    assert first.verdict.value == "discrepancies"
+    again = await recon.run("fake", DAY, data)  # still held: the same run
+    assert again.reused and again.run_id == first.run_id
+    async with hub.engine.begin() as conn:  # restored to what its newest event recorded
+        await conn.execute(changed.values(account="60123456789"))
+    second = await recon.run("fake", DAY, data)
+    assert not second.reused and second.run_id != first.run_id
+    assert second.summary["supersedes"] == first.run_id
+    # Everything matched; the return is a case of its own (new beneficiary details).
+    assert second.summary["counts"] == {"matched": 3, "returned": 1}
+    assert await _states(hub) == {"P-1": "reconciled", "P-HELD": "reconciled",
+                                  "P-HELD-RET": "returned"}
+    third = await recon.run("fake", DAY, data)
+    assert third.reused and third.run_id == second.run_id
+    async with hub.engine.connect() as conn:
+        cases = {(c.subject, c.kind): c.state for c in await conn.execute(select(recon_cases))}
+    assert cases[("P-HELD", "state_mismatch")] != "open", cases
