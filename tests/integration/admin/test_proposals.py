@@ -13,6 +13,7 @@ from gateway.outbox import records
 from gateway.storage.tables import outbox
 from tests.integration.admin.conftest import problem, trail
 from tests.support.fakes import FakeRail
+from tests.support.insider import change_payment
 from tests.support.payments import payment_body
 
 pytestmark = pytest.mark.anyio
@@ -268,9 +269,6 @@ async def test_an_act_that_fails_on_approval_rolls_back_and_is_recorded(
 
 async def test_an_act_on_a_payment_changed_beside_the_hub_fails_and_names_it(
         hub, client, auth, rail, dispatcher, as_) -> None:
-    from sqlalchemy import update
-
-    from gateway.storage.tables import payments
     olga, ann = as_("olga", "operator"), as_("ann", "approver")
     await instruct(client, auth, payment_id="PAY-A")
     rail.submit_faults = ["lost"]  # sent, no answer: unknown
@@ -279,9 +277,7 @@ async def test_an_act_on_a_payment_changed_beside_the_hub_fails_and_names_it(
         "action": "resolve_payment", "payment_id": "PAY-A", "outcome": "failed",
         "rail_reference": "RAIL-77", "reason": "rail's ops desk: rejected"})
     assert r.status_code == 201, r.text
-    async with hub.engine.begin() as conn:  # an UPDATE beside the hub, no event
-        await conn.execute(update(payments).where(payments.c.payment_id == "PAY-A")
-                           .values(account="60199990000"))
+    await change_payment(hub.engine, "PAY-A", account="60199990000")
     r = await client.post(f"/admin/v1/proposals/{r.json()['id']}/approve", headers=ann)
     assert r.status_code == 200 and r.json()["state"] == "failed", r.text
     assert r.json()["result"]["error"].startswith("evidence_mismatch: payments pk ")
@@ -295,18 +291,13 @@ async def test_a_bulk_cancel_stops_the_others_when_one_payment_is_held(
         hub, client, auth, rail, as_) -> None:
     """In an incident the payment changed beside the hub is likely to be in the list: it is
     held (named in the result) and every other payment of the proposal is stopped."""
-    from sqlalchemy import update
-
-    from gateway.storage.tables import payments
     olga, ann = as_("olga", "operator"), as_("ann", "approver")
     await instruct(client, auth, payment_id="PAY-A")
     await instruct(client, auth, payment_id="PAY-B")
     r = await client.post("/admin/v1/proposals", headers=olga, json={
         "action": "cancel_payments", "payment_ids": ["PAY-A", "PAY-B"], "reason": "fraud"})
     assert r.status_code == 201, r.text
-    async with hub.engine.begin() as conn:  # an UPDATE beside the hub, no event
-        await conn.execute(update(payments).where(payments.c.payment_id == "PAY-B")
-                           .values(account="60199990000"))
+    await change_payment(hub.engine, "PAY-B", account="60199990000")
     r = await client.post(f"/admin/v1/proposals/{r.json()['id']}/approve", headers=ann)
     assert r.status_code == 200 and r.json()["state"] == "executed", r.text
     done = r.json()["result"]["payments"]

@@ -11,13 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from gateway.composition import Hub
 from gateway.errors import EvidenceMismatchError
 from gateway.evidence.chain import chain_pending, verify_chain
 from gateway.storage.tables import outbox, payment_events, payments
 from tests.support.fakes import FakeRail
+from tests.support.insider import change_payment
 from tests.support.partners import TestPartner
 from tests.support.payments import payment_body
 
@@ -38,11 +39,7 @@ async def row(hub: Hub, payment_id: str) -> Any:
 
 
 async def tamper(hub: Hub, payment_id: str, **values: Any) -> None:
-    """Change ``values`` the way an insider's UPDATE would: the PostgreSQL guard allows
-    these columns (the hub changes them), and no event is written."""
-    async with hub.engine.begin() as conn:
-        await conn.execute(update(payments).where(payments.c.payment_id == payment_id)
-                           .values(**values))
+    await change_payment(hub.engine, payment_id, **values)
 
 
 async def event_count(hub: Hub, payment_id: str) -> int:

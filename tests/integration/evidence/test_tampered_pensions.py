@@ -20,8 +20,9 @@ from gateway.payments import pensions
 from gateway.runtime.jobs import run_pension_schedules
 from gateway.storage.engine import create_engine
 from gateway.storage.migrate import downgrade, upgrade
-from gateway.storage.tables import outbox, pension_events, pension_schedules
+from gateway.storage.tables import outbox, payments, pension_events, pension_schedules
 from gateway.storage.uow import factory_for
+from tests.support.insider import change_payment
 from tests.support.partners import TestPartner
 from tests.support.pensions import NIK, payments_of, pension_body, process, run_pensions
 
@@ -307,13 +308,10 @@ async def test_a_death_stops_the_schedule_even_when_one_of_its_payments_is_held(
     """One payment changed beside the hub does not keep a death from stopping the schedule
     and its other payments; restored, the held one is stopped by the payout worker (the death
     is recorded on the schedule), never sent."""
-    from tests.integration.evidence.test_tampered_payments import row as payment_row
-    from tests.integration.evidence.test_tampered_payments import tamper as tamper_payment
-
     await create(client, auth)
     assert await run(client, auth, clock, "2026-10-15") == 3  # August to October
     before = await payment_row(hub, "PEN-ID-0042.202609")
-    await tamper_payment(hub, "PEN-ID-0042.202609", reason="set by hand")
+    await change_payment(hub.engine, "PEN-ID-0042.202609", reason="set by hand")
     await process(hub, "death.notify", {
         "pension_ref": "PEN-ID-0042", "person": {"name": "Siti Aminah", "national_id": NIK},
         "died_on": "2026-08-20", "documents": []})
@@ -321,9 +319,15 @@ async def test_a_death_stops_the_schedule_even_when_one_of_its_payments_is_held(
     states = await payments_of(client, auth)
     assert (states["PEN-ID-0042.202609"], states["PEN-ID-0042.202610"]) == (
         "instructed", "cancelled")
-    await tamper_payment(hub, "PEN-ID-0042.202609", reason=before.reason)
+    await change_payment(hub.engine, "PEN-ID-0042.202609", reason=before.reason)
     await hub.dispatcher(batch=50, kinds=["payout"]).run_once()
     assert sorted(rail.payouts) == ["PEN-ID-0042.202608"]  # before the death
     p = await payment_row(hub, "PEN-ID-0042.202609")
     assert p.state == "cancelled"
     assert (await verified(hub)).ok
+
+
+async def payment_row(hub: Hub, payment_id: str) -> Any:
+    async with hub.engine.connect() as conn:
+        return (await conn.execute(select(payments).where(
+            payments.c.payment_id == payment_id))).one()

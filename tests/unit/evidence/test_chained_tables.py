@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from sqlalchemy import Boolean, Date, Integer, LargeBinary
@@ -75,19 +76,13 @@ def test_a_payments_digest_covers_exactly_the_columns_nothing_updates() -> None:
     updates afterwards (gateway.evidence.payments.CHANGING), never both: an updated column in
     the digest would break verify, and a column in neither would be unprotected. The
     PostgreSQL guard (migration 0012) lets exactly the updatable ones change."""
-    import importlib.util
-
     from gateway.evidence.payments import CHANGING
 
     spec = CHAINED["payments"]
     columns = {c.name for c in spec.table.c} - {"pk"}
     assert not set(spec.fields) & set(CHANGING)
     assert set(spec.fields) | set(CHANGING) == columns
-    path = Path(__file__).resolve().parents[3] / "migrations/versions/0012_payment_evidence.py"
-    loader = importlib.util.spec_from_file_location("m0012", path)
-    assert loader is not None and loader.loader is not None
-    migration = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(migration)
+    migration = _migration("0012_payment_evidence")
     assert migration.GUARDED == {"payments": CHANGING, "payment_events": ()}
 
 
@@ -101,19 +96,13 @@ def test_a_schedules_digest_covers_exactly_the_columns_nothing_updates() -> None
     """As for payments: every column of a pension schedule is in its chained digest (as
     awarded) or one the hub updates (gateway.evidence.pensions.CHANGING), never both; the
     PostgreSQL guard of migration 0017 lets exactly those change."""
-    import importlib.util
-
     from gateway.evidence.pensions import CHANGING
 
     spec = CHAINED["pension_schedules"]
     columns = {c.name for c in spec.table.c} - {"pk"}
     assert not set(spec.fields) & set(CHANGING)
     assert set(spec.fields) | set(CHANGING) == columns
-    path = Path(__file__).resolve().parents[3] / "migrations/versions/0017_pension_evidence.py"
-    loader = importlib.util.spec_from_file_location("m0017", path)
-    assert loader is not None and loader.loader is not None
-    migration = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(migration)
+    migration = _migration("0017_pension_evidence")
     assert migration.MUTABLE == CHANGING
     assert set(migration.IMMUTABLE) == columns - set(CHANGING) | {"pk"}
 
@@ -122,3 +111,13 @@ def test_pension_events_are_chained_whole() -> None:
     spec = CHAINED["pension_events"]
     assert set(spec.fields) | set(spec.added) == {c.name for c in spec.table.c} - {"pk"}
     assert spec.time_column == "at"
+
+
+def _migration(revision: str) -> ModuleType:
+    """A migration module, loaded from its file (migrations/ is not a package)."""
+    path = Path(__file__).resolve().parents[3] / f"migrations/versions/{revision}.py"
+    loader = importlib.util.spec_from_file_location(f"m{revision[:4]}", path)
+    assert loader is not None and loader.loader is not None
+    migration = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(migration)
+    return migration
