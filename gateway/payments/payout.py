@@ -214,8 +214,8 @@ class PayoutHandler:
                      and rows[t.ref].state == P.instructed and t.ref not in held]
             dead = await pensions.after_death(uow.conn, ready)
             for payment_id, why in dead.items():
-                await self.service.stop(uow.conn, payment_id, Cause.death_notified, why, now)
-                rows[payment_id] = (await repo.by_ids(uow.conn, [payment_id]))[payment_id]
+                rows[payment_id] = await self.service.stop(uow.conn, payment_id,
+                                                           Cause.death_notified, why, now)
             ready = [r for r in ready if r.payment_id not in dead]
             await self.service.mark_sending(uow.conn, ready, now)
             # Read back under the lock: what is sent is what this transaction marked.

@@ -45,15 +45,17 @@ from gateway.reconciliation.calendar import BusinessCalendar
 from gateway.reconciliation.reasons import Action, reason_for
 
 __all__ = [
-    "BRIDGE_EXPLAINED", "CASE_KINDS", "DUE_DAYS", "RULE_VERSION", "SETTLED", "CaseTerms",
-    "CurrencyBridge", "ItemKind", "Item", "LedgerPayment", "Tally", "Verdict", "case_terms",
-    "classify_expected", "classify_line", "line_keys", "line_subject", "propose", "reopens",
-    "verdict",
+    "BRIDGE_EXPLAINED", "CASE_KINDS", "DUE_DAYS", "HELD_DETAIL", "RULE_VERSION", "SETTLED",
+    "CaseTerms", "CurrencyBridge", "ItemKind", "Item", "LedgerPayment", "Tally", "Verdict",
+    "case_terms", "classify_expected", "classify_line", "line_keys", "line_subject", "propose",
+    "reopens", "verdict",
 ]
 
 # Bumped whenever a rule below changes what a run concludes: a run is identified by its inputs
 # *and* the rules it applied, so the same statement under new rules is a new run.
 RULE_VERSION = "recon-rules/1"
+# How a held payment's item detail begins (``classify_line``); runs are found by it again.
+HELD_DETAIL = "held, not "
 
 
 class ItemKind(StrEnum):
@@ -174,7 +176,7 @@ def classify_line(line: StatementLine, payment: LedgerPayment | None, *,
     if held is None or item.to_state is None:
         return item
     return replace(item, kind=K.state_mismatch, to_state=None,
-                   detail=f"held, not {item.to_state}: {held}")
+                   detail=f"{HELD_DETAIL}{item.to_state}: {held}")
 
 
 def _classify_line(line: StatementLine, payment: LedgerPayment | None, *,

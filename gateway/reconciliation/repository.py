@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.reconciliation.domain import HELD_DETAIL, ItemKind
 from gateway.storage.bulk import insert_rows, one_of
 from gateway.storage.tables import (
     payments,
@@ -111,8 +112,9 @@ async def held_payments_of(conn: AsyncConnection, run_pk: int) -> list[int]:
     """The payments a run held (changed beside the hub, not moved): its ``state_mismatch``
     items that say so (domain.classify_line)."""
     q = select(recon_items.c.payment_pk).where(
-        recon_items.c.run_pk == run_pk, recon_items.c.kind == "state_mismatch",
-        recon_items.c.detail.like("held, %"), recon_items.c.payment_pk.is_not(None))
+        recon_items.c.run_pk == run_pk, recon_items.c.kind == ItemKind.state_mismatch.value,
+        recon_items.c.detail.startswith(HELD_DETAIL, autoescape=True),
+        recon_items.c.payment_pk.is_not(None))
     return sorted({int(pk) for pk in (await conn.execute(q)).scalars()})
 
 
