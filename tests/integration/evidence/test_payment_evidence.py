@@ -24,7 +24,7 @@ from gateway.storage.uow import factory_for
 from tests.support.fakes import FakeRail
 from tests.support.insider import unguard
 from tests.support.partners import TestPartner
-from tests.support.payments import payment_body
+from tests.support.payments import payment_body, update_payout
 from tests.support.recon import add_payment
 
 pytestmark = pytest.mark.anyio
@@ -115,20 +115,6 @@ async def test_a_deleted_payment_event_is_found_and_named(client, hub: Hub, auth
     report = await verify_chain(hub.uow, clock=hub.clock)
     assert report.broken == (f"chain entry seq {seq} (payment_events pk {submit.pk}): "
                              "the record was deleted")
-
-
-async def update_payout(client: httpx.AsyncClient, hub: Hub,
-                        bpjstk: TestPartner) -> dict[str, Any]:
-    """ID-BPJSTK's signed beneficiary.update of CLM-2026-000123's payout to a BOOST wallet,
-    received and processed; return its envelope."""
-    env = bpjstk.envelope("beneficiary.update", {
-        "claim_ref": "CLM-2026-000123",
-        "payout": {"method": "ewallet", "provider": "BOOST", "account": "60199991234",
-                   "account_name": "Siti A."}})
-    body, headers = bpjstk.signed(env)
-    assert (await client.post("/v1/messages", content=body, headers=headers)).status_code == 202
-    assert await hub.dispatcher(batch=50, kinds=["process_inbound"]).run_once() == 1
-    return env
 
 
 async def test_an_account_change_is_named_in_its_chained_event(

@@ -20,7 +20,7 @@ from gateway.storage.tables import outbox, payment_events, payments
 from tests.support.fakes import FakeRail
 from tests.support.insider import change_payment
 from tests.support.partners import TestPartner
-from tests.support.payments import payment_body
+from tests.support.payments import payment_body, update_payout
 
 pytestmark = pytest.mark.anyio
 
@@ -113,13 +113,7 @@ async def test_a_partner_account_change_is_not_written_over_a_changed_payment(
     await instruct(client, auth, "PAY-0001")
     await tamper(hub, "PAY-0001", account="60199990000")
     events = await event_count(hub, "PAY-0001")
-    env = bpjstk.envelope("beneficiary.update", {
-        "claim_ref": "CLM-2026-000123",
-        "payout": {"method": "ewallet", "provider": "BOOST", "account": "60199991234",
-                   "account_name": "Siti A."}})
-    body, headers = bpjstk.signed(env)
-    assert (await client.post("/v1/messages", content=body, headers=headers)).status_code == 202
-    await hub.dispatcher(batch=50, kinds=["process_inbound"]).run_once()
+    await update_payout(client, hub, bpjstk)
     held = await row(hub, "PAY-0001")
     assert held.account == "60199990000" and held.provider != "BOOST"
     assert await event_count(hub, "PAY-0001") == events
