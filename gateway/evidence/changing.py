@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, Table, func, literal, select
+from sqlalchemy import ColumnElement, Row, Select, Table, and_, func, literal, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -116,7 +116,12 @@ class EvidencedChanges:
         if not pks:
             return {}
         q, pg = self._against_newest(conn)
-        rows = await conn.execute(q.where(one_of(conn, self.table.c.pk, list(pks))))
+        q = q.where(one_of(conn, self.table.c.pk, list(pks)))
+        if pg:  # the database compares: only the rare row that differs comes back to say why
+            e = self.events.c
+            q = q.where(or_(e.pk.is_(None), and_(
+                e[self.sha].is_not(None), e[self.sha] != self.sql_digest())))
+        rows = await conn.execute(q)
         return {int(r.pk): why for r in rows if (why := self._differs(r, pg)) is not None}
 
     async def require_unchanged(self, conn: AsyncConnection, pks: Collection[int]) -> None:

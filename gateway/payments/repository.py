@@ -56,10 +56,12 @@ async def update_many(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
 
 
 async def move_with_events(conn: AsyncConnection, pks: Sequence[int], from_state: str,
-                           to_state: str, cause: str, detail: str, now: datetime) -> int:
+                           to_state: str, cause: str, detail: str, now: datetime, *,
+                           checked: bool = False) -> int:
     """Move the payments ``pks`` still in ``from_state`` to ``to_state``, each with its event
     (``cause``, ``detail``, in the order of ``pks``); return how many moved. A payment
-    changed beside the hub (not what its newest event recorded) does not move either.
+    changed beside the hub (not what its newest event recorded) does not move either,
+    unless ``checked``: the caller holds their row locks and found them unchanged.
 
     On PostgreSQL one statement (the UPDATE's RETURNING feeds the events' INSERT), so the
     events are neither built nor sent row by row: a reconciliation run makes this move by the
@@ -71,9 +73,10 @@ async def move_with_events(conn: AsyncConnection, pks: Sequence[int], from_state
         return 0
     changed = [payments.c.pk, *(payments.c[c] for c in CHANGING)]
     if conn.dialect.name == "postgresql":
+        guard = [] if checked else [evidence.unchanged_clause()]
         moved = (update(payments)
                  .where(one_of(conn, payments.c.pk, pks), payments.c.state == from_state,
-                        evidence.unchanged_clause())
+                        *guard)
                  .values(state=to_state, updated_at=now)
                  .returning(*changed).cte("moved"))
         order = func.unnest(bindparam("order_pks", list(pks), type_=ARRAY(BigInteger))
@@ -90,7 +93,7 @@ async def move_with_events(conn: AsyncConnection, pks: Sequence[int], from_state
             source))
         return int(res.rowcount)
     # SQLite writes one transaction at a time: nothing can change between check and UPDATE.
-    unchanged = set(pks) - set(await evidence.mismatched(conn, pks))
+    unchanged = set(pks) if checked else set(pks) - set(await evidence.mismatched(conn, pks))
     res = await conn.execute(update(payments).where(
         one_of(conn, payments.c.pk, list(unchanged)), payments.c.state == from_state).values(
         state=to_state, updated_at=now).returning(*changed))

@@ -47,20 +47,17 @@ def csv_header() -> bytes:
     return _csv(CSV_HEADER)
 
 
-def _opt(v: object) -> str:
-    return "" if v is None else str(v)
-
-
 def _fields(r: Any) -> list[object]:
+    # None is written as an empty field and anything else as str() of it: the csv writer's
+    # own rules, not converted here first (a million-line report would pay for it twice).
     return [
-        r["seq"], r["kind"], r["subject"], _opt(r["payment_id"]), _opt(r["statement_id"]),
-        _opt(r["line_no"]), _opt(r["line_kind"]), _opt(r["batch_ref"]), _opt(r["end_to_end_id"]),
-        _opt(r["rail_reference"]), r["value_on"].isoformat() if r["value_on"] else "",
+        r["seq"], r["kind"], r["subject"], r["payment_id"], r["statement_id"], r["line_no"],
+        r["line_kind"], r["batch_ref"], r["end_to_end_id"], r["rail_reference"],
+        r["value_on"].isoformat() if r["value_on"] else "",
         amount(r["ledger_minor"], r["ledger_currency"]) if r["ledger_currency"] else "",
-        _opt(r["ledger_currency"]),
+        r["ledger_currency"],
         amount(r["statement_minor"], r["statement_currency"]) if r["statement_currency"]
-        else "", _opt(r["statement_currency"]), _opt(r["reason_code"]), _opt(r["proposals"]),
-        r["detail"],
+        else "", r["statement_currency"], r["reason_code"], r["proposals"], r["detail"],
     ]
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    null,
     or_,
     select,
     text,
@@ -24,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.evidence import payments as payments_evidence
 from gateway.reconciliation.domain import HELD_DETAIL, ItemKind
 from gateway.storage.bulk import insert_rows, one_of
 from gateway.storage.tables import (
@@ -264,26 +266,38 @@ def _not_on_statement(run_pk: int) -> Any:
                            recon_items.c.payment_pk == payments.c.pk)
 
 
+def _matching(conn: AsyncConnection) -> Any:
+    """The lookup of payments for a batch of lines: what matching reads (``_MATCH``), whether
+    each is as its newest event recorded (``unchanged``: on PostgreSQL, where the digest is
+    one SQL expression; None elsewhere, to be asked), and the rows locked in pk order.
+
+    Locked because the run may move them: from this read to the run's commit nothing else
+    can change them, so what this read found (state and ``unchanged``) still holds when the
+    run writes, and the write need not check again (``reconcile_many(checked=True)``)."""
+    unchanged = (payments_evidence.unchanged_clause() if conn.dialect.name == "postgresql"
+                 else null())
+    return (select(*_MATCH, unchanged.label("unchanged")).order_by(payments.c.pk)
+            .with_for_update(of=payments))
+
+
 async def payments_by_ids(conn: AsyncConnection, rail: str,
                           payment_ids: Sequence[str]) -> list[RowMapping]:
-    """Payments of ``rail`` by payment id. Not locked: the changes a run makes
-    are guarded by the state it read (``move_with_events``), and the run fails rather than write
-    over a change made meanwhile."""
+    """Payments of ``rail`` by payment id, locked (``_matching``)."""
     if not payment_ids:
         return []
     # By the unique payment id alone: a condition on the rail (a handful of values) can lure
     # the planner into scanning the rail's whole index. Another rail's payment is dropped here.
-    q = select(*_MATCH).where(one_of(conn, payments.c.payment_id, payment_ids))
+    q = _matching(conn).where(one_of(conn, payments.c.payment_id, payment_ids))
     return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
 
 
 async def payments_by_refs(conn: AsyncConnection, rail: str,
                            refs: Sequence[str]) -> list[RowMapping]:
-    """Payments of ``rail`` by the rail's reference (or UETR), in pk order (not locked)."""
+    """Payments of ``rail`` by the rail's reference (or UETR), in pk order, locked
+    (``_matching``)."""
     if not refs:
         return []
-    q = select(*_MATCH).where(payments.c.rail_reference.in_(list(refs))).order_by(
-        payments.c.pk)
+    q = _matching(conn).where(payments.c.rail_reference.in_(list(refs)))
     return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
 
 

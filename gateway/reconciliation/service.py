@@ -333,10 +333,23 @@ class _Run:
         self._unwritten: Callable[[], Coroutine[Any, Any, None]] | None = None
         self._writing: asyncio.Future[None] | None = None
         self._carried: dict[int, str] = {}
+        # items.csv, made from each item row as it is numbered (the rows written, so the same
+        # bytes as made again from the stored items, which a re-run does); None once an item
+        # written has been changed (proposals): then it is made from the stored items.
+        self._csv: _ItemsCsv | None = None
 
     async def execute(self, scanner: _ScanThread | None,
                       first: StatementItem | None,
                       report_dir: Path | None) -> tuple[int, str, Path | None]:
+        self._csv = _ItemsCsv(report_dir)
+        try:
+            return await self._execute(scanner, first, report_dir)
+        finally:
+            if self._csv is not None:  # not taken by _execute: the run failed
+                self._csv.discard()
+
+    async def _execute(self, scanner: _ScanThread | None, first: StatementItem | None,
+                       report_dir: Path | None) -> tuple[int, str, Path | None]:
         conn = self.conn
         self.superseded = await repo.current_run(conn, self.rail, self.day)
         previous = await repo.previous_run(conn, self.rail, self.day)
@@ -363,7 +376,11 @@ class _Run:
             conn, self.rail, superseded_pk=self.superseded.pk if self.superseded else None,
             run_pk=self.pk, note=f"cleared by run {self.run_id}", now=self.now)
         changes = await self._changes()
-        csv_sha, tmp = await _items_csv(conn, self.pk, report_dir)
+        if self._csv is not None:
+            made, self._csv = self._csv, None
+            csv_sha, tmp = made.close()
+        else:
+            csv_sha, tmp = await _items_csv(conn, self.pk, report_dir)
         accounts = self.scan.accounts
         summary = self._summary(verdict, problems, changes, closed)
         sbytes = summary_bytes(summary)
@@ -455,11 +472,12 @@ class _Run:
         for r in await repo.payments_by_refs(conn, self.rail, refs):
             by_ref.setdefault(r.rail_reference, r)
         rows = {r.pk: r for r in (*by_id.values(), *by_ref.values())}
-        # Changed beside the hub: a line that would move one says so and moves nothing (read
-        # here, so the batch's writes never meet one; a change made after this read still
-        # fails the run at the write's guard).
+        # Changed beside the hub: a line that would move one says so and moves nothing. The
+        # lookup locked the rows and, where it could, compared them (``unchanged``); why one
+        # differs, or whether one does where it could not compare, is asked here. So the
+        # batch's writes never meet one and need not check again.
         held = await payments_evidence.mismatched(conn, [
-            pk for pk, r in rows.items() if r.state in _MOVABLE])
+            pk for pk, r in rows.items() if r.state in _MOVABLE and r.unchanged is not True])
         seen: set[tuple[int, bool]] = set()
         if self.met is None:  # too many to remember: ask the items written so far
             seen = await repo.line_seen(conn, self.pk, sorted(rows))
@@ -517,7 +535,8 @@ class _Run:
             was_seen = False
             if row is not None:
                 state = states.get(row.pk, row.state)
-                payment = _ledger(row, self.cal, self.cutoff, row.pk in by_old, state)
+                payment = _ledger(row, self.cal, self.cutoff, row.pk in by_old, state,
+                                  dated=False)
                 was_seen = (row.pk, back) in seen or (
                     self.met is not None and (row.pk, back) in self.met)
             item = domain.classify_line(it, payment, seen=was_seen,
@@ -581,7 +600,7 @@ class _Run:
     async def _flush(self, reconciled: list[RowMapping], changes: dict[int, Change]) -> None:
         await self.svc.payments.reconcile_many(
             self.conn, reconciled, f"run {self.run_id}: matched on the {self.rail} statement "
-            f"of {self.day.isoformat()}", self.now)
+            f"of {self.day.isoformat()}", self.now, checked=True)
         await self.svc.payments.apply(self.conn, list(changes.values()), self.now)
         reconciled.clear()
         changes.clear()
@@ -603,6 +622,8 @@ class _Run:
             self.seq += 1
             self.tally.add(item)
             rows.append(_item_row(self.pk, self.seq, item))
+        if self._csv is not None:
+            self._csv.add(csv_rows(rows))
         return rows
 
     async def _write(self, items: Sequence[Item]) -> None:
@@ -655,6 +676,9 @@ class _Run:
                 ids = domain.propose(line, found, window_days=_PROPOSAL_WINDOW_DAYS)
                 if ids:
                     updates.append({"b_pk": r.pk, "b_proposals": " ".join(ids)})
+            if updates and self._csv is not None:
+                self._csv.discard()  # items written are changed: make it from them instead
+                self._csv = None
             await repo.set_proposals(self.conn, updates)
 
     # -- cases -----------------------------------------------------------------------------
@@ -870,8 +894,11 @@ def _find(line: StatementLine, by_id: Mapping[str, RowMapping],
 
 
 def _ledger(row: RowMapping, cal: BusinessCalendar, cutoff: time, by_superseded: bool,
-            state: str | None = None) -> LedgerPayment:
-    settles = cal.settlement_day(row.paid_at, cutoff) if row.paid_at is not None else None
+            state: str | None = None, *, dated: bool = True) -> LedgerPayment:
+    """The payment as the rules read it; ``dated=False`` leaves out the day its payout
+    settles, which only the ledger side and proposals read (a line's rules do not)."""
+    settles = (cal.settlement_day(row.paid_at, cutoff)
+               if dated and row.paid_at is not None else None)
     return LedgerPayment(row.pk, row.payment_id, state or row.state, row.amount_minor,
                          row.currency, row.rail_reference, settles, by_superseded)
 
@@ -906,36 +933,54 @@ def _line_of(r: RowMapping) -> StatementLine | None:
                          rail_reference=r.rail_reference)
 
 
+class _ItemsCsv:
+    """items.csv as it is produced, in item order: hashed, and written to a temporary file
+    in ``report_dir`` if given (renamed into place once the run is committed)."""
+
+    def __init__(self, report_dir: Path | None) -> None:
+        self.sha = hashlib.sha256()
+        self.tmp: Path | None = None
+        self._f: BinaryIO | None = None
+        if report_dir is not None:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            self.tmp = report_dir / f".items.csv.{os.getpid()}.tmp"
+            self._f = self.tmp.open("wb")
+        self.add(csv_header())
+
+    def add(self, data: bytes) -> None:
+        self.sha.update(data)
+        if self._f is not None:
+            self._f.write(data)
+
+    def close(self) -> tuple[str, Path | None]:
+        """Its sha256 and its temporary file."""
+        if self._f is not None:
+            self._f.close()
+        return self.sha.hexdigest(), self.tmp
+
+    def discard(self) -> None:
+        self.close()
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+
+
 async def _items_csv(conn: AsyncConnection, run_pk: int,
                      report_dir: Path | None) -> tuple[str, Path | None]:
     """Stream the run's items.csv from its stored items: its sha256, and a temporary file of
     it in ``report_dir`` (renamed into place once the run is committed)."""
-    sha = hashlib.sha256()
-    tmp = None
-    f = None
-    if report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        tmp = report_dir / f".items.csv.{os.getpid()}.tmp"
-        f = tmp.open("wb")
+    out = _ItemsCsv(report_dir)
     try:
-        head = csv_header()
-        sha.update(head)
-        if f is not None:
-            f.write(head)
         after = 0
         while True:
             page = await repo.items_page(conn, run_pk, after=after, limit=5000)
             if not page:
                 break
-            chunk = csv_rows(page)
-            sha.update(chunk)
-            if f is not None:
-                f.write(chunk)
+            out.add(csv_rows(page))
             after = page[-1].seq
-    finally:
-        if f is not None:
-            f.close()
-    return sha.hexdigest(), tmp
+    except BaseException:
+        out.discard()
+        raise
+    return out.close()
 
 
 async def _write_items(conn: AsyncConnection, run_pk: int, report_dir: Path) -> Path:

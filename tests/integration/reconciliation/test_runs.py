@@ -54,7 +54,9 @@ async def _dump(hub: Hub) -> dict[str, list[tuple[object, ...]]]:
     return out
 
 
-async def _every_kind(hub: Hub) -> bytes:
+async def _every_kind(hub: Hub, *, guess: bool = True) -> bytes:
+    """A statement with a line of every kind; ``guess``: a payment the keyless line is
+    proposed for (a proposal changes that line's item after it is written)."""
     uow = hub.uow
     await add_payment(uow, "P-MATCH")
     await add_payment(uow, "P-AMOUNT")
@@ -66,7 +68,8 @@ async def _every_kind(hub: Hub) -> bytes:
     await add_payment(uow, "P-NOTPAID")
     await add_payment(uow, "P-PENDING")
     await add_payment(uow, "P-MISSING", paid_at=OLD)
-    await add_payment(uow, "P-GUESS", amount="77.00")
+    if guess:
+        await add_payment(uow, "P-GUESS", amount="77.00")
     await add_payment(uow, "P-REF", rail_reference="MT-REF-9")
     return statement([
         record(sequence=7), line(1, e2e="P-MATCH"), line(2, "101.00", e2e="P-AMOUNT"),
@@ -127,9 +130,12 @@ async def test_every_item_kind_is_classified_and_acted_on(
     assert len(rows) == 20 and rows[0].startswith("seq,kind,subject")
 
 
+@pytest.mark.parametrize("guess", [True, False], ids=["proposed", "no-proposal"])
 async def test_a_rerun_changes_nothing_and_rewrites_the_same_bytes(
-        hub: Hub, recon: ReconciliationService, tmp_path: Path) -> None:
-    data = await _every_kind(hub)
+        hub: Hub, recon: ReconciliationService, tmp_path: Path, guess: bool) -> None:
+    """The run makes items.csv as it numbers its items (or, once a proposal has changed an
+    item, from the stored items); a re-run makes it from the stored items: the same bytes."""
+    data = await _every_kind(hub, guess=guess)
     first = await recon.run("fake", DAY, data, tmp_path / "a")
     before = await _dump(hub)
     again = await recon.run("fake", DAY, data, tmp_path / "b")
@@ -316,6 +322,51 @@ async def test_a_payment_changed_during_the_run_fails_it_and_writes_nothing(
     async with hub.engine.connect() as conn:
         assert (await conn.execute(select(recon_runs))).first() is None
     assert (await _states(hub))["P-1"] == "paid"  # the change above was rolled back too
+
+
+async def test_the_payments_a_run_looked_up_stay_locked_until_it_ends(
+        hub: Hub, recon: ReconciliationService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a batch's lookup found (the state, and that the row is as its newest event
+    recorded) must still hold when the batch is written, which does not compare again: so
+    nothing else may change a looked-up payment before the run ends. Another writer waits
+    for it (here: gives up at its lock timeout)."""
+    from sqlalchemy import text, update
+    from sqlalchemy.exc import DBAPIError
+
+    from gateway.reconciliation import repository as repo
+    await add_payment(hub.uow, "P-1")
+    real = repo.payments_by_ids
+    refused: list[str] = []
+
+    async def then_another_writer(conn, rail, ids):  # type: ignore[no-untyped-def]
+        rows = await real(conn, rail, ids)
+        if hub.engine.dialect.name != "postgresql":  # one writer: the file's lock
+            import sqlite3
+            other = sqlite3.connect(str(hub.engine.url.database), timeout=0.2)
+            try:
+                other.execute("UPDATE payments SET rail_reference = 'BESIDE-1' "
+                              "WHERE payment_id = 'P-1'")
+                other.commit()
+            except sqlite3.OperationalError as exc:
+                refused.append(str(exc))
+            finally:
+                other.close()
+            return rows
+        async with hub.engine.connect() as pg:
+            await pg.execute(text("SET lock_timeout = '200ms'"))
+            try:
+                await pg.execute(update(payments).where(
+                    payments.c.payment_id == "P-1").values(rail_reference="BESIDE-1"))
+                await pg.commit()
+            except DBAPIError as exc:
+                refused.append(type(exc.orig).__name__)
+        return rows
+
+    monkeypatch.setattr(repo, "payments_by_ids", then_another_writer)
+    r = await recon.run("fake", DAY, statement([record(), line(1, e2e="P-1")]))
+    assert refused, "another writer changed a payment the run had looked up"
+    assert r.summary["counts"] == {"matched": 1}
+    assert (await _states(hub))["P-1"] == "reconciled"
 
 
 async def test_a_payment_changed_beside_the_hub_is_held_and_the_run_goes_on(
