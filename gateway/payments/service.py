@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.admin.masking import mask_account
@@ -236,8 +236,9 @@ class PaymentService:
         for new in returned:
             await self._announce(conn, new, now, returned=True)
 
-    async def reconcile_many(self, conn: AsyncConnection, rows: Sequence[RowMapping],
-                             detail: str, now: datetime, *, checked: bool = False) -> None:
+    async def reconcile_many(self, conn: AsyncConnection,
+                             rows: Sequence[RowMapping | Row[Any]], detail: str,
+                             now: datetime, *, checked: bool = False) -> None:
         """Move ``paid`` payments to ``reconciled`` (cause ``reconciled``) with their events:
         the batched equivalent of ``apply`` for the one transition a reconciliation run makes
         by the thousand (one guarded UPDATE and its events per batch). Nothing is

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from gateway.money import MINOR_UNITS
 
-__all__ = ["CSV_HEADER", "amount", "csv_header", "csv_row", "csv_rows", "render_table",
+__all__ = ["CSV_HEADER", "ITEM_FIELDS", "amount", "csv_header", "csv_records", "render_table",
            "summary_bytes"]
 
 CSV_HEADER = ("seq", "kind", "subject", "payment_id", "statement_id", "line_no", "line_kind",
@@ -47,29 +47,32 @@ def csv_header() -> bytes:
     return _csv(CSV_HEADER)
 
 
-def _fields(r: Any) -> list[object]:
+# An item as a record: the stored item's columns in this order (its key left out). A run
+# writes these records and makes items.csv from them; a re-run reads them back in this order
+# and makes it again (``csv_records``), the same bytes.
+ITEM_FIELDS = ("run_pk", "seq", "kind", "subject", "payment_pk", "payment_id", "statement_id",
+               "line_no", "line_kind", "batch_ref", "end_to_end_id", "rail_reference",
+               "value_on", "ledger_minor", "ledger_currency", "statement_minor",
+               "statement_currency", "reason_code", "proposals", "detail")
+
+
+def _fields(r: Sequence[Any]) -> tuple[object, ...]:
     # None is written as an empty field and anything else as str() of it: the csv writer's
     # own rules, not converted here first (a million-line report would pay for it twice).
-    return [
-        r["seq"], r["kind"], r["subject"], r["payment_id"], r["statement_id"], r["line_no"],
-        r["line_kind"], r["batch_ref"], r["end_to_end_id"], r["rail_reference"],
-        r["value_on"].isoformat() if r["value_on"] else "",
-        amount(r["ledger_minor"], r["ledger_currency"]) if r["ledger_currency"] else "",
-        r["ledger_currency"],
-        amount(r["statement_minor"], r["statement_currency"]) if r["statement_currency"]
-        else "", r["statement_currency"], r["reason_code"], r["proposals"], r["detail"],
-    ]
+    (_, seq, kind, subject, _, payment_id, statement_id, line_no, line_kind, batch_ref, e2e,
+     ref, value_on, ledger_minor, ledger_cur, stmt_minor, stmt_cur, reason, proposals,
+     detail) = r
+    return (seq, kind, subject, payment_id, statement_id, line_no, line_kind, batch_ref, e2e,
+            ref, value_on.isoformat() if value_on else "",
+            amount(ledger_minor, ledger_cur) if ledger_cur else "", ledger_cur,
+            amount(stmt_minor, stmt_cur) if stmt_cur else "", stmt_cur, reason, proposals,
+            detail)
 
 
-def csv_row(r: Any) -> bytes:
-    """One item as a CSV row (from a stored item row)."""
-    return _csv(_fields(r))
-
-
-def csv_rows(rows: Iterable[Any]) -> bytes:
-    """Items as CSV rows, the bytes of ``csv_row`` of each joined (one writer for a page)."""
+def csv_records(records: Iterable[Sequence[Any]]) -> bytes:
+    """Items (records in ``ITEM_FIELDS`` order) as items.csv rows, one writer for a page."""
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(_fields(r) for r in rows)
+    csv.writer(buf, lineterminator="\n").writerows(map(_fields, records))
     return buf.getvalue().encode("utf-8")
 
 

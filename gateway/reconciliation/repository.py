@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Row,
     and_,
     bindparam,
     exists,
@@ -27,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.evidence import payments as payments_evidence
 from gateway.reconciliation.domain import HELD_DETAIL, ItemKind
-from gateway.storage.bulk import insert_rows, one_of
+from gateway.reconciliation.report import ITEM_FIELDS
+from gateway.storage.bulk import insert_records, one_of
 from gateway.storage.tables import (
     payments,
     recon_cases,
@@ -39,10 +41,10 @@ from gateway.storage.tables import (
 
 __all__ = [
     "advisory_lock", "blobs", "case_by_pk", "cases_page", "current_run", "expected_page",
-    "held_payments_of", "insert_items", "insert_run", "items_page", "line_seen", "matched_in",
-    "newest_runs", "payments_by_ids", "payments_by_refs", "previous_run", "resolve_case",
-    "run_by_id",
-    "run_by_key", "runs_page", "statement_by_sha", "unknown_lines",
+    "held_payments_of", "insert_items", "insert_run", "item_records_page", "items_page",
+    "line_seen", "matched_in", "newest_runs", "payments_by_ids", "payments_by_refs",
+    "previous_run", "resolve_case", "run_by_id", "run_by_key", "runs_page", "statement_by_sha",
+    "unknown_lines",
 ]
 
 _LINE_ITEM = recon_items.c.line_no.is_not(None)
@@ -172,8 +174,18 @@ async def runs_page(conn: AsyncConnection, *, rail: str | None, day: date | None
 
 # -- items -----------------------------------------------------------------------------------
 
-async def insert_items(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    await insert_rows(conn, recon_items, rows)
+async def insert_items(conn: AsyncConnection, records: Sequence[Sequence[Any]]) -> None:
+    """Insert items, as records in ``ITEM_FIELDS`` order."""
+    await insert_records(conn, recon_items, ITEM_FIELDS, records)
+
+
+async def item_records_page(conn: AsyncConnection, run_pk: int, *, after: int,
+                            limit: int) -> Sequence[Sequence[Any]]:
+    """Items of a run in order after item ``seq`` ``after``, as records (``ITEM_FIELDS``)."""
+    q = (select(*(recon_items.c[f] for f in ITEM_FIELDS))
+         .where(recon_items.c.run_pk == run_pk, recon_items.c.seq > after)
+         .order_by(recon_items.c.seq).limit(limit))
+    return (await conn.execute(q)).all()
 
 
 async def items_page(conn: AsyncConnection, run_pk: int, *, after: int = 0,
@@ -267,7 +279,8 @@ def _not_on_statement(run_pk: int) -> Any:
 
 
 def _matching(conn: AsyncConnection) -> Any:
-    """The lookup of payments for a batch of lines: what matching reads (``_MATCH``), whether
+    """The lookup of payments for a batch of lines, as rows (a named tuple each, cheaper
+    than a mapping at a million): what matching reads (``_MATCH``), whether
     each is as its newest event recorded (``unchanged``: on PostgreSQL, where the digest is
     one SQL expression; None elsewhere, to be asked), and the rows locked in pk order.
 
@@ -281,24 +294,24 @@ def _matching(conn: AsyncConnection) -> Any:
 
 
 async def payments_by_ids(conn: AsyncConnection, rail: str,
-                          payment_ids: Sequence[str]) -> list[RowMapping]:
+                          payment_ids: Sequence[str]) -> list[Row[Any]]:
     """Payments of ``rail`` by payment id, locked (``_matching``)."""
     if not payment_ids:
         return []
     # By the unique payment id alone: a condition on the rail (a handful of values) can lure
     # the planner into scanning the rail's whole index. Another rail's payment is dropped here.
     q = _matching(conn).where(one_of(conn, payments.c.payment_id, payment_ids))
-    return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
+    return [r for r in (await conn.execute(q)).all() if r.rail == rail]
 
 
 async def payments_by_refs(conn: AsyncConnection, rail: str,
-                           refs: Sequence[str]) -> list[RowMapping]:
+                           refs: Sequence[str]) -> list[Row[Any]]:
     """Payments of ``rail`` by the rail's reference (or UETR), in pk order, locked
     (``_matching``)."""
     if not refs:
         return []
     q = _matching(conn).where(payments.c.rail_reference.in_(list(refs)))
-    return [r for r in (await conn.execute(q)).mappings() if r.rail == rail]
+    return [r for r in (await conn.execute(q)).all() if r.rail == rail]
 
 
 async def expected_page(conn: AsyncConnection, rail: str, *, paid_before: datetime,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import httpx
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,6 +51,7 @@ from gateway.payments.rails import Settlement
 from gateway.payments.service import Change, PaymentService
 from gateway.ports.rail import (
     BadLine,
+    LineKind,
     RailAdapter,
     StatementItem,
     StatementLine,
@@ -70,7 +71,13 @@ from gateway.reconciliation.domain import (
     Verdict,
 )
 from gateway.reconciliation.reasons import reason_for
-from gateway.reconciliation.report import amount, csv_header, csv_rows, summary_bytes
+from gateway.reconciliation.report import (
+    ITEM_FIELDS,
+    amount,
+    csv_header,
+    csv_records,
+    summary_bytes,
+)
 from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["CHUNK", "ReconciliationService", "RunResult", "case_view", "item_view", "reconcile",
@@ -81,6 +88,7 @@ log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024  # statement bytes per stored chunk
 BATCH = 2000  # statement items matched per key lookup
 _CASE_KINDS = sorted(k.value for k in CASE_KINDS)
+_CASE_KIND_SET = frozenset(_CASE_KINDS)
 _PROPOSAL_WINDOW_DAYS = 5
 _MAX_LISTED = 100  # proofs, problems and changes listed in the summary (all are counted)
 # Payments a run remembers having met without reconciling them (mismatches, returns): a
@@ -468,7 +476,7 @@ class _Run:
             conn, self.rail, sorted({x.end_to_end_id for x in lines if x.end_to_end_id}))}
         refs = sorted({k for x in lines if x.end_to_end_id not in by_id
                        for k in (x.uetr, x.rail_reference) if k})
-        by_ref: dict[str, RowMapping] = {}
+        by_ref: dict[str, Row[Any]] = {}
         for r in await repo.payments_by_refs(conn, self.rail, refs):
             by_ref.setdefault(r.rail_reference, r)
         rows = {r.pk: r for r in (*by_id.values(), *by_ref.values())}
@@ -499,7 +507,7 @@ class _Run:
         # not see); only this batch's are carried to the next (memory stays one batch's).
         states: dict[int, str] = dict(self._carried)
         changed: dict[int, str] = {}
-        reconciled: list[RowMapping] = []
+        reconciled: list[Row[Any]] = []
         changes: dict[int, Change] = {}
         items: list[Item] = []
         for n, it in enumerate(batch):
@@ -552,10 +560,10 @@ class _Run:
                 await self._settle()  # the locked read below must see the previous batch
                 if row.pk in states:  # changed earlier (this batch or the last): write it
                     await self._flush(reconciled, changes)
-                row = await self._locked(row, states.get(row.pk, row.state))
-                changes[row.pk] = self._change(row, item)
-                states[row.pk] = changed[row.pk] = item.to_state
-                if (row.pk, False) in seen:
+                fresh = await self._locked(row, states.get(row.pk, row.state))
+                changes[fresh.pk] = self._change(fresh, item)
+                states[fresh.pk] = changed[fresh.pk] = item.to_state
+                if (fresh.pk, False) in seen:
                     # Its state said "paid on this statement" (reconciled); returned, it no
                     # longer does: remember it, so a later payout line is still a duplicate.
                     self._remember((row.pk, False))
@@ -569,14 +577,14 @@ class _Run:
         if self.progress is not None:
             self.progress(self.lines)
 
-    async def _write_batch(self, reconciled: list[RowMapping], changes: dict[int, Change],
-                           rows: list[dict[str, Any]]) -> None:
+    async def _write_batch(self, reconciled: list[Row[Any]], changes: dict[int, Change],
+                           rows: list[tuple[Any, ...]]) -> None:
         await self._flush(reconciled, changes)
         await repo.insert_items(self.conn, rows)
         await self._cases(rows)
 
 
-    async def _locked(self, row: RowMapping, expected: str) -> RowMapping:
+    async def _locked(self, row: Row[Any], expected: str) -> RowMapping:
         """The payment's row, locked, as it was classified (a return goes through
         ``PaymentService.apply``, which needs the current row).
 
@@ -597,7 +605,7 @@ class _Run:
         if self.met is not None:
             self.met.add(key)
 
-    async def _flush(self, reconciled: list[RowMapping], changes: dict[int, Change]) -> None:
+    async def _flush(self, reconciled: list[Row[Any]], changes: dict[int, Change]) -> None:
         await self.svc.payments.reconcile_many(
             self.conn, reconciled, f"run {self.run_id}: matched on the {self.rail} statement "
             f"of {self.day.isoformat()}", self.now, checked=True)
@@ -615,15 +623,13 @@ class _Run:
                         f"run {self.run_id}: {text}")
         return Change(row, tr, reason=text)
 
-    def _rows(self, items: Sequence[Item]) -> list[dict[str, Any]]:
-        """Number and count the items, as the rows to write."""
-        rows = []
-        for item in items:
-            self.seq += 1
-            self.tally.add(item)
-            rows.append(_item_row(self.pk, self.seq, item))
+    def _rows(self, items: Sequence[Item]) -> list[tuple[Any, ...]]:
+        """Number and count the items, as the records to write."""
+        self.tally.add_all(items)
+        first, self.seq = self.seq + 1, self.seq + len(items)
+        rows = [_item_record(self.pk, seq, item) for seq, item in enumerate(items, first)]
         if self._csv is not None:
-            self._csv.add(csv_rows(rows))
+            self._csv.add(csv_records(rows))
         return rows
 
     async def _write(self, items: Sequence[Item]) -> None:
@@ -683,12 +689,13 @@ class _Run:
 
     # -- cases -----------------------------------------------------------------------------
 
-    async def _cases(self, rows: Sequence[dict[str, Any]]) -> None:
+    async def _cases(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Open or update one case per (rail, subject, kind) for the items that need ops."""
         worthy = {}
-        for r in rows:
-            if r["kind"] in _CASE_KINDS:
-                worthy[(r["subject"], r["kind"])] = r  # the last item of a subject wins
+        for rec in rows:
+            if rec[_KIND_AT] in _CASE_KIND_SET:  # the last item of a subject wins
+                worthy[(rec[_SUBJECT_AT], rec[_KIND_AT])] = dict(zip(ITEM_FIELDS, rec,
+                                                                     strict=True))
         if not worthy:
             return
         existing = await repo.cases_of(self.conn, self.rail, sorted(worthy))
@@ -883,8 +890,8 @@ class _ScanThread:
             self._thread.shutdown(wait=False)
 
 
-def _find(line: StatementLine, by_id: Mapping[str, RowMapping],
-          by_ref: Mapping[str, RowMapping]) -> RowMapping | None:
+def _find(line: StatementLine, by_id: Mapping[str, Row[Any]],
+          by_ref: Mapping[str, Row[Any]]) -> Row[Any] | None:
     if line.end_to_end_id and line.end_to_end_id in by_id:
         return by_id[line.end_to_end_id]
     for key in (line.uetr, line.rail_reference):
@@ -893,7 +900,7 @@ def _find(line: StatementLine, by_id: Mapping[str, RowMapping],
     return None
 
 
-def _ledger(row: RowMapping, cal: BusinessCalendar, cutoff: time, by_superseded: bool,
+def _ledger(row: Row[Any] | RowMapping, cal: BusinessCalendar, cutoff: time, by_superseded: bool,
             state: str | None = None, *, dated: bool = True) -> LedgerPayment:
     """The payment as the rules read it; ``dated=False`` leaves out the day its payout
     settles, which only the ledger side and proposals read (a line's rules do not)."""
@@ -903,24 +910,34 @@ def _ledger(row: RowMapping, cal: BusinessCalendar, cutoff: time, by_superseded:
                          row.currency, row.rail_reference, settles, by_superseded)
 
 
-def _item_row(run_pk: int, seq: int, item: Item) -> dict[str, Any]:
+# An enum member's .value is a property call; a million-line run reads two per item.
+_KIND_VALUE = {k: k.value for k in ItemKind}
+_LINE_KIND_VALUE = {k: k.value for k in LineKind}
+_SEQ_AT, _KIND_AT, _SUBJECT_AT = (ITEM_FIELDS.index(f) for f in ("seq", "kind", "subject"))
+
+
+def _item_record(run_pk: int, seq: int, item: Item) -> tuple[Any, ...]:
+    """The item as it is stored, in ``ITEM_FIELDS`` order."""
     line, p = item.line, item.payment
-    return dict(
-        run_pk=run_pk, seq=seq, kind=item.kind.value, subject=item.subject[:200],
-        payment_pk=p.pk if p else None, payment_id=p.payment_id if p else None,
-        statement_id=line.statement_id[:140] if line else (
-            item.line_ref.rsplit("#", 1)[0][:140] if item.line_ref else None),
-        line_no=line.line_no if line else (
-            int(item.line_ref.rsplit("#", 1)[1]) if item.line_ref else None),
-        line_kind=line.kind.value if line else None,
-        batch_ref=line.batch_ref[:140] if line and line.batch_ref else None,
-        end_to_end_id=line.end_to_end_id[:140] if line and line.end_to_end_id else None,
-        rail_reference=line.rail_reference[:140] if line and line.rail_reference else None,
-        value_on=(line.value_on or line.booked_on) if line else None,
-        ledger_minor=item.ledger_minor, ledger_currency=item.ledger_currency,
-        statement_minor=item.statement_minor, statement_currency=item.statement_currency,
-        reason_code=(item.reason_code or None) and item.reason_code[:8],
-        proposals=" ".join(item.proposals) or None, detail=item.detail[:1000])
+    if line is not None:
+        statement_id: str | None = line.statement_id[:140]
+        line_no: int | None = line.line_no
+    elif item.line_ref:
+        where, _, no = item.line_ref.rpartition("#")
+        statement_id, line_no = where[:140], int(no)
+    else:
+        statement_id = line_no = None
+    return (
+        run_pk, seq, _KIND_VALUE[item.kind], item.subject[:200],
+        p.pk if p else None, p.payment_id if p else None, statement_id, line_no,
+        _LINE_KIND_VALUE[line.kind] if line else None,
+        line.batch_ref[:140] if line and line.batch_ref else None,
+        line.end_to_end_id[:140] if line and line.end_to_end_id else None,
+        line.rail_reference[:140] if line and line.rail_reference else None,
+        (line.value_on or line.booked_on) if line else None,
+        item.ledger_minor, item.ledger_currency, item.statement_minor, item.statement_currency,
+        item.reason_code[:8] if item.reason_code else None,
+        " ".join(item.proposals) or None, item.detail[:1000])
 
 
 def _line_of(r: RowMapping) -> StatementLine | None:
@@ -972,11 +989,11 @@ async def _items_csv(conn: AsyncConnection, run_pk: int,
     try:
         after = 0
         while True:
-            page = await repo.items_page(conn, run_pk, after=after, limit=5000)
+            page = await repo.item_records_page(conn, run_pk, after=after, limit=5000)
             if not page:
                 break
-            out.add(csv_rows(page))
-            after = page[-1].seq
+            out.add(csv_records(page))
+            after = page[-1][_SEQ_AT]
     except BaseException:
         out.discard()
         raise

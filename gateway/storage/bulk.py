@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ARRAY, ColumnElement, Table, any_, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["insert_rows", "one_of"]
+__all__ = ["insert_records", "insert_rows", "one_of"]
 
 
 async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -23,18 +23,25 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[s
     if not rows:
         return
     columns = [c.name for c in table.columns if c.name in rows[0]]
+    try:  # rows of one shape (the usual case): a C-level getter, not a loop per value
+        get = itemgetter(*columns)
+        records = [get(r) for r in rows] if len(columns) > 1 else [(get(r),) for r in rows]
+    except KeyError:  # a key another row lacks is NULL there
+        records = [tuple(r.get(c) for c in columns) for r in rows]
+    await insert_records(conn, table, columns, records)
+
+
+async def insert_records(conn: AsyncConnection, table: Table, columns: Sequence[str],
+                         records: Sequence[Sequence[Any]]) -> None:
+    """Insert ``records`` (tuples of the values of ``columns``, in that order)."""
+    if not records:
+        return
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
-        try:  # rows of one shape (the usual case): a C-level getter, not a loop per value
-            get = itemgetter(*columns)
-            records = [get(r) for r in rows] if len(columns) > 1 else [(get(r),) for r in rows]
-        except KeyError:
-            records = [tuple(r.get(c) for c in columns) for r in rows]
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        await driver.copy_records_to_table(table.name, records=records, columns=columns)
+        await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
         return
-    # The columns of the first row, as COPY has them (a key another row lacks is NULL there).
-    await conn.execute(insert(table), [{c: r.get(c) for c in columns} for r in rows])
+    await conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
 
 
 def one_of(conn: AsyncConnection, column: ColumnElement[Any],

@@ -9,10 +9,10 @@ import pytest
 from gateway.reconciliation.calendar import BusinessCalendar, calendar_for
 from gateway.reconciliation.reasons import REASONS, Action, reason_for
 from gateway.reconciliation.report import (
+    ITEM_FIELDS,
     amount,
     csv_header,
-    csv_row,
-    csv_rows,
+    csv_records,
     render_table,
     summary_bytes,
 )
@@ -90,14 +90,17 @@ def test_reports_are_byte_deterministic() -> None:
            "ledger_minor": 150, "ledger_currency": "MYR", "statement_minor": 150,
            "statement_currency": "MYR", "reason_code": None, "proposals": None,
            "detail": 'matched, "by key"'}
-    assert csv_row(row) == (b'1,matched,P-1,P-1,S1,3,payout,,P-1,,2026-12-01,1.50,MYR,1.50,MYR'
-                            b',,,"matched, ""by key"""\n')
+    record = tuple(row.get(f) for f in ITEM_FIELDS)
+    assert csv_records([record]) == (
+        b'1,matched,P-1,P-1,S1,3,payout,,P-1,,2026-12-01,1.50,MYR,1.50,MYR'
+        b',,,"matched, ""by key"""\n')
     assert csv_header().startswith(b"seq,kind,subject,")
     assert amount(-5, "MYR") == "-0.05" and amount(7, "XAU") == "0.07"
     other = dict(row, seq=2, kind="unknown_line", payment_id=None, value_on=None,
                  ledger_currency=None, statement_minor=-123456, detail="line\nbreak")
-    assert csv_rows([row, other]) == csv_row(row) + csv_row(other)  # a page, one writer
-    assert csv_rows([]) == b""
+    second = tuple(other.get(f) for f in ITEM_FIELDS)
+    assert csv_records([record, second]) == csv_records([record]) + csv_records([second])
+    assert csv_records([]) == b""
 
 
 @pytest.mark.parametrize("minor", [0, 1, -1, 99, 100, -100, 123456789012, -10**15 - 7])

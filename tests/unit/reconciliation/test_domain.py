@@ -237,6 +237,23 @@ def test_the_bridge_adds_up_and_is_zero_when_everything_is_explained(
         assert all(b.residual == 0 for b in tally.bridge.values())
 
 
+_CURRENCIES = st.sampled_from([None, "MYR", "IDR"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.builds(domain.Item, kind=st.sampled_from(list(K)),
+                          ledger_minor=st.integers(-10**6, 10**6), ledger_currency=_CURRENCIES,
+                          statement_minor=st.integers(-10**6, 10**6),
+                          statement_currency=_CURRENCIES), max_size=40))
+def test_a_batch_tallied_at_once_is_tallied_as_item_by_item(items: list[domain.Item]) -> None:
+    one, batch = Tally(), Tally()
+    for i in items:
+        one.add(i)
+    batch.add_all(items[:len(items) // 2])
+    batch.add_all(items[len(items) // 2:])
+    assert (batch.counts, batch.totals, batch.bridge) == (one.counts, one.totals, one.bridge)
+
+
 @pytest.mark.parametrize(("resolution", "resolved_on", "found_on", "reopened"), [
     (None, "S1#1", "S1#1", True),  # closed by a run: found again, open again
     ("explained", "S1#1", "S1#1", False),  # the same line ops already explained
