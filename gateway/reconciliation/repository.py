@@ -54,6 +54,8 @@ _LINE_ITEM = recon_items.c.line_no.is_not(None)
 # cost several times the floor's. A return re-reads the full row, locked (service._locked).
 _MATCH = [payments.c[c] for c in ("pk", "payment_id", "state", "rail", "amount_minor",
                                   "currency", "rail_reference", "paid_at")]
+# What a statement line's rules read: not when it was paid (the ledger side's question).
+_LINE_MATCH = [c for c in _MATCH if c.name != "paid_at"]
 
 
 async def advisory_lock(conn: AsyncConnection, rail: str, day: date) -> None:
@@ -289,7 +291,7 @@ def _matching(conn: AsyncConnection) -> Any:
     run writes, and the write need not check again (``reconcile_many(checked=True)``)."""
     unchanged = (payments_evidence.unchanged_clause() if conn.dialect.name == "postgresql"
                  else null())
-    return (select(*_MATCH, unchanged.label("unchanged")).order_by(payments.c.pk)
+    return (select(*_LINE_MATCH, unchanged.label("unchanged")).order_by(payments.c.pk)
             .with_for_update(of=payments))
 
 

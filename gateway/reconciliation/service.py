@@ -96,6 +96,7 @@ _MAX_LISTED = 100  # proofs, problems and changes listed in the summary (all are
 _MAX_MET = 100_000
 # The states a statement line can move a payment from (to reconciled, or returned).
 _MOVABLE = frozenset({"paid", "reconciled"})
+_BACK = frozenset({LineKind.returned, LineKind.reversal})  # the money coming back
 
 Progress = Callable[[int], None]
 
@@ -513,33 +514,13 @@ class _Run:
         for n, it in enumerate(batch):
             if n % 256 == 255 and self._writing is not None:
                 await asyncio.sleep(0)  # let the writes send their next statement
-            if isinstance(it, StatementRecord):
-                if len(self.scan.statement_ids) < _MAX_LISTED:
-                    self.scan.statement_ids.append(it.statement_id)
-                if it.sequence is not None:
-                    for gap in domain.sequence_gaps(self.scan.accounts,
-                                                    [(it.account, it.sequence)]):
-                        self.scan.gaps += 1
-                        if len(self.scan.gap_notes) < _MAX_LISTED:
-                            self.scan.gap_notes.append(gap)
-                    self.scan.accounts[it.account] = it.sequence
-                continue
-            if isinstance(it, StatementProof):
-                if it.ok:
-                    self.scan.proofs_ok += 1
-                else:
-                    self.scan.proofs_failed += 1
-                    if len(self.scan.failed) < _MAX_LISTED:
-                        self.scan.failed.append(f"{it.statement_id} {it.check}: {it.detail}")
-                continue
-            if isinstance(it, BadLine):
-                items.append(Item(ItemKind.quarantined, line_ref=f"{it.statement_id}#{it.line_no}",
-                                  detail=f"line {it.line_no}: {it.reason}"))
+            if type(it) is not StatementLine:  # the exact type: the test a line pays for
+                self._not_a_line(it, items)
                 continue
             self.lines += 1
             row = _find(it, by_id, by_ref)
             payment = None
-            back = it.kind.value in ("returned", "reversal")
+            back = it.kind in _BACK
             was_seen = False
             if row is not None:
                 state = states.get(row.pk, row.state)
@@ -576,6 +557,31 @@ class _Run:
         self._unwritten = functools.partial(self._write_batch, reconciled, changes, item_rows)
         if self.progress is not None:
             self.progress(self.lines)
+
+    def _not_a_line(self, it: StatementItem, items: list[Item]) -> None:
+        """Note a statement's record or proof; a bad line is quarantined (an item)."""
+        if isinstance(it, StatementRecord):
+            if len(self.scan.statement_ids) < _MAX_LISTED:
+                self.scan.statement_ids.append(it.statement_id)
+            if it.sequence is not None:
+                for gap in domain.sequence_gaps(self.scan.accounts,
+                                                [(it.account, it.sequence)]):
+                    self.scan.gaps += 1
+                    if len(self.scan.gap_notes) < _MAX_LISTED:
+                        self.scan.gap_notes.append(gap)
+                self.scan.accounts[it.account] = it.sequence
+        elif isinstance(it, StatementProof):
+            if it.ok:
+                self.scan.proofs_ok += 1
+            else:
+                self.scan.proofs_failed += 1
+                if len(self.scan.failed) < _MAX_LISTED:
+                    self.scan.failed.append(f"{it.statement_id} {it.check}: {it.detail}")
+        elif isinstance(it, BadLine):
+            items.append(Item(ItemKind.quarantined, line_ref=f"{it.statement_id}#{it.line_no}",
+                              detail=f"line {it.line_no}: {it.reason}"))
+        else:
+            raise TypeError(f"not a statement item: {type(it).__name__}")
 
     async def _write_batch(self, reconciled: list[Row[Any]], changes: dict[int, Change],
                            rows: list[tuple[Any, ...]]) -> None:
