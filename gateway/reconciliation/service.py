@@ -256,8 +256,12 @@ class ReconciliationService:
                 run_key, found = await _latest(uow.conn, run_key)  # another process's, now
                 if found is None:
                     run = _Run(self, uow.conn, rail, day, stmt, run_key, cal, progress)
-                    pk, csv_sha, tmp = await run.execute(scanner, first, report_dir)
-                    await uow.commit()
+                    try:
+                        pk, csv_sha, tmp = await run.execute(scanner, first, report_dir)
+                        await uow.commit()
+                    except BaseException:
+                        run.discard_report()  # no report of a run that did not happen
+                        raise
                     result = await self._result(pk, reused=False, report_dir=None)
                     if report_dir is not None and tmp is not None:
                         _publish(report_dir, result.summary_bytes, tmp)
@@ -346,20 +350,22 @@ class _Run:
         # bytes as made again from the stored items, which a re-run does); None once an item
         # written has been changed (proposals): then it is made from the stored items.
         self._csv: _ItemsCsv | None = None
+        self._report_tmp: Path | None = None  # items.csv made, until it is published
 
-    async def execute(self, scanner: _ScanThread | None,
-                      first: StatementItem | None,
+    def discard_report(self) -> None:
+        """Remove items.csv as far as it was made: the run failed or was not committed."""
+        if self._csv is not None:
+            self._csv.discard()
+        if self._report_tmp is not None:
+            self._report_tmp.unlink(missing_ok=True)
+
+    async def execute(self, scanner: _ScanThread | None, first: StatementItem | None,
                       report_dir: Path | None) -> tuple[int, str, Path | None]:
-        self._csv = _ItemsCsv(report_dir)
-        try:
-            return await self._execute(scanner, first, report_dir)
-        finally:
-            if self._csv is not None:  # not taken by _execute: the run failed
-                self._csv.discard()
-
-    async def _execute(self, scanner: _ScanThread | None, first: StatementItem | None,
-                       report_dir: Path | None) -> tuple[int, str, Path | None]:
+        """Run it in the caller's transaction; return the run's pk, the sha256 of its
+        items.csv and, with ``report_dir``, the temporary file holding it (to publish once
+        committed; ``discard_report()`` if not)."""
         conn = self.conn
+        self._csv = _ItemsCsv(report_dir)
         self.superseded = await repo.current_run(conn, self.rail, self.day)
         previous = await repo.previous_run(conn, self.rail, self.day)
         self.scan.accounts = json.loads(previous.accounts) if previous else {}
@@ -390,6 +396,7 @@ class _Run:
             csv_sha, tmp = made.close()
         else:
             csv_sha, tmp = await _items_csv(conn, self.pk, report_dir)
+        self._report_tmp = tmp
         accounts = self.scan.accounts
         summary = self._summary(verdict, problems, changes, closed)
         sbytes = summary_bytes(summary)
@@ -966,7 +973,8 @@ class _ItemsCsv:
         self._f: BinaryIO | None = None
         if report_dir is not None:
             report_dir.mkdir(parents=True, exist_ok=True)
-            self.tmp = report_dir / f".items.csv.{os.getpid()}.tmp"
+            # Its own name: runs of other rails may share the folder in one process.
+            self.tmp = report_dir / f".items.csv.{uuid.uuid4().hex}.tmp"
             self._f = self.tmp.open("wb")
         self.add(csv_header())
 
@@ -1014,7 +1022,7 @@ async def _write_items(conn: AsyncConnection, run_pk: int, report_dir: Path) -> 
 
 def _publish(report_dir: Path, summary: bytes, items_tmp: Path) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
-    s_tmp = report_dir / f".summary.json.{os.getpid()}.tmp"
+    s_tmp = report_dir / f".summary.json.{uuid.uuid4().hex}.tmp"
     s_tmp.write_bytes(summary)
     os.replace(s_tmp, report_dir / "summary.json")
     os.replace(items_tmp, report_dir / "items.csv")

@@ -148,6 +148,38 @@ async def test_a_rerun_changes_nothing_and_rewrites_the_same_bytes(
         first.items_csv_sha256
 
 
+@pytest.mark.parametrize("guess", [True, False], ids=["proposed", "no-proposal"])
+@pytest.mark.parametrize("fails", ["finish_run", "commit"])
+async def test_a_failed_run_leaves_no_report_file_behind(
+        hub: Hub, recon: ReconciliationService, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, guess: bool, fails: str) -> None:
+    """items.csv is made while the run goes; a run that fails after it was made (writing the
+    run, or committing) must not leave it, or half of it, in the report folder."""
+    from gateway.reconciliation import repository as repo
+    from gateway.storage.uow import UnitOfWork
+
+    data = await _every_kind(hub, guess=guess)
+
+    out = tmp_path / "out"
+    commit = UnitOfWork.commit
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"{fails} failed")
+
+    async def commit_fails_once_reporting(uow: UnitOfWork) -> None:
+        if out.exists():  # the run's own commit: it has begun its report (storing did not)
+            raise RuntimeError("commit failed")
+        await commit(uow)
+
+    if fails == "finish_run":
+        monkeypatch.setattr(repo, "finish_run", broken)
+    else:
+        monkeypatch.setattr(UnitOfWork, "commit", commit_fails_once_reporting)
+    with pytest.raises(RuntimeError, match=f"{fails} failed"):
+        await recon.run("fake", DAY, data, out)
+    assert out.exists() and [p.name for p in out.glob("*")] == []
+
+
 async def test_balanced_when_everything_is_explained(
         hub: Hub, recon: ReconciliationService) -> None:
     await add_payment(hub.uow, "P-1")
