@@ -136,8 +136,9 @@ class EvidencedChanges:
             raise EvidenceMismatchError(f"{found[min(found)]}; {self.held}")
 
     def unchanged_clause(self) -> ColumnElement[bool]:
-        """The same check as a PostgreSQL condition on the table (a batched UPDATE's guard):
-        the row has an event, and its newest one predates the digest or recorded it as it is."""
+        """The same check as a PostgreSQL expression on the table (a batched UPDATE's guard,
+        or a column of a locking read): the row has an event, and its newest one predates the
+        digest or recorded it as it is."""
         t, e = self.table, self.events
         newest = (select(func.coalesce(e.c[self.sha], ""))
                   .where(e.c[self.fk] == t.c.pk).order_by(e.c.pk.desc()).limit(1)

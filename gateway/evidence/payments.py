@@ -11,9 +11,9 @@ state set by hand) leaves the two apart, and ``gateway audit verify`` names the 
 Verify alone would see such a change only until the hub's next event: that event's digest
 would be taken of the changed row, making the change look like the hub's own. So every
 writer of a payment first checks it against its newest event (``require_unchanged``; a
-reconciliation's batched move has the same check in its UPDATE, ``unchanged_clause``) and
-refuses to write over one that differs: the payout of a redirected account is held before it
-leaves, and the change stays visible to verify until someone restores the row.
+reconciliation batch asks the same, ``unchanged_clause``, in the lookup that locks its
+payments) and refuses to write over one that differs: the payout of a redirected account is
+held before it leaves, and the change stays visible to verify until someone restores the row.
 
 The rule is shared with pension schedules (``gateway.evidence.changing``): one SQL expression
 on PostgreSQL (a reconciliation run records it for thousands of payments in one statement) and
@@ -83,8 +83,8 @@ async def require_unchanged(conn: AsyncConnection, pks: Collection[int]) -> None
 
 
 def unchanged_clause() -> ColumnElement[bool]:
-    """``require_unchanged`` as a PostgreSQL condition on ``payments`` (a batched UPDATE's
-    guard)."""
+    """``require_unchanged`` as a PostgreSQL expression on ``payments``: a batched UPDATE's
+    guard, or a column of the locking read a reconciliation batch moves from."""
     return EVIDENCED.unchanged_clause()
 
 

@@ -241,10 +241,11 @@ class PaymentService:
                              now: datetime, *, checked: bool = False) -> None:
         """Move ``paid`` payments to ``reconciled`` (cause ``reconciled``) with their events:
         the batched equivalent of ``apply`` for the one transition a reconciliation run makes
-        by the thousand (one guarded UPDATE and its events per batch). Nothing is
-        announced: the partner was told when the payment was paid.
+        by the thousand (one UPDATE, guarded unless ``checked``, and its events per batch).
+        Nothing is announced: the partner was told when the payment was paid.
 
-        ``checked``: this transaction read ``rows`` locked (FOR UPDATE) and found each as its
+        ``checked``: this transaction read ``rows`` locked (FOR NO KEY UPDATE, the lock an
+        UPDATE takes) and found each as its
         newest event recorded, so none can have been changed beside the hub since and the
         UPDATE does not compare them again (the comparison costs as much as the move).
 

@@ -49,7 +49,7 @@ __all__ = [
 
 _LINE_ITEM = recon_items.c.line_no.is_not(None)
 
-# What matching and classifying read of a payment (service._ledger, reconcile_many): not the
+# What matching and classifying read of a payment (service._ledger): not the
 # whole row, whose ~30 columns (four of them timestamps converted per row) made the key lookup
 # cost several times the floor's. A return re-reads the full row, locked (service._locked).
 _MATCH = [payments.c[c] for c in ("pk", "payment_id", "state", "rail", "amount_minor",
@@ -282,17 +282,20 @@ def _not_on_statement(run_pk: int) -> Any:
 
 def _matching(conn: AsyncConnection) -> Any:
     """The lookup of payments for a batch of lines, as rows (a named tuple each, cheaper
-    than a mapping at a million): what matching reads (``_MATCH``), whether
+    than a mapping at a million): what a line's rules read (``_LINE_MATCH``), whether
     each is as its newest event recorded (``unchanged``: on PostgreSQL, where the digest is
     one SQL expression; None elsewhere, to be asked), and the rows locked in pk order.
 
     Locked because the run may move them: from this read to the run's commit nothing else
     can change them, so what this read found (state and ``unchanged``) still holds when the
-    run writes, and the write need not check again (``reconcile_many(checked=True)``)."""
+    run writes, and the write need not check again (``reconcile_many(checked=True)``). The
+    lock is an UPDATE's own (FOR NO KEY UPDATE): it stops other writers of the row, not a
+    row that only refers to it. Every payment a line names is locked, moved or not: which
+    ones will move is known only once the batch is classified."""
     unchanged = (payments_evidence.unchanged_clause() if conn.dialect.name == "postgresql"
                  else null())
     return (select(*_LINE_MATCH, unchanged.label("unchanged")).order_by(payments.c.pk)
-            .with_for_update(of=payments))
+            .with_for_update(of=payments, key_share=True))
 
 
 async def payments_by_ids(conn: AsyncConnection, rail: str,
@@ -301,7 +304,8 @@ async def payments_by_ids(conn: AsyncConnection, rail: str,
     if not payment_ids:
         return []
     # By the unique payment id alone: a condition on the rail (a handful of values) can lure
-    # the planner into scanning the rail's whole index. Another rail's payment is dropped here.
+    # the planner into scanning the rail's whole index. Another rail's payment (a line naming
+    # one is a mistake: ids are the hub's own) is dropped here, locked but never written.
     q = _matching(conn).where(one_of(conn, payments.c.payment_id, payment_ids))
     return [r for r in (await conn.execute(q)).all() if r.rail == rail]
 

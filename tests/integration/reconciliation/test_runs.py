@@ -362,10 +362,11 @@ async def test_the_payments_a_run_looked_up_stay_locked_until_it_ends(
     recorded) must still hold when the batch is written, which does not compare again: so
     nothing else may change a looked-up payment before the run ends. Another writer waits
     for it (here: gives up at its lock timeout)."""
-    from sqlalchemy import text, update
+    from sqlalchemy import insert, text, update
     from sqlalchemy.exc import DBAPIError
 
     from gateway.reconciliation import repository as repo
+    from gateway.storage.tables import payment_discrepancies
     await add_payment(hub.uow, "P-1")
     real = repo.payments_by_ids
     refused: list[str] = []
@@ -392,6 +393,15 @@ async def test_the_payments_a_run_looked_up_stay_locked_until_it_ends(
                 await pg.commit()
             except DBAPIError as exc:
                 refused.append(type(exc.orig).__name__)
+            await pg.rollback()  # which also undoes the SET
+            # What only refers to the payment is not held up: the lock is the one an UPDATE
+            # takes (FOR NO KEY UPDATE), not one that also stops a foreign key's check.
+            await pg.execute(text("SET lock_timeout = '200ms'"))
+            await pg.execute(insert(payment_discrepancies).values(
+                payment_pk=rows[0].pk, payment_id="P-1", kind="bench", recorded_state="paid",
+                rail_state="paid", overpayment=False, state="open",
+                opened_at=datetime(2026, 12, 1, tzinfo=UTC)))
+            await pg.rollback()
         return rows
 
     monkeypatch.setattr(repo, "payments_by_ids", then_another_writer)
