@@ -156,7 +156,7 @@ def _adapter(rail: str) -> Any:
                                        hmac_secret=secret, callback_secret=secret))
 
 
-# ---- the two measurements, each run in its own process (``--measure``) ---------------------
+# ---- the three measurements, each run in its own process (``--measure``) -------------------
 
 async def _floor(url: str, rail: str, path: Path, *, move: bool = False) -> int:
     """Parse the statement and look its ids up, a batch at a time; return the lines found.

@@ -245,9 +245,9 @@ class PaymentService:
         Nothing is announced: the partner was told when the payment was paid.
 
         ``checked``: this transaction read ``rows`` locked (FOR NO KEY UPDATE, the lock an
-        UPDATE takes) and found each as its
-        newest event recorded, so none can have been changed beside the hub since and the
-        UPDATE does not compare them again (the comparison costs as much as the move).
+        UPDATE takes) and found each as its newest event recorded, so none can have been
+        changed beside the hub since and the UPDATE does not compare them again (the
+        comparison costs as much as the move).
 
         Raises:
             EvidenceMismatchError: one of them was changed beside the hub (not moved).
