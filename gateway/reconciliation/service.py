@@ -259,12 +259,15 @@ class ReconciliationService:
                     try:
                         pk, csv_sha, tmp = await run.execute(scanner, first, report_dir)
                         await uow.commit()
+                        result = await self._result(pk, reused=False, report_dir=None)
+                        if report_dir is not None and tmp is not None:
+                            _publish(report_dir, result.summary_bytes, tmp)
                     except BaseException:
-                        run.discard_report()  # no report of a run that did not happen
+                        # Not committed: no report of a run that did not happen. Committed
+                        # but not published: the run stands, and asking again rewrites its
+                        # report from the stored rows; either way no temporary file stays.
+                        run.discard_report()
                         raise
-                    result = await self._result(pk, reused=False, report_dir=None)
-                    if report_dir is not None and tmp is not None:
-                        _publish(report_dir, result.summary_bytes, tmp)
                     return replace(result, report_dir=report_dir)
         return await self._result(found.pk, reused=True, report_dir=report_dir)
 
@@ -353,7 +356,8 @@ class _Run:
         self._report_tmp: Path | None = None  # items.csv made, until it is published
 
     def discard_report(self) -> None:
-        """Remove items.csv as far as it was made: the run failed or was not committed."""
+        """Remove items.csv as far as it was made: the run failed, was not committed, or
+        could not be published."""
         if self._csv is not None:
             self._csv.discard()
         if self._report_tmp is not None:
@@ -1021,11 +1025,18 @@ async def _write_items(conn: AsyncConnection, run_pk: int, report_dir: Path) -> 
 
 
 def _publish(report_dir: Path, summary: bytes, items_tmp: Path) -> None:
-    report_dir.mkdir(parents=True, exist_ok=True)
+    """Rename the report into place, summary.json last: a summary.json of this run is never
+    there without its items.csv. If either step fails, neither temporary file stays."""
     s_tmp = report_dir / f".summary.json.{uuid.uuid4().hex}.tmp"
-    s_tmp.write_bytes(summary)
-    os.replace(s_tmp, report_dir / "summary.json")
-    os.replace(items_tmp, report_dir / "items.csv")
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        s_tmp.write_bytes(summary)
+        os.replace(items_tmp, report_dir / "items.csv")
+        os.replace(s_tmp, report_dir / "summary.json")
+    except BaseException:
+        s_tmp.unlink(missing_ok=True)
+        items_tmp.unlink(missing_ok=True)
+        raise
 
 
 def run_view(r: RowMapping) -> dict[str, Any]:

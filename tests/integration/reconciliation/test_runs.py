@@ -4,6 +4,7 @@ verdict, payments reconciled or returned, cases, idempotent re-runs, superseding
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -178,6 +179,45 @@ async def test_a_failed_run_leaves_no_report_file_behind(
     with pytest.raises(RuntimeError, match=f"{fails} failed"):
         await recon.run("fake", DAY, data, out)
     assert out.exists() and [p.name for p in out.glob("*")] == []
+
+
+@pytest.mark.parametrize("fails", ["reading the run back", "renaming items.csv",
+                                   "renaming summary.json"])
+async def test_a_committed_run_whose_report_fails_leaves_no_temporary_file(
+        hub: Hub, recon: ReconciliationService, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, fails: str) -> None:
+    """The report is published only once the run is committed. If reading the run back or
+    renaming a file then fails, the run stands, no temporary file stays in the report
+    folder, summary.json (renamed last) is not there without its items.csv, and asking again
+    rewrites the report from the stored run."""
+    from gateway.reconciliation import repository as repo
+    from gateway.reconciliation import service
+
+    data = await _every_kind(hub, guess=False)
+    out = tmp_path / "out"
+    replace = os.replace
+
+    async def read_back_fails(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("reading the run back failed")
+
+    def replace_fails(src: Path, dst: Path) -> None:
+        if Path(dst) == out / fails.removeprefix("renaming "):
+            raise OSError(f"{fails} failed")
+        replace(src, dst)
+
+    with monkeypatch.context() as m:
+        if fails == "reading the run back":
+            m.setattr(repo, "run_by_pk", read_back_fails)
+        else:
+            m.setattr(service.os, "replace", replace_fails)
+        with pytest.raises((RuntimeError, OSError), match=f"{fails} failed"):
+            await recon.run("fake", DAY, data, out)
+        left = sorted(p.name for p in out.glob("*"))
+    assert left == (["items.csv"] if fails == "renaming summary.json" else [])
+    again = await recon.run("fake", DAY, data, out)
+    assert again.reused
+    assert sorted(p.name for p in out.glob("*")) == ["items.csv", "summary.json"]
+    assert (out / "summary.json").read_bytes() == again.summary_bytes
 
 
 async def test_balanced_when_everything_is_explained(
