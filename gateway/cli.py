@@ -10,6 +10,7 @@ are running.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import sys
@@ -671,6 +672,8 @@ def reconcile(
     if statement is not None and not statement.is_file():
         raise InvalidMessageError("schema_violation", f"--statement: {statement} is not a "
                                   "readable file")
+    if report_dir is not None:
+        _writable_folder(report_dir)
     settings = _settings()
 
     async def run() -> dict[str, object]:
@@ -691,6 +694,27 @@ def reconcile(
     summary = asyncio.run(run())
     typer.echo(render_table(summary), nl=False)
     raise typer.Exit(_VERDICT_EXIT[str(summary["verdict"])])
+
+
+def _writable_folder(folder: Path) -> None:
+    """Make the report folder, and write a file in it and remove it, before the run: a folder
+    that cannot take the report is bad input, found before any work is done.
+
+    Raises:
+        InvalidMessageError: schema_violation, naming the option and why.
+    """
+    import tempfile
+
+    from gateway.errors import InvalidMessageError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InvalidMessageError("schema_violation", f"--report-dir: {folder} is not a "
+                                  "folder the report can be written to "
+                                  f"({exc.strerror or exc})") from None
 
 
 class _progress:  # noqa: N801 - used as a context manager like a function
@@ -994,6 +1018,23 @@ def _database_failure(exc: BaseException) -> str:
     return f"{where}: {type(exc).__name__}"
 
 
+# What only a file or folder fails with (a disk full, a read-only or missing folder...): such
+# an error is the file system's, whatever the command was doing, never the database's.
+_FILE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENOENT,
+                          errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM,
+                          errno.EMFILE, errno.ENFILE, errno.EFBIG, errno.ENAMETOOLONG})
+
+
+def _os_failure(exc: OSError) -> str:
+    """One line for an operating-system error no command turned into a GatewayError: the
+    file and reason if it is the file system's, else the database that cannot be reached
+    (the one connection every command makes; its errors carry no file name)."""
+    if exc.filename is not None or exc.errno in _FILE_ERRNOS:
+        reason = exc.strerror or str(exc)
+        return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+    return _database_failure(exc)
+
+
 def main() -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -1002,8 +1043,12 @@ def main() -> None:
     except GatewayError as exc:
         typer.echo(f"gateway: {exc}", err=True)
         sys.exit(2)
-    except (OSError, SQLAlchemyError) as exc:
-        # Files are read through read_toml/load_* (ConfigError); what is left is the database.
+    except OSError as exc:
+        # Files are read through read_toml/load_* (ConfigError); what is left is the database,
+        # or a file being written (a report folder whose disk filled up).
+        typer.echo(f"gateway: {_os_failure(exc)}", err=True)
+        sys.exit(2)
+    except SQLAlchemyError as exc:
         typer.echo(f"gateway: {_database_failure(exc)}", err=True)
         sys.exit(2)
 

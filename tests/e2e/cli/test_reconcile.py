@@ -110,6 +110,27 @@ def test_bad_input_is_one_line_and_exit_2(folder: Path, db_url: str, args: list[
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("where", ["partners.toml", "partners.toml/report"],
+                         ids=["a-file", "under-a-file"])
+def test_a_report_folder_that_cannot_be_written_is_bad_input(folder: Path, db_url: str,
+                                                             where: str) -> None:
+    """Refused before the run starts, naming the option, not blamed on the database; the
+    same run then goes through with a folder that can be written."""
+    _pay(db_url, "P-1")
+    good = folder / "good.jsonl"
+    good.write_bytes(statement([record(), line(1, e2e="P-1")]))
+    args = ["reconcile", "--rail", "fake", "--date", "2026-12-01", "--statement", str(good)]
+    r = _run(folder, db_url, *args, "--report-dir", where)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"gateway: --report-dir: {where} is not a folder the report "
+                               "can be written to ("), lines
+    ok = _run(folder, db_url, *args, "--report-dir", "report")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads((folder / "report" / "summary.json").read_text())["counts"] == {
+        "matched": 1}
+
+
 def test_without_a_file_the_statement_is_fetched_from_the_rail(folder: Path,
                                                                db_url: str) -> None:
     _pay(db_url, "P-1", paid_at=datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
