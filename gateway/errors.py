@@ -25,6 +25,8 @@ into ``application/problem+json`` in one place, and the CLI turns them into a on
     │   ├── RateLimitedError            429: rate_limited (with retry_after)
     │   └── UnavailableError            503: not_ready (a probe: database, schema, draining)
     ├── ConfigError                     the operator's configuration is wrong; refuses to start
+    ├── ReportWriteError                a run's report files could not be written (its folder,
+    │                                       the disk); what the database holds is unaffected
     ├── IntegrityError                  stored evidence does not verify (audit)
     │   └── EvidenceMismatchError       a payment or schedule is not what its newest event
     │                                       recorded: the hub holds it (409 evidence_mismatch)
@@ -55,6 +57,7 @@ __all__ = [
     "PermanentDeliveryError",
     "ProblemError",
     "RateLimitedError",
+    "ReportWriteError",
     "StaleTargetError",
     "TransientDeliveryError",
     "UnavailableError",
@@ -178,6 +181,12 @@ class UnavailableError(ProblemError):
 
 class ConfigError(GatewayError):
     """The operator's configuration is invalid; the message says which setting and why."""
+
+
+class ReportWriteError(GatewayError):
+    """A reconciliation run's report files could not be written to their folder. Raised as
+    itself, not as the OSError under it: that would read as the database being unreachable,
+    and the message says whether the run was stored (so asking again rewrites the files)."""
 
 
 class IntegrityError(GatewayError):

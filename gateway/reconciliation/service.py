@@ -16,6 +16,7 @@ keyset pages, and the report is written from the stored items page by page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import io
@@ -41,6 +42,7 @@ from gateway.errors import (
     ConflictError,
     InvalidMessageError,
     NotFoundError,
+    ReportWriteError,
     TransientDeliveryError,
 )
 from gateway.evidence import payments as payments_evidence
@@ -256,17 +258,23 @@ class ReconciliationService:
                 run_key, found = await _latest(uow.conn, run_key)  # another process's, now
                 if found is None:
                     run = _Run(self, uow.conn, rail, day, stmt, run_key, cal, progress)
+                    committed = False
                     try:
                         pk, csv_sha, tmp = await run.execute(scanner, first, report_dir)
                         await uow.commit()
+                        committed = True
                         result = await self._result(pk, reused=False, report_dir=None)
                         if report_dir is not None and tmp is not None:
                             _publish(report_dir, result.summary_bytes, tmp)
-                    except BaseException:
+                    except BaseException as exc:
                         # Not committed: no report of a run that did not happen. Committed
                         # but not published: the run stands, and asking again rewrites its
                         # report from the stored rows; either way no temporary file stays.
                         run.discard_report()
+                        if isinstance(exc, ReportWriteError):
+                            raise ReportWriteError(f"{exc}; " + (
+                                f"run {run.run_id} is stored: run it again to write its report"
+                                if committed else "the run was not stored")) from exc
                         raise
                     return replace(result, report_dir=report_dir)
         return await self._result(found.pk, reused=True, report_dir=report_dir)
@@ -397,6 +405,7 @@ class _Run:
         changes = await self._changes()
         if self._csv is not None:
             made, self._csv = self._csv, None
+            self._report_tmp = made.tmp  # before closing, which can fail (its last write)
             csv_sha, tmp = made.close()
         else:
             csv_sha, tmp = await _items_csv(conn, self.pk, report_dir)
@@ -967,36 +976,59 @@ def _line_of(r: RowMapping) -> StatementLine | None:
                          rail_reference=r.rail_reference)
 
 
+@contextlib.contextmanager
+def _writing(folder: Path | None) -> Iterator[None]:
+    """Report writes fail as ReportWriteError, naming the folder: raised as the OSError, a
+    full disk would read as the database being unreachable."""
+    try:
+        yield
+    except OSError as exc:
+        raise ReportWriteError(f"report folder {folder}: {exc.strerror or exc}") from exc
+
+
 class _ItemsCsv:
     """items.csv as it is produced, in item order: hashed, and written to a temporary file
-    in ``report_dir`` if given (renamed into place once the run is committed)."""
+    in ``report_dir`` if given (renamed into place once the run is committed).
+
+    Raises:
+        ReportWriteError: the folder or the disk refused a write.
+    """
 
     def __init__(self, report_dir: Path | None) -> None:
         self.sha = hashlib.sha256()
+        self.folder = report_dir
         self.tmp: Path | None = None
         self._f: BinaryIO | None = None
         if report_dir is not None:
-            report_dir.mkdir(parents=True, exist_ok=True)
-            # Its own name: runs of other rails may share the folder in one process.
-            self.tmp = report_dir / f".items.csv.{uuid.uuid4().hex}.tmp"
-            self._f = self.tmp.open("wb")
+            with _writing(report_dir):
+                report_dir.mkdir(parents=True, exist_ok=True)
+                # Its own name: runs of other rails may share the folder in one process.
+                self.tmp = report_dir / f".items.csv.{uuid.uuid4().hex}.tmp"
+                self._f = self.tmp.open("wb")
         self.add(csv_header())
 
     def add(self, data: bytes) -> None:
         self.sha.update(data)
         if self._f is not None:
-            self._f.write(data)
+            with _writing(self.folder):
+                self._f.write(data)
 
     def close(self) -> tuple[str, Path | None]:
         """Its sha256 and its temporary file."""
         if self._f is not None:
-            self._f.close()
+            f, self._f = self._f, None
+            with _writing(self.folder):
+                f.close()  # closed even if its last write fails
         return self.sha.hexdigest(), self.tmp
 
     def discard(self) -> None:
-        self.close()
-        if self.tmp is not None:
-            self.tmp.unlink(missing_ok=True)
+        try:
+            self.close()
+        except ReportWriteError:
+            pass  # its last write failed again (the disk is still full): remove it anyway
+        finally:
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)
 
 
 async def _items_csv(conn: AsyncConnection, run_pk: int,
@@ -1012,10 +1044,10 @@ async def _items_csv(conn: AsyncConnection, run_pk: int,
                 break
             out.add(csv_records(page))
             after = page[-1][_SEQ_AT]
+        return out.close()
     except BaseException:
         out.discard()
         raise
-    return out.close()
 
 
 async def _write_items(conn: AsyncConnection, run_pk: int, report_dir: Path) -> Path:
@@ -1025,14 +1057,21 @@ async def _write_items(conn: AsyncConnection, run_pk: int, report_dir: Path) -> 
 
 
 def _publish(report_dir: Path, summary: bytes, items_tmp: Path) -> None:
-    """Rename the report into place, summary.json last: a summary.json of this run is never
-    there without its items.csv. If either step fails, neither temporary file stays."""
+    """Rename the report into place. The folder's summary.json (an earlier report's, if any)
+    goes first and this one's comes last, so a summary.json there always goes with the
+    items.csv beside it. If a step fails, neither temporary file stays.
+
+    Raises:
+        ReportWriteError: the folder or the disk refused a step.
+    """
     s_tmp = report_dir / f".summary.json.{uuid.uuid4().hex}.tmp"
     try:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        s_tmp.write_bytes(summary)
-        os.replace(items_tmp, report_dir / "items.csv")
-        os.replace(s_tmp, report_dir / "summary.json")
+        with _writing(report_dir):
+            report_dir.mkdir(parents=True, exist_ok=True)
+            s_tmp.write_bytes(summary)
+            (report_dir / "summary.json").unlink(missing_ok=True)
+            os.replace(items_tmp, report_dir / "items.csv")
+            os.replace(s_tmp, report_dir / "summary.json")
     except BaseException:
         s_tmp.unlink(missing_ok=True)
         items_tmp.unlink(missing_ok=True)

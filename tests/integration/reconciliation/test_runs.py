@@ -3,16 +3,18 @@ verdict, payments reconciled or returned, cases, idempotent re-runs, superseding
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from gateway.composition import Hub
-from gateway.errors import InvalidMessageError, TransientDeliveryError
+from gateway.errors import InvalidMessageError, ReportWriteError, TransientDeliveryError
 from gateway.reconciliation.service import ReconciliationService
 from gateway.storage.tables import (
     payment_events,
@@ -188,13 +190,16 @@ async def test_a_committed_run_whose_report_fails_leaves_no_temporary_file(
         monkeypatch: pytest.MonkeyPatch, fails: str) -> None:
     """The report is published only once the run is committed. If reading the run back or
     renaming a file then fails, the run stands, no temporary file stays in the report
-    folder, summary.json (renamed last) is not there without its items.csv, and asking again
-    rewrites the report from the stored run."""
+    folder, an earlier report's summary.json is not left beside this run's items.csv (nor
+    this one's without it), and asking again rewrites the report from the stored run."""
     from gateway.reconciliation import repository as repo
     from gateway.reconciliation import service
 
     data = await _every_kind(hub, guess=False)
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text('{"run_id": "an earlier run"}')
+    (out / "items.csv").write_text("an earlier run's items\n")
     replace = os.replace
 
     async def read_back_fails(*args: object, **kwargs: object) -> None:
@@ -210,14 +215,66 @@ async def test_a_committed_run_whose_report_fails_leaves_no_temporary_file(
             m.setattr(repo, "run_by_pk", read_back_fails)
         else:
             m.setattr(service.os, "replace", replace_fails)
-        with pytest.raises((RuntimeError, OSError), match=f"{fails} failed"):
+        with pytest.raises((RuntimeError, ReportWriteError), match=f"{fails} failed") as err:
             await recon.run("fake", DAY, data, out)
-        left = sorted(p.name for p in out.glob("*"))
-    assert left == (["items.csv"] if fails == "renaming summary.json" else [])
+        left = {p.name: p.read_text() for p in out.glob("*")}
+    if fails == "reading the run back":  # nothing published: the earlier pair stays as it was
+        assert left == {"summary.json": '{"run_id": "an earlier run"}',
+                        "items.csv": "an earlier run's items\n"}
+    else:
+        assert str(err.value).startswith(f"report folder {out}: ")
+        assert str(err.value).endswith("is stored: run it again to write its report")
+        assert list(left) == ["items.csv"]  # the earlier one or this run's: never a summary
     again = await recon.run("fake", DAY, data, out)
     assert again.reused
     assert sorted(p.name for p in out.glob("*")) == ["items.csv", "summary.json"]
     assert (out / "summary.json").read_bytes() == again.summary_bytes
+    assert "an earlier run" not in (out / "items.csv").read_text()
+
+
+async def test_a_report_the_disk_refuses_during_the_run_stores_nothing(
+        hub: Hub, recon: ReconciliationService, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """items.csv is written while the run goes: a write the disk refuses (full) fails the
+    run as a ReportWriteError saying the run was not stored, not as a bare OSError (the CLI
+    would blame it on the database); no temporary file stays and no payment moved."""
+    from gateway.reconciliation import service
+
+    data = await _every_kind(hub, guess=False)
+    before = await _dump(hub)
+    out = tmp_path / "out"
+    init = service._ItemsCsv.__init__
+
+    class FullDisk:
+        """The temporary file, on a disk that fills up once the items come."""
+
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def write(self, data: bytes) -> int:
+            if b"P-MATCH" in data:  # the items, not the header written on opening
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return int(self.f.write(data))
+
+        def close(self) -> None:
+            self.f.close()
+
+    def opened(self: Any, report_dir: Path | None) -> None:
+        init(self, report_dir)
+        if self._f is not None:
+            self._f = FullDisk(self._f)
+
+    with monkeypatch.context() as m:
+        m.setattr(service._ItemsCsv, "__init__", opened)
+        with pytest.raises(ReportWriteError) as err:
+            await recon.run("fake", DAY, data, out)
+    assert str(err.value) == (f"report folder {out}: No space left on device; the run was "
+                              "not stored")
+    assert [p.name for p in out.glob("*")] == []
+    after = await _dump(hub)
+    kept = ("recon_statements", "statement_blobs")  # stored on arrival, before the run
+    assert {k: v for k, v in after.items() if k not in kept} == {
+        k: v for k, v in before.items() if k not in kept}
 
 
 async def test_balanced_when_everything_is_explained(
