@@ -10,7 +10,6 @@ are running.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
 import sys
@@ -672,8 +671,6 @@ def reconcile(
     if statement is not None and not statement.is_file():
         raise InvalidMessageError("schema_violation", f"--statement: {statement} is not a "
                                   "readable file")
-    if report_dir is not None:
-        _writable_folder(report_dir)
     settings = _settings()
 
     async def run() -> dict[str, object]:
@@ -683,6 +680,8 @@ def reconcile(
                 raise InvalidMessageError("schema_violation", f"--rail: {rail!r} is not in the "
                                           "rails file (one of "
                                           f"{', '.join(sorted(hub.payments.rails)) or 'none'})")
+            if report_dir is not None:
+                _writable_folder(report_dir)
             await _ensure_schema(settings)
             with _progress() as tick:
                 result = await hub.reconciliation.run(rail, business_date, statement,
@@ -697,8 +696,8 @@ def reconcile(
 
 
 def _writable_folder(folder: Path) -> None:
-    """Make the report folder, and write a file in it and remove it, before the run: a folder
-    that cannot take the report is bad input, found before any work is done.
+    """Make the report folder and write a byte to a file in it (removed) before the run: a
+    folder that cannot take the report is bad input, found before any work is done.
 
     Raises:
         InvalidMessageError: schema_violation, naming the option and why.
@@ -707,14 +706,19 @@ def _writable_folder(folder: Path) -> None:
 
     from gateway.errors import InvalidMessageError
 
+    def refused(why: str) -> InvalidMessageError:
+        return InvalidMessageError("schema_violation", f"--report-dir: {folder} is not a "
+                                   f"folder the report can be written to ({why})")
+
+    if folder.exists() and not folder.is_dir():
+        raise refused("it is a file")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\n")
+            probe.flush()
     except OSError as exc:
-        raise InvalidMessageError("schema_violation", f"--report-dir: {folder} is not a "
-                                  "folder the report can be written to "
-                                  f"({exc.strerror or exc})") from None
+        raise refused(exc.strerror or str(exc)) from None
 
 
 class _progress:  # noqa: N801 - used as a context manager like a function
@@ -1018,20 +1022,13 @@ def _database_failure(exc: BaseException) -> str:
     return f"{where}: {type(exc).__name__}"
 
 
-# What only a file or folder fails with (a disk full, a read-only or missing folder...): such
-# an error is the file system's, whatever the command was doing, never the database's.
-_FILE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.ENOENT,
-                          errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM,
-                          errno.EMFILE, errno.ENFILE, errno.EFBIG, errno.ENAMETOOLONG})
-
-
 def _os_failure(exc: OSError) -> str:
     """One line for an operating-system error no command turned into a GatewayError: the
-    file and reason if it is the file system's, else the database that cannot be reached
-    (the one connection every command makes; its errors carry no file name)."""
-    if exc.filename is not None or exc.errno in _FILE_ERRNOS:
-        reason = exc.strerror or str(exc)
-        return f"{exc.filename}: {reason}" if exc.filename is not None else reason
+    file and reason when it names a file (opening, making, renaming one always does), else
+    the database that cannot be reached. Not by errno: a missing socket file or a refused
+    certificate raise ENOENT or EPERM too, without a file name, and are the database's."""
+    if exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
     return _database_failure(exc)
 
 
@@ -1044,8 +1041,8 @@ def main() -> None:
         typer.echo(f"gateway: {exc}", err=True)
         sys.exit(2)
     except OSError as exc:
-        # Files are read through read_toml/load_* (ConfigError); what is left is the database,
-        # or a file being written (a report folder whose disk filled up).
+        # Files are read through read_toml/load_* (ConfigError) and reports written as
+        # ReportWriteError; what is left is the database, or a file a command writes.
         typer.echo(f"gateway: {_os_failure(exc)}", err=True)
         sys.exit(2)
     except SQLAlchemyError as exc:

@@ -110,10 +110,11 @@ def test_bad_input_is_one_line_and_exit_2(folder: Path, db_url: str, args: list[
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("where", ["partners.toml", "partners.toml/report"],
+@pytest.mark.parametrize("where, why", [("partners.toml", "it is a file"),
+                                        ("partners.toml/report", "Not a directory")],
                          ids=["a-file", "under-a-file"])
 def test_a_report_folder_that_cannot_be_written_is_bad_input(folder: Path, db_url: str,
-                                                             where: str) -> None:
+                                                             where: str, why: str) -> None:
     """Refused before the run starts, naming the option, not blamed on the database; the
     same run then goes through with a folder that can be written."""
     _pay(db_url, "P-1")
@@ -123,8 +124,8 @@ def test_a_report_folder_that_cannot_be_written_is_bad_input(folder: Path, db_ur
     r = _run(folder, db_url, *args, "--report-dir", where)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, r.stderr
-    assert lines[0].startswith(f"gateway: --report-dir: {where} is not a folder the report "
-                               "can be written to ("), lines
+    assert lines[0] == (f"gateway: --report-dir: {where} is not a folder the report can be "
+                        f"written to ({why})"), lines
     ok = _run(folder, db_url, *args, "--report-dir", "report")
     assert ok.returncode == 0, ok.stderr
     assert json.loads((folder / "report" / "summary.json").read_text())["counts"] == {
