@@ -43,6 +43,7 @@ def test_both_rails_run_floor_move_and_engine_over_every_line() -> None:
                                             ("iso20022", "30"), ("iso20022", "60")]
     assert "engine peak RSS at 60 / at 30 lines" in out.stdout
     assert "run/floor:" in out.stdout and "the floor and the move alone:" in out.stdout
+    assert "move ceiling: the move's own statements alone allow" in out.stdout
 
 
 def test_bad_arguments_are_one_line_and_non_zero() -> None:
