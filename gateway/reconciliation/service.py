@@ -186,6 +186,8 @@ class ReconciliationService:
         Raises:
             InvalidMessageError: unknown rail, unreadable file, not this rail's statement.
             TransientDeliveryError: the rail has no statement for ``day`` yet (retry later).
+            ReportWriteError: ``report_dir`` refused the report; says whether the run is
+                stored (then asking again writes it).
         """
         adapter = self.rails.get(rail)
         if adapter is None:
@@ -273,11 +275,14 @@ class ReconciliationService:
                         run.discard_report()
                         if isinstance(exc, ReportWriteError):
                             raise ReportWriteError(f"{exc}; " + (
-                                f"run {run.run_id} is stored: run it again to write its report"
-                                if committed else "the run was not stored")) from exc
+                                _stored(run.run_id) if committed else "the run was not stored")
+                            ) from exc
                         raise
                     return replace(result, report_dir=report_dir)
-        return await self._result(found.pk, reused=True, report_dir=report_dir)
+        try:
+            return await self._result(found.pk, reused=True, report_dir=report_dir)
+        except ReportWriteError as exc:
+            raise ReportWriteError(f"{exc}; {_stored(found.run_id)}") from exc
 
     async def _result(self, pk: int, *, reused: bool, report_dir: Path | None) -> RunResult:
         """A stored run's result, rewriting its reports from stored rows if asked."""
@@ -369,7 +374,7 @@ class _Run:
         if self._csv is not None:
             self._csv.discard()
         if self._report_tmp is not None:
-            self._report_tmp.unlink(missing_ok=True)
+            _remove(self._report_tmp)
 
     async def execute(self, scanner: _ScanThread | None, first: StatementItem | None,
                       report_dir: Path | None) -> tuple[int, str, Path | None]:
@@ -1011,14 +1016,13 @@ class _ItemsCsv:
         self.sha.update(data)
         if self._f is not None:
             with _writing(self.folder):
-                self._f.write(data)
+                self._f.write(data)  # after close(), a ValueError: never a silent gap
 
     def close(self) -> tuple[str, Path | None]:
         """Its sha256 and its temporary file."""
-        if self._f is not None:
-            f, self._f = self._f, None
+        if self._f is not None and not self._f.closed:
             with _writing(self.folder):
-                f.close()  # closed even if its last write fails
+                self._f.close()  # closed even if its last write fails
         return self.sha.hexdigest(), self.tmp
 
     def discard(self) -> None:
@@ -1028,7 +1032,7 @@ class _ItemsCsv:
             pass  # its last write failed again (the disk is still full): remove it anyway
         finally:
             if self.tmp is not None:
-                self.tmp.unlink(missing_ok=True)
+                _remove(self.tmp)
 
 
 async def _items_csv(conn: AsyncConnection, run_pk: int,
@@ -1073,9 +1077,20 @@ def _publish(report_dir: Path, summary: bytes, items_tmp: Path) -> None:
             os.replace(items_tmp, report_dir / "items.csv")
             os.replace(s_tmp, report_dir / "summary.json")
     except BaseException:
-        s_tmp.unlink(missing_ok=True)
-        items_tmp.unlink(missing_ok=True)
+        _remove(s_tmp)
+        _remove(items_tmp)
         raise
+
+
+def _remove(tmp: Path) -> None:
+    """Remove a temporary report file, as cleanup: the error that made it needed is the one to
+    report, not one of removing it."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
+def _stored(run_id: str) -> str:
+    return f"run {run_id} is stored: run it again to write its report"
 
 
 def run_view(r: RowMapping) -> dict[str, Any]:

@@ -232,6 +232,29 @@ async def test_a_committed_run_whose_report_fails_leaves_no_temporary_file(
     assert "an earlier run" not in (out / "items.csv").read_text()
 
 
+async def test_a_rerun_whose_report_fails_says_the_run_is_stored(
+        hub: Hub, recon: ReconciliationService, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking again for a stored run rewrites its report; if the folder refuses it, the error
+    says the run is there and leaves no temporary file."""
+    from gateway.reconciliation import service
+
+    data = await _every_kind(hub, guess=False)
+    first = await recon.run("fake", DAY, data)
+    out = tmp_path / "out"
+
+    def replace_fails(src: Path, dst: Path) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with monkeypatch.context() as m:
+        m.setattr(service.os, "replace", replace_fails)
+        with pytest.raises(ReportWriteError) as err:
+            await recon.run("fake", DAY, data, out)
+    assert str(err.value) == (f"report folder {out}: Read-only file system; run "
+                              f"{first.run_id} is stored: run it again to write its report")
+    assert [p.name for p in out.glob("*")] == []
+
+
 async def test_a_report_the_disk_refuses_during_the_run_stores_nothing(
         hub: Hub, recon: ReconciliationService, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,6 +278,10 @@ async def test_a_report_the_disk_refuses_during_the_run_stores_nothing(
             if b"P-MATCH" in data:  # the items, not the header written on opening
                 raise OSError(errno.ENOSPC, "No space left on device")
             return int(self.f.write(data))
+
+        @property
+        def closed(self) -> bool:
+            return bool(self.f.closed)
 
         def close(self) -> None:
             self.f.close()
