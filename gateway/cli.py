@@ -10,6 +10,7 @@ are running.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import sys
@@ -710,9 +711,9 @@ def _writable_folder(folder: Path) -> None:
         return InvalidMessageError("schema_violation", f"--report-dir: {folder} is not a "
                                    f"folder the report can be written to ({why})")
 
-    if folder.exists() and not folder.is_dir():
-        raise refused("it is a file")
     try:
+        if folder.exists() and not folder.is_dir():
+            raise refused("it is a file")
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder) as probe:
             probe.write(b"\n")
@@ -1022,13 +1023,23 @@ def _database_failure(exc: BaseException) -> str:
     return f"{where}: {type(exc).__name__}"
 
 
+# A write to a file already open fails without the file's name; these only a file system
+# raises. Not ENOENT or EPERM: a missing socket file and a refused certificate raise those too.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+
+
 def _os_failure(exc: OSError) -> str:
     """One line for an operating-system error no command turned into a GatewayError: the
-    file and reason when it names a file (opening, making, renaming one always does), else
-    the database that cannot be reached. Not by errno: a missing socket file or a refused
-    certificate raise ENOENT or EPERM too, without a file name, and are the database's."""
+    file and reason when it is the file system's (opening, making or renaming a file names
+    it; a failed write says why), else the database that cannot be reached."""
+    import ssl
+
+    if isinstance(exc, ssl.SSLError):  # its errno is OpenSSL's, not the system's
+        return _database_failure(exc)
     if exc.filename is not None:
         return f"{exc.filename}: {exc.strerror or exc}"
+    if exc.errno in _WRITE_ERRNOS:
+        return f"{exc.strerror or exc} (writing a file)"
     return _database_failure(exc)
 
 

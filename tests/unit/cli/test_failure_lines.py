@@ -23,8 +23,10 @@ from gateway.cli import _os_failure
     FileNotFoundError(errno.ENOENT, "No such file or directory"),
     # A server certificate refused: errno 1, which is EPERM's number.
     ssl.SSLCertVerificationError(1, "certificate verify failed"),
+    # OpenSSL's SSL_ERROR_SYSCALL: errno 5, which is EIO's number.
+    ssl.SSLError(5, "EOF occurred in violation of protocol"),
 ], ids=["refused", "timeout", "unknown-host", "every-address-refused", "no-socket-file",
-        "certificate"])
+        "certificate", "tls-eof"])
 def test_a_failure_to_reach_the_database_names_the_database(
         exc: OSError, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql://ops:secret@db.internal/px")
@@ -36,11 +38,16 @@ def test_a_failure_to_reach_the_database_names_the_database(
 @pytest.mark.parametrize("exc, expected", [
     (OSError(errno.ENOSPC, "No space left on device", "/srv/keys/hub.jwk.json"),
      "/srv/keys/hub.jwk.json: No space left on device"),
+    # A write to a file already open (a full disk): no file name, only the reason.
+    (OSError(errno.ENOSPC, "No space left on device"),
+     "No space left on device (writing a file)"),
+    (OSError(errno.EROFS, "Read-only file system"), "Read-only file system (writing a file)"),
     (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/srv/schemas/x"),
      "/srv/schemas/x: Not a directory"),
     (PermissionError(errno.EACCES, "Permission denied", "/srv/example.json"),
      "/srv/example.json: Permission denied"),
-], ids=["disk-full", "not-a-directory", "permission"])
+], ids=["disk-full", "disk-full-writing", "read-only-writing", "not-a-directory",
+        "permission"])
 def test_a_file_system_failure_is_not_blamed_on_the_database(exc: OSError,
                                                              expected: str) -> None:
     line = _os_failure(exc)
