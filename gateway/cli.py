@@ -885,6 +885,7 @@ def simulate_partner(
         raise ConfigError(f"--port {port} is not a TCP port")
     if not hub.startswith(("http://", "https://")):
         raise ConfigError(f"--hub {hub!r} must be an http(s) URL")
+    _check_bind("127.0.0.1", port)  # else uvicorn's own lines and exit status, not one line
     _logging("INFO", "text")
     run_partner_simulator(partner_id, port=port, hub_url=hub, registry_file=registry,
                           poll_every=poll_every)
@@ -908,6 +909,7 @@ def simulate_rail(
 
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port {port} is not a TCP port")
+    _check_bind("127.0.0.1", port)  # else uvicorn's own lines and exit status, not one line
     _logging("INFO", "text")
     serve_rail_simulator(name, port=port, rails_file=rails_file_of(_settings()), hub_url=hub,
                          tick_seconds=tick)

@@ -128,6 +128,18 @@ def test_port_in_use_is_one_line(folder: Path) -> None:
         _one_line(_run(folder, "serve", "--port", str(port)), f"127.0.0.1:{port}")
 
 
+@pytest.mark.parametrize("command", [["simulate", "rail", "merchantrade"],
+                                     ["simulate", "partner", "NP-FEB"]],
+                         ids=["rail", "partner"])
+def test_a_simulator_on_a_port_in_use_is_one_line(folder: Path, command: list[str]) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        _one_line(_run(folder, *command, "--port", str(port)),
+                  f"cannot listen on 127.0.0.1:{port}")
+
+
 @pytest.mark.parametrize("command", [["serve"], ["dispatch"]], ids=["serve", "dispatch"])
 def test_bad_tracing_endpoint_is_one_line(folder: Path, command: list[str]) -> None:
     if command == ["serve"]:
