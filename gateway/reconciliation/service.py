@@ -413,8 +413,8 @@ class _Run:
             self._report_tmp = made.tmp  # before closing, which can fail (its last write)
             csv_sha, tmp = made.close()
         else:
-            csv_sha, tmp = await _items_csv(conn, self.pk, report_dir)
-        self._report_tmp = tmp
+            csv_sha, tmp = await _items_csv(conn, self.pk, report_dir)  # removed if it fails
+            self._report_tmp = tmp
         accounts = self.scan.accounts
         summary = self._summary(verdict, problems, changes, closed)
         sbytes = summary_bytes(summary)
