@@ -197,9 +197,11 @@ def _serve(settings: Settings, host: str | None, port: int | None,
     try:
         # log_config=None: records go through the gateway's handler (gateway.observability.logs);
         # the access log is the gateway's own (route templates, request ids).
+        # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from any loopback
+        # peer as the client; the hub believes it only from GATEWAY_ADMIN_TRUSTED_PROXIES.
         uvicorn.run("gateway.app:app_from_env", factory=True, host=host or settings.host,
                     port=bind_port, workers=n, log_level=settings.log_level.lower(),
-                    access_log=False, log_config=None,
+                    access_log=False, log_config=None, proxy_headers=False,
                     timeout_graceful_shutdown=int(settings.graceful_timeout_seconds))
     finally:
         sims.stop()
