@@ -365,7 +365,7 @@ class ResolveReconCase:
         if row.state != "open":
             raise ConflictError("state_conflict", f"reconciliation case {pk} is {row.state}")
         outcome = str(params["outcome"])
-        if outcome in _NEEDS_NOTE and not params.get("note"):
+        if outcome in _NEEDS_NOTE and not str(params.get("note") or "").strip():
             raise InvalidMessageError("schema_violation", f"note: {outcome} needs a note "
                                       "saying why")
         payment = ((await repo.by_ids(conn, [row.payment_id])).get(row.payment_id)

@@ -31,6 +31,7 @@ from gateway.payments.repository import PaymentFilter
 from gateway.protocol import strictjson
 from gateway.protocol.envelope import CalendarDate
 from gateway.reconciliation.domain import CASE_KINDS, ItemKind
+from gateway.web.jsonbody import strict_request
 from gateway.web.problems import problem_for, validation_problem
 
 __all__ = ["AdminApi", "router"]
@@ -73,7 +74,8 @@ def _outcome(status: int) -> str:
 
 
 class _AuditedRoute(APIRoute):
-    """An admin route: authenticate first, record the request whatever its outcome."""
+    """An admin route: authenticate first, then read the body under the strict rules
+    (gateway.web.jsonbody); record the request whatever its outcome."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -93,7 +95,7 @@ class _AuditedRoute(APIRoute):
             try:
                 ctx.identity = await admin.verifier.authenticate(
                     request.headers.get("authorization"))
-                response = await handler(request)
+                response = await handler(await strict_request(request))
             except ProblemError as exc:
                 response, detail = problem_for(exc), f"{exc.code}: {exc.detail}"
             except RequestValidationError as exc:
@@ -407,14 +409,19 @@ async def dead_letters(request: Request, ctx: Viewer, kind: Name = None,
                                             cursor=cursor, limit=limit)
 
 
+class _In(BaseModel):
+    """A request body: no unknown fields, and the exact JSON types (``true`` is not the case
+    id 1, ``"5"`` not 5: a lax model would act on what the caller did not write)."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 @router.get("/breakers", name="breakers.list", responses=_doc(Breakers),
             summary="Manual circuit-breaker states per destination")
 async def list_breakers(request: Request, ctx: Viewer) -> dict[str, Any]:
     return await _svc(request).breakers(ctx)
 
 
-class BreakerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BreakerIn(_In):
     state: Literal["open", "closed"] = Field(description="open: no dispatcher claims its "
                                              "work; closed: lift it and reset the automatic "
                                              "breaker")
@@ -436,8 +443,7 @@ async def list_partners(request: Request, ctx: Viewer) -> dict[str, Any]:
     return await _svc(request).partners(ctx)
 
 
-class ReasonIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReasonIn(_In):
     reason: Reason
 
 
@@ -502,14 +508,16 @@ class PartnerKeyChanged(PartnerKey):
     effective_everywhere_by: str = Field(description="when every gateway process uses it")
 
 
-class PartnerKeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PartnerKeyIn(_In):
     jwk: dict[str, Any] = Field(description="the partner's new public JWK: OKP/Ed25519 or "
                                             "EC/P-256, with a kid never used before")
     reason: Reason
-    not_before: AwareDatetime | None = Field(default=None, description="not activated before")
-    expires_at: AwareDatetime | None = Field(default=None, description="when it is to be "
-                                             "replaced (default: the JWK's exp, if any)")
+    # A date-time arrives as a JSON string, which a strict field would refuse.
+    not_before: AwareDatetime | None = Field(default=None, strict=False,
+                                             description="not activated before")
+    expires_at: AwareDatetime | None = Field(default=None, strict=False,
+                                             description="when it is to be replaced "
+                                             "(default: the JWK's exp, if any)")
 
 
 @router.get("/partners/{partner_id}/keys", name="keys.list", responses=_doc(PartnerKeys),
@@ -721,8 +729,7 @@ async def verify_evidence(
 
 # -- proposals -----------------------------------------------------------------------------------
 
-class _ProposalIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _ProposalIn(_In):
     reason: Reason
     draft: bool = Field(default=False, description="keep it a draft (not yet approvable)")
     expires_in_hours: float | None = Field(default=None, gt=0, le=24 * 30)
@@ -844,8 +851,7 @@ async def submit_proposal(proposal_id: Id, request: Request, ctx: Operator) -> d
     return await _svc(request).submit(ctx, proposal_id)
 
 
-class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DecisionIn(_In):
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -858,8 +864,7 @@ async def approve_proposal(proposal_id: Id, request: Request, ctx: Approver,
     return await _svc(request).approve(ctx, proposal_id, body.note if body else None)
 
 
-class RejectIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RejectIn(_In):
     note: Reason
 
 

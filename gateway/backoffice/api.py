@@ -24,37 +24,23 @@ from gateway.protocol import strictjson
 from gateway.protocol.envelope import CalendarDate, PartyId, Ref, Text
 from gateway.reconciliation.domain import ItemKind
 from gateway.web.edge import read_body
+from gateway.web.jsonbody import strict_request
 
 __all__ = ["CALLBACK_MAX_BYTES", "callbacks_router", "router"]
 
 CALLBACK_MAX_BYTES = 256 * 1024
 
-class _StrictJSONRequest(Request):
-    """A request whose JSON body is read under the hub's strict rules (duplicate keys,
-    nesting, numbers, text policy: gateway.protocol.strictjson)."""
-
-    async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            self._json = strictjson.loads(await self.body(), "body")
-        return self._json
-
-
 class _AuthenticatedRoute(APIRoute):
-    """A back-office route: the service token is checked before FastAPI reads the body, so
-    an unauthenticated caller costs no body read or parse; the scope is then checked by the
-    endpoint's dependency."""
+    """A back-office route: the service token is checked before the body is read, so an
+    unauthenticated caller costs no body read or parse; the body is then read under the
+    strict rules (gateway.web.jsonbody), the scope checked by the endpoint's dependency."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def authenticated(request: Request) -> Response:
             _hub(request).payments.tokens.authenticate(request.headers.get("authorization"))
-            strict = _StrictJSONRequest(request.scope, request.receive)
-            if await strict.body():
-                # Parsed here, where a refusal is our problem+json: inside FastAPI's handler
-                # any parse error would become a bare 400.
-                await strict.json()
-            return await handler(strict)
+            return await handler(await strict_request(request))
         return authenticated
 
 

@@ -187,6 +187,9 @@ async def test_outcomes_must_fit_the_case(
     body = problem(await propose(client, alice, unknown.pk, "failed"), 422, "schema_violation")
     assert "does not fit a unknown_line case" in body["detail"]
     problem(await propose(client, alice, unknown.pk, "explained"), 422, "schema_violation")
+    body = problem(await propose(client, alice, unknown.pk, "explained", note=" \t "), 422,
+                   "schema_violation")
+    assert "needs a note" in body["detail"]
     problem(await propose(client, alice, unknown.pk, "paid"), 422, "schema_violation")
     body = problem(await propose(client, alice, returned.pk, "new_beneficiary_details"),
                    422, "schema_violation")
