@@ -107,7 +107,9 @@ class LedgerPayment:
     currency: str
     rail_reference: str | None = None
     settles_on: date | None = None  # the business day its payout counts from (cut-off applied)
-    # Reconciled by a run that the current run supersedes: treated as paid, not as seen.
+    # Reconciled by a run the current run supersedes (any earlier run of the same rail and
+    # date, however many corrections back): the booking this statement restates, so it is
+    # treated as paid, not as already booked.
     by_superseded: bool = False
 
 

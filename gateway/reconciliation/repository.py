@@ -43,8 +43,8 @@ __all__ = [
     "advisory_lock", "blobs", "case_by_pk", "cases_page", "current_run", "expected_page",
     "held_payments_of", "insert_items", "insert_run", "item_records_page", "items_page",
     "line_seen", "matched_in", "newest_runs", "payments_by_ids", "payments_by_refs",
-    "previous_run", "resolve_case", "run_by_id", "run_by_key", "runs_page", "statement_by_sha",
-    "unknown_lines",
+    "previous_run", "resolve_case", "run_by_id", "run_by_key", "runs_of", "runs_page",
+    "statement_by_sha", "unknown_lines",
 ]
 
 _LINE_ITEM = recon_items.c.line_no.is_not(None)
@@ -142,6 +142,15 @@ async def current_run(conn: AsyncConnection, rail: str, day: date) -> RowMapping
     return (await conn.execute(q)).mappings().first()
 
 
+async def runs_of(conn: AsyncConnection, rail: str, day: date) -> list[int]:
+    """The runs of ``rail`` and ``day`` so far, oldest first: a new run of that rail and day
+    supersedes every one of them, the current one directly and the others through it."""
+    q = (select(recon_runs.c.pk).where(recon_runs.c.rail == rail,
+                                       recon_runs.c.business_date == day)
+         .order_by(recon_runs.c.pk))
+    return [int(pk) for pk in (await conn.execute(q)).scalars()]
+
+
 async def previous_run(conn: AsyncConnection, rail: str, day: date) -> RowMapping | None:
     """The current run of the latest earlier business date (for sequence continuity)."""
     q = (select(recon_runs).where(recon_runs.c.rail == rail, recon_runs.c.business_date < day,
@@ -213,13 +222,13 @@ async def line_seen(conn: AsyncConnection, run_pk: int,
             for r in (await conn.execute(q))}
 
 
-async def matched_in(conn: AsyncConnection, run_pk: int | None,
+async def matched_in(conn: AsyncConnection, run_pks: Sequence[int],
                      payment_pks: Sequence[int]) -> set[int]:
-    """The payments a run matched (reconciled)."""
-    if run_pk is None or not payment_pks:
+    """The payments any of the runs ``run_pks`` matched (reconciled)."""
+    if not run_pks or not payment_pks:
         return set()
     q = select(recon_items.c.payment_pk).where(
-        recon_items.c.run_pk == run_pk, recon_items.c.kind == "matched",
+        recon_items.c.run_pk.in_(list(run_pks)), recon_items.c.kind == "matched",
         recon_items.c.payment_pk.in_(list(payment_pks)))
     return {r.payment_pk for r in (await conn.execute(q))}
 
@@ -265,11 +274,14 @@ async def subjects_in(conn: AsyncConnection, run_pk: int, kinds: Sequence[str],
 
 # -- the ledger side -------------------------------------------------------------------------
 
-def _expected_state(superseded_pk: int | None) -> Any:
+def _expected_state(replaced: Sequence[int]) -> Any:
+    """Paid, or reconciled by one of the runs ``replaced`` (every earlier run of the rail and
+    date, not only the last, as ``runs_of``): that booking is the one this statement
+    restates, so the payment is expected again."""
     paid = payments.c.state == "paid"
-    if superseded_pk is None:
+    if not replaced:
         return paid
-    by_old = exists().where(recon_items.c.run_pk == superseded_pk,
+    by_old = exists().where(recon_items.c.run_pk.in_(list(replaced)),
                             recon_items.c.kind == "matched",
                             recon_items.c.payment_pk == payments.c.pk)
     return or_(paid, and_(payments.c.state == "reconciled", by_old))
@@ -321,11 +333,11 @@ async def payments_by_refs(conn: AsyncConnection, rail: str,
 
 
 async def expected_page(conn: AsyncConnection, rail: str, *, paid_before: datetime,
-                        run_pk: int, superseded_pk: int | None, after: int,
+                        run_pk: int, replaced: Sequence[int], after: int,
                         limit: int) -> list[RowMapping]:
     """Paid payments of ``rail`` (paid before ``paid_before``) on no line of this run."""
     q = (select(*_MATCH).where(
-        payments.c.rail == rail, _expected_state(superseded_pk), payments.c.pk > after,
+        payments.c.rail == rail, _expected_state(replaced), payments.c.pk > after,
         payments.c.paid_at < paid_before, _not_on_statement(run_pk))
          .order_by(payments.c.pk).limit(limit))
     return list((await conn.execute(q)).mappings())
@@ -333,12 +345,12 @@ async def expected_page(conn: AsyncConnection, rail: str, *, paid_before: dateti
 
 async def candidates(conn: AsyncConnection, rail: str, *, pairs: Sequence[tuple[int, str]],
                      since: datetime, until: datetime, run_pk: int,
-                     superseded_pk: int | None) -> list[RowMapping]:
+                     replaced: Sequence[int]) -> list[RowMapping]:
     """Expected payments with one of the (amount, currency) ``pairs``, paid in the window."""
     if not pairs:
         return []
     q = (select(*_MATCH).where(
-        payments.c.rail == rail, _expected_state(superseded_pk),
+        payments.c.rail == rail, _expected_state(replaced),
         tuple_(payments.c.amount_minor, payments.c.currency).in_(list(pairs)),
         payments.c.paid_at >= since, payments.c.paid_at < until, _not_on_statement(run_pk))
          .order_by(payments.c.pk).limit(5000))

@@ -355,6 +355,10 @@ class _Run:
         self.lines = 0
         self.pk = 0
         self.superseded: RowMapping | None = None
+        # Every earlier run of the rail and date: the current one (``superseded``) and the
+        # runs it superseded in turn. This run replaces them all, so what any of them booked
+        # is the booking this statement restates, never an earlier one.
+        self.replaced: list[int] = []
         self.opened = self.updated = self.kept_closed = 0
         self.met: set[tuple[int, bool]] | None = set()
         # The pipeline of _lines: the last batch's writes, not started or running, and the
@@ -384,6 +388,7 @@ class _Run:
         conn = self.conn
         self._csv = _ItemsCsv(report_dir)
         self.superseded = await repo.current_run(conn, self.rail, self.day)
+        self.replaced = await repo.runs_of(conn, self.rail, self.day)
         previous = await repo.previous_run(conn, self.rail, self.day)
         self.scan.accounts = json.loads(previous.accounts) if previous else {}
         self.pk = await repo.insert_run(conn, dict(
@@ -515,8 +520,7 @@ class _Run:
         seen: set[tuple[int, bool]] = set()
         if self.met is None:  # too many to remember: ask the items written so far
             seen = await repo.line_seen(conn, self.pk, sorted(rows))
-        superseded = self.superseded.pk if self.superseded else None
-        by_old = await repo.matched_in(conn, superseded, sorted(
+        by_old = await repo.matched_in(conn, self.replaced, sorted(
             pk for pk, r in rows.items() if r.state == "reconciled"))
         if self.met is not None:
             # Reconciled already, by an earlier statement or by this run's earlier batches (the
@@ -674,10 +678,9 @@ class _Run:
         """Every paid payment on no line of this statement: pending or missing."""
         until = datetime.combine(self.day + timedelta(days=1), time(0), KL).astimezone(UTC)
         after = 0
-        superseded = self.superseded.pk if self.superseded else None
         while True:
             rows = await repo.expected_page(self.conn, self.rail, paid_before=until,
-                                            run_pk=self.pk, superseded_pk=superseded,
+                                            run_pk=self.pk, replaced=self.replaced,
                                             after=after, limit=BATCH)
             if not rows:
                 return
@@ -689,7 +692,6 @@ class _Run:
     async def _propose(self) -> None:
         """Propose payments for keyless lines (never a match)."""
         after = 0
-        superseded = self.superseded.pk if self.superseded else None
         window = timedelta(days=_PROPOSAL_WINDOW_DAYS + 1)
         while True:
             lines = await repo.unknown_lines(self.conn, self.pk, after=after, limit=BATCH)
@@ -704,7 +706,7 @@ class _Run:
             hi = datetime.combine(max(r.value_on for r in dated), time(0), KL) + window
             found = [_ledger(p, self.cal, self.cutoff, True) for p in await repo.candidates(
                 self.conn, self.rail, pairs=pairs, since=lo.astimezone(UTC),
-                until=hi.astimezone(UTC), run_pk=self.pk, superseded_pk=superseded)]
+                until=hi.astimezone(UTC), run_pk=self.pk, replaced=self.replaced)]
             updates = []
             for r in dated:
                 line = _line_of(r)

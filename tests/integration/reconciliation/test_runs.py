@@ -393,6 +393,119 @@ async def test_a_corrected_statement_supersedes_and_reports_what_changed(
     assert (await _states(hub)) == {"P-1": "reconciled", "P-2": "reconciled"}
 
 
+async def _items(hub: Hub, run_pk: int) -> list[tuple[str, str, str]]:
+    async with hub.engine.connect() as conn:
+        return [(r.subject, r.kind, r.detail) for r in await conn.execute(
+            select(recon_items.c.subject, recon_items.c.kind, recon_items.c.detail)
+            .where(recon_items.c.run_pk == run_pk).order_by(recon_items.c.seq))]
+
+
+async def test_a_second_correction_classifies_as_if_the_runs_it_replaces_never_were(
+        hub: Hub, recon: ReconciliationService) -> None:
+    """Every earlier run of the rail and date is replaced, not only the last one: a payout
+    the first run reconciled and the second showed otherwise (or not at all) is the same
+    booking when the third shows it, never a second payout for ops to recall; and one the
+    third no longer shows is still an expected payment, not dropped."""
+    await add_payment(hub.uow, "P-1")  # matched, amount_mismatch, matched
+    await add_payment(hub.uow, "P-2")  # matched, not shown, matched
+    await add_payment(hub.uow, "P-3")  # matched, amount_mismatch, not shown
+    first = await recon.run("fake", DAY, statement([
+        record(), line(1, e2e="P-1"), line(2, e2e="P-2"), line(3, e2e="P-3")]))
+    assert first.summary["counts"] == {"matched": 3}
+    second = await recon.run("fake", DAY, statement([
+        record(), line(1, "101.00", e2e="P-1"), line(3, "101.00", e2e="P-3")]))
+    assert await _kinds(hub, second.pk) == {"P-1": "amount_mismatch", "P-3": "amount_mismatch",
+                                            "P-2": "pending"}
+    third = await recon.run("fake", DAY, statement([
+        record(), line(1, e2e="P-1"), line(2, e2e="P-2")]))
+    assert third.summary["supersedes"] == second.run_id
+    assert await _kinds(hub, third.pk) == {"P-1": "matched", "P-2": "matched",
+                                           "P-3": "pending"}
+    assert third.verdict == "balanced"
+    changes = third.summary["changes"]
+    assert changes["closed"] == {"count": 2, "items": ["amount_mismatch P-1",
+                                                       "amount_mismatch P-3"]}
+    assert changes["opened"]["count"] == 0 and changes["changed"]["count"] == 0
+    async with hub.engine.connect() as conn:
+        cases = (await conn.execute(select(recon_cases.c.subject, recon_cases.c.state,
+                                           recon_cases.c.closed_note)
+                                    .order_by(recon_cases.c.subject))).all()
+    assert [tuple(c) for c in cases] == [
+        ("P-1", "closed", f"cleared by run {third.run_id}"),
+        ("P-3", "closed", f"cleared by run {third.run_id}")]
+    assert await _states(hub) == {"P-1": "reconciled", "P-2": "reconciled",
+                                  "P-3": "reconciled"}
+
+
+async def test_a_payout_booked_on_another_days_statement_stays_a_duplicate_when_corrected(
+        hub: Hub, recon: ReconciliationService) -> None:
+    """Only runs of the same rail and date are replaced: a payout reconciled on an earlier
+    day's statement and shown again is a second booking in every correction of the later
+    day, and it is not that day's expected payment either."""
+    day2 = date(2026, 12, 2)
+    await add_payment(hub.uow, "P-OLD")
+    await add_payment(hub.uow, "P-GONE")
+    await add_payment(hub.uow, "P-NEW", paid_at=datetime(2026, 12, 2, 2, 0, tzinfo=UTC))
+    await recon.run("fake", DAY, statement([record(), line(1, e2e="P-OLD"),
+                                            line(2, e2e="P-GONE")]))
+
+    def day2_statement(new: str) -> bytes:
+        return statement([record(day="2026-12-02"), line(1, e2e="P-OLD", day="2026-12-02"),
+                          line(2, new, e2e="P-NEW", day="2026-12-02")])
+
+    earlier = ("P-OLD", "duplicate_line", "the payout was already booked on an earlier "
+               "statement")
+    # The third has other bytes than the first (the same bytes would find the first run).
+    runs = [await recon.run("fake", day2, day2_statement(amount) + end)
+            for amount, end in (("100.00", b""), ("101.00", b""), ("100.00", b"\n"))]
+    assert runs[2].summary["supersedes"] == runs[1].run_id
+    assert [(await _items(hub, r.pk))[0] for r in runs] == [earlier] * 3
+    assert [(await _kinds(hub, r.pk))["P-NEW"] for r in runs] == [
+        "matched", "amount_mismatch", "matched"]
+    assert ["P-GONE" in await _kinds(hub, r.pk) for r in runs] == [False] * 3
+    assert runs[2].summary["changes"]["closed"]["items"] == ["amount_mismatch P-NEW"]
+
+
+async def test_returns_restated_by_corrections_are_classified_as_on_a_first_run(
+        hub: Hub, recon: ReconciliationService) -> None:
+    """A return re-stated by a correction is the same return (the payment is already
+    returned, nothing moves), with the payout before it matched; a return first shown by a
+    correction of a payout the replaced run reconciled returns it."""
+    day2 = date(2026, 12, 2)
+    await add_payment(hub.uow, "P-RET")  # payout and return, then both again
+    await add_payment(hub.uow, "P-LATE")  # payout; then payout and return
+    await add_payment(hub.uow, "P-DAY1")  # reconciled on day 1, returned on day 2
+    await recon.run("fake", DAY, statement([record(), line(1, e2e="P-DAY1")]))
+
+    def back(n: int, e2e: str) -> dict[str, Any]:
+        return line(n, e2e=e2e, kind="returned", credit=True, reason="AC04", day="2026-12-02")
+
+    def out(n: int, e2e: str) -> dict[str, Any]:
+        return line(n, e2e=e2e, day="2026-12-02")
+
+    rec = record(day="2026-12-02")
+    first = await recon.run("fake", day2, statement([
+        rec, out(1, "P-RET"), back(2, "P-RET"), out(3, "P-LATE"), back(4, "P-DAY1")]))
+    assert await _states(hub) == {"P-RET": "returned", "P-LATE": "reconciled",
+                                  "P-DAY1": "returned"}
+    full = statement([rec, out(1, "P-RET"), back(2, "P-RET"), out(3, "P-LATE"),
+                      back(4, "P-LATE"), back(5, "P-DAY1")])
+    second = await recon.run("fake", day2, full)
+    third = await recon.run("fake", day2, full + b"\n")  # the same lines, other bytes
+    for run in (first, second, third):
+        assert not run.reused
+    expected = [("P-RET", "matched"), ("P-RET", "returned"), ("P-LATE", "matched"),
+                ("P-LATE", "returned"), ("P-DAY1", "returned")]
+    for run in (second, third):
+        assert [(s, k) for s, k, _ in await _items(hub, run.pk)] == expected
+    assert second.summary["changes"]["opened"]["items"] == ["returned P-LATE"]
+    assert third.summary["changes"] == {"opened": {"count": 0, "items": []},
+                                        "changed": {"count": 0, "items": []},
+                                        "closed": {"count": 0, "items": []}}
+    assert await _states(hub) == {"P-RET": "returned", "P-LATE": "returned",
+                                  "P-DAY1": "returned"}
+
+
 async def test_cases_are_updated_not_duplicated_by_later_runs(
         hub: Hub, recon: ReconciliationService) -> None:
     await add_payment(hub.uow, "P-OLD", paid_at=OLD)
