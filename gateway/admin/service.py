@@ -292,6 +292,18 @@ class AdminService:
     def _file_ring(self) -> KeyRing:
         return self.keys.file_ring if self.keys is not None else self.registry.keys
 
+    def _taken_ring(self) -> KeyRing:
+        """The partners file's keys and the hub's own: a new partner key may take none of
+        their ids (one under the hub's id would have the evidence check the hub's signatures
+        with the partner's key, and fail them for good)."""
+        ring = KeyRing()
+        for key in self._file_ring():
+            ring.put(key)
+        for key in self.verify_keys() if self.verify_keys is not None else ():
+            if ring.get(key.kid) is None:
+                ring.put(key)
+        return ring
+
     async def partner_keys(self, ctx: AuditContext, partner_id: str) -> dict[str, Any]:
         self._partner(partner_id)
         ctx.target(f"partner:{partner_id}")
@@ -331,7 +343,7 @@ class AdminService:
         async with self.uow() as uow:
             await pkeys.seed(uow.conn, self._file_ring(), now)
             added = await pkeys.add(uow.conn, partner_id, jwk, by=who, now=now,
-                                    file_ring=self._file_ring(), not_before=not_before,
+                                    file_ring=self._taken_ring(), not_before=not_before,
                                     expires_at=expires_at)
             found = await pkeys.keys_of(uow.conn, partner_id)
             await write_record(uow.conn, ctx, outcome="ok", status=201, now=now)

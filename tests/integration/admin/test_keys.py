@@ -94,7 +94,7 @@ async def test_add_activate_retire_with_four_eyes(hub: Hub, client, as_, bpjstk,
         assert act in acts, act
 
 
-async def test_a_new_key_is_validated(client, as_, bpjstk) -> None:
+async def test_a_new_key_is_validated(hub: Hub, client, as_, bpjstk) -> None:
     admin = as_("ada", "admin")
     _, jwk = _successor()
     private = generate_private_jwk("bpjstk-private")
@@ -107,6 +107,7 @@ async def test_a_new_key_is_validated(client, as_, bpjstk) -> None:
         (jwk | {"kid": "bad\x00kid"}, "schema_violation", 422),
         (jwk | {"x": "not-a-key"}, "schema_violation", 422),
         (jwk | {"kid": bpjstk.signer.kid}, "id_conflict", 409),  # kids are never reused
+        (jwk | {"kid": hub.signer.kid}, "id_conflict", 409),  # nor the hub's own
     ]:
         problem(await client.post(KEYS, headers=admin, json={"jwk": bad, "reason": "x"}),
                 status, code)
