@@ -68,7 +68,7 @@ Page = dict[str, Any]
 PERMISSIONS: dict[str, frozenset[str]] = {
     "read": frozenset(ROLES),
     "unmask": UNMASK_ROLES,
-    "operate": frozenset({"operator", "admin"}),
+    "operate": frozenset({"operator"}),
     "approve": frozenset({"approver"}),
     "audit": frozenset({"auditor"}),
     # Partner and hub keys: who the hub trusts (retiring one is still a four-eyes proposal).

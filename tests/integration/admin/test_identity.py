@@ -68,11 +68,19 @@ async def test_roles_are_enforced_per_endpoint(hub, client, as_) -> None:
         "action": "replay", "task_ids": [1], "reason": "retry"}), 403, "forbidden")
     problem(await client.post("/admin/v1/proposals/1/approve", headers=as_("olga", "operator")),
             403, "forbidden")
+    admin = as_("ada", "admin")  # partner keys, not the operator's acts (docs/admin.md)
+    problem(await client.post("/admin/v1/partners/ID-BPJSTK/suspend", headers=admin,
+                              json={"reason": "x"}), 403, "forbidden")
+    problem(await client.post("/admin/v1/breakers/ID-BPJSTK", headers=admin,
+                              json={"state": "open", "reason": "x"}), 403, "forbidden")
+    problem(await client.post("/admin/v1/proposals", headers=admin, json={
+        "action": "replay", "task_ids": [1], "reason": "retry"}), 403, "forbidden")
     records = await trail(hub)
     assert [(r.actor, r.action, r.outcome) for r in records] == [
         ("vera", "partners.list", "ok"), ("vera", "audit.list", "denied"),
         ("vera", "partners.suspend", "denied"), ("vera", "proposals.create", "denied"),
-        ("olga", "proposals.approve", "denied")]
+        ("olga", "proposals.approve", "denied"), ("ada", "partners.suspend", "denied"),
+        ("ada", "breakers.set", "denied"), ("ada", "proposals.create", "denied")]
     assert records[0].roles == "viewer" and records[0].client_ip == "127.0.0.1"
 
 
