@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 _LINE_ITEM = recon_items.c.line_no.is_not(None)
+# Items are numbered in a 32-bit column; the APIs' cursors are 64-bit.
+_MAX_SEQ = 2**31 - 1
 
 # What matching and classifying read of a payment (service._ledger): not the
 # whole row, whose ~30 columns (four of them timestamps converted per row) made the key lookup
@@ -202,6 +204,8 @@ async def item_records_page(conn: AsyncConnection, run_pk: int, *, after: int,
 async def items_page(conn: AsyncConnection, run_pk: int, *, after: int = 0,
                      limit: int = 2000, kind: str | None = None) -> list[RowMapping]:
     """Items of a run in order, after item ``seq`` ``after``."""
+    if after >= _MAX_SEQ:  # past any item; as a bind it would overflow the column
+        return []
     q = (select(recon_items).where(recon_items.c.run_pk == run_pk, recon_items.c.seq > after)
          .order_by(recon_items.c.seq).limit(limit))
     if kind is not None:

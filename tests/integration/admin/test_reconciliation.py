@@ -74,7 +74,7 @@ async def resolved(client: httpx.AsyncClient, people: dict[str, dict[str, str]],
 
 async def test_runs_items_and_cases_are_listed_with_cursors_and_audited(
         hub: Hub, recon: ReconciliationService, client: httpx.AsyncClient,
-        people: dict[str, dict[str, str]]) -> None:
+        people: dict[str, dict[str, str]], backoffice_token: str) -> None:
     await add_payment(hub.uow, "P-1")
     await add_payment(hub.uow, "P-2")
     r1 = await recon.run("fake", DAY, statement([record(), line(1, e2e="P-1"),
@@ -98,6 +98,16 @@ async def test_runs_items_and_cases_are_listed_with_cursors_and_audited(
     more = (await client.get(f"/admin/v1/reconciliation/runs/{r1.run_id}/items", headers=v,
                              params={"cursor": items["next"]})).json()
     assert [i["subject"] for i in more["items"]] == ["P-2"]
+    # A position past any item (item numbers are 32-bit, the cursors 64-bit) is an empty page.
+    for far in (2**31, 10**18 - 1):
+        past = await client.get(f"/admin/v1/reconciliation/runs/{r1.run_id}/items",
+                                headers=v, params={"cursor": str(far)})
+        assert past.status_code == 200 and past.json()["items"] == [], past.text
+    office = {"Authorization": f"Bearer {backoffice_token}"}
+    for far in (2**31, 2**63 - 1):
+        past = await client.get(f"/v1/backoffice/reconciliation/runs/{r1.run_id}/items",
+                                headers=office, params={"after": str(far)})
+        assert past.status_code == 200 and past.json()["items"] == [], past.text
     cases = (await client.get("/admin/v1/reconciliation/cases", headers=v,
                               params={"state": "open", "kind": "unknown_line",
                                       "rail": "fake"})).json()
