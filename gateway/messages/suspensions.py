@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -59,13 +61,15 @@ async def all_suspensions(conn: AsyncConnection) -> dict[str, RowMapping]:
 async def suspend(conn: AsyncConnection, partner_id: str, *, by: str, reason: str,
                   now: datetime) -> bool:
     """Suspend ``partner_id``; return False if it already was."""
-    seen = (await conn.execute(select(partner_suspensions.c.partner_id).where(
-        partner_suspensions.c.partner_id == partner_id))).first()
-    if seen is not None:
-        return False
-    await conn.execute(insert(partner_suspensions).values(
-        partner_id=partner_id, suspended_by=by, reason=reason, suspended_at=now))
-    return True
+    # One statement: a look then an insert lets two operators acting at once both find no
+    # row and both insert it, and the second fails on the key.
+    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    added = await conn.execute(
+        ins(partner_suspensions).values(partner_id=partner_id, suspended_by=by, reason=reason,
+                                        suspended_at=now)
+        .on_conflict_do_nothing(index_elements=["partner_id"])
+        .returning(partner_suspensions.c.partner_id))
+    return added.first() is not None
 
 
 async def lift(conn: AsyncConnection, partner_id: str) -> bool:

@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -69,7 +71,9 @@ async def set_override(conn: AsyncConnection, destination: str, state: str, *, b
                        reason: str, now: datetime) -> None:
     """Record an operator's manual ``open`` or ``closed`` for ``destination``."""
     assert state in ("open", "closed")
-    await conn.execute(delete(breaker_overrides).where(
-        breaker_overrides.c.destination == destination))
-    await conn.execute(insert(breaker_overrides).values(
-        destination=destination, state=state, set_by=by, reason=reason, set_at=now))
+    # One statement: a delete then an insert lets two operators acting at once both find
+    # no row and both insert it, and the second fails on the key.
+    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    values = {"state": state, "set_by": by, "reason": reason, "set_at": now}
+    await conn.execute(ins(breaker_overrides).values(destination=destination, **values)
+                       .on_conflict_do_update(index_elements=["destination"], set_=values))

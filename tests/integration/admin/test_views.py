@@ -8,12 +8,14 @@ import base64
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from sqlalchemy import select
 
+from gateway.composition import Hub
 from gateway.evidence.chain import chain_pending, verify_chain
-from gateway.storage.tables import outbox
+from gateway.storage.tables import breaker_overrides, outbox, partner_suspensions
 from tests.integration.admin.conftest import problem, trail
 from tests.integration.admin.test_proposals import instruct
 from tests.support.partners import TestPartner
@@ -205,3 +207,23 @@ async def test_dead_letter_list_pages_newest_first(hub, client, auth, rail, disp
     assert [d["ref"] for d in page["dead_letters"]] == ["PAY-1"]
     async with hub.engine.connect() as conn:
         assert set((await conn.execute(select(outbox.c.state))).scalars()) == {"dead"}
+
+
+async def test_simultaneous_breaker_and_suspension_acts_all_succeed(
+        hub: Hub, client: httpx.AsyncClient, as_: Any) -> None:
+    """Operators acting at once on one destination each get their answer, never a 500: the
+    last write is the breaker's state, and the partner is suspended once."""
+    op = as_("olga", "operator")
+    breakers = await asyncio.gather(*(client.post(
+        "/admin/v1/breakers/PK-MOPHRD", headers=op,
+        json={"state": "open", "reason": f"maintenance {i}"}) for i in range(6)))
+    assert [r.status_code for r in breakers] == [200] * 6, [r.text for r in breakers]
+    suspended = await asyncio.gather(*(client.post(
+        "/admin/v1/partners/ID-BPJSTK/suspend", headers=op,
+        json={"reason": f"incident {i}"}) for i in range(6)))
+    assert [r.status_code for r in suspended] == [200] * 6, [r.text for r in suspended]
+    assert sorted(r.json()["already"] for r in suspended) == [False] + [True] * 5
+    async with hub.engine.connect() as conn:
+        [row] = (await conn.execute(select(breaker_overrides))).all()
+        assert row.state == "open" and row.reason.startswith("maintenance")
+        assert len((await conn.execute(select(partner_suspensions))).all()) == 1
