@@ -33,7 +33,7 @@ from gateway.messages.suspensions import Suspensions, all_suspensions, lift
 from gateway.outbox import records
 from gateway.payments import repository as repo
 from gateway.payments.domain import Cause, IllegalTransition, PaymentState, transition
-from gateway.payments.service import PaymentService, discrepancy_view
+from gateway.payments.service import PaymentService, check_reference, discrepancy_view
 from gateway.reconciliation import repository as recon
 from gateway.reconciliation.calendar import KL
 from gateway.reconciliation.domain import CASE_KINDS, ItemKind
@@ -200,14 +200,20 @@ class ResumePartner:
         return {"resumed": p.targets[0]}
 
 
-def _outcome_check(state: str, outcome: str) -> str:
+def _outcome_check(payment: Any, outcome: str, rail_reference: str | None) -> str:
+    state = payment.state
     if outcome == "reask":
         return f"the rail is asked again about it (now {state})"
     try:
         tr = transition(PaymentState(state), PaymentState(outcome), Cause.ops_resolved)
     except IllegalTransition as exc:
         raise ConflictError("state_conflict", str(exc)) from None
-    return f"{state} -> {outcome}" if tr is not None else f"stays {state}"
+    if tr is not None:
+        return f"{state} -> {outcome}"
+    check_reference(payment.payment_id, state, payment.rail_reference, rail_reference)
+    if rail_reference and not payment.rail_reference:
+        return f"stays {state}; its rail reference is recorded: {rail_reference}"
+    return f"stays {state}"
 
 
 class ResolveDiscrepancy:
@@ -222,7 +228,7 @@ class ResolveDiscrepancy:
         if d.state != "open":
             raise ConflictError("state_conflict", f"discrepancy {d.pk} is {d.state}")
         payment = (await repo.by_ids(conn, [d.payment_id]))[d.payment_id]
-        effect = _outcome_check(payment.state, params["outcome"])
+        effect = _outcome_check(payment, params["outcome"], params.get("rail_reference"))
         return Prepared([str(d.pk)], {"discrepancy": discrepancy_view(d),
                                       "payment_state": payment.state, "effect": effect})
 
@@ -255,7 +261,8 @@ class ResolvePayment:
             raise ConflictError("state_conflict", f"payment {pid} is {row.state}; its "
                                 "outcome is known (a contradiction is a discrepancy)")
         return Prepared([pid], {"payment_id": pid, "state": row.state,
-                                "effect": _outcome_check(row.state, params["outcome"])})
+                                "effect": _outcome_check(row, params["outcome"],
+                                                         params.get("rail_reference"))})
 
     async def execute(self, conn: AsyncConnection, cx: ActionContext, p: Proposal,
                       now: datetime) -> dict[str, Any]:
@@ -326,7 +333,7 @@ RECON_OUTCOMES: dict[str, frozenset[ItemKind]] = {
 _NEEDS_NOTE = frozenset({"explained", "written_off"})
 
 
-def _recon_effect(row: Any, outcome: str, payment_state: str | None) -> str:
+def _recon_effect(row: Any, outcome: str, payment: Any, rail_reference: str | None) -> str:
     """What approving does to the case (and its payment), or why the outcome does not fit.
 
     Raises:
@@ -343,10 +350,10 @@ def _recon_effect(row: Any, outcome: str, payment_state: str | None) -> str:
                                   f"{row.reason_code or '(none)'} is not a bad-account code; "
                                   "new beneficiary details do not fit it")
     if outcome in ("paid", "failed", "reask"):
-        if row.payment_id is None or payment_state is None:
+        if row.payment_id is None or payment is None:
             raise ConflictError("state_conflict", f"case {row.pk} has no payment to settle")
-        return f"case closed; payment {row.payment_id}: " + _outcome_check(payment_state,
-                                                                          outcome)
+        return f"case closed; payment {row.payment_id}: " + _outcome_check(payment, outcome,
+                                                                          rail_reference)
     if outcome == "new_beneficiary_details":
         return "case closed: the partner is asked for new beneficiary details"
     return f"case closed as {outcome.replace('_', ' ')}"
@@ -371,7 +378,7 @@ class ResolveReconCase:
         payment = ((await repo.by_ids(conn, [row.payment_id])).get(row.payment_id)
                    if row.payment_id else None)
         state = payment.state if payment is not None else None
-        effect = _recon_effect(row, outcome, state)
+        effect = _recon_effect(row, outcome, payment, params.get("rail_reference"))
         view = case_view(row, cx.clock().astimezone(KL).date())
         return Prepared([str(pk)], {
             "case": {k: view[k] for k in ("id", "rail", "kind", "subject", "amount",

@@ -44,8 +44,8 @@ from gateway.ports.processing import OutboundSender
 from gateway.storage.tables import metadata, payments
 
 __all__ = [
-    "EVIDENCED", "PAYOUT_KIND", "Change", "PaymentService", "discrepancy_view", "payment_view",
-    "with_changes",
+    "EVIDENCED", "PAYOUT_KIND", "Change", "PaymentService", "check_reference",
+    "discrepancy_view", "payment_view", "with_changes",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,20 @@ class Change:
     reason: str | None = None
     at: datetime | None = None  # the rail's time of the change, if it said
     values: Mapping[str, Any] = field(default_factory=dict)  # other columns it sets
+
+
+def check_reference(payment_id: str, state: str, stored: str | None,
+                    given: str | None) -> None:
+    """Refuse a rail reference that contradicts the one a payment already has, where ops'
+    outcome leaves its state as it is: the rail booked the payout under its reference, and
+    another one would make the ledger say it paid something else (a missing one is recorded).
+
+    Raises:
+        ConflictError: state_conflict, ``given`` is not ``stored``.
+    """
+    if given and stored and given != stored:
+        raise ConflictError("state_conflict", f"payment {payment_id} is {state} with rail "
+                            f"reference {stored}; {given} contradicts it")
 
 
 class PaymentService:
@@ -347,6 +361,8 @@ class PaymentService:
             tr = transition(PaymentState(row.state), target, Cause.ops_resolved, detail)
         except IllegalTransition as exc:
             raise ConflictError("state_conflict", f"payment {payment_id}: {exc}") from None
+        if tr is None:
+            check_reference(payment_id, row.state, row.rail_reference, rail_reference)
         if tr is not None:
             await self.apply(conn, [Change(row, tr, rail_reference=rail_reference,
                                            reason=detail if target == PaymentState.failed

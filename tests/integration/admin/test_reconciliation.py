@@ -237,12 +237,20 @@ async def test_the_state_machine_decides_what_a_payment_outcome_may_be(
         hub: Hub, recon: ReconciliationService, client: httpx.AsyncClient,
         people: dict[str, dict[str, str]]) -> None:
     # A payment the ledger says is paid has no way back to failed: ops re-ask the rail.
-    await add_payment(hub.uow, "P-6", paid_at=datetime(2026, 11, 20, 2, 0, tzinfo=UTC))
+    await add_payment(hub.uow, "P-6", paid_at=datetime(2026, 11, 20, 2, 0, tzinfo=UTC),
+                      rail_reference="RR-6")
     await recon.run("fake", DAY, statement([record()]))
     case = await case_of(hub, "P-6", "missing_on_statement")
     body = problem(await propose(client, people["alice"], case.pk, "failed"),
                    409, "state_conflict")
     assert "paid to failed" in body["detail"]
+    # Confirming it paid under another reference than the rail's would rewrite what was paid.
+    body = problem(await propose(client, people["alice"], case.pk, "paid",
+                                 rail_reference="RR-OTHER"), 409, "state_conflict")
+    assert "rail reference RR-6; RR-OTHER contradicts it" in body["detail"]
+    same = await propose(client, people["alice"], case.pk, "paid", rail_reference="RR-6")
+    assert same.status_code == 201 and same.json()["preview"]["effect"].endswith(
+        "stays paid"), same.text
 
 
 async def test_a_bad_account_return_asks_for_new_beneficiary_details(
