@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 from sqlalchemy.engine import Row, RowMapping
@@ -96,6 +96,7 @@ _MAX_LISTED = 100  # proofs, problems and changes listed in the summary (all are
 # Payments a run remembers having met without reconciling them (mismatches, returns): a
 # bounded set; a run with more asks its written items instead (slower, same answer).
 _MAX_MET = 100_000
+_T = TypeVar("_T")
 # The states a statement line can move a payment from (to reconciled, or returned).
 _MOVABLE = frozenset({"paid", "reconciled"})
 _BACK = frozenset({LineKind.returned, LineKind.reversal})  # the money coming back
@@ -211,7 +212,8 @@ class ReconciliationService:
             first = await scanner.first()  # not a statement: raises, stores none
             stored = await self._store(rail, opener, source)
             stored_sha.append(stored.sha256)
-            return await self._run(rail, day, stored, scanner, first, report_dir, cal, progress)
+            return await self._run(rail, day, stored, scanner, first, report_dir, cal, progress,
+                                   proving=lambda: _checked_scan(adapter, opener, stored_sha))
         finally:
             await scanner.close()
 
@@ -249,7 +251,8 @@ class ReconciliationService:
     async def _run(self, rail: str, day: date, stmt: RowMapping | None,
                    scanner: _ScanThread | None, first: StatementItem | None,
                    report_dir: Path | None, cal: BusinessCalendar,
-                   progress: Progress | None) -> RunResult:
+                   progress: Progress | None,
+                   proving: Callable[[], Iterator[StatementItem]] | None = None) -> RunResult:
         sha = stmt.sha256 if stmt is not None else "none"
         run_key = _sha(f"{rail}|{day.isoformat()}|{sha}|{RULE_VERSION}".encode())
         async with self.uow(read_only=True) as reader:
@@ -262,7 +265,8 @@ class ReconciliationService:
                     run = _Run(self, uow.conn, rail, day, stmt, run_key, cal, progress)
                     committed = False
                     try:
-                        pk, csv_sha, tmp = await run.execute(scanner, first, report_dir)
+                        pk, csv_sha, tmp = await run.execute(scanner, first, report_dir,
+                                                             proving)
                         await uow.commit()
                         committed = True
                         result = await self._result(pk, reused=False, report_dir=None)
@@ -360,6 +364,10 @@ class _Run:
         # is the booking this statement restates, never an earlier one.
         self.replaced: list[int] = []
         self.opened = self.updated = self.kept_closed = 0
+        # Whether the statement proved itself (read ahead of its lines): if not, its lines are
+        # classified as ever and move no payment; how many would have (reconciled, returned).
+        self.trusted = True
+        self.unmoved = [0, 0]
         self.met: set[tuple[int, bool]] | None = set()
         # The pipeline of _lines: the last batch's writes, not started or running, and the
         # payment states that batch changed.
@@ -381,16 +389,21 @@ class _Run:
             _remove(self._report_tmp)
 
     async def execute(self, scanner: _ScanThread | None, first: StatementItem | None,
-                      report_dir: Path | None) -> tuple[int, str, Path | None]:
+                      report_dir: Path | None,
+                      proving: Callable[[], Iterator[StatementItem]] | None = None,
+                      ) -> tuple[int, str, Path | None]:
         """Run it in the caller's transaction; return the run's pk, the sha256 of its
         items.csv and, with ``report_dir``, the temporary file holding it (to publish once
-        committed; ``discard_report()`` if not)."""
+        committed; ``discard_report()`` if not). ``proving``: a scan of the statement of its
+        own, read to its end first to know whether it proves itself."""
         conn = self.conn
         self._csv = _ItemsCsv(report_dir)
         self.superseded = await repo.current_run(conn, self.rail, self.day)
         self.replaced = await repo.runs_of(conn, self.rail, self.day)
         previous = await repo.previous_run(conn, self.rail, self.day)
         self.scan.accounts = json.loads(previous.accounts) if previous else {}
+        if scanner is not None and proving is not None:
+            self.trusted = await _proven(proving(), self.scan.accounts)
         self.pk = await repo.insert_run(conn, dict(
             run_id=self.run_id, run_key=self.run_key, rail=self.rail, business_date=self.day,
             rule_version=RULE_VERSION, statement_pk=self.stmt.pk if self.stmt else None,
@@ -406,6 +419,15 @@ class _Run:
         if self.tally.counts.get(ItemKind.quarantined.value):
             problems.append(f"{self.tally.counts[ItemKind.quarantined.value]} line(s) "
                             "quarantined")
+        if self.trusted != (not self.scan.proofs_failed and not self.scan.gaps):
+            # Both scans read the stored bytes (each checked against their hash), and the
+            # adapters' scans are deterministic: this is a defect, and nothing is committed.
+            raise AssertionError(f"run {self.run_id}: the statement proved itself in one scan "
+                                 "and not in the other")
+        if any(self.unmoved):
+            problems.append(f"nothing was moved on this statement's word: {self.unmoved[0]} "
+                            f"payment(s) it matched stay paid and {self.unmoved[1]} it "
+                            "returned are not returned")
         verdict = domain.verdict(self.tally, failed_proofs=self.scan.proofs_failed,
                                  sequence_gaps=self.scan.gaps,
                                  statement_missing=self.stmt is None)
@@ -529,9 +551,11 @@ class _Run:
             # the same in any batching. The query runs only for such payments (duplicates).
             mine = {pk for pk, s in self._carried.items() if s == "reconciled" and pk in rows}
             seen |= {(pk, False) for pk in mine}
+            # (Not trusted, this run moved nothing: one it matched batches ago reads paid.)
             seen |= await repo.line_seen(conn, self.pk, sorted(
                 pk for pk, r in rows.items()
-                if r.state == "reconciled" and pk not in by_old and pk not in mine))
+                if (r.state == "reconciled" or not self.trusted and r.state == "paid")
+                and pk not in by_old and pk not in mine))
         self._start_writes()  # the previous batch's: from here on, they run beside this one
         # Changed in this batch, or in the previous one (whose writes the lookup above did
         # not see); only this batch's are carried to the next (memory stays one batch's).
@@ -563,7 +587,14 @@ class _Run:
                 seen.add((row.pk, back))
                 if item.to_state != "reconciled":
                     self._remember((row.pk, back))
-            if row is not None and item.to_state == "reconciled":
+            if row is not None and item.to_state is not None and not self.trusted:
+                # Classified as if it held (the same items, the same later lines' kinds);
+                # only the payment stays as it is.
+                self.unmoved[item.to_state != "reconciled"] += 1
+                if item.to_state != "reconciled" and (row.pk, False) in seen:
+                    self._remember((row.pk, False))
+                states[row.pk] = changed[row.pk] = item.to_state
+            elif row is not None and item.to_state == "reconciled":
                 reconciled.append(row)
                 states[row.pk] = changed[row.pk] = item.to_state
             elif row is not None and item.to_state is not None:
@@ -913,6 +944,11 @@ class _ScanThread:
         items: list[StatementItem] = await self._call(lambda: list(islice(self._items, n)))
         return items
 
+    async def fold(self, step: Callable[[Iterator[StatementItem]], _T]) -> _T:
+        """``step`` applied to the rest of the scan, on the scan's thread."""
+        result: _T = await self._call(lambda: step(self._items))
+        return result
+
     async def close(self) -> None:
         """End the scan where it ran (a generator's ``close`` runs its cleanup there)."""
         try:
@@ -921,6 +957,32 @@ class _ScanThread:
                 await self._call(close)
         finally:
             self._thread.shutdown(wait=False)
+
+
+async def _proven(items: Iterator[StatementItem], accounts: Mapping[str, int]) -> bool:
+    """Whether a statement proves itself: every proof holds and each electronic sequence
+    number follows the one before (``accounts``: the previous run's last, per account).
+
+    A statement's proofs come at its end (a trailer's count and control total, a closing
+    balance), after every line; a run that moved payments line by line would learn only then
+    that it should not have. So this reads the statement once to its end before matching it:
+    a second parse, the price of never reconciling on an unproven statement's word.
+    """
+    def holds(scan: Iterator[StatementItem]) -> bool:
+        last, ok = dict(accounts), True
+        for it in scan:
+            if isinstance(it, StatementProof):
+                ok = ok and it.ok
+            elif isinstance(it, StatementRecord) and it.sequence is not None:
+                ok = ok and not domain.sequence_gaps(last, [(it.account, it.sequence)])
+                last[it.account] = it.sequence
+        return ok
+
+    scan = _ScanThread(items)
+    try:
+        return await scan.fold(holds)
+    finally:
+        await scan.close()
 
 
 def _find(line: StatementLine, by_id: Mapping[str, Row[Any]],

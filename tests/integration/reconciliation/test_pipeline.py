@@ -9,6 +9,7 @@ batch met without moving."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,13 +18,13 @@ from gateway.composition import Hub
 from gateway.reconciliation import service
 from gateway.reconciliation.service import ReconciliationService
 from gateway.storage.tables import payment_events, payments, recon_items
-from tests.support.recon import add_payment, line, record, statement
+from tests.support.recon import add_payment, line, proof, record, statement
 
 pytestmark = pytest.mark.anyio
 DAY = date(2026, 12, 1)
 
 
-STATEMENT = statement([
+LINES = [
     record(),
     line(1, e2e="P-0"),
     line(2, e2e="P-1"),
@@ -37,24 +38,34 @@ STATEMENT = statement([
     line(10, "5.00"),  # no keys
     line(11, "6.00"),  # no keys
     line(12, e2e="P-4"),  # a second payout line two batches on: P-4 read back reconciled
-])
+]
+STATEMENT = statement(LINES)
+ITEMS = [
+    (1, "matched", "P-0"), (2, "matched", "P-1"), (3, "duplicate_line", "P-0"),
+    (4, "returned", "P-1"), (5, "amount_mismatch", "P-2"), (6, "duplicate_line", "P-2"),
+    (7, "returned", "P-3"), (8, "duplicate_line", "P-3"), (9, "matched", "P-4"),
+    (10, "unknown_line", "line:S1#10"), (11, "unknown_line", "line:S1#11"),
+    (12, "duplicate_line", "P-4"), (None, "pending", "P-5")]
+# Told apart by what the run met, never by where a batch ended: the earlier line was this
+# statement's, whichever batch it was in.
+DUPLICATES = {3: "the payout was already booked in this statement",
+              6: "the payout was already booked in this statement",
+              8: "a second returned line for this payment",
+              12: "the payout was already booked in this statement"}
 
 
 # What a run met is remembered up to _MAX_MET payments, then asked of the items written.
 MET = pytest.mark.parametrize("met", [100_000, 1], ids=["met-remembered", "met-asked"])
 
 
-@MET
-@pytest.mark.parametrize("batch", [2, 1000], ids=["batches-of-2", "one-batch"])
-async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: ReconciliationService,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    batch: int, met: int) -> None:
-    monkeypatch.setattr(service, "BATCH", batch)
-    monkeypatch.setattr(service, "_MAX_MET", met)
+async def _run(hub: Hub, recon: ReconciliationService, stmt: bytes) -> tuple[
+        Any, list[tuple[Any, ...]], dict[int, str], dict[str, list[tuple[str, str, str]]],
+        dict[str, str]]:
+    """Run ``stmt`` with payments P-0..P-5: the result, its items (line, kind, subject), its
+    duplicates' details, every payment's state changes and states."""
     for n in range(6):
         await add_payment(hub.uow, f"P-{n}")
-    result = await recon.run("fake", DAY, STATEMENT)
-
+    result = await recon.run("fake", DAY, stmt)
     async with hub.uow(read_only=True) as u:
         items = (await u.conn.execute(
             select(recon_items.c.line_no, recon_items.c.kind, recon_items.c.subject)
@@ -71,21 +82,22 @@ async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: Reconciliat
             .order_by(payment_events.c.pk))).all()
         states = dict((await u.conn.execute(
             select(payments.c.payment_id, payments.c.state))).all())
-    assert [tuple(i) for i in items] == [
-        (1, "matched", "P-0"), (2, "matched", "P-1"), (3, "duplicate_line", "P-0"),
-        (4, "returned", "P-1"), (5, "amount_mismatch", "P-2"), (6, "duplicate_line", "P-2"),
-        (7, "returned", "P-3"), (8, "duplicate_line", "P-3"), (9, "matched", "P-4"),
-        (10, "unknown_line", "line:S1#10"), (11, "unknown_line", "line:S1#11"),
-        (12, "duplicate_line", "P-4"), (None, "pending", "P-5")]
-    # Told apart by what the run met, never by where a batch ended: the earlier line was this
-    # statement's, whichever batch it was in.
-    assert details == {3: "the payout was already booked in this statement",
-                       6: "the payout was already booked in this statement",
-                       8: "a second returned line for this payment",
-                       12: "the payout was already booked in this statement"}
     by_payment: dict[str, list[tuple[str, str, str]]] = {}
     for e in events:
         by_payment.setdefault(e.payment_id, []).append((e.from_state, e.to_state, e.cause))
+    return result, [tuple(i) for i in items], details, by_payment, states
+
+
+@MET
+@pytest.mark.parametrize("batch", [2, 1000], ids=["batches-of-2", "one-batch"])
+async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: ReconciliationService,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    batch: int, met: int) -> None:
+    monkeypatch.setattr(service, "BATCH", batch)
+    monkeypatch.setattr(service, "_MAX_MET", met)
+    result, items, details, by_payment, states = await _run(hub, recon, STATEMENT)
+    assert items == ITEMS
+    assert details == DUPLICATES
     assert by_payment == {
         "P-0": [("paid", "reconciled", "reconciled")],
         "P-1": [("paid", "reconciled", "reconciled"), ("reconciled", "returned", "statement")],
@@ -94,6 +106,26 @@ async def test_many_batches_say_what_one_batch_says(hub: Hub, recon: Reconciliat
     assert states == {"P-0": "reconciled", "P-1": "returned", "P-2": "paid",
                       "P-3": "returned", "P-4": "reconciled", "P-5": "paid"}
     assert result.summary["items"] == 13
+
+
+@MET
+@pytest.mark.parametrize("batch", [2, 1000], ids=["batches-of-2", "one-batch"])
+async def test_a_statement_that_does_not_prove_itself_moves_no_payment(
+        hub: Hub, recon: ReconciliationService, monkeypatch: pytest.MonkeyPatch,
+        batch: int, met: int) -> None:
+    # Its control total fails at its very end, after every line: what it says is still
+    # classified and reported exactly as if it held, and not one payment is reconciled or
+    # returned on its word.
+    monkeypatch.setattr(service, "BATCH", batch)
+    monkeypatch.setattr(service, "_MAX_MET", met)
+    result, items, details, by_payment, states = await _run(
+        hub, recon, statement([*LINES, proof(False, "control_total")]))
+    assert result.verdict == "incomplete"
+    assert items == ITEMS and details == DUPLICATES
+    assert by_payment == {}
+    assert set(states.values()) == {"paid"}
+    assert ("nothing was moved on this statement's word: 3 payment(s) it matched stay paid "
+            "and 2 it returned are not returned") in result.summary["problems"]
 
 
 async def _payment_items(hub: Hub, recon: ReconciliationService, stmt: bytes,

@@ -542,6 +542,49 @@ async def test_a_return_after_reconciled_tells_the_partner(
     assert notices and notices[-1]["status"] == "returned" and "AC06" in notices[-1]["reason"]
 
 
+async def _notices(hub: Hub) -> list[dict[str, Any]]:
+    from gateway.storage.tables import messages
+    async with hub.engine.connect() as conn:
+        out = (await conn.execute(select(messages.c.type, messages.c.canonical,
+                                         messages.c.wire).where(
+            messages.c.direction == "out"))).all()
+    return [json.loads(m.canonical or m.wire)["payload"] for m in out
+            if m.type == "payment.notice"]
+
+
+@pytest.mark.parametrize("fault", ["proof", "sequence"])
+async def test_an_unproven_statement_moves_nothing_and_its_correction_does(
+        hub: Hub, recon: ReconciliationService, fault: str) -> None:
+    # A statement whose balance does not add up, or which skips a sequence number, is not
+    # trusted: its return tells no partner and its match reconciles nothing, until a
+    # statement that proves itself says the same (a corrected file supersedes the run).
+    await recon.run("fake", date(2026, 11, 30), statement([record(sequence=6,
+                                                                   day="2026-11-30")]))
+    await add_payment(hub.uow, "P-1", partner_id="ID-BPJSTK", claim_ref="CLM-1")
+    await add_payment(hub.uow, "P-2")
+    good = [line(1, e2e="P-1"), line(2, e2e="P-1", kind="returned", credit=True,
+                                      reason="AC06"), line(3, e2e="P-2")]
+    unproven = (statement([record(sequence=7), *good, proof(False, "balance")])
+                if fault == "proof" else statement([record(sequence=9), *good, proof(True)]))
+    r = await recon.run("fake", DAY, unproven)
+    assert r.verdict == "incomplete"
+    assert r.summary["counts"] == {"matched": 2, "returned": 1}
+    assert ("nothing was moved on this statement's word: 2 payment(s) it matched stay paid "
+            "and 1 it returned are not returned") in r.summary["problems"]
+    assert await _states(hub) == {"P-1": "paid", "P-2": "paid"}
+    assert await _notices(hub) == []
+    # Run again, the same: nothing moves the second time either.
+    assert (await recon.run("fake", DAY, unproven)).reused
+    assert await _states(hub) == {"P-1": "paid", "P-2": "paid"}
+
+    r2 = await recon.run("fake", DAY, statement([record(sequence=7), *good, proof(True)]))
+    assert r2.verdict == "discrepancies" and r2.summary["supersedes"] == r.run_id  # the return
+    assert not any("nothing was moved" in p for p in r2.summary["problems"])
+    assert await _states(hub) == {"P-1": "returned", "P-2": "reconciled"}
+    notices = await _notices(hub)
+    assert [n["status"] for n in notices] == ["returned"] and "AC06" in notices[0]["reason"]
+
+
 async def test_two_runs_at_once_make_one_run(hub: Hub, recon: ReconciliationService) -> None:
     import asyncio
     await add_payment(hub.uow, "P-1")
