@@ -194,6 +194,11 @@ class ReconciliationService:
         if adapter is None:
             raise InvalidMessageError("schema_violation", f"rail: {rail!r} is not configured "
                                       f"(one of {', '.join(sorted(self.rails)) or 'none'})")
+        today = self.clock().astimezone(KL).date()
+        if day > today:
+            raise InvalidMessageError("schema_violation", f"business date {day.isoformat()} "
+                                      "has not begun in Asia/Kuala_Lumpur (today is "
+                                      f"{today.isoformat()}): no statement can be of it")
         cal = calendar_for(self.settlement(rail).holiday_subdivision)
         if statement is None:
             try:
@@ -210,6 +215,11 @@ class ReconciliationService:
         scanner = _ScanThread(_checked_scan(adapter, opener, stored_sha))
         try:
             first = await scanner.first()  # not a statement: raises, stores none
+            if isinstance(first, StatementRecord) and _other_day(first, day):
+                # A file of another day (a wrong file given, the rail serving the wrong day):
+                # refused before it is stored or supersedes anything.
+                raise InvalidMessageError("schema_violation", f"{_other_day(first, day)} "
+                                          f"(statement {first.statement_id})")
             stored = await self._store(rail, opener, source)
             stored_sha.append(stored.sha256)
             return await self._run(rail, day, stored, scanner, first, report_dir, cal, progress,
@@ -403,7 +413,7 @@ class _Run:
         previous = await repo.previous_run(conn, self.rail, self.day)
         self.scan.accounts = json.loads(previous.accounts) if previous else {}
         if scanner is not None and proving is not None:
-            self.trusted = await _proven(proving(), self.scan.accounts)
+            self.trusted = await _proven(proving(), self.day, self.scan.accounts)
         self.pk = await repo.insert_run(conn, dict(
             run_id=self.run_id, run_key=self.run_key, rail=self.rail, business_date=self.day,
             rule_version=RULE_VERSION, statement_pk=self.stmt.pk if self.stmt else None,
@@ -425,9 +435,13 @@ class _Run:
             raise AssertionError(f"run {self.run_id}: the statement proved itself in one scan "
                                  "and not in the other")
         if any(self.unmoved):
-            problems.append(f"nothing was moved on this statement's word: {self.unmoved[0]} "
-                            f"payment(s) it matched stay paid and {self.unmoved[1]} it "
-                            "returned are not returned")
+            matched, returned = self.unmoved
+            parts = [f"{matched} payment(s) it matched stay paid"] if matched else []
+            if returned:
+                parts.append(f"{returned}{'' if matched else ' payment(s)'} it returned are "
+                             "not returned")
+            problems.append("nothing was moved on this statement's word: "
+                            + " and ".join(parts))
         verdict = domain.verdict(self.tally, failed_proofs=self.scan.proofs_failed,
                                  sequence_gaps=self.scan.gaps,
                                  statement_missing=self.stmt is None)
@@ -623,6 +637,10 @@ class _Run:
         if isinstance(it, StatementRecord):
             if len(self.scan.statement_ids) < _MAX_LISTED:
                 self.scan.statement_ids.append(it.statement_id)
+            if other := _other_day(it, self.day):
+                self.scan.proofs_failed += 1
+                if len(self.scan.failed) < _MAX_LISTED:
+                    self.scan.failed.append(f"{it.statement_id} business_date: {other}")
             if it.sequence is not None:
                 for gap in domain.sequence_gaps(self.scan.accounts,
                                                 [(it.account, it.sequence)]):
@@ -959,9 +977,11 @@ class _ScanThread:
             self._thread.shutdown(wait=False)
 
 
-async def _proven(items: Iterator[StatementItem], accounts: Mapping[str, int]) -> bool:
-    """Whether a statement proves itself: every proof holds and each electronic sequence
-    number follows the one before (``accounts``: the previous run's last, per account).
+async def _proven(items: Iterator[StatementItem], day: date,
+                  accounts: Mapping[str, int]) -> bool:
+    """Whether a statement proves itself for ``day``: every proof holds, each statement in it
+    is of that day and each electronic sequence number follows the one before
+    (``accounts``: the previous run's last, per account).
 
     A statement's proofs come at its end (a trailer's count and control total, a closing
     balance), after every line; a run that moved payments line by line would learn only then
@@ -973,9 +993,11 @@ async def _proven(items: Iterator[StatementItem], accounts: Mapping[str, int]) -
         for it in scan:
             if isinstance(it, StatementProof):
                 ok = ok and it.ok
-            elif isinstance(it, StatementRecord) and it.sequence is not None:
-                ok = ok and not domain.sequence_gaps(last, [(it.account, it.sequence)])
-                last[it.account] = it.sequence
+            elif isinstance(it, StatementRecord):
+                ok = ok and not _other_day(it, day)
+                if it.sequence is not None:
+                    ok = ok and not domain.sequence_gaps(last, [(it.account, it.sequence)])
+                    last[it.account] = it.sequence
         return ok
 
     scan = _ScanThread(items)
@@ -983,6 +1005,14 @@ async def _proven(items: Iterator[StatementItem], accounts: Mapping[str, int]) -
         return await scan.fold(holds)
     finally:
         await scan.close()
+
+
+def _other_day(record: StatementRecord, day: date) -> str | None:
+    """Why ``record`` is not a statement of ``day`` (None: it is, or it does not say)."""
+    if record.business_date is None or record.business_date == day:
+        return None
+    return (f"the statement is of {record.business_date.isoformat()}, not of the business "
+            f"date {day.isoformat()}")
 
 
 def _find(line: StatementLine, by_id: Mapping[str, Row[Any]],

@@ -100,9 +100,14 @@ def test_each_verdict_has_its_exit_status(folder: Path, db_url: str) -> None:
      "--statement: absent.jsonl is not a readable file"),
     (["--rail", "fake", "--date", "2026-12-01", "--statement", "partners.toml"],
      "not a scripted statement"),
-], ids=["unknown-rail", "bad-date", "unreadable", "not-a-statement"])
+    (["--rail", "fake", "--date", "9999-12-31"], "business date 9999-12-31 has not begun"),
+    (["--rail", "fake", "--date", "2026-12-01", "--statement", "day2.jsonl"],
+     "the statement is of 2026-12-02, not of the business date 2026-12-01 (statement S1)"),
+], ids=["unknown-rail", "bad-date", "unreadable", "not-a-statement", "not-yet",
+        "another-day"])
 def test_bad_input_is_one_line_and_exit_2(folder: Path, db_url: str, args: list[str],
                                           expected: str) -> None:
+    (folder / "day2.jsonl").write_bytes(statement([record(day="2026-12-02")]))
     r = _run(folder, db_url, "reconcile", *args)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2, r.stderr

@@ -72,6 +72,12 @@ async def resolved(client: httpx.AsyncClient, people: dict[str, dict[str, str]],
     return body
 
 
+async def next_day(recon: ReconciliationService, data: bytes) -> Any:
+    """The next business day's run, made on that day (at 20:00 in Kuala Lumpur)."""
+    recon.clock.now = DAY_NOW + timedelta(days=1)  # type: ignore[attr-defined]
+    return await recon.run("fake", DAY + timedelta(days=1), data)
+
+
 async def test_runs_items_and_cases_are_listed_with_cursors_and_audited(
         hub: Hub, recon: ReconciliationService, client: httpx.AsyncClient,
         people: dict[str, dict[str, str]], backoffice_token: str) -> None:
@@ -79,7 +85,7 @@ async def test_runs_items_and_cases_are_listed_with_cursors_and_audited(
     await add_payment(hub.uow, "P-2")
     r1 = await recon.run("fake", DAY, statement([record(), line(1, e2e="P-1"),
                                                  line(2, "3.00")]))
-    r2 = await recon.run("fake", DAY + timedelta(days=1), statement([record(day="2026-12-02")]))
+    r2 = await next_day(recon, statement([record(day="2026-12-02")]))
     v = people["viewer"]
     page = (await client.get("/admin/v1/reconciliation/runs", headers=v,
                              params={"limit": 1})).json()
@@ -317,7 +323,7 @@ async def test_a_rerun_keeps_an_ops_closed_case_closed_unless_its_cause_is_found
         assert (c.state, c.resolution, c.resolved_by) == ("closed", outcome, "alice")
         assert "cleared by run" not in c.closed_note
     # The next day's statement books R-2 again on a new line: its cause is found again.
-    await recon.run("fake", DAY + timedelta(days=1), statement([
+    await next_day(recon, statement([
         record(sid="S2", day="2026-12-02"), line(1, "5.00", ref="R-2", sid="S2",
                                                  day="2026-12-02")]))
     again = await case_of(hub, "line:R-2", "unknown_line")
@@ -332,7 +338,7 @@ async def test_a_written_off_missing_payout_stays_closed_on_later_runs(
     await recon.run("fake", DAY, statement([record()]))
     case = await case_of(hub, "P-7", "missing_on_statement")
     await resolved(client, people, case.pk, "written_off", note="recovered off-system")
-    await recon.run("fake", DAY + timedelta(days=1), statement([record(day="2026-12-02")]))
+    await next_day(recon, statement([record(day="2026-12-02")]))
     after = await case_of(hub, "P-7", "missing_on_statement")
     assert (after.state, after.resolution) == ("closed", "written_off")
 
@@ -345,7 +351,7 @@ async def test_a_reasked_case_reopens_when_a_later_run_still_finds_it(
     case = await case_of(hub, "P-8", "missing_on_statement")
     body = await resolved(client, people, case.pk, "reask")
     assert body["result"]["state"] == "paid"
-    await recon.run("fake", DAY + timedelta(days=1), statement([record(day="2026-12-02")]))
+    await next_day(recon, statement([record(day="2026-12-02")]))
     after = await case_of(hub, "P-8", "missing_on_statement")
     assert (after.state, after.resolution) == ("open", None)
 

@@ -12,7 +12,7 @@ from gateway.payments.rails import Settlement
 from gateway.reconciliation.service import ReconciliationService
 from tests.support.recon import ScriptedRail
 
-DAY_NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)  # the run's own clock: 20:00 in KL
+DAY_NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)  # the run's own clock: 20:00 in KL
 
 
 @pytest.fixture

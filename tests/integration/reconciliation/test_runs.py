@@ -585,6 +585,38 @@ async def test_an_unproven_statement_moves_nothing_and_its_correction_does(
     assert [n["status"] for n in notices] == ["returned"] and "AC06" in notices[0]["reason"]
 
 
+async def test_a_statement_of_another_day_is_refused_before_it_is_stored(
+        hub: Hub, recon: ReconciliationService) -> None:
+    await add_payment(hub.uow, "P-1")
+    with pytest.raises(InvalidMessageError) as exc:
+        await recon.run("fake", DAY, statement([record(day="2026-11-30"), line(1, e2e="P-1")]))
+    assert exc.value.detail == ("the statement is of 2026-11-30, not of the business date "
+                                "2026-12-01 (statement S1)")
+    async with hub.engine.connect() as conn:
+        assert (await conn.execute(select(recon_statements))).all() == []
+        assert (await conn.execute(select(recon_runs))).all() == []
+    # A later statement in the file of another day: that one does not prove its day.
+    r = await recon.run("fake", DAY, statement([
+        record(), line(1, e2e="P-1"), record(sid="S2", day="2026-11-30"), proof(True)]))
+    assert r.verdict == "incomplete"
+    assert ("proof failed: S2 business_date: the statement is of 2026-11-30, not of the "
+            "business date 2026-12-01") in r.summary["problems"]
+    assert await _states(hub) == {"P-1": "paid"}
+
+
+@pytest.mark.parametrize("day", [date(2026, 12, 5), date(9999, 12, 31)])
+async def test_a_business_date_that_has_not_begun_is_refused(
+        hub: Hub, recon: ReconciliationService, day: date) -> None:
+    # The run's clock is 20:00 on 4 December in Kuala Lumpur.
+    with pytest.raises(InvalidMessageError) as exc:
+        await recon.run("fake", day, statement([record(day=day.isoformat())]))
+    assert exc.value.detail == (f"business date {day.isoformat()} has not begun in "
+                                "Asia/Kuala_Lumpur (today is 2026-12-04): no statement can be "
+                                "of it")
+    assert (await recon.run("fake", date(2026, 12, 4), statement([record(
+        day="2026-12-04")]))).verdict == "balanced"
+
+
 async def test_two_runs_at_once_make_one_run(hub: Hub, recon: ReconciliationService) -> None:
     import asyncio
     await add_payment(hub.uow, "P-1")
