@@ -27,6 +27,11 @@ ISO4217_MINOR_UNITS: dict[str, int] = {
 }
 
 
+# The protocol's amounts have at most 15 whole digits (gateway.money.AMOUNT_PATTERN): no line
+# can be a payout larger than that, and any such amount fits a 64-bit column in minor units.
+_WHOLE_DIGITS = 15
+
+
 @dataclass(frozen=True, slots=True)
 class StatementMoney(Money):
     """A statement amount in a currency outside the gateway's payout currencies."""
@@ -50,12 +55,17 @@ def statement_money(text: str, currency: str) -> Money:
     """Parse a statement decimal (any number of trailing zeros) exactly into minor units.
 
     Raises:
-        ValueError: unknown currency, not a plain non-negative decimal, or a fraction of the
-            currency's minor unit (never rounded: a statement that does not add up is reported).
+        ValueError: unknown currency, not a plain non-negative decimal, more than 15 whole
+            digits, or a fraction of the currency's minor unit (never rounded: a statement
+            that does not add up is reported).
     """
     value = text.strip()
     digits = ISO4217_MINOR_UNITS.get(currency)
     whole, _, frac = value.partition(".")
+    if len(whole.lstrip("0")) > _WHOLE_DIGITS:
+        shown = text if len(text) <= 24 else text[:24] + "..."
+        raise ValueError(f"amount {shown!r} has more than {_WHOLE_DIGITS} whole digits (no "
+                         "payment is that large)")
     # The common case without Decimal (a million-line statement reads two amounts a line):
     # plain ASCII digits, at most 28 of them (Decimal's default precision, so the general path
     # below is exact too and both agree). Anything else takes the general path and its errors.

@@ -25,6 +25,7 @@ __all__ = [
     "GeneratedPayout",
     "business_day",
     "closing_time",
+    "plain_number",
     "sequence_of",
     "swap_currency",
 ]
@@ -51,6 +52,15 @@ def business_day(moment: datetime) -> date:
 def closing_time(day: date) -> datetime:
     """Return when the rail closes ``day``'s books (the statement's creation time)."""
     return datetime.combine(day, CUTOFF, tzinfo=KUALA_LUMPUR)
+
+
+def plain_number(text: str) -> int | None:
+    """A count or sequence number as a statement states it: 1 to 18 ASCII digits, else None.
+
+    ``str.isdigit`` alone also passes superscripts (which ``int`` refuses) and thousands of
+    digits (which ``int`` refuses past 4,300); no count or sequence number has 19.
+    """
+    return int(text) if 0 < len(text) <= 18 and text.isascii() and text.isdigit() else None
 
 
 def sequence_of(day: date) -> int:

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, BinaryIO
 
+from adapters.rails._statements import plain_number
 from gateway.errors import InvalidMessageError
 from gateway.money import Money
 from gateway.ports.rail import (
@@ -108,6 +109,12 @@ REASON_CODES = {
 HEADER_TAG = "HEADER"
 TRAILER_TAG = "TRAILER"
 _TEXT_LIMIT = 500
+
+
+def _shown(value: str) -> str:
+    """A field as a proof's detail quotes it: the first 20 characters."""
+    return repr(value if len(value) <= 20 else value[:20] + "...")
+
 
 SettlementRow = tuple[str, str, str, str, str, str, str, str]
 
@@ -251,8 +258,12 @@ def _trailer_proofs(
         yield proof("control_total", False, "no TRAILER: no control total to check")
         return
     claimed = row[1].strip() if len(row) > 1 else ""
-    if claimed.isdigit() and int(claimed) == totals.rows:
+    if plain_number(claimed) == totals.rows:
         yield proof("record_count", True, f"TRAILER (line {line}) counts {claimed} rows: holds")
+    elif plain_number(claimed) is None and claimed:
+        yield proof("record_count", False,
+                    f"TRAILER (line {line}) count {_shown(claimed)} is not a number of rows; "
+                    f"the file has {totals.rows} detail rows")
     else:
         yield proof("record_count", False,
                     f"TRAILER (line {line}) counts {claimed or 'nothing'}, the file has "
@@ -318,13 +329,20 @@ def _read(reader: Any) -> Iterator[tuple[StatementItem, InvalidMessageError | No
         raise _bad(2, "columns", f"expected {','.join(COLUMNS)}")
     statement_id = f"merchantrade:{day.isoformat()}"
     sequence = header[3].strip()
+    number = plain_number(sequence)
     yield StatementRecord(
         statement_id=statement_id,
         kind="settlement_csv",
         account=header[2].strip(),
         business_date=day,
-        sequence=int(sequence) if sequence.isdigit() else None,
+        sequence=number,
     ), None
+    if number is None:
+        # Continuity with the previous day's file is what shows none is missing: a file
+        # whose number cannot be read does not prove it.
+        yield StatementProof(statement_id, "sequence", False,
+                             f"HEADER sequence {_shown(sequence)} is not a number (1 to 18 "
+                             "digits): continuity with the previous file cannot be checked"), None
     totals = _Totals()
     trailer: tuple[int, list[str]] | None = None
     while True:

@@ -300,3 +300,22 @@ def test_every_entry_without_dates_falls_back_to_its_records_creation_day() -> N
     data = _doc(undated * 3).replace(group + b"1", group + b"2")  # a day after the record
     found = [(x.booked_on, x.extra["booked_on_source"]) for x in _lines(_scan(data))]
     assert found == [(date(2025, 2, 1), "CreDtTm")] * 3  # also after the header is freed
+
+
+@pytest.mark.parametrize("sequence", ["9" * 5000, "\u00b2", "1" * 19, "7a"])
+def test_an_electronic_sequence_number_that_is_no_number_fails_a_proof(sequence: str) -> None:
+    body = _bal("OPBD", "10.00") + _bal("CLBD", "9.00") + _ntry("1.00")
+    items = _scan(_doc(body, seq=f"<ElctrncSeqNb>{sequence}</ElctrncSeqNb>"))
+    record = items[0]
+    assert isinstance(record, StatementRecord) and record.sequence is None
+    [bad] = _proofs(items, "sequence")
+    assert not bad.ok and "ElctrncSeqNb" in bad.detail and len(bad.detail) < 200
+    assert _proofs(items, "balance")[0].ok
+
+
+def test_an_amount_larger_than_any_payment_is_quarantined() -> None:
+    body = (_bal("OPBD", "10.00") + _bal("CLBD", "9.00") + _ntry("1.00")
+            + _ntry("12345678901234567.00"))
+    items = _scan(_doc(body))
+    [quarantined] = [i for i in items if isinstance(i, BadLine)]
+    assert "more than 15 whole digits" in quarantined.reason

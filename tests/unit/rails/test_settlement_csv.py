@@ -173,3 +173,23 @@ def test_the_callers_stream_stays_open() -> None:
     source = io.BytesIO(_file(ROW))
     assert _scan(source.getvalue()) and list(scan_settlement(source))
     assert not source.closed
+
+
+@pytest.mark.parametrize("count", ["9" * 5000, "\u00b9", "1" * 19])
+def test_a_trailer_count_that_is_no_number_fails_its_proof(count: str) -> None:
+    proofs = _proofs(_scan(_file(ROW, trailer=f"TRAILER,{count},MYR,1.00,0.50")))
+    assert not proofs["record_count"].ok
+    assert "is not a number of rows" in proofs["record_count"].detail
+    assert len(proofs["record_count"].detail) < 200
+
+
+@pytest.mark.parametrize("sequence", ["9" * 5000, "\u00b2", "1" * 19, "x7"])
+def test_a_header_sequence_that_is_no_number_fails_a_proof(sequence: str) -> None:
+    data = (f"HEADER,2025-01-31,MTW-PERKESO-01,{sequence}\r\n" + ",".join(COLUMNS) + "\r\n"
+            + ROW + "\r\nTRAILER,1,MYR,1.00,0.50\r\n").encode()
+    items = _scan(data)
+    record = items[0]
+    assert isinstance(record, StatementRecord) and record.sequence is None
+    proofs = _proofs(items)
+    assert not proofs["sequence"].ok and "HEADER sequence" in proofs["sequence"].detail
+    assert proofs["record_count"].ok and proofs["control_total"].ok

@@ -20,7 +20,8 @@ from gateway.money import Money
         ("7", "JPY", 7),
         ("1.234", "KWD", 1234),
         (".5", "EUR", 50),  # not plain digits before the point: the general path
-        ("9" * 27 + ".5", "EUR", int("9" * 27 + "50")),  # 28 digits: still exact
+        ("9" * 15 + ".5", "EUR", int("9" * 15 + "50")),  # the largest whole part
+        ("0" * 20 + "1.00", "MYR", 100),  # leading zeros are no size
     ],
 )
 def test_amounts_read_exactly(text: str, currency: str, minor: int) -> None:
@@ -37,6 +38,11 @@ def test_amounts_read_exactly(text: str, currency: str, minor: int) -> None:
         ("1.2.3", "MYR", "not a non-negative decimal"),
         ("\u0663", "MYR", "not a non-negative decimal"),  # a non-ASCII digit
         ("-1.00", "MYR", "not a non-negative decimal"),
+        # No payment is larger (the protocol's amounts have at most 15 whole digits), and the
+        # database's 64-bit amounts hold any such amount in minor units, 3 decimals too.
+        ("1" + "0" * 15 + ".00", "MYR", "more than 15 whole digits"),
+        ("12345678901234567.000", "KWD", "more than 15 whole digits"),
+        ("9" * 5000, "MYR", "more than 15 whole digits"),
         (".", "MYR", "is not a decimal"),
         ("1.00", "XXX", "unknown currency"),
     ],
@@ -47,7 +53,8 @@ def test_bad_amounts_name_the_reason(text: str, currency: str, reason: str) -> N
 
 
 def test_more_digits_than_decimal_precision_take_the_general_path() -> None:
-    # 31 digits: the general path (Decimal, 28 digits of precision) decides, as it always did.
-    text = "1" * 29 + ".00"
+    # 35 digits (trailing zeros): the general path (Decimal, 28 digits of precision) decides,
+    # as it always did.
+    text = "1" * 15 + "." + "0" * 20
     expected = Decimal(text).scaleb(2)
-    assert statement_money(text, "EUR").minor == int(expected)
+    assert statement_money(text, "EUR").minor == int(expected) == int("1" * 15 + "00")
