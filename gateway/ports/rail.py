@@ -105,6 +105,7 @@ class StatementLine:
 
     ``line_no`` is unique within the file and stable across re-reads of the same bytes (a
     physical line for CSV, a running transaction number for camt), so a report can point at it.
+    Its texts hold no control character (a line with one is a ``BadLine``): they are stored.
     """
 
     statement_id: str

@@ -52,6 +52,7 @@ import codecs
 import csv
 import functools
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -161,8 +162,7 @@ class _Totals:
         self.fees[amount.currency] = self.fees.get(amount.currency, 0) + fee.minor
 
 
-def _is_utf8(row: list[str]) -> bool:
-    joined = "".join(row)
+def _is_utf8(joined: str) -> bool:
     if joined.isascii():
         return True
     try:
@@ -170,6 +170,11 @@ def _is_utf8(row: list[str]) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# No field holds a control character: a reference with one is no payment's, and PostgreSQL
+# cannot store a NUL at all (a run would fail on the line instead of quarantining it).
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 # Fees are nearly always the same few amounts, and Money is immutable: equal text, one object.
@@ -359,11 +364,18 @@ def _read(reader: Any) -> Iterator[tuple[StatementItem, InvalidMessageError | No
             continue
         if not row or row == [""]:
             continue  # a blank line is not a record
-        if not _is_utf8(row):
+        joined = "".join(row)
+        if not _is_utf8(joined):
             error = _bad(start, "row", "not UTF-8")
             totals.rows += 1
             totals.unreadable.append(start)
             text = ",".join(row).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            yield BadLine(statement_id, start, error.detail, text[:_TEXT_LIMIT]), error
+            continue
+        if (control := _CONTROL.search(joined)) is not None:
+            error = _bad(start, "row", f"a control character (U+{ord(control[0]):04X})")
+            totals.count(start, row)
+            text = _CONTROL.sub("\ufffd", ",".join(row))
             yield BadLine(statement_id, start, error.detail, text[:_TEXT_LIMIT]), error
             continue
         if trailer is not None:

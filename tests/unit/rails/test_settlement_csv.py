@@ -169,6 +169,19 @@ def test_a_row_that_is_not_utf8_is_a_bad_line() -> None:
     assert "cannot be proved" in _proofs(items)["control_total"].detail
 
 
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x7f"])
+def test_a_row_with_a_control_character_is_a_bad_line(char: str) -> None:
+    # No field of the file may hold one (a NUL cannot even be stored by PostgreSQL): the row
+    # is quarantined, never a payment's reference; its money still counts where readable.
+    data = _file(ROW, ROW).replace(b",k,", f",k{char},".encode(), 1)
+    items = _scan(data)
+    [bad] = [i for i in items if isinstance(i, BadLine)]
+    assert bad.line_no == 3 and f"a control character (U+{ord(char):04X})" in bad.reason
+    assert char not in bad.text
+    assert [x.line_no for x in items if isinstance(x, StatementLine)] == [4, -4]
+    assert _proofs(items)["control_total"].ok and _proofs(items)["record_count"].ok
+
+
 def test_the_callers_stream_stays_open() -> None:
     source = io.BytesIO(_file(ROW))
     assert _scan(source.getvalue()) and list(scan_settlement(source))
