@@ -13,11 +13,12 @@ import asyncio
 import errno
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -652,10 +653,11 @@ _VERDICT_EXIT = {"balanced": 0, "discrepancies": 1, "incomplete": 3}
 def reconcile(
     rail: Annotated[str, typer.Option(help="The rail's name in the rails file.")],
     day: Annotated[str, typer.Option("--date", help="Business date, YYYY-MM-DD.")],
-    statement: Annotated[Path | None, typer.Option(help="The statement file (default: fetch "
-                                                   "it from the rail).")] = None,
-    report_dir: Annotated[Path | None, typer.Option(help="Write summary.json and items.csv "
-                                                    "here (default: no files).")] = None,
+    statement_path: Annotated[str | None, typer.Option(
+        "--statement", help="The statement file (default: fetch it from the rail).")] = None,
+    report_path: Annotated[str | None, typer.Option(
+        "--report-dir", help="Write summary.json and items.csv here (default: no files).")
+    ] = None,
 ) -> None:
     """Reconcile a rail's statement with the ledger.
 
@@ -667,10 +669,20 @@ def reconcile(
     from gateway.reconciliation.report import render_table
 
     try:
+        # fromisoformat also reads 20261201 and 2026-W49-2: only the one form is a date here.
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day):
+            raise ValueError(day)
         business_date = date.fromisoformat(day)
     except ValueError:
         raise InvalidMessageError("schema_violation", f"--date: {day!r} is not a date "
                                   "(YYYY-MM-DD)") from None
+    # Read as text, not as Path: Path("") is the working directory.
+    for option, given in (("--statement", statement_path), ("--report-dir", report_path)):
+        if given == "":
+            raise InvalidMessageError("schema_violation", f"{option}: an empty path is no "
+                                      f"{'file' if option == '--statement' else 'folder'}")
+    statement = Path(statement_path) if statement_path is not None else None
+    report_dir = Path(report_path) if report_path is not None else None
     if statement is not None and not statement.is_file():
         raise InvalidMessageError("schema_violation", f"--statement: {statement} is not a "
                                   "readable file")
@@ -717,6 +729,10 @@ def _writable_folder(folder: Path) -> None:
         if folder.exists() and not folder.is_dir():
             raise refused("it is a file")
         folder.mkdir(parents=True, exist_ok=True)
+        for name in ("summary.json", "items.csv"):
+            # Replaced once the run is committed: found now, not after.
+            if (folder / name).exists() and not (folder / name).is_file():
+                raise refused(f"{name} in it is not a file")
         with tempfile.TemporaryFile(dir=folder) as probe:
             probe.write(b"\n")
             probe.flush()
@@ -1053,16 +1069,22 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except GatewayError as exc:
-        typer.echo(f"gateway: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
     except OSError as exc:
         # Files are read through read_toml/load_* (ConfigError) and reports written as
         # ReportWriteError; what is left is the database, or a file a command writes.
-        typer.echo(f"gateway: {_os_failure(exc)}", err=True)
-        sys.exit(2)
+        _fail(_os_failure(exc))
     except SQLAlchemyError as exc:
-        typer.echo(f"gateway: {_database_failure(exc)}", err=True)
-        sys.exit(2)
+        _fail(_database_failure(exc))
+
+
+def _fail(reason: str) -> NoReturn:
+    """Bad input's one line and exit 2. A reason quotes what it was given (a path, a value),
+    which may hold a line break: control characters are written as escapes, so it stays one
+    line."""
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason)
+    typer.echo(f"gateway: {line}", err=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -86,9 +86,12 @@ def render_table(summary: Mapping[str, Any]) -> str:
     out = [f"reconciliation {summary['rail']} {summary['business_date']}  run "
            f"{summary['run_id']}  verdict {summary['verdict'].upper()}", ""]
     rows = [("kind", "currency", "items", "ledger", "statement")]
+    counts = summary.get("counts", {})
     for kind, by_cur in sorted(summary["by_kind"].items()):
         for cur, t in sorted(by_cur.items()):
             rows.append((kind, cur, str(t["count"]), t["ledger"], t["statement"]))
+        if not by_cur:  # items without money (a quarantined line): counted all the same
+            rows.append((kind, "-", str(counts.get(kind, 0)), "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for i, r in enumerate(rows):
         out.append("  ".join(c.ljust(w) if j < 2 else c.rjust(w)

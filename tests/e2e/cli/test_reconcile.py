@@ -100,19 +100,33 @@ def test_each_verdict_has_its_exit_status(folder: Path, db_url: str) -> None:
      "--statement: absent.jsonl is not a readable file"),
     (["--rail", "fake", "--date", "2026-12-01", "--statement", "partners.toml"],
      "not a scripted statement"),
+    (["--rail", "fake", "--date", "20261201"], "--date: '20261201' is not a date"),
+    (["--rail", "fake", "--date", "2026-W49-2"], "--date: '2026-W49-2' is not a date"),
+    (["--rail", "fake", "--date", "2026-12-01", "--report-dir", ""],
+     "--report-dir: an empty path is no folder"),
+    (["--rail", "fake", "--date", "2026-12-01", "--statement", "two\nlines.jsonl"],
+     "--statement: two\\nlines.jsonl is not a readable file"),
+    (["--rail", "fake", "--date", "2026-12-01", "--statement", "day1.jsonl", "--report-dir",
+      "taken"], "--report-dir: taken is not a folder the report can be written to "
+     "(summary.json in it is not a file)"),
     (["--rail", "fake", "--date", "9999-12-31"], "business date 9999-12-31 has not begun"),
     (["--rail", "fake", "--date", "2026-12-01", "--statement", "day2.jsonl"],
      "the statement is of 2026-12-02, not of the business date 2026-12-01 (statement S1)"),
-], ids=["unknown-rail", "bad-date", "unreadable", "not-a-statement", "not-yet",
+], ids=["unknown-rail", "bad-date", "unreadable", "not-a-statement", "basic-format",
+        "week-date", "empty-report-dir", "newline-in-path", "summary-is-a-folder", "not-yet",
         "another-day"])
 def test_bad_input_is_one_line_and_exit_2(folder: Path, db_url: str, args: list[str],
                                           expected: str) -> None:
     (folder / "day2.jsonl").write_bytes(statement([record(day="2026-12-02")]))
+    (folder / "day1.jsonl").write_bytes(statement([record()]))
+    (folder / "taken" / "summary.json").mkdir(parents=True)
     r = _run(folder, db_url, "reconcile", *args)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2, r.stderr
     assert len(lines) == 1 and lines[0].startswith("gateway: ") and expected in lines[0], lines
     assert "Traceback" not in r.stderr
+    assert not (folder / "summary.json").exists()  # nothing ran, nothing was written
+    assert list((folder / "taken").iterdir()) == [folder / "taken" / "summary.json"]
 
 
 @pytest.mark.parametrize("where, why", [("partners.toml", "it is a file"),

@@ -103,6 +103,18 @@ def test_reports_are_byte_deterministic() -> None:
     assert csv_records([]) == b""
 
 
+def test_the_table_counts_items_that_have_no_money() -> None:
+    # A quarantined line has no readable amount: no currency, and still a row of its own.
+    s = dict(_summary(), verdict="incomplete", problems=["2 line(s) quarantined"],
+             counts={"matched": 2, "quarantined": 2, "unknown_line": 1})
+    s["by_kind"] = dict(s["by_kind"], quarantined={})  # type: ignore[call-overload]
+    rows = render_table(s).splitlines()
+    assert rows[2].split() == ["kind", "currency", "items", "ledger", "statement"]
+    assert [r.split() for r in rows[4:7]] == [
+        ["matched", "MYR", "2", "3.00", "3.00"], ["quarantined", "-", "2"],
+        ["unknown_line", "MYR", "1", "0.00", "1.00"]]
+
+
 @pytest.mark.parametrize("minor", [0, 1, -1, 99, 100, -100, 123456789012, -10**15 - 7])
 def test_amounts_are_the_decimal_ones(minor: int) -> None:
     from decimal import Decimal
