@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from gateway.errors import EvidenceMismatchError, ProblemError, RateLimitedError
 
@@ -63,14 +63,18 @@ def validation_problem(exc: RequestValidationError) -> Response:
     return problem_response(422, "schema_violation", f"{where}: {first['msg']}")
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(req: Request) -> list[str]:
     # Starlette's Allow names only the first route whose path matched; a path served by
-    # several routes (GET and POST /v1/backoffice/payments) needs all of them. A literal
-    # route (/pensions/run) wins over a parameterised one that would also match it.
-    matched = [r for r in req.app.router.routes
-               if isinstance(r, Route) and r.matches(req.scope)[0] != Match.NONE]
-    literal = [r for r in matched if r.path == req.scope["path"]]
-    return sorted({m for r in (literal or matched) for m in (r.methods or ())})
+    # several routes (GET and POST /v1/backoffice/payments) needs all of them. The routes
+    # themselves say which methods they take at this path, asked through the public
+    # BaseRoute.matches: FastAPI keeps included routers as routes of their own (not Route
+    # objects a list could be searched for), and their prefixes are theirs to apply.
+    routes = req.app.router.routes
+    return [m for m in _METHODS if any(
+        r.matches({**req.scope, "method": m})[0] == Match.FULL for r in routes)]
 
 
 def install_problem_handlers(app: FastAPI) -> None:
