@@ -26,8 +26,8 @@ from typing import Any
 
 from gateway.errors import ConflictError, ForbiddenError, InvalidMessageError
 
-__all__ = ["Proposal", "ProposalState", "approve", "edit", "execution_failed", "executed",
-           "expire", "new_proposal", "reject", "submit"]
+__all__ = ["LAPSING", "Proposal", "ProposalState", "approve", "edit", "execution_failed",
+           "executed", "expire", "new_proposal", "reject", "submit"]
 
 MAX_REASON = 2000
 
@@ -43,7 +43,9 @@ class ProposalState(StrEnum):
 
 
 S = ProposalState
-_OPEN = frozenset({S.draft, S.pending})
+# The states a proposal leaves by itself, for expired, once its expiry passes (stored as it
+# was until someone acts on it: reads see it as it stands, ``expire``).
+LAPSING = frozenset({S.draft, S.pending})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,7 @@ def new_proposal(*, action: str, maker: str, reason: str | None, params: dict[st
 
 
 def _live(p: Proposal, now: datetime) -> None:
-    if p.state in _OPEN and now >= p.expires_at:
+    if p.state in LAPSING and now >= p.expires_at:
         raise ConflictError("proposal_expired", f"proposal {p.pk} expired at "
                             f"{p.expires_at.isoformat()}")
 
@@ -154,7 +156,7 @@ def reject(p: Proposal, user: str, now: datetime, note: str | None) -> Proposal:
 
 def expire(p: Proposal, now: datetime) -> Proposal:
     """The proposal as it stands at ``now``: an open one past its expiry is expired."""
-    if p.state in _OPEN and now >= p.expires_at:
+    if p.state in LAPSING and now >= p.expires_at:
         return replace(p, state=S.expired)
     return p
 

@@ -27,11 +27,11 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import and_, func, insert, or_, select, tuple_, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.admin.proposals import Proposal, ProposalState
+from gateway.admin.proposals import LAPSING, Proposal, ProposalState
 from gateway.errors import InvalidMessageError
 from gateway.storage.commit_order import visible_horizon
 from gateway.storage.keyset import newest_first
@@ -246,10 +246,18 @@ async def proposal_by_pk(conn: AsyncConnection, pk: int, *,
 
 
 async def proposals_page(conn: AsyncConnection, *, state: str | None, action: str | None,
-                         before: int | None, limit: int) -> list[Proposal]:
+                         before: int | None, limit: int, now: datetime) -> list[Proposal]:
+    """Proposals newest first; ``state`` as each stands at ``now`` (a lapsed pending one,
+    still stored pending, is expired)."""
     q = select(admin_proposals).order_by(admin_proposals.c.pk.desc()).limit(limit)
-    if state is not None:
-        q = q.where(admin_proposals.c.state == state)
+    stored, lapsing = admin_proposals.c.state, [s.value for s in LAPSING]
+    if state == ProposalState.expired.value:
+        q = q.where(or_(stored == state, and_(stored.in_(lapsing),
+                                              admin_proposals.c.expires_at <= now)))
+    elif state in lapsing:
+        q = q.where(stored == state, admin_proposals.c.expires_at > now)
+    elif state is not None:
+        q = q.where(stored == state)
     if action is not None:
         q = q.where(admin_proposals.c.action == action)
     if before is not None:

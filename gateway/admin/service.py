@@ -522,7 +522,7 @@ class AdminService:
         now = self.clock()
         async with self.uow(read_only=True) as uow:
             found = await q.proposals_page(uow.conn, state=state, action=action, before=before,
-                                           limit=limit)
+                                           limit=limit, now=now)
         return {"proposals": [proposal_view(p, now) for p in found],
                 "next": str(found[-1].pk) if len(found) == limit else None}
 

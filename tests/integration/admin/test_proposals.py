@@ -116,6 +116,31 @@ async def test_an_expired_proposal_cannot_be_approved(hub, client, auth, rail, d
         "invalid"]
 
 
+async def test_the_state_filter_reads_proposals_as_they_stand_now(hub, client, auth, rail,
+                                                                  dispatcher, clock,
+                                                                  as_) -> None:
+    # One lapses untouched (still stored pending), one stays open: each is listed under the
+    # state its view shows, never under the one stored.
+    pk = await dead_payout(client, auth, rail, dispatcher)
+    olga = as_("olga", "operator")
+    lapsing = (await client.post("/admin/v1/proposals", headers=olga, json={
+        "action": "replay", "task_ids": [pk], "reason": "retry",
+        "expires_in_hours": 1})).json()
+    assert lapsing["state"] == "pending", lapsing
+    clock.now += timedelta(hours=2)
+    fresh = (await client.post("/admin/v1/proposals", headers=olga, json={
+        "action": "replay", "task_ids": [pk], "reason": "retry"})).json()
+    vera = as_("vera", "viewer")
+
+    async def listed(state: str) -> list[tuple[int, str]]:
+        r = await client.get(f"/admin/v1/proposals?state={state}", headers=vera)
+        assert r.status_code == 200, r.text
+        return [(p["id"], p["state"]) for p in r.json()["proposals"]]
+
+    assert await listed("expired") == [(lapsing["id"], "expired")]
+    assert await listed("pending") == [(fresh["id"], "pending")]
+
+
 async def test_reason_is_required_and_unknown_targets_are_404(client, as_) -> None:
     olga = as_("olga", "operator")
     problem(await client.post("/admin/v1/proposals", headers=olga, json={

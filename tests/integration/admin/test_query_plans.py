@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -33,6 +33,7 @@ ROWS = 60_000  # messages and payments, outbox tasks; audit records half as many
 # A page smaller than the rarest filter's matches: where a filter matches fewer rows than a
 # page, reading them all and sorting is the right plan, at any table size.
 LIMIT = 20
+_NOW = datetime(2026, 12, 1, tzinfo=UTC)  # the lists read proposals as they stand now
 BIG = {"messages", "payments", "outbox", "admin_audit", "delivery_receipts", "message_state"}
 MID = ROWS // 2
 
@@ -186,10 +187,10 @@ CASES: dict[str, tuple[Run, set[str | tuple[str, ...]], bool, bool]] = {
         c, state=None, payment_id="PAY-100", before=b, limit=LIMIT),
         {"ix_payment_discrepancies_payment_id_pk"}, False, False),
     "proposals?state": (lambda c, b: q.proposals_page(c, state="pending", action=None,
-                                                      before=b, limit=LIMIT),
+                                                      before=b, limit=LIMIT, now=_NOW),
                         {"ix_admin_proposals_state_pk"}, False, False),
     "proposals?action": (lambda c, b: q.proposals_page(c, state=None, action="replay",
-                                                       before=b, limit=LIMIT),
+                                                       before=b, limit=LIMIT, now=_NOW),
                          {"ix_admin_proposals_action_pk"}, False, False),
 }
 
