@@ -308,13 +308,33 @@ def _trailer_proofs(
             yield proof("control_total", False, f"{figures}: does not add up")
 
 
+# A detail row is well under 1 KiB; a physical line longer than this is no row, and is never
+# held whole (the csv module's own field limit applies only once a line has been read).
+_LINE_LIMIT = 65536
+_TOO_LONG = "\x00too long"  # stands for such a line: no row can be it (a NUL is refused)
+
+
+def _bounded_lines(text: io.TextIOWrapper) -> Iterator[str]:
+    """The file's physical lines, a line longer than _LINE_LIMIT read past in pieces and
+    given as _TOO_LONG, so the csv reader (and its line numbers) see one line for it. Rows
+    end in CRLF: such a line is read past up to its LF."""
+    readline = text.readline
+    while line := readline(_LINE_LIMIT):
+        if len(line) < _LINE_LIMIT or line[-1] == "\n":
+            yield line
+            continue
+        while (rest := readline(_LINE_LIMIT)) and rest[-1] != "\n":
+            pass
+        yield _TOO_LONG + "\r\n"
+
+
 def _items(source: BinaryIO) -> Iterator[tuple[StatementItem, InvalidMessageError | None]]:
     """Yield each item with the error ``parse_settlement`` raises for it (None: no error)."""
     # Undecodable bytes survive as lone surrogates so the row holding them is quarantined as a
     # bad line (never guessed at) while the rest of the file is read.
     text = io.TextIOWrapper(source, encoding="utf-8-sig", errors="surrogateescape", newline="")
     try:
-        yield from _read(csv.reader(text, strict=True))
+        yield from _read(csv.reader(_bounded_lines(text), strict=True))
     finally:
         text.detach()  # the caller's stream stays open (a wrapper closes what it wraps)
 
@@ -364,6 +384,12 @@ def _read(reader: Any) -> Iterator[tuple[StatementItem, InvalidMessageError | No
             continue
         if not row or row == [""]:
             continue  # a blank line is not a record
+        if row == [_TOO_LONG]:
+            error = _bad(start, "row", f"longer than {_LINE_LIMIT} characters (read past)")
+            totals.rows += 1
+            totals.unreadable.append(start)
+            yield BadLine(statement_id, start, error.detail, ""), error
+            continue
         joined = "".join(row)
         if not _is_utf8(joined):
             error = _bad(start, "row", "not UTF-8")

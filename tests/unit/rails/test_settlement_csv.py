@@ -206,3 +206,16 @@ def test_a_header_sequence_that_is_no_number_fails_a_proof(sequence: str) -> Non
     proofs = _proofs(items)
     assert not proofs["sequence"].ok and "HEADER sequence" in proofs["sequence"].detail
     assert proofs["record_count"].ok and proofs["control_total"].ok
+
+
+def test_a_line_longer_than_any_row_is_read_past_not_kept() -> None:
+    # One endless line (no line break for megabytes) must not be held whole: it is read past
+    # in pieces, quarantined, and the rows after it are read with their own line numbers.
+    data = _file(ROW, ROW).replace(b"\r\n" + ROW.encode(), b"\r\n" + b"x" * 3_000_000
+                                   + b"\r\n" + ROW.encode(), 1)
+    items = _scan(data)
+    [bad] = [i for i in items if isinstance(i, BadLine)]
+    assert bad.line_no == 3 and "longer than 65536 characters" in bad.reason
+    assert len(bad.text) <= 500
+    assert [x.line_no for x in items if isinstance(x, StatementLine)] == [4, -4, 5, -5]
+    assert not _proofs(items)["record_count"].ok  # the TRAILER counts 2 rows; there are 3
