@@ -4,11 +4,13 @@ network), strictly (an unknown field is an error), plus the properties the issue
 from __future__ import annotations
 
 import copy
+import stat
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from gateway.secretfiles import secret_file_refusal
 from tests.support.deploytools import DEPLOY
 
 K8S = DEPLOY / "k8s"
@@ -67,3 +69,29 @@ def test_secrets_hold_no_secret() -> None:
         if doc["kind"] == "Secret":
             assert "data" not in doc
             assert all(v.startswith("REPLACE") for v in doc["stringData"].values())
+
+
+def _pods_with_secret_volumes() -> list[tuple[str, dict, dict]]:
+    found = []
+    for doc in _docs():
+        pod = doc.get("spec", {}).get("template", {}).get("spec")
+        for volume in (pod or {}).get("volumes", []):
+            if "secret" in volume:
+                found.append((doc["metadata"]["name"], pod, volume["secret"]))
+    return found
+
+
+def test_every_pod_can_start_on_its_secret_files() -> None:
+    """The kubelet makes a secret volume's files root's, of group fsGroup, and adds group read
+    (read-only volume); the gateway must accept what the pod is given, and the manifest should
+    say it: defaultMode 0440, not 0400 (a file root's own the app user could not read)."""
+    pods = _pods_with_secret_volumes()
+    assert {name for name, _, _ in pods} == {"px-gateway", "px-dispatcher", "px-scheduler",
+                                              "px-migrate"}
+    for name, pod, secret in pods:
+        context = pod["securityContext"]
+        uid, gid, fs_group = context["runAsUser"], context["runAsGroup"], context["fsGroup"]
+        assert secret["defaultMode"] == 0o440, name
+        mode = secret["defaultMode"] | 0o440
+        assert secret_file_refusal("/run/secrets/px/hub.jwk.json", stat.S_IFREG | mode, 0,
+                                   fs_group, euid=uid, egid=gid, groups=(gid, fs_group)) is None
