@@ -9,6 +9,11 @@ The rule (style.md, rule 3): the class of the error says what a retry may do.
 - 429, 408, or 503 with ``Retry-After``: the rail says it did not act; ``TransientDeliveryError``
   carrying ``retry_after`` (seconds) when given.
 - Any other 4xx: ``PermanentDeliveryError`` with the HTTP status and the rail's short reason.
+
+A read (a statement, a status) changes nothing, so what may have arrived is simply asked again: 404
+(not made yet), 408, 429 and 5xx are ``TransientDeliveryError``; any other 4xx is the rail
+refusing the request itself (credentials, address), ``PermanentDeliveryError``, which asking
+again will not mend (``read_error``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from gateway.errors import (
     TransientDeliveryError,
 )
 
-__all__ = ["error_for_response", "retry_after", "send"]
+__all__ = ["error_for_response", "retry_after", "send", "read_error"]
 
 # Phases in which httpx guarantees no byte of the request reached the server.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -81,6 +86,24 @@ def error_for_response(response: httpx.Response, what: str) -> DeliveryError:
         err = OutcomeUnknownError(f"{what}: HTTP {code} {reason}".strip())
     err.http_status = code
     return err
+
+
+def read_error(response: httpx.Response, what: str) -> DeliveryError:
+    """Return the delivery error for a non-200 answer to a read, which changes nothing at
+    the rail (a statement, a payout's status; a 404 is what was asked for not there yet)."""
+    code = response.status_code
+    if code == 404:
+        return TransientDeliveryError(f"{what}: not available yet")
+    err = error_for_response(response, what)
+    if isinstance(err, PermanentDeliveryError):
+        refused = PermanentDeliveryError(f"{err} (the rail refused the request: its "
+                                         "credentials or address need fixing; asking again "
+                                         "will not help)")
+        refused.http_status = code
+        return refused
+    transient = TransientDeliveryError(str(err))
+    transient.retry_after, transient.http_status = err.retry_after, code
+    return transient
 
 
 def _reason(response: httpx.Response) -> str:

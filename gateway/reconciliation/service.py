@@ -40,10 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.clock import Clock, iso_millis
 from gateway.errors import (
     ConflictError,
+    DeliveryError,
     InvalidMessageError,
     NotFoundError,
     ReportWriteError,
-    TransientDeliveryError,
 )
 from gateway.evidence import payments as payments_evidence
 from gateway.money import MINOR_UNITS, Money
@@ -187,6 +187,7 @@ class ReconciliationService:
         Raises:
             InvalidMessageError: unknown rail, unreadable file, not this rail's statement.
             TransientDeliveryError: the rail has no statement for ``day`` yet (retry later).
+            PermanentDeliveryError: the rail refused the request (its credentials, say).
             ReportWriteError: ``report_dir`` refused the report; says whether the run is
                 stored (then asking again writes it).
         """
@@ -204,10 +205,13 @@ class ReconciliationService:
             try:
                 statement = await adapter.fetch_statement(self.http(), day)
                 source = f"fetched:{day.isoformat()}"
-            except Exception as exc:
-                if not give_up or not _transient(exc):
+            except DeliveryError as exc:
+                # Late (transient) or refused (permanent): at the deadline either way there is
+                # no statement, and the run says why.
+                if not give_up:
                     raise
-                return await self._run(rail, day, None, None, None, report_dir, cal, progress)
+                return await self._run(rail, day, None, None, None, report_dir, cal, progress,
+                                       missing=str(exc))
         else:
             source = statement.name[-200:] if isinstance(statement, Path) else "bytes"
         opener = _opener(statement)
@@ -262,7 +266,8 @@ class ReconciliationService:
                    scanner: _ScanThread | None, first: StatementItem | None,
                    report_dir: Path | None, cal: BusinessCalendar,
                    progress: Progress | None,
-                   proving: Callable[[], Iterator[StatementItem]] | None = None) -> RunResult:
+                   proving: Callable[[], Iterator[StatementItem]] | None = None,
+                   missing: str = "the rail never made it available") -> RunResult:
         sha = stmt.sha256 if stmt is not None else "none"
         run_key = _sha(f"{rail}|{day.isoformat()}|{sha}|{RULE_VERSION}".encode())
         async with self.uow(read_only=True) as reader:
@@ -272,7 +277,8 @@ class ReconciliationService:
                 await repo.advisory_lock(uow.conn, rail, day)
                 run_key, found = await _latest(uow.conn, run_key)  # another process's, now
                 if found is None:
-                    run = _Run(self, uow.conn, rail, day, stmt, run_key, cal, progress)
+                    run = _Run(self, uow.conn, rail, day, stmt, run_key, cal, progress,
+                               missing)
                     committed = False
                     try:
                         pk, csv_sha, tmp = await run.execute(scanner, first, report_dir,
@@ -354,8 +360,9 @@ class _Run:
 
     def __init__(self, svc: ReconciliationService, conn: AsyncConnection, rail: str, day: date,
                  stmt: RowMapping | None, run_key: str, cal: BusinessCalendar,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, missing: str = "") -> None:
         self.svc, self.conn, self.rail, self.day, self.stmt = svc, conn, rail, day, stmt
+        self.missing = missing  # without a statement: why there is none
         self.run_key, self.run_id = run_key, run_key[:20]
         self.cal, self.progress = cal, progress
         s = svc.settlement(rail)
@@ -425,7 +432,7 @@ class _Run:
         await self._expected()
         await self._propose()
         problems = ([f"proof failed: {f}" for f in self.scan.failed] + self.scan.gap_notes
-                    + ([] if self.stmt else ["no statement: the rail never made it available"]))
+                    + ([] if self.stmt else [f"no statement: {self.missing}"]))
         if self.tally.counts.get(ItemKind.quarantined.value):
             problems.append(f"{self.tally.counts[ItemKind.quarantined.value]} line(s) "
                             "quarantined")
@@ -907,10 +914,6 @@ async def _latest(conn: AsyncConnection, run_key: str) -> tuple[str, RowMapping 
     return run_key, found
 
 
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, TransientDeliveryError)
-
-
 def _opener(statement: Path | bytes) -> Callable[[], BinaryIO]:
     if isinstance(statement, bytes):
         return lambda: io.BytesIO(statement)
@@ -1234,6 +1237,7 @@ async def reconcile(hub_or_service: Any, rail: str, day: date,
 
     Raises:
         TransientDeliveryError: the rail has no statement for ``day`` yet (retry later).
+        PermanentDeliveryError: the rail refused the request (with ``give_up``: recorded).
         InvalidMessageError: unknown rail, unreadable file, not this rail's statement.
     """
     svc: ReconciliationService = getattr(hub_or_service, "reconciliation", hub_or_service)

@@ -98,8 +98,11 @@ class ScriptedRail:
     def __init__(self, config: ScriptedConfig | None = None) -> None:
         self.config = config or ScriptedConfig()
         self.served: dict[date, bytes] = {}
+        self.refusals: dict[date, Exception] = {}  # what asking for a day's statement raises
 
     async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
+        if day in self.refusals:
+            raise self.refusals[day]
         if day in self.served:
             return self.served[day]
         if self.config.statements_dir:

@@ -11,7 +11,7 @@ import httpx
 
 from adapters.rails import _hmac
 from adapters.rails._results import raise_for_results
-from adapters.rails._transport import error_for_response, send
+from adapters.rails._transport import error_for_response, read_error, send
 from adapters.rails.iso20022.camt import parse_camt, scan_camt
 from adapters.rails.iso20022.config import Iso20022Config
 from adapters.rails.iso20022.pain import (
@@ -174,6 +174,7 @@ class Iso20022Rail:
 
         Raises:
             TransientDeliveryError: not available yet (404), or the bank could not be asked.
+            PermanentDeliveryError: the bank refused the request (401, 403, another 4xx).
         """
         return await self._fetch(client, "camt053", day)
 
@@ -195,10 +196,8 @@ class Iso20022Rail:
             )
         except OutcomeUnknownError as exc:  # a read changes nothing: asking again is safe
             raise TransientDeliveryError(str(exc)) from exc
-        if response.status_code == 404:
-            raise TransientDeliveryError(f"{what}: not available yet")
         if response.status_code != 200:
-            raise TransientDeliveryError(f"{what}: HTTP {response.status_code}")
+            raise read_error(response, what)
         return response.content
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> PayoutStatus:

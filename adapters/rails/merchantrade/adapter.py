@@ -13,7 +13,7 @@ import httpx
 
 from adapters.rails import _hmac
 from adapters.rails._results import raise_for_results
-from adapters.rails._transport import error_for_response, send
+from adapters.rails._transport import error_for_response, read_error, send
 from adapters.rails.merchantrade.config import MerchantradeConfig
 from adapters.rails.merchantrade.settlement import parse_settlement, scan_settlement
 from gateway.errors import (
@@ -174,15 +174,22 @@ class MerchantradeRail:
         return status
 
     async def fetch_statement(self, client: httpx.AsyncClient, day: date) -> bytes:
-        """Download the settlement CSV of ``day`` (bytes for ``parse_statement``)."""
+        """Download the settlement CSV of ``day`` (bytes for ``parse_statement``).
+
+        Raises:
+            TransientDeliveryError: not available yet (404), or Merchantrade could not be asked.
+            PermanentDeliveryError: Merchantrade refused the request (401, 403, another 4xx).
+        """
         url = f"{self.config.base_url}/v1/settlements/{day.isoformat()}.csv"
-        response = await self._get(client, url, f"merchantrade settlement {day}")
+        what = f"merchantrade settlement {day}"
+        response = await self._get(client, url, what)
         if response.status_code == 404:
-            raise TransientDeliveryError(f"merchantrade settlement {day}: not available yet")
+            raise read_error(response, what)
         return response.content
 
     async def _get(self, client: httpx.AsyncClient, url: str, what: str) -> httpx.Response:
-        # A read changes nothing, so every failure to read is transient: ask again later.
+        # A read changes nothing: what may have reached the rail is simply asked again, and
+        # only a refusal of the request itself is permanent (read_error).
         headers = self._headers("GET", httpx.URL(url).raw_path.decode("ascii"), b"")
         try:
             response = await send(
@@ -192,10 +199,7 @@ class MerchantradeRail:
             raise TransientDeliveryError(str(exc)) from exc
         if response.status_code in (200, 404):
             return response
-        err = error_for_response(response, what)
-        if isinstance(err, OutcomeUnknownError):
-            raise TransientDeliveryError(str(err)) from err
-        raise err
+        raise read_error(response, what)
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> PayoutStatus:
         """Verify a callback's HMAC and freshness, then parse its payout status.

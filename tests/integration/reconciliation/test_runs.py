@@ -14,7 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from gateway.composition import Hub
-from gateway.errors import InvalidMessageError, ReportWriteError, TransientDeliveryError
+from gateway.errors import (
+    InvalidMessageError,
+    PermanentDeliveryError,
+    ReportWriteError,
+    TransientDeliveryError,
+)
 from gateway.reconciliation.service import ReconciliationService
 from gateway.storage.tables import (
     payment_events,
@@ -356,6 +361,22 @@ async def test_a_statement_not_there_yet_raises_and_a_give_up_is_incomplete(
     scripted.served[DAY] = statement([record(), line(1, e2e="P-1")])
     fetched = await recon.run("fake", DAY)  # the late file supersedes the give-up
     assert fetched.verdict == "balanced" and fetched.summary["supersedes"] == r.run_id
+
+
+async def test_a_give_up_records_why_there_is_no_statement(
+        hub: Hub, recon: ReconciliationService, scripted: ScriptedRail) -> None:
+    # A rail that refuses the request (its credentials, say) is not "late": asking raises
+    # its refusal, and the final give-up records the run all the same, saying why.
+    scripted.refusals[DAY] = PermanentDeliveryError("scripted statement: HTTP 401 unauthorized")
+    with pytest.raises(PermanentDeliveryError):
+        await recon.run("fake", DAY)
+    r = await recon.run("fake", DAY, give_up=True)
+    assert r.verdict == "incomplete"
+    assert r.summary["problems"] == [
+        "no statement: scripted statement: HTTP 401 unauthorized"]
+    late = await recon.run("fake", date(2026, 11, 30), give_up=True)
+    assert late.summary["problems"] == [
+        "no statement: scripted statement 2026-11-30: not available yet"]
 
 
 async def test_bad_input_is_refused_and_stores_nothing(
