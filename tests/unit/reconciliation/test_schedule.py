@@ -1,5 +1,6 @@
 """The schedule: cut-offs in Kuala Lumpur time, due dates across midnight, weekends and
-Malaysian public holidays, catch-up within the lookback, the retry schedule and give-up."""
+Malaysian public holidays, catch-up within the lookback, the retry schedule and give-up, and
+each rail's dates in date order (a later one held while an earlier one has no run)."""
 
 from __future__ import annotations
 
@@ -97,15 +98,31 @@ RETRY = RetryPlan(initial=timedelta(minutes=5), ceiling=timedelta(hours=1),
                   give_up_after=timedelta(hours=24))
 
 
+def recorded_before(day: date, rail: str = "merchantrade") -> set[tuple[str, date]]:
+    """Runs recorded for the 10 days before ``day`` (more than any lookback here)."""
+    return {(rail, day - timedelta(days=n)) for n in range(1, 11)}
+
+
 def test_missed_days_are_caught_up_oldest_first_within_the_lookback() -> None:
     # The scheduler was down from 25 November to 2 December: 7 days back and today are due,
     # 24 November is outside the lookback and left to ops.
     now = kl(2026, 12, 2, 23, 40)
     steps = plan(now, {"merchantrade": DAILY}, RETRY, 7, {}, set())
     assert [s.day for s in steps] == [date(2026, 11, 25) + timedelta(days=n) for n in range(8)]
+    # One at a time, in date order: each is held until the one before it is recorded.
+    assert [s.action for s in steps] == [Action.FINAL] + [Action.HELD] * 7
+    done: set[tuple[str, date]] = set()
+    ran = []
+    for _ in range(8):
+        step, *rest = plan(now, {"merchantrade": DAILY}, RETRY, 7, {}, done)
+        assert {s.action for s in rest} <= {Action.HELD}
+        ran.append((step.day, step.action))
+        done.add(("merchantrade", step.day))
     # Past their give-up deadline (a day after the cut-off), the old days get their final run
     # at once; today's is an ordinary run.
-    assert [s.action for s in steps] == [Action.FINAL] * 7 + [Action.RUN]
+    assert ran == [(date(2026, 11, 25) + timedelta(days=n), Action.FINAL) for n in range(7)] \
+        + [(date(2026, 12, 2), Action.RUN)]
+    assert plan(now, {"merchantrade": DAILY}, RETRY, 7, {}, done) == []
 
 
 def test_dates_of_several_rails_interleave_by_date_and_done_ones_are_skipped() -> None:
@@ -130,8 +147,8 @@ def test_a_late_statement_is_retried_on_the_schedule_then_given_up_at_the_deadli
     now = due
     seen: list[tuple[timedelta, Action]] = []
     for _ in range(100):  # bounded: the final run ends it
-        (step,) = [s for s in plan(now, {"merchantrade": DAILY}, RETRY, 7, attempts, set())
-                   if s.day == day]
+        (step,) = [s for s in plan(now, {"merchantrade": DAILY}, RETRY, 7, attempts,
+                                   recorded_before(day)) if s.day == day]
         if step.action is Action.WAIT:
             assert step.at > now
             now = step.at
@@ -155,8 +172,8 @@ def test_a_failed_final_run_backs_off_instead_of_running_every_tick() -> None:
     tried = {("merchantrade", day): Attempts(30, deadline)}
 
     def step_at(now: datetime) -> Action:
-        (step,) = [s for s in plan(now, {"merchantrade": DAILY}, RETRY, 7, tried, set())
-                   if s.day == day]
+        (step,) = [s for s in plan(now, {"merchantrade": DAILY}, RETRY, 7, tried,
+                                   recorded_before(day)) if s.day == day]
         return step.action
 
     assert step_at(deadline + timedelta(minutes=1)) is Action.WAIT
@@ -168,6 +185,84 @@ def test_a_restarted_scheduler_tries_a_late_date_at_once() -> None:
     now = DAILY.due_at(date(2026, 12, 1)) + timedelta(hours=3)
     (step,) = plan(now, {"merchantrade": DAILY}, RETRY, 1, {}, set())
     assert (step.day, step.action) == (date(2026, 12, 1), Action.RUN)
+
+
+D1, D2, D3 = date(2026, 12, 1), date(2026, 12, 2), date(2026, 12, 3)
+
+
+def test_a_later_date_is_held_while_an_earlier_one_of_its_rail_has_no_run() -> None:
+    # 1 December's statement is late (tried once, waiting); 2 December's cut-off has passed.
+    now = DAILY.due_at(D2) + timedelta(minutes=1)
+    late = {("merchantrade", D1): Attempts(3, now - timedelta(minutes=1))}
+    d1, d2 = plan(now, {"merchantrade": DAILY}, RETRY, 7, late, recorded_before(D1))
+    assert (d1.day, d1.action) == (D1, Action.WAIT)
+    assert (d2.day, d2.action, d2.waits_for) == (D2, Action.HELD, D1)
+    assert d2.at == DAILY.due_at(D2)  # when it was due: it has not been tried
+    # Once 1 December is recorded, 2 December is due at once.
+    (d2,) = plan(now, {"merchantrade": DAILY}, RETRY, 7, late,
+                 recorded_before(D1) | {("merchantrade", D1)})
+    assert (d2.day, d2.action, d2.waits_for) == (D2, Action.RUN, None)
+
+
+def test_a_held_date_waits_for_the_nearest_earlier_date_without_a_run() -> None:
+    now = DAILY.due_at(D3) + timedelta(minutes=1)
+    steps = plan(now, {"merchantrade": DAILY}, RETRY, 7, {}, recorded_before(D1))
+    assert [(s.day, s.action, s.waits_for) for s in steps] == [
+        (D1, Action.FINAL, None), (D2, Action.HELD, D1), (D3, Action.HELD, D2)]
+    # 2 December recorded out of order (by ops, or before this rule): 3 December still waits,
+    # for 1 December now.
+    steps = plan(now, {"merchantrade": DAILY}, RETRY, 7, {},
+                 recorded_before(D1) | {("merchantrade", D2)})
+    assert [(s.day, s.action, s.waits_for) for s in steps] == [
+        (D1, Action.FINAL, None), (D3, Action.HELD, D1)]
+
+
+def test_the_first_date_of_the_lookback_waits_for_nothing() -> None:
+    # A rail with no run at all (its first day, or a scheduler down longer than the lookback):
+    # the day before the lookback is never run by the scheduler, so it holds nothing.
+    now = DAILY.due_at(D3) + timedelta(minutes=1)
+    steps = plan(now, {"merchantrade": DAILY}, RETRY, 2, {}, set())
+    assert [(s.day, s.action) for s in steps] == [
+        (D1, Action.FINAL), (D2, Action.HELD), (D3, Action.HELD)]
+
+
+def test_days_without_a_statement_hold_nothing() -> None:
+    # Friday 4 December is late; Monday the 7th waits for it, not for the weekend.
+    now = BUSINESS.due_at(date(2026, 12, 7)) + timedelta(minutes=1)
+    friday = date(2026, 12, 4)
+    steps = plan(now, {"iso20022": BUSINESS}, RETRY, 3, {}, set())
+    assert [(s.day, s.action, s.waits_for) for s in steps] == [
+        (friday, Action.FINAL, None), (date(2026, 12, 7), Action.HELD, friday)]
+
+
+def test_a_rail_waits_for_its_own_dates_only() -> None:
+    now = kl(2026, 12, 2, 23, 45)
+    schedules = {"merchantrade": DAILY, "ewallet": RailSchedule("ewallet", time(23, 30))}
+    late = {("merchantrade", D1): Attempts(1, now)}
+    done = recorded_before(D1) | recorded_before(D1, "ewallet")
+    steps = plan(now, schedules, RETRY, 7, late, done)
+    assert [(s.day, s.rail, s.action) for s in steps] == [
+        (D1, "ewallet", Action.RUN), (D1, "merchantrade", Action.WAIT),
+        (D2, "ewallet", Action.HELD), (D2, "merchantrade", Action.HELD)]
+    steps = plan(now, schedules, RETRY, 7, late, done | {("ewallet", D1)})
+    assert [(s.day, s.rail, s.action) for s in steps] == [
+        (D1, "merchantrade", Action.WAIT), (D2, "ewallet", Action.RUN),
+        (D2, "merchantrade", Action.HELD)]
+
+
+def test_a_date_held_past_its_own_deadline_gets_its_final_run_once_released() -> None:
+    # 1 December's final run kept failing (the database away) until after 2 December's own
+    # deadline: 2 December was held all along, and once 1 December is recorded it is not
+    # retried from its first wait but given its final run at once.
+    now = RETRY.deadline(DAILY.due_at(D2)) + timedelta(minutes=1)
+    tried = {("merchantrade", D1): Attempts(30, now - timedelta(minutes=2))}
+    d1, d2, d3 = [s for s in plan(now, {"merchantrade": DAILY}, RETRY, 7, tried,
+                                  recorded_before(D1)) if s.day <= D3]
+    assert (d1.action, d2.action, d3.action) == (Action.WAIT, Action.HELD, Action.HELD)
+    given_up = recorded_before(D1) | {("merchantrade", D1)}
+    d2, d3 = [s for s in plan(now, {"merchantrade": DAILY}, RETRY, 7, tried, given_up)
+              if s.day <= D3]
+    assert (d2.day, d2.action, d3.day, d3.action) == (D2, Action.FINAL, D3, Action.HELD)
 
 
 def test_retry_plan_refuses_nonsense() -> None:
