@@ -242,7 +242,7 @@ def test_a_rail_waits_for_its_own_dates_only() -> None:
     done = recorded_before(D1) | recorded_before(D1, "ewallet")
     steps = plan(now, schedules, RETRY, 7, late, done)
     assert [(s.day, s.rail, s.action) for s in steps] == [
-        (D1, "ewallet", Action.RUN), (D1, "merchantrade", Action.WAIT),
+        (D1, "ewallet", Action.FINAL), (D1, "merchantrade", Action.WAIT),
         (D2, "ewallet", Action.HELD), (D2, "merchantrade", Action.HELD)]
     steps = plan(now, schedules, RETRY, 7, late, done | {("ewallet", D1)})
     assert [(s.day, s.rail, s.action) for s in steps] == [
