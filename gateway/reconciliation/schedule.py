@@ -9,6 +9,14 @@ The statement of business date D is due once D's cut-off has passed (the rail's 
 every calendar day. Every due date within the lookback that has no recorded run is due, oldest
 first, so the days a stopped scheduler missed are caught up when it comes back.
 
+A rail's dates run in date order: a run checks each statement's sequence numbers against the
+run of the latest earlier date, so a date run before the late one ahead of it would be checked
+against the wrong statement, find a gap and move nothing. While an earlier date of the same
+rail within the lookback has no recorded run, a later one is held; the earlier one's run, or
+its give-up, releases it. The first date of the lookback waits for nothing (the scheduler
+never runs a date before it), so the oldest date without a run is never held and the dates
+always move on. Rails never hold each other.
+
 A late statement (the runner raises ``TransientDeliveryError``) is asked for again with
 exponential backoff up to a ceiling; at the give-up deadline (cut-off + ``give_up_after``) the
 runner is called once more with ``final=True`` and records the run as incomplete if the
@@ -160,6 +168,7 @@ class Action(Enum):
     RUN = "run"  # reconcile; a missing statement is retried later
     FINAL = "final"  # the deadline has passed: reconcile, or record the statement missing
     WAIT = "wait"  # not yet: the next attempt is at Step.at
+    HELD = "held"  # an earlier date of the rail (Step.waits_for) has no recorded run yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,29 +176,36 @@ class Step:
     rail: str
     day: date
     action: Action
-    at: datetime  # when the action is (or was) due
+    at: datetime  # when the action is (or was) due; for HELD, as if nothing held it
+    waits_for: date | None = None  # HELD: the nearest earlier date of the rail without a run
 
 
 def plan(now: datetime, schedules: Mapping[str, RailSchedule], retry: RetryPlan,
          lookback_days: int, attempts: Mapping[tuple[str, date], Attempts],
          done: frozenset[tuple[str, date]] | set[tuple[str, date]]) -> list[Step]:
     """What to do at ``now`` for every due (rail, date) not ``done``: oldest date first, then
-    by rail name."""
+    by rail name; a date is HELD while an earlier date of its rail is not ``done``."""
     steps: list[Step] = []
     for name in sorted(schedules):
         schedule = schedules[name]
+        pending: date | None = None  # the latest date so far of this rail without a run
         for day in schedule.due_days(now, lookback_days):
             if (name, day) in done:
                 continue
             due = schedule.due_at(day)
             at = retry.next_attempt(due, attempts.get((name, day), Attempts()))
-            if now < at:
+            if pending is not None:
+                # Its deadline may pass while held: released, it then gets its final run at
+                # once, as a date the scheduler was down for would.
+                action = Action.HELD
+            elif now < at:
                 action = Action.WAIT
             elif now >= retry.deadline(due):
                 action = Action.FINAL
             else:
                 action = Action.RUN
-            steps.append(Step(name, day, action, at))
+            steps.append(Step(name, day, action, at, pending))
+            pending = day
     steps.sort(key=lambda s: (s.day, s.rail))
     return steps
 

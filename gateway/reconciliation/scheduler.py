@@ -7,6 +7,12 @@ it, so a date is run by one of them, and the runner's own idempotence covers the
 lost with its connection). What a scheduler remembers (dates done, attempts at a late
 statement) is in memory only: after a restart it asks the runner again, and a late
 statement's backoff starts again from its first wait, still ending at the same deadline.
+
+A rail's dates run in date order (``schedule.plan`` holds a date while an earlier one has no
+run). A date held by this scheduler may have been run by another one: it learns that, as
+anything recorded, by asking the runner under the lock, and it plans again after every attempt,
+so the run it finds or makes releases the next date within the same tick. A restarted
+scheduler thus walks a rail's dates oldest first in its first tick, finding each recorded.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ class Outcome:
     rail: str
     day: date
     result: str  # "run" (verdict set), "done" (already recorded), "busy" (locked elsewhere),
-    # "late" (no statement yet), "failed" (the runner or the database failed)
+    # "late" (no statement yet), "failed" (the runner or the database failed), "held" (not
+    # tried: an earlier date of the rail has no run yet)
     verdict: str | None = None
     final: bool = False
 
@@ -65,6 +72,7 @@ class Scheduler:
         self._clock = clock
         self._attempts: dict[tuple[str, date], Attempts] = {}
         self._done: set[tuple[str, date]] = set()
+        self._held: set[tuple[str, date]] = set()  # logged as held (once per date)
 
     def due(self) -> list[Step]:
         """What is due now (waiting steps included)."""
@@ -72,14 +80,22 @@ class Scheduler:
                     self._attempts, self._done)
 
     async def tick(self, stop: asyncio.Event | None = None) -> list[Outcome]:
-        """Run every due (rail, date) once, oldest first; stop early, between runs, when
-        ``stop`` is set."""
+        """Run every due (rail, date) once, oldest first, then report those still held; stop
+        early, between runs, when ``stop`` is set."""
         outcomes: list[Outcome] = []
-        for step in self.due():
-            if stop is not None and stop.is_set():
+        tried: set[tuple[str, date]] = set()
+        while stop is None or not stop.is_set():
+            # Planned again after each attempt: a date recorded releases the next at once.
+            step = next((s for s in self.due() if s.action in (Action.RUN, Action.FINAL)
+                         and (s.rail, s.day) not in tried), None)
+            if step is None:
                 break
-            if step.action is not Action.WAIT:
-                outcomes.append(await self._attempt(step))
+            tried.add((step.rail, step.day))
+            outcomes.append(await self._attempt(step))
+        for step in self.due():
+            if step.action is Action.HELD:
+                outcomes.append(Outcome(step.rail, step.day, "held"))
+                self._note_held(step)
         self._forget_old()
         return outcomes
 
@@ -127,6 +143,13 @@ class Scheduler:
                  " (final: statement deadline passed)" if final else "")
         return Outcome(step.rail, step.day, "run", verdict, final)
 
+    def _note_held(self, step: Step) -> None:
+        key = (step.rail, step.day)
+        if key not in self._held:  # a late date may hold the next for a day of ticks
+            self._held.add(key)
+            log.info("reconciliation rail=%s date=%s held: waits for the run of %s (a rail's "
+                     "dates run in date order)", step.rail, step.day, step.waits_for)
+
     def _failed(self, key: tuple[str, date]) -> Attempts:
         before = self._attempts.get(key, Attempts())
         after = self._attempts[key] = Attempts(before.count + 1, self._clock())
@@ -141,3 +164,4 @@ class Scheduler:
         oldest = self._clock().date() - timedelta(days=self._lookback + 2)
         self._done = {k for k in self._done if k[1] >= oldest}
         self._attempts = {k: v for k, v in self._attempts.items() if k[1] >= oldest}
+        self._held = {k for k in self._held if k[1] >= oldest}
