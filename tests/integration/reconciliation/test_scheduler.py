@@ -334,7 +334,7 @@ async def test_after_the_give_up_of_a_date_the_next_runs_and_reports_the_gap_it_
         "run", "incomplete", False)
     runs = await _runs(recon)
     assert "account ACC-1: sequence 43 does not follow 41" in runs[D2]["problems"]  # type: ignore[operator]
-    assert "no statement: the rail never made it available" in runs[D1]["problems"]  # type: ignore[operator]
+    assert "no statement: scripted statement 2026-12-01: not available yet" in runs[D1]["problems"]  # type: ignore[operator]
 
 
 def test_an_in_memory_database_has_no_job_locks() -> None:
