@@ -880,6 +880,7 @@ class _Run:
             "residual": {cur: b["residual"] for cur, b in bridge.items()},
             "proofs": {"ok": self.scan.proofs_ok, "failed": self.scan.proofs_failed,
                        "failures": self.scan.failed},
+            "sequence_gaps": self.scan.gaps,
             "problems": problems[:_MAX_LISTED],
             "settlement": {"days": self.settlement_days, "cutoff": self.cutoff.strftime("%H:%M"),
                            "holiday_subdivision": self.cal.subdivision},
@@ -898,7 +899,12 @@ async def _latest(conn: AsyncConnection, run_key: str) -> tuple[str, RowMapping 
     held a payment since restored is not the answer: its key is returned with None, so the
     statement is done again (a new run superseding it, which moves what was held) instead of
     the held line staying unreconciled for ever. Same inputs, same answer: a run whose held
-    payments are all still held is answered as it is."""
+    payments are all still held is answered as it is.
+
+    So is a current run whose statement did not follow the date before it (a sequence gap):
+    once an earlier date has a newer run than it (the late file that was missing), its
+    statement is done again, checked against that one, instead of staying unproven for ever.
+    """
     found = await repo.run_by_key(conn, run_key)
     while found is not None:
         after = _sha(f"{run_key}|after {found.run_id}".encode())
@@ -906,10 +912,15 @@ async def _latest(conn: AsyncConnection, run_key: str) -> tuple[str, RowMapping 
         if again is not None:
             run_key, found = after, again
             continue
+        if found.superseded_by_pk is not None:
+            break
         held = await repo.held_payments_of(conn, found.pk)
-        if (held and found.superseded_by_pk is None
-                and len(await payments_evidence.mismatched(conn, held)) < len(held)):
+        if held and len(await payments_evidence.mismatched(conn, held)) < len(held):
             return after, None
+        if json.loads(found.summary or "{}").get("sequence_gaps"):
+            before = await repo.previous_run(conn, found.rail, found.business_date)
+            if before is not None and before.pk > found.pk:
+                return after, None
         break
     return run_key, found
 

@@ -351,6 +351,30 @@ async def test_a_sequence_gap_with_the_previous_statement_is_incomplete(
     assert "account ACC-1: sequence 44 does not follow 42" in r3.summary["problems"]
 
 
+async def test_a_run_with_a_gap_is_done_again_once_the_date_before_is_reconciled(
+        hub: Hub, recon: ReconciliationService) -> None:
+    # 1 December's file came late: 2 December's, run first, follows 30 November's (a gap)
+    # and moves nothing. Same inputs, same answer, until 1 December is reconciled: then
+    # running 2 December's file again is a new run, checked against 1 December, that
+    # supersedes the first and moves what it proves.
+    await recon.run("fake", date(2026, 11, 30), statement([record(sequence=41,
+                                                                   day="2026-11-30")]))
+    await add_payment(hub.uow, "P-2")
+    d2 = statement([record(sequence=43, day="2026-12-02"), line(1, e2e="P-2", day="2026-12-02")])
+    first = await recon.run("fake", date(2026, 12, 2), d2)
+    assert first.verdict == "incomplete" and await _states(hub) == {"P-2": "paid"}
+    assert "account ACC-1: sequence 43 does not follow 41" in first.summary["problems"]
+    assert first.summary["sequence_gaps"] == 1
+    assert (await recon.run("fake", date(2026, 12, 2), d2)).run_id == first.run_id
+    await recon.run("fake", DAY, statement([record(sequence=42)]))
+    again = await recon.run("fake", date(2026, 12, 2), d2)
+    assert not again.reused and again.run_id != first.run_id
+    assert again.verdict == "balanced" and again.summary["supersedes"] == first.run_id
+    assert await _states(hub) == {"P-2": "reconciled"}
+    same = await recon.run("fake", date(2026, 12, 2), d2)
+    assert same.reused and same.run_id == again.run_id
+
+
 async def test_a_statement_not_there_yet_raises_and_a_give_up_is_incomplete(
         hub: Hub, recon: ReconciliationService, scripted: ScriptedRail) -> None:
     await add_payment(hub.uow, "P-1", paid_at=OLD)
