@@ -226,6 +226,25 @@ async def line_seen(conn: AsyncConnection, run_pk: int,
             for r in (await conn.execute(q))}
 
 
+async def moved_by(conn: AsyncConnection, run_pk: int,
+                   payment_pks: Sequence[int]) -> dict[int, str]:
+    """What this run's items so far make of the payments (for a run that moves nothing, on
+    an unproven statement): ``returned`` for a return or reversal classified as one, else
+    ``reconciled`` for a payout line matched; payments it did not move are left out."""
+    if not payment_pks:
+        return {}
+    q = select(recon_items.c.payment_pk, recon_items.c.kind, recon_items.c.line_kind).where(
+        recon_items.c.run_pk == run_pk, recon_items.c.payment_pk.in_(list(payment_pks)),
+        recon_items.c.kind.in_(("matched", "returned", "reversed")))
+    out: dict[int, str] = {}
+    for r in await conn.execute(q):
+        if r.kind in ("returned", "reversed"):
+            out[r.payment_pk] = "returned"
+        elif r.line_kind == "payout":
+            out.setdefault(r.payment_pk, "reconciled")
+    return out
+
+
 async def matched_in(conn: AsyncConnection, run_pks: Sequence[int],
                      payment_pks: Sequence[int]) -> set[int]:
     """The payments any of the runs ``run_pks`` matched (reconciled)."""

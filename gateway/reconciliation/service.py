@@ -554,17 +554,27 @@ class _Run:
         for r in await repo.payments_by_refs(conn, self.rail, refs):
             by_ref.setdefault(r.rail_reference, r)
         rows = {r.pk: r for r in (*by_id.values(), *by_ref.values())}
+        # Not trusted, this run moves nothing and the database still shows the payments as
+        # they were before it: what its written items made of them is read back, so each line
+        # reads a payment as the lines before it left it, as in a trusted run (the last
+        # batch's, not written yet, are carried).
+        would = {} if self.trusted else await repo.moved_by(conn, self.pk, sorted(rows))
+
+        def state_of(pk: int, r: Row[Any]) -> str:
+            return would.get(pk, r.state)  # type: ignore[no-any-return]
+
         # Changed beside the hub: a line that would move one says so and moves nothing. The
         # lookup locked the rows and, where it could, compared them (``unchanged``); why one
         # differs, or whether one does where it could not compare, is asked here. So the
         # batch's writes never meet one and need not check again.
         held = await payments_evidence.mismatched(conn, [
-            pk for pk, r in rows.items() if r.state in _MOVABLE and r.unchanged is not True])
+            pk for pk, r in rows.items()
+            if state_of(pk, r) in _MOVABLE and r.unchanged is not True])
         seen: set[tuple[int, bool]] = set()
         if self.met is None:  # too many to remember: ask the items written so far
             seen = await repo.line_seen(conn, self.pk, sorted(rows))
         by_old = await repo.matched_in(conn, self.replaced, sorted(
-            pk for pk, r in rows.items() if r.state == "reconciled"))
+            pk for pk, r in rows.items() if state_of(pk, r) == "reconciled"))
         if self.met is not None:
             # Reconciled already, by an earlier statement or by this run's earlier batches (the
             # last one's in memory, older ones written): which is read from what this run
@@ -572,15 +582,13 @@ class _Run:
             # the same in any batching. The query runs only for such payments (duplicates).
             mine = {pk for pk, s in self._carried.items() if s == "reconciled" and pk in rows}
             seen |= {(pk, False) for pk in mine}
-            # (Not trusted, this run moved nothing: one it matched batches ago reads paid.)
             seen |= await repo.line_seen(conn, self.pk, sorted(
                 pk for pk, r in rows.items()
-                if (r.state == "reconciled" or not self.trusted and r.state == "paid")
-                and pk not in by_old and pk not in mine))
+                if state_of(pk, r) == "reconciled" and pk not in by_old and pk not in mine))
         self._start_writes()  # the previous batch's: from here on, they run beside this one
         # Changed in this batch, or in the previous one (whose writes the lookup above did
         # not see); only this batch's are carried to the next (memory stays one batch's).
-        states: dict[int, str] = dict(self._carried)
+        states: dict[int, str] = {**would, **self._carried}
         changed: dict[int, str] = {}
         reconciled: list[Row[Any]] = []
         changes: dict[int, Change] = {}

@@ -194,3 +194,55 @@ async def test_what_a_run_met_is_kept_to_the_end_of_the_batch_that_outgrows_it(
         states = dict((await u.conn.execute(
             select(payments.c.payment_id, payments.c.state))).all())
     assert states == {"P-0": "paid", "P-1": "paid"}
+
+
+AFTER_MOVES = [
+    record(),
+    line(1, e2e="P-0"),  # reconciled...
+    line(2, e2e="P-1", kind="returned", reason="AC04"),  # returned...
+    line(3, "1.00"), line(4, "2.00"), line(5, "3.00"), line(6, "4.00"),  # (batches go by)
+    line(7, e2e="P-0", kind="not_paid"),  # ...and said not paid, batches later
+    line(8, e2e="P-1", kind="not_paid"),
+    line(9, e2e="P-2", kind="returned"),  # returned, then its payout line batches later
+    line(10, "5.00"), line(11, "6.00"), line(12, "7.00"), line(13, "8.00"),
+    line(14, e2e="P-2"),
+]
+# As a proven statement read in one batch classifies them: each line reads the payment as the
+# lines before it left it, in any batching, moved or not.
+AFTER_MOVES_ITEMS = [
+    (1, "matched", 10000, 10000, "matched by key"),
+    (2, "returned", -10000, 10000, "returned by the rail (AC04)"),
+    (7, "state_mismatch", 10000, 0, "the rail says no money moved; the ledger says reconciled"),
+    (8, "state_mismatch", 0, 0, "the rail says not paid; the ledger says returned"),
+    (9, "returned", -10000, 10000, "returned by the rail"),
+    (14, "matched", 10000, 10000, "matched by key"),  # the payout the return took back
+]
+
+
+@pytest.mark.parametrize("proven", [True, False], ids=["proven", "unproven"])
+@pytest.mark.parametrize("batch", [2, 3, 1000])
+async def test_a_line_reads_the_payment_as_the_lines_before_left_it(
+        hub: Hub, recon: ReconciliationService, monkeypatch: pytest.MonkeyPatch,
+        batch: int, proven: bool) -> None:
+    monkeypatch.setattr(service, "BATCH", batch)
+    stmt = statement([*AFTER_MOVES, proof(proven, "control_total")])
+    for n in range(3):
+        await add_payment(hub.uow, f"P-{n}")
+    result = await recon.run("fake", DAY, stmt)
+    async with hub.uow(read_only=True) as u:
+        items = [tuple(i) for i in (await u.conn.execute(
+            select(recon_items.c.line_no, recon_items.c.kind, recon_items.c.ledger_minor,
+                   recon_items.c.statement_minor, recon_items.c.detail)
+            .where(recon_items.c.run_pk == result.pk, recon_items.c.payment_pk.is_not(None))
+            .order_by(recon_items.c.seq))).all()]
+        states = dict((await u.conn.execute(
+            select(payments.c.payment_id, payments.c.state))).all())
+    assert items == AFTER_MOVES_ITEMS
+    assert result.summary["bridge"]["MYR"] == {
+        "ledger": "100.00", "statement": "436.00", "explained": "-400.00", "residual": "64.00"}
+    if proven:
+        assert states == {"P-0": "reconciled", "P-1": "returned", "P-2": "returned"}
+    else:
+        assert set(states.values()) == {"paid"}
+        assert ("nothing was moved on this statement's word: 1 payment(s) it matched stay paid "
+                "and 2 it returned are not returned") in result.summary["problems"]
