@@ -385,6 +385,7 @@ class _Run:
         # classified as ever and move no payment; how many would have (reconciled, returned).
         self.trusted = True
         self.unmoved = [0, 0]
+        self.follows: str | None = None  # the run its sequence numbers were checked against
         self.met: set[tuple[int, bool]] | None = set()
         # The pipeline of _lines: the last batch's writes, not started or running, and the
         # payment states that batch changed.
@@ -418,6 +419,7 @@ class _Run:
         self.superseded = await repo.current_run(conn, self.rail, self.day)
         self.replaced = await repo.runs_of(conn, self.rail, self.day)
         previous = await repo.previous_run(conn, self.rail, self.day)
+        self.follows = previous.run_id if previous else None
         self.scan.accounts = json.loads(previous.accounts) if previous else {}
         if scanner is not None and proving is not None:
             self.trusted = await _proven(proving(), self.day, self.scan.accounts)
@@ -888,7 +890,7 @@ class _Run:
             "residual": {cur: b["residual"] for cur, b in bridge.items()},
             "proofs": {"ok": self.scan.proofs_ok, "failed": self.scan.proofs_failed,
                        "failures": self.scan.failed},
-            "sequence_gaps": self.scan.gaps,
+            "sequence_gaps": self.scan.gaps, "follows": self.follows,
             "problems": problems[:_MAX_LISTED],
             "settlement": {"days": self.settlement_days, "cutoff": self.cutoff.strftime("%H:%M"),
                            "holiday_subdivision": self.cal.subdivision},
@@ -910,8 +912,10 @@ async def _latest(conn: AsyncConnection, run_key: str) -> tuple[str, RowMapping 
     payments are all still held is answered as it is.
 
     So is a current run whose statement did not follow the date before it (a sequence gap):
-    once an earlier date has a newer run than it (the late file that was missing), its
-    statement is done again, checked against that one, instead of staying unproven for ever.
+    once the run it would now be checked against is another than the one it was (``follows``:
+    the late file that was missing has been reconciled), its statement is done again,
+    checked against that one, instead of staying unproven for ever. (Which run, not which is
+    newer: a row numbered before this run's may commit after this run read its predecessor.)
     """
     found = await repo.run_by_key(conn, run_key)
     while found is not None:
@@ -925,9 +929,10 @@ async def _latest(conn: AsyncConnection, run_key: str) -> tuple[str, RowMapping 
         held = await repo.held_payments_of(conn, found.pk)
         if held and len(await payments_evidence.mismatched(conn, held)) < len(held):
             return after, None
-        if json.loads(found.summary or "{}").get("sequence_gaps"):
+        summary = json.loads(found.summary or "{}")
+        if summary.get("sequence_gaps"):
             before = await repo.previous_run(conn, found.rail, found.business_date)
-            if before is not None and before.pk > found.pk:
+            if before is not None and before.run_id != summary.get("follows"):
                 return after, None
         break
     return run_key, found

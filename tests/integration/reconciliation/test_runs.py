@@ -365,6 +365,8 @@ async def test_a_run_with_a_gap_is_done_again_once_the_date_before_is_reconciled
     assert first.verdict == "incomplete" and await _states(hub) == {"P-2": "paid"}
     assert "account ACC-1: sequence 43 does not follow 41" in first.summary["problems"]
     assert first.summary["sequence_gaps"] == 1
+    nov30 = (await recon.runs("fake", date(2026, 11, 30), None, 1))["runs"][0]["run_id"]
+    assert first.summary["follows"] == nov30
     assert (await recon.run("fake", date(2026, 12, 2), d2)).run_id == first.run_id
     await recon.run("fake", DAY, statement([record(sequence=42)]))
     again = await recon.run("fake", date(2026, 12, 2), d2)
