@@ -201,6 +201,7 @@ class ReconciliationService:
                                       "has not begun in Asia/Kuala_Lumpur (today is "
                                       f"{today.isoformat()}): no statement can be of it")
         cal = calendar_for(self.settlement(rail).holiday_subdivision)
+        given = statement is not None
         if statement is None:
             try:
                 statement = await adapter.fetch_statement(self.http(), day)
@@ -219,9 +220,10 @@ class ReconciliationService:
         scanner = _ScanThread(_checked_scan(adapter, opener, stored_sha))
         try:
             first = await scanner.first()  # not a statement: raises, stores none
-            if isinstance(first, StatementRecord) and _other_day(first, day):
-                # A file of another day (a wrong file given, the rail serving the wrong day):
-                # refused before it is stored or supersedes anything.
+            if given and isinstance(first, StatementRecord) and _other_day(first, day):
+                # A wrong file given: refused before it is stored or supersedes anything. One
+                # the rail served for the day is its answer: stored and run, its date a failed
+                # proof (incomplete, nothing moved), so the day has a run that says so.
                 raise InvalidMessageError("schema_violation", f"{_other_day(first, day)} "
                                           f"(statement {first.statement_id})")
             stored = await self._store(rail, opener, source)

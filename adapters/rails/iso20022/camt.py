@@ -60,7 +60,7 @@ from typing import BinaryIO
 from lxml import etree
 
 from adapters.rails._money import StatementMoney, statement_money
-from adapters.rails._statements import plain_number
+from adapters.rails._statements import KUALA_LUMPUR, plain_number
 from adapters.rails.iso20022.xml import child, children, localname, stripped, text
 from gateway.errors import InvalidMessageError
 from gateway.money import MINOR_UNITS, Money
@@ -502,6 +502,16 @@ def _parse_moment(value: str | None) -> datetime | None:
         return None
 
 
+def _business_day(begins: datetime | None) -> date | None:
+    """The business day a statement's period begins on, in Asia/Kuala_Lumpur (the gateway's
+    business calendar): a bank may write FrDtTm in UTC (1 December begins 30 November
+    16:00Z). Without FrToDt the statement does not say (``None``): its creation time may be
+    the next morning, and an intraday camt.054 often has none."""
+    if begins is None:
+        return None
+    return (begins.astimezone(KUALA_LUMPUR) if begins.tzinfo is not None else begins).date()
+
+
 class _Scanner:
     """The state of one streaming read (a generator of items paired with their error)."""
 
@@ -548,14 +558,14 @@ class _Scanner:
         created = text(el, "CreDtTm") or self.msg_created
         record.created = created
         created_at = _parse_moment(created)
-        begins = _parse_moment(text(el, "FrToDt", "FrDtTm")) or created_at
+        begins = _parse_moment(text(el, "FrToDt", "FrDtTm"))
         sequence = text(el, "ElctrncSeqNb")
         account = text(el, "Acct", "Id", "IBAN") or text(el, "Acct", "Id", "Othr", "Id") or ""
         record.header = StatementRecord(
             statement_id=record_id,
             kind=self.kind,
             account=account,
-            business_date=begins.date() if begins is not None else None,
+            business_date=_business_day(begins),
             sequence=plain_number(sequence) if sequence is not None else None,
             created_at=created_at,
         )

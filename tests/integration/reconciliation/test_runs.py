@@ -651,6 +651,20 @@ async def test_a_statement_of_another_day_is_refused_before_it_is_stored(
     assert await _states(hub) == {"P-1": "paid"}
 
 
+async def test_a_statement_of_another_day_the_rail_serves_is_run_and_moves_nothing(
+        hub: Hub, recon: ReconciliationService, scripted: ScriptedRail) -> None:
+    # The rail's own answer for the day: stored and run, its date a failed proof, so the day
+    # has a run (the scheduler's dates move on) that says what is wrong.
+    await add_payment(hub.uow, "P-1")
+    scripted.served[DAY] = statement([record(day="2026-11-30"), line(1, e2e="P-1"),
+                                      proof(True)])
+    r = await recon.run("fake", DAY)
+    assert r.verdict == "incomplete"
+    assert ("proof failed: S1 business_date: the statement is of 2026-11-30, not of the "
+            "business date 2026-12-01") in r.summary["problems"]
+    assert await _states(hub) == {"P-1": "paid"}
+
+
 @pytest.mark.parametrize("day", [date(2026, 12, 5), date(9999, 12, 31)])
 async def test_a_business_date_that_has_not_begun_is_refused(
         hub: Hub, recon: ReconciliationService, day: date) -> None:

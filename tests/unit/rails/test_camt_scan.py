@@ -287,7 +287,8 @@ def test_sample_records_carry_sequence_and_business_date() -> None:
         records = [i for i in scan_camt(source) if isinstance(i, StatementRecord)]
     assert [(r.statement_id, r.sequence, r.business_date) for r in records] == [
         ("253EURNL26VAYB8060476890", 12312, date(2007, 10, 18)),
-        ("254EURNL26VAYB8060476890", None, date(2015, 3, 10)),
+        # No FrToDt: the statement does not say its day (its CreDtTm may be the next morning).
+        ("254EURNL26VAYB8060476890", None, None),
     ]
     with (FIXTURES / "camt054.v8-with-UETR.xml").open("rb") as source:
         [line] = _lines(list(scan_camt(source)))
@@ -319,3 +320,18 @@ def test_an_amount_larger_than_any_payment_is_quarantined() -> None:
     items = _scan(_doc(body))
     [quarantined] = [i for i in items if isinstance(i, BadLine)]
     assert "more than 15 whole digits" in quarantined.reason
+
+
+@pytest.mark.parametrize("begins, day", [
+    ("2025-01-31T00:00:00+08:00", date(2025, 1, 31)),
+    ("2025-01-30T16:00:00Z", date(2025, 1, 31)),  # Kuala Lumpur's midnight, written in UTC
+    ("2025-01-30T16:00:00+00:00", date(2025, 1, 31)),
+    ("2025-01-31T09:00:00+01:00", date(2025, 1, 31)),
+    ("2025-01-31T00:00:00", date(2025, 1, 31)),  # no offset: the day as written
+])
+def test_the_business_date_is_the_day_the_period_begins_in_kuala_lumpur(begins: str,
+                                                                        day: date) -> None:
+    data = _doc(_bal("OPBD", "1.00") + _bal("CLBD", "1.00")).replace(
+        b"2025-01-31T00:00:00+08:00", begins.encode())
+    record = _scan(data)[0]
+    assert isinstance(record, StatementRecord) and record.business_date == day
