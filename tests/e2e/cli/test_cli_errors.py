@@ -147,3 +147,37 @@ def test_bad_tracing_endpoint_is_one_line(folder: Path, command: list[str]) -> N
     _one_line(_run(folder, *command, GATEWAY_OTEL_ENABLED="true",
                    OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318"),
               "OTEL_EXPORTER_OTLP_ENDPOINT", "'collector:4318'", "http://")
+
+
+@pytest.mark.parametrize("command", ["dispatch", "scheduler"])
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    (["--metrics-port", "70000"], {}, "--metrics-port 70000 is not a TCP port"),
+    (["--metrics-port", "0"], {}, "--metrics-port 0 is not a TCP port"),
+    ([], {"PORT": "70000"}, "_METRICS_PORT: Input should be less than or equal to 65535"),
+    ([], {"PORT": "http"}, "_METRICS_PORT: Input should be a valid integer"),
+    (["--metrics-port", "9"], {"PORT": "http"}, "_METRICS_PORT"),  # refused, even if unused
+    ([], {"PORT": "9", "HOST": " "}, "_METRICS_HOST is empty"),
+    (["--metrics-host", "", "--metrics-port", "9"], {}, "--metrics-host is empty"),
+], ids=["option-range", "option-zero", "env-range", "env-text", "env-under-option",
+        "env-host-empty", "option-host-empty"])
+def test_bad_probe_listener_is_one_line(folder: Path, command: str, args: list[str],
+                                        env: dict[str, str], expected: str) -> None:
+    prefix = f"GATEWAY_{command.upper()}_METRICS_"
+    result = _run(folder, command, *args, **{prefix + k: v for k, v in env.items()})
+    _one_line(result, expected)
+    assert not (folder / "gateway.db").exists()  # refused before touching the database
+
+
+@pytest.mark.parametrize("command", ["dispatch", "scheduler"])
+@pytest.mark.parametrize("source", ["option", "env"])
+def test_probe_listener_port_in_use_is_one_line(folder: Path, command: str,
+                                                source: str) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        if source == "option":
+            result = _run(folder, command, "--metrics-port", port)
+        else:
+            result = _run(folder, command, **{f"GATEWAY_{command.upper()}_METRICS_PORT": port})
+        _one_line(result, f"cannot listen on 127.0.0.1:{port}")
