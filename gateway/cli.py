@@ -28,6 +28,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.runtime.bootstrap import prepare_instance
 
 if TYPE_CHECKING:
+    from gateway.observability.listener import ProbeListener
     from gateway.sandbox.companions import Simulators
 
 # Plain help (no rich boxes): it reads the same in a terminal, a pipe and a log, and flags show
@@ -228,10 +229,12 @@ def dispatch(
     processes: Annotated[int, typer.Option(help="Dispatcher processes to run.")] = 1,
     batch: Annotated[int, typer.Option(help="Tasks claimed per round.")] = 200,
     metrics_port: Annotated[int | None, typer.Option(
-        help="Serve these dispatchers' metrics (Prometheus, all processes summed) on this "
-        "port (default: none served).", show_default=False)] = None,
-    metrics_host: Annotated[str, typer.Option(help="Bind address of --metrics-port.")]
-    = "127.0.0.1",
+        help="Serve /livez, /readyz and these dispatchers' /metrics (Prometheus, all "
+        "processes summed) on this port (GATEWAY_DISPATCH_METRICS_PORT; default: none "
+        "served).", show_default=False)] = None,
+    metrics_host: Annotated[str | None, typer.Option(
+        help="Bind address of --metrics-port (GATEWAY_DISPATCH_METRICS_HOST, default "
+        "127.0.0.1).", show_default=False)] = None,
     log_format: LogFormatOption = None,
 ) -> None:
     """Run outbox dispatchers and the evidence chainer.
@@ -248,37 +251,78 @@ def dispatch(
         raise ConfigError("--processes must be at least 1")
     if processes > 1 and settings.async_url.startswith("sqlite"):
         raise ConfigError("SQLite takes one dispatcher; use PostgreSQL for several")
-    if metrics_port is not None:
-        if not 1 <= metrics_port <= 65535:
-            raise ConfigError(f"--metrics-port {metrics_port} is not a TCP port (1-65535)")
-        _check_bind(metrics_host, metrics_port)
+    probes = _probe_address("dispatch", metrics_host, metrics_port,
+                            settings.dispatch_metrics_host, settings.dispatch_metrics_port)
     _check_tracing(settings, "dispatch")
     metrics_dir, temporary = _metrics_dir(settings)
+    listening: list[ProbeListener] = []
     try:
         asyncio.run(_preflight(settings))
-        if metrics_port is not None:
-            from gateway.observability.exposition import start_metrics_listener
-
-            start_metrics_listener(metrics_host, metrics_port)
-            log.info("dispatcher metrics on http://%s:%d/metrics", metrics_host, metrics_port)
-        _run_dispatchers(settings, batch, processes)
+        _run_dispatchers(settings, batch, processes,
+                         lambda: listening.extend(_listen("dispatcher", probes, settings)))
     finally:
+        for listener in listening:
+            listener.close()
         if temporary:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _run_dispatchers(settings: Settings, batch: int, processes: int) -> None:
+def _probe_address(command: str, host: str | None, port: int | None, env_host: str,
+                   env_port: int | None) -> tuple[str, int] | None:
+    """Where ``command`` serves its probes: the options, else its GATEWAY_*_METRICS_* settings.
+
+    Returns:
+        The bind address and port, checked free; None when no port is given.
+
+    Raises:
+        ConfigError: the port is no TCP port, the address is empty or cannot be listened on.
+    """
+    env = f"GATEWAY_{command.upper()}_METRICS"
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"--metrics-port {port} is not a TCP port (1-65535)")
+    if host is not None and not host.strip():
+        raise ConfigError("--metrics-host is empty")
+    bind_port = env_port if port is None else port
+    if bind_port is None:
+        return None
+    bind_host = env_host if host is None else host
+    if not bind_host.strip():
+        raise ConfigError(f"{env}_HOST is empty")
+    _check_bind(bind_host, bind_port)
+    return bind_host, bind_port
+
+
+def _listen(what: str, address: tuple[str, int] | None,
+            settings: Settings) -> list[ProbeListener]:
+    """Start the probe listener at ``address`` (none without one)."""
+    if address is None:
+        return []
+    from gateway.observability.listener import start_probe_listener
+
+    host, port = address
+    listener = start_probe_listener(host, port, settings.database_url)
+    log.info("%s probes and metrics on http://%s:%d (/livez, /readyz, /metrics)", what, host,
+             port)
+    return [listener]
+
+
+def _run_dispatchers(settings: Settings, batch: int, processes: int,
+                     started: Callable[[], object]) -> None:
+    """Run the dispatchers; call ``started`` once they run (the probe listener starts there:
+    after the fork, so that no child inherits its threads)."""
     import multiprocessing
     import os
     import signal
 
     if processes == 1:
+        started()
         _dispatch_forever(settings, batch)
         return
     procs = [multiprocessing.Process(target=_dispatch_forever, args=(settings, batch))
              for _ in range(processes)]
     for p in procs:
         p.start()
+    started()
 
     def forward(sig: int, _frame: object) -> None:
         for p in procs:
@@ -365,6 +409,12 @@ def scheduler(
     give_up_hours: Annotated[float, typer.Option(help="Hours after the cut-off when a "
                                                  "missing statement is recorded incomplete.")]
     = 24.0,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve /livez, /readyz and /metrics on this port (GATEWAY_SCHEDULER_METRICS_PORT; "
+        "default: none served).", show_default=False)] = None,
+    metrics_host: Annotated[str | None, typer.Option(
+        help="Bind address of --metrics-port (GATEWAY_SCHEDULER_METRICS_HOST, default "
+        "127.0.0.1).", show_default=False)] = None,
 ) -> None:
     """Reconcile each rail's statement after its cut-off, until SIGTERM.
 
@@ -395,9 +445,16 @@ def scheduler(
     schedules = load_schedules(rails_file_of(settings))
     if not schedules:
         raise ConfigError("no rails to reconcile: GATEWAY_RAILS_FILE names none")
+    probes = _probe_address("scheduler", metrics_host, metrics_port,
+                            settings.scheduler_metrics_host, settings.scheduler_metrics_port)
     _check_tracing(settings, "scheduler")
     asyncio.run(_preflight(settings))
-    _schedule_forever(settings, schedules, retry, every, lookback_days)
+    listening = _listen("scheduler", probes, settings)
+    try:
+        _schedule_forever(settings, schedules, retry, every, lookback_days)
+    finally:
+        for listener in listening:
+            listener.close()
 
 
 def _schedule_forever(settings: Settings, schedules: dict[str, RailSchedule], retry: RetryPlan,

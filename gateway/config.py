@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     # fresh temporary directory per command). Database-state gauges are cached this long.
     metrics_dir: Path | None = None
     metrics_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # The probe listener (/livez, /readyz, /metrics) of `dispatch` and of `scheduler`, which
+    # run no web app (gateway.observability.listener); `--metrics-port/--metrics-host` win.
+    # No port: none is served.
+    dispatch_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    dispatch_metrics_host: str = "127.0.0.1"
+    scheduler_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    scheduler_metrics_host: str = "127.0.0.1"
     # The ops admin API (/admin/v1, gateway.admin): bearer JWTs of the organisation's OIDC
     # identity provider. Production refuses to start without issuer, audience and a JWKS; a
     # development instance without them uses a local issuer (`gateway admin token`).

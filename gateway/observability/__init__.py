@@ -8,6 +8,7 @@
     http.py      the ASGI middleware: request id, access log, HTTP duration histogram
     logs.py      structlog over stdlib logging: JSON lines or text, context ids from contextvars
     probes.py    /livez, /readyz, /metrics and the SIGTERM drain
+    listener.py  the same probes for `dispatch` and `scheduler`, which run no web app
     tracing.py   optional OpenTelemetry traces (off by default; nothing imported while off)
 
 Why two kinds of metrics: what a process *does* (requests, intake outcomes, deliveries,

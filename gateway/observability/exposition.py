@@ -17,8 +17,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["MULTIPROC_ENV", "ProcessMetrics", "prepare_multiprocess_dir", "render",
-           "start_metrics_listener"]
+__all__ = ["MULTIPROC_ENV", "ProcessMetrics", "prepare_multiprocess_dir", "render"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LIVE_FILE = re.compile(r"gauge_live\w*?_(\d+)\.db")
@@ -82,10 +81,3 @@ def render(*extra: object) -> bytes:
 
     return generate_latest(_Chain([ProcessMetrics(), *extra]))  # type: ignore[arg-type]
 
-
-def start_metrics_listener(host: str, port: int) -> None:
-    """Serve the process metrics on ``host:port`` (``gateway dispatch --metrics-port``), in a
-    daemon thread of this process."""
-    from prometheus_client import start_http_server
-
-    start_http_server(port, addr=host, registry=_Chain([ProcessMetrics()]))  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from starlette.responses import Response
 from gateway.errors import UnavailableError
 from gateway.observability.exposition import render
 from gateway.storage.migrate import head_revision, revision_of
+from gateway.storage.uow import UnitOfWorkFactory
 
 __all__ = ["Readiness", "install_drain", "router"]
 
@@ -56,12 +57,24 @@ class Readiness:
 
     async def check(self, hub: Any) -> str | None:
         """Return the schema revision, or raise ``UnavailableError`` saying why not ready."""
+        return await self.check_database(hub.uow)
+
+    async def check_database(self, uow: UnitOfWorkFactory) -> str | None:
+        """Like ``check``, through ``uow`` (a process with no hub: gateway.observability.listener).
+
+        Returns:
+            The database's schema revision (the head).
+
+        Raises:
+            UnavailableError: draining, the database unreachable within 3 s, or its schema
+                not at the head revision.
+        """
         if self.draining:
             raise UnavailableError("not_ready", "the process is shutting down")
         try:
             async with asyncio.timeout(_DB_TIMEOUT):
-                async with hub.uow(read_only=True) as uow:
-                    revision = await revision_of(uow.conn)
+                async with uow(read_only=True) as unit:
+                    revision = await revision_of(unit.conn)
         except Exception as exc:  # unreachable, refused, timed out, no such table: not ready
             raise UnavailableError("not_ready", "the database cannot be reached "
                                    f"({type(exc).__name__})") from None
