@@ -5,6 +5,7 @@ else, and stop on SIGTERM with exit 0 (deploy/k8s probes these paths on these po
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import time
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.simulation import free_port
 from gateway.backoffice.auth import write_dev_tokens
 from gateway.payments.rails import write_dev_rails
+from tests.support.databases import PgTemplate
 from tests.support.processes import GATEWAY, gateway_env
 
 pytestmark = pytest.mark.e2e
@@ -100,3 +102,33 @@ def test_dispatch_and_scheduler_serve_their_probes_and_stop_on_sigterm(
                 proc.wait(10)
     assert codes == {"dispatch": 0, "scheduler": 0}, {n: p.read_text()[-2000:]
                                                        for n, p in logs.items()}
+
+
+def test_dispatch_processes_answer_on_one_listener(instance: Path,
+                                                   pg_template: PgTemplate) -> None:
+    """`--processes 2` (PostgreSQL only): the parent serves the probes, the children's metrics
+    summed, and SIGTERM stops all of them."""
+    write_dev_tokens(instance / "backoffice.toml")
+    write_dev_rails(instance / "rails.toml",
+                    {"merchantrade": free_port(), "iso20022": free_port()})
+    name = asyncio.run(pg_template.clone())
+    port = free_port()
+    env = gateway_env(instance, pg_template.url(name), GATEWAY_BACKOFFICE_TOKENS_FILE=str(
+        instance / "backoffice.toml"), GATEWAY_RAILS_FILE=str(instance / "rails.toml"),
+        GATEWAY_DISPATCH_IN_SERVE="false", GATEWAY_DISPATCH_STOP_GRACE_SECONDS="1",
+        GATEWAY_DISPATCH_METRICS_PORT=str(port), GATEWAY_LOG_LEVEL="INFO")
+    log = instance / "dispatch.log"
+    proc = _start(["dispatch", "--processes", "2"], env, instance, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_live(proc, url, log)
+        assert httpx.get(url + "/readyz", timeout=10).status_code == 200
+        assert httpx.get(url + "/metrics", timeout=10).status_code == 200
+        code = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        asyncio.run(pg_template.drop(name))
+    assert code == 0, log.read_text()[-2000:]
+    assert log.read_text().count("dispatcher started") == 2
