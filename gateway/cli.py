@@ -322,7 +322,6 @@ def _run_dispatchers(settings: Settings, batch: int, processes: int,
              for _ in range(processes)]
     for p in procs:
         p.start()
-    started()
 
     def forward(sig: int, _frame: object) -> None:
         for p in procs:
@@ -332,13 +331,18 @@ def _run_dispatchers(settings: Settings, batch: int, processes: int,
     # Installed after the children started, so that none of them inherits it.
     signal.signal(signal.SIGTERM, forward)
     try:
+        started()
         for p in procs:
             p.join()
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        # Ctrl-C, or a listener that could not start: stop the children rather than leave
+        # them running (the interpreter's exit would wait for them).
         for p in procs:
             p.terminate()
         for p in procs:
             p.join()
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
 
 
 async def _preflight(settings: Settings, *, ensure_schema: bool = False) -> None:

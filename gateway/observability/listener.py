@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import socketserver
 import threading
 from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,6 +103,12 @@ class _Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.database = database
         super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer's own looks up the address's host name (reverse DNS, which can stall a
+        # container's start); the name is only used in CGI environments.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
 
 class _Handler(BaseHTTPRequestHandler):
