@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Match, compile_path
 
 from gateway.errors import EvidenceMismatchError, ProblemError, RateLimitedError
 
@@ -68,13 +69,35 @@ _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 def _allowed_methods(req: Request) -> list[str]:
     # Starlette's Allow names only the first route whose path matched; a path served by
-    # several routes (GET and POST /v1/backoffice/payments) needs all of them. The routes
-    # themselves say which methods they take at this path, asked through the public
-    # BaseRoute.matches: FastAPI keeps included routers as routes of their own (not Route
-    # objects a list could be searched for), and their prefixes are theirs to apply.
+    # several routes (GET and POST /v1/backoffice/payments) needs all of them. What a path
+    # takes is what the API documents for it (the OpenAPI paths, FastAPI's own view of its
+    # routes: it keeps included routers as routes of their own, not Route objects to search),
+    # a literal path (/pensions/run) before a parameterised one that would also match it.
+    path = req.scope["path"]
+    hits = [(literal, methods) for pattern, literal, methods in _documented(req.app)
+            if pattern.match(path)]
+    if hits:
+        chosen = [m for literal, m in hits if literal] or [m for _, m in hits]
+        return sorted({m for methods in chosen for m in methods})
+    # Not documented (the probes, the docs pages): ask each route, through BaseRoute.matches.
     routes = req.app.router.routes
     return [m for m in _METHODS if any(
         r.matches({**req.scope, "method": m})[0] == Match.FULL for r in routes)]
+
+
+def _documented(app: FastAPI) -> list[tuple[re.Pattern[str], bool, frozenset[str]]]:
+    """Each documented path as (its pattern, whether it is literal, its methods), made once
+    per app."""
+    cached: list[tuple[re.Pattern[str], bool, frozenset[str]]] | None = getattr(
+        app.state, "allowed_methods", None)
+    if cached is None:
+        cached = []
+        for template, item in app.openapi().get("paths", {}).items():
+            pattern, _, params = compile_path(template)
+            methods = frozenset(m.upper() for m in item if m.upper() in _METHODS)
+            cached.append((pattern, not params, methods))
+        app.state.allowed_methods = cached
+    return cached
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.anyio
     ("POST", "/livez", "GET"),
     ("DELETE", "/admin/v1/partners/ID-BPJSTK/suspend", "POST"),
     ("POST", "/v1/backoffice/reconciliation/runs", "GET"),
+    # A literal path is not the parameterised one beside it (GET /pensions/{id}).
+    ("OPTIONS", "/v1/backoffice/pensions/run", "POST"),
 ])
 async def test_a_method_the_path_does_not_take_names_those_it_does(
         client: httpx.AsyncClient, method: str, path: str, allowed: str) -> None:
