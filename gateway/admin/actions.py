@@ -355,8 +355,25 @@ def _recon_effect(row: Any, outcome: str, payment: Any, rail_reference: str | No
         return f"case closed; payment {row.payment_id}: " + _outcome_check(payment, outcome,
                                                                           rail_reference)
     if outcome == "new_beneficiary_details":
+        _return_applied(row, payment)
         return "case closed: the partner is asked for new beneficiary details"
     return f"case closed as {outcome.replace('_', ' ')}"
+
+
+def _return_applied(row: Any, payment: Any) -> None:
+    """New details are asked for a payout the ledger says came back: a return an unproven
+    statement showed was not applied (the payment is still paid, no partner was told), and
+    asking for new details then could pay the beneficiary twice.
+
+    Raises:
+        ConflictError: state_conflict, the payment is not ``returned``.
+    """
+    state = payment.state if payment is not None else None
+    if state != "returned":
+        raise ConflictError("state_conflict", f"case {row.pk}: payment {row.payment_id} is "
+                            f"{state or 'unknown'}, not returned: the return was not applied "
+                            "(its statement did not prove itself); reconcile the corrected "
+                            "statement first")
 
 
 class ResolveReconCase:
@@ -400,6 +417,9 @@ class ResolveReconCase:
                                    f"{how}; nothing to resolve")
         outcome = str(p.params["outcome"])
         result: dict[str, Any] = {"case_id": pk, "outcome": outcome}
+        if outcome == "new_beneficiary_details" and row.payment_id is not None:
+            _return_applied(row, (await repo.by_ids(conn, [row.payment_id],
+                                                    lock=True)).get(row.payment_id))
         if outcome in ("paid", "failed", "reask"):
             assert row.payment_id is not None  # checked at prepare; a case keeps its subject
             payment = await cx.payments.resolve(

@@ -17,7 +17,7 @@ from gateway.payments.rails import Settlement
 from gateway.reconciliation.service import ReconciliationService
 from gateway.storage.tables import admin_proposals, payments, recon_cases, recon_runs
 from tests.integration.admin.conftest import problem, trail
-from tests.support.recon import ScriptedRail, add_payment, line, record, statement
+from tests.support.recon import ScriptedRail, add_payment, line, proof, record, statement
 
 pytestmark = pytest.mark.anyio
 DAY = date(2026, 12, 1)
@@ -272,6 +272,23 @@ async def test_a_bad_account_return_asks_for_new_beneficiary_details(
     after = await case_of(hub, "P-4", "returned")
     assert after.state == "closed" and after.resolution == "new_beneficiary_details"
     assert await payment_state(hub, "P-4") == "returned"  # the run's doing, not ops'
+
+
+async def test_a_return_its_unproven_statement_did_not_apply_is_not_acted_on(
+        hub: Hub, recon: ReconciliationService, client: httpx.AsyncClient,
+        people: dict[str, dict[str, str]]) -> None:
+    # The statement's balance does not add up: its AC04 return moved nothing and told no
+    # partner, so ops may not close the case as "the partner is asked for new details".
+    await add_payment(hub.uow, "P-5")
+    await recon.run("fake", DAY, statement([record(), line(
+        1, e2e="P-5", kind="returned", credit=True, reason="AC04"), proof(False, "balance")]))
+    case = await case_of(hub, "P-5", "returned")
+    body = problem(await propose(client, people["alice"], case.pk, "new_beneficiary_details"),
+                   409, "state_conflict")
+    assert body["detail"] == (f"case {case.pk}: payment P-5 is paid, not returned: the return "
+                              "was not applied (its statement did not prove itself); reconcile "
+                              "the corrected statement first")
+    assert await payment_state(hub, "P-5") == "paid"
 
 
 async def test_a_case_closed_before_approval_is_refused_with_409(
