@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from adapters.rails._statements import quoted
 from gateway.money import MINOR_UNITS, Money
 
 __all__ = ["ISO4217_MINOR_UNITS", "StatementMoney", "statement_money"]
@@ -63,9 +64,8 @@ def statement_money(text: str, currency: str) -> Money:
     digits = ISO4217_MINOR_UNITS.get(currency)
     whole, _, frac = value.partition(".")
     if len(whole.lstrip("0")) > _WHOLE_DIGITS:
-        shown = text if len(text) <= 24 else text[:24] + "..."
-        raise ValueError(f"amount {shown!r} has more than {_WHOLE_DIGITS} whole digits (no "
-                         "payment is that large)")
+        raise ValueError(f"amount {quoted(text, 24)} has more than {_WHOLE_DIGITS} whole "
+                         "digits (no payment is that large)")
     # The common case without Decimal (a million-line statement reads two amounts a line):
     # plain ASCII digits, at most 28 of them (Decimal's default precision, so the general path
     # below is exact too and both agree). Anything else takes the general path and its errors.

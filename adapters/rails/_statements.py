@@ -26,6 +26,7 @@ __all__ = [
     "business_day",
     "closing_time",
     "plain_number",
+    "quoted",
     "sequence_of",
     "swap_currency",
 ]
@@ -61,6 +62,12 @@ def plain_number(text: str) -> int | None:
     digits (which ``int`` refuses past 4,300); no count or sequence number has 19.
     """
     return int(text) if 0 < len(text) <= 18 and text.isascii() and text.isdigit() else None
+
+
+def quoted(value: str, limit: int = 20) -> str:
+    """A statement's field as an error quotes it: ``repr`` of its first ``limit`` characters
+    (a field can be megabytes long; a reason is one line)."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
 def sequence_of(day: date) -> int:

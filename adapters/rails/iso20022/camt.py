@@ -60,7 +60,7 @@ from typing import BinaryIO
 from lxml import etree
 
 from adapters.rails._money import StatementMoney, statement_money
-from adapters.rails._statements import KUALA_LUMPUR, plain_number
+from adapters.rails._statements import KUALA_LUMPUR, plain_number, quoted
 from adapters.rails.iso20022.xml import child, children, localname, stripped, text
 from gateway.errors import InvalidMessageError
 from gateway.money import MINOR_UNITS, Money
@@ -572,11 +572,10 @@ class _Scanner:
         yield record.header, None
         if sequence is not None and record.header.sequence is None:
             # Stated but unreadable: continuity with the previous statement is unproved.
-            shown = sequence if len(sequence) <= 20 else sequence[:20] + "..."
             yield StatementProof(record_id, "sequence", False,
-                                 f"ElctrncSeqNb {shown!r} is not a number (1 to 18 digits): "
-                                 "continuity with the previous statement cannot be checked"
-                                 ), None
+                                 f"ElctrncSeqNb {quoted(sequence)} is not a number (1 to 18 "
+                                 "digits): continuity with the previous statement cannot be "
+                                 "checked"), None
 
     def entry(self, el: etree._Element) -> list[_Pair]:
         """Read one ``Ntry``: its lines and batch proof, or a ``BadLine``."""

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, BinaryIO
 
-from adapters.rails._statements import plain_number
+from adapters.rails._statements import plain_number, quoted
 from gateway.errors import InvalidMessageError
 from gateway.money import Money
 from gateway.ports.rail import (
@@ -110,11 +110,6 @@ REASON_CODES = {
 HEADER_TAG = "HEADER"
 TRAILER_TAG = "TRAILER"
 _TEXT_LIMIT = 500
-
-
-def _shown(value: str) -> str:
-    """A field as a proof's detail quotes it: the first 20 characters."""
-    return repr(value if len(value) <= 20 else value[:20] + "...")
 
 
 SettlementRow = tuple[str, str, str, str, str, str, str, str]
@@ -267,7 +262,7 @@ def _trailer_proofs(
         yield proof("record_count", True, f"TRAILER (line {line}) counts {claimed} rows: holds")
     elif plain_number(claimed) is None and claimed:
         yield proof("record_count", False,
-                    f"TRAILER (line {line}) count {_shown(claimed)} is not a number of rows; "
+                    f"TRAILER (line {line}) count {quoted(claimed)} is not a number of rows; "
                     f"the file has {totals.rows} detail rows")
     else:
         yield proof("record_count", False,
@@ -366,7 +361,7 @@ def _read(reader: Any) -> Iterator[tuple[StatementItem, InvalidMessageError | No
         # Continuity with the previous day's file is what shows none is missing: a file
         # whose number cannot be read does not prove it.
         yield StatementProof(statement_id, "sequence", False,
-                             f"HEADER sequence {_shown(sequence)} is not a number (1 to 18 "
+                             f"HEADER sequence {quoted(sequence)} is not a number (1 to 18 "
                              "digits): continuity with the previous file cannot be checked"), None
     totals = _Totals()
     trailer: tuple[int, list[str]] | None = None
