@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Row, RowMapping
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.admin.masking import mask_account
@@ -87,6 +87,17 @@ def check_reference(payment_id: str, state: str, stored: str | None,
     if given and stored and given != stored:
         raise ConflictError("state_conflict", f"payment {payment_id} is {state} with rail "
                             f"reference {stored}; {given} contradicts it")
+
+
+class Paid(Protocol):
+    """What ``reconcile_many`` reads of a payment it moves (a row, or a run's own tuple)."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def payment_id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
 
 
 class PaymentService:
@@ -251,7 +262,7 @@ class PaymentService:
             await self._announce(conn, new, now, returned=True)
 
     async def reconcile_many(self, conn: AsyncConnection,
-                             rows: Sequence[RowMapping | Row[Any]], detail: str,
+                             rows: Sequence[Paid], detail: str,
                              now: datetime, *, checked: bool = False) -> None:
         """Move ``paid`` payments to ``reconciled`` (cause ``reconciled``) with their events:
         the batched equivalent of ``apply`` for the one transition a reconciliation run makes

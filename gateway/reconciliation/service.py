@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 import httpx
 from sqlalchemy.engine import Row, RowMapping
@@ -96,7 +96,6 @@ _MAX_LISTED = 100  # proofs, problems and changes listed in the summary (all are
 # Payments a run remembers having met without reconciling them (mismatches, returns): a
 # bounded set; a run with more asks its written items instead (slower, same answer).
 _MAX_MET = 100_000
-_T = TypeVar("_T")
 # The states a statement line can move a payment from (to reconciled, or returned).
 _MOVABLE = frozenset({"paid", "reconciled"})
 _BACK = frozenset({LineKind.returned, LineKind.reversal})  # the money coming back
@@ -116,6 +115,11 @@ class RunResult:
     items_csv_sha256: str
     reused: bool
     report_dir: Path | None = None
+
+
+class _Unproven(Exception):  # noqa: N818 - a signal within a run, never an error shown
+    """A statement taken at its word failed a proof or skipped a sequence number at its end:
+    the run is rolled back to before it began and done again, moving nothing."""
 
 
 @dataclass
@@ -283,8 +287,27 @@ class ReconciliationService:
                                missing)
                     committed = False
                     try:
-                        pk, csv_sha, tmp = await run.execute(scanner, first, report_dir,
-                                                             proving)
+                        # Moving payments as it goes, the run learns at the statement's end
+                        # whether it should have (its proofs come last): if not, the run is
+                        # undone to here and done again from a second reading, moving none.
+                        # Nearly every statement proves itself, and is read once.
+                        undo = await uow.conn.begin_nested()
+                        try:
+                            pk, csv_sha, tmp = await run.execute(scanner, first, report_dir)
+                        except _Unproven:
+                            run.discard_report()
+                            await undo.rollback()
+                            assert proving is not None  # only a statement's run is unproven
+                            run = _Run(self, uow.conn, rail, day, stmt, run_key, cal,
+                                       progress, missing, trusted=False)
+                            again = _ScanThread(proving())
+                            try:
+                                pk, csv_sha, tmp = await run.execute(
+                                    again, await again.first(), report_dir)
+                            finally:
+                                await again.close()
+                        else:
+                            await undo.commit()
                         await uow.commit()
                         committed = True
                         result = await self._result(pk, reused=False, report_dir=None)
@@ -362,7 +385,8 @@ class _Run:
 
     def __init__(self, svc: ReconciliationService, conn: AsyncConnection, rail: str, day: date,
                  stmt: RowMapping | None, run_key: str, cal: BusinessCalendar,
-                 progress: Progress | None, missing: str = "") -> None:
+                 progress: Progress | None, missing: str = "", *,
+                 trusted: bool = True) -> None:
         self.svc, self.conn, self.rail, self.day, self.stmt = svc, conn, rail, day, stmt
         self.missing = missing  # without a statement: why there is none
         self.run_key, self.run_id = run_key, run_key[:20]
@@ -383,9 +407,10 @@ class _Run:
         # is the booking this statement restates, never an earlier one.
         self.replaced: list[int] = []
         self.opened = self.updated = self.kept_closed = 0
-        # Whether the statement proved itself (read ahead of its lines): if not, its lines are
+        # Whether the statement is taken at its word: first it is, and the run stops with
+        # _Unproven at the end if its proofs fail; done again untrusted, its lines are
         # classified as ever and move no payment; how many would have (reconciled, returned).
-        self.trusted = True
+        self.trusted = trusted
         self.unmoved = [0, 0]
         self.follows: str | None = None  # the run its sequence numbers were checked against
         self.met: set[tuple[int, bool]] | None = set()
@@ -409,13 +434,15 @@ class _Run:
             _remove(self._report_tmp)
 
     async def execute(self, scanner: _ScanThread | None, first: StatementItem | None,
-                      report_dir: Path | None,
-                      proving: Callable[[], Iterator[StatementItem]] | None = None,
-                      ) -> tuple[int, str, Path | None]:
+                      report_dir: Path | None) -> tuple[int, str, Path | None]:
         """Run it in the caller's transaction; return the run's pk, the sha256 of its
         items.csv and, with ``report_dir``, the temporary file holding it (to publish once
-        committed; ``discard_report()`` if not). ``proving``: a scan of the statement of its
-        own, read to its end first to know whether it proves itself."""
+        committed; ``discard_report()`` if not).
+
+        Raises:
+            _Unproven: trusted, the statement failed a proof or skipped a sequence number;
+                what the run wrote is to be rolled back, and the run done again untrusted.
+        """
         conn = self.conn
         self._csv = _ItemsCsv(report_dir)
         self.superseded = await repo.current_run(conn, self.rail, self.day)
@@ -423,8 +450,6 @@ class _Run:
         previous = await repo.previous_run(conn, self.rail, self.day)
         self.follows = previous.run_id if previous else None
         self.scan.accounts = json.loads(previous.accounts) if previous else {}
-        if scanner is not None and proving is not None:
-            self.trusted = await _proven(proving(), self.day, self.scan.accounts)
         self.pk = await repo.insert_run(conn, dict(
             run_id=self.run_id, run_key=self.run_key, rail=self.rail, business_date=self.day,
             rule_version=RULE_VERSION, statement_pk=self.stmt.pk if self.stmt else None,
@@ -433,6 +458,14 @@ class _Run:
             started_at=self.now, finished_at=self.now))
         if scanner is not None:
             await self._lines(scanner, first)
+        proved = not self.scan.proofs_failed and not self.scan.gaps
+        if self.trusted and not proved:
+            raise _Unproven(self.run_id)
+        if not self.trusted and proved:
+            # Both readings are of the stored bytes (each checked against their hash), and
+            # the adapters' scans are deterministic: this is a defect; nothing is committed.
+            raise AssertionError(f"run {self.run_id}: the statement failed its proofs in one "
+                                 "reading and not in the other")
         await self._expected()
         await self._propose()
         problems = ([f"proof failed: {f}" for f in self.scan.failed] + self.scan.gap_notes
@@ -440,11 +473,6 @@ class _Run:
         if self.tally.counts.get(ItemKind.quarantined.value):
             problems.append(f"{self.tally.counts[ItemKind.quarantined.value]} line(s) "
                             "quarantined")
-        if self.trusted != (not self.scan.proofs_failed and not self.scan.gaps):
-            # Both scans read the stored bytes (each checked against their hash), and the
-            # adapters' scans are deterministic: this is a defect, and nothing is committed.
-            raise AssertionError(f"run {self.run_id}: the statement proved itself in one scan "
-                                 "and not in the other")
         if any(self.unmoved):
             matched, returned = self.unmoved
             parts = [f"{matched} payment(s) it matched stay paid"] if matched else []
@@ -554,9 +582,10 @@ class _Run:
             conn, self.rail, sorted({x.end_to_end_id for x in lines if x.end_to_end_id}))}
         refs = sorted({k for x in lines if x.end_to_end_id not in by_id
                        for k in (x.uetr, x.rail_reference) if k})
-        by_ref: dict[str, Row[Any]] = {}
+        by_ref: dict[str, repo.Matched] = {}
         for r in await repo.payments_by_refs(conn, self.rail, refs):
-            by_ref.setdefault(r.rail_reference, r)
+            if r.rail_reference is not None:  # always: it is what they were found by
+                by_ref.setdefault(r.rail_reference, r)
         rows = {r.pk: r for r in (*by_id.values(), *by_ref.values())}
         # Not trusted, this run moves nothing and the database still shows the payments as
         # they were before it: what its written items made of them is read back, so each line
@@ -564,7 +593,7 @@ class _Run:
         # batch's, not written yet, are carried).
         would = {} if self.trusted else await repo.moved_by(conn, self.pk, sorted(rows))
 
-        def state_of(pk: int, r: Row[Any]) -> str:
+        def state_of(pk: int, r: repo.Matched) -> str:
             return would.get(pk, r.state)  # type: ignore[no-any-return]
 
         # Changed beside the hub: a line that would move one says so and moves nothing. The
@@ -594,7 +623,7 @@ class _Run:
         # not see); only this batch's are carried to the next (memory stays one batch's).
         states: dict[int, str] = {**would, **self._carried}
         changed: dict[int, str] = {}
-        reconciled: list[Row[Any]] = []
+        reconciled: list[repo.Matched] = []
         changes: dict[int, Change] = {}
         items: list[Item] = []
         for n, it in enumerate(batch):
@@ -680,14 +709,14 @@ class _Run:
         else:
             raise TypeError(f"not a statement item: {type(it).__name__}")
 
-    async def _write_batch(self, reconciled: list[Row[Any]], changes: dict[int, Change],
+    async def _write_batch(self, reconciled: list[repo.Matched], changes: dict[int, Change],
                            rows: list[tuple[Any, ...]]) -> None:
         await self._flush(reconciled, changes)
         await repo.insert_items(self.conn, rows)
         await self._cases(rows)
 
 
-    async def _locked(self, row: Row[Any], expected: str) -> RowMapping:
+    async def _locked(self, row: repo.Matched, expected: str) -> RowMapping:
         """The payment's row, locked, as it was classified (a return goes through
         ``PaymentService.apply``, which needs the current row).
 
@@ -708,7 +737,7 @@ class _Run:
         if self.met is not None:
             self.met.add(key)
 
-    async def _flush(self, reconciled: list[Row[Any]], changes: dict[int, Change]) -> None:
+    async def _flush(self, reconciled: list[repo.Matched], changes: dict[int, Change]) -> None:
         await self.svc.payments.reconcile_many(
             self.conn, reconciled, f"run {self.run_id}: matched on the {self.rail} statement "
             f"of {self.day.isoformat()}", self.now, checked=True)
@@ -991,11 +1020,6 @@ class _ScanThread:
         items: list[StatementItem] = await self._call(lambda: list(islice(self._items, n)))
         return items
 
-    async def fold(self, step: Callable[[Iterator[StatementItem]], _T]) -> _T:
-        """``step`` applied to the rest of the scan, on the scan's thread."""
-        result: _T = await self._call(lambda: step(self._items))
-        return result
-
     async def close(self) -> None:
         """End the scan where it ran (a generator's ``close`` runs its cleanup there)."""
         try:
@@ -1006,36 +1030,6 @@ class _ScanThread:
             self._thread.shutdown(wait=False)
 
 
-async def _proven(items: Iterator[StatementItem], day: date,
-                  accounts: Mapping[str, int]) -> bool:
-    """Whether a statement proves itself for ``day``: every proof holds, each statement in it
-    is of that day and each electronic sequence number follows the one before
-    (``accounts``: the previous run's last, per account).
-
-    A statement's proofs come at its end (a trailer's count and control total, a closing
-    balance), after every line; a run that moved payments line by line would learn only then
-    that it should not have. So this reads the statement once to its end before matching it:
-    a second parse, the price of never reconciling on an unproven statement's word.
-    """
-    def holds(scan: Iterator[StatementItem]) -> bool:
-        last, ok = dict(accounts), True
-        for it in scan:
-            if isinstance(it, StatementProof):
-                ok = ok and it.ok
-            elif isinstance(it, StatementRecord):
-                ok = ok and not _other_day(it, day)
-                if it.sequence is not None:
-                    ok = ok and not domain.sequence_gaps(last, [(it.account, it.sequence)])
-                    last[it.account] = it.sequence
-        return ok
-
-    scan = _ScanThread(items)
-    try:
-        return await scan.fold(holds)
-    finally:
-        await scan.close()
-
-
 def _other_day(record: StatementRecord, day: date) -> str | None:
     """Why ``record`` is not a statement of ``day`` (None: it is, or it does not say)."""
     if record.business_date is None or record.business_date == day:
@@ -1044,8 +1038,8 @@ def _other_day(record: StatementRecord, day: date) -> str | None:
             f"date {day.isoformat()}")
 
 
-def _find(line: StatementLine, by_id: Mapping[str, Row[Any]],
-          by_ref: Mapping[str, Row[Any]]) -> Row[Any] | None:
+def _find(line: StatementLine, by_id: Mapping[str, repo.Matched],
+          by_ref: Mapping[str, repo.Matched]) -> repo.Matched | None:
     if line.end_to_end_id and line.end_to_end_id in by_id:
         return by_id[line.end_to_end_id]
     for key in (line.uetr, line.rail_reference):
@@ -1054,12 +1048,17 @@ def _find(line: StatementLine, by_id: Mapping[str, Row[Any]],
     return None
 
 
-def _ledger(row: Row[Any] | RowMapping, cal: BusinessCalendar, cutoff: time, by_superseded: bool,
-            state: str | None = None, *, dated: bool = True) -> LedgerPayment:
+def _ledger(row: repo.Matched | Row[Any] | RowMapping, cal: BusinessCalendar, cutoff: time,
+            by_superseded: bool, state: str | None = None, *,
+            dated: bool = True) -> LedgerPayment:
     """The payment as the rules read it; ``dated=False`` leaves out the day its payout
-    settles, which only the ledger side and proposals read (a line's rules do not)."""
-    settles = (cal.settlement_day(row.paid_at, cutoff)
-               if dated and row.paid_at is not None else None)
+    settles, which only the ledger side and proposals read (a line's rules do not, and a
+    line's lookup does not read it: ``Matched``)."""
+    settles = None
+    if dated:
+        assert not isinstance(row, repo.Matched), "a line's lookup does not read paid_at"
+        if row.paid_at is not None:
+            settles = cal.settlement_day(row.paid_at, cutoff)
     return LedgerPayment(row.pk, row.payment_id, state or row.state, row.amount_minor,
                          row.currency, row.rail_reference, settles, by_superseded)
 
