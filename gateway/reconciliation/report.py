@@ -62,11 +62,13 @@ def _fields(r: Sequence[Any]) -> tuple[object, ...]:
     (_, seq, kind, subject, _, payment_id, statement_id, line_no, line_kind, batch_ref, e2e,
      ref, value_on, ledger_minor, ledger_cur, stmt_minor, stmt_cur, reason, proposals,
      detail) = r
+    ledger = amount(ledger_minor, ledger_cur) if ledger_cur else ""
+    # Most items are matches, the same amount on both sides: written once, used twice.
+    same = stmt_minor == ledger_minor and stmt_cur == ledger_cur
     return (seq, kind, subject, payment_id, statement_id, line_no, line_kind, batch_ref, e2e,
-            ref, value_on.isoformat() if value_on else "",
-            amount(ledger_minor, ledger_cur) if ledger_cur else "", ledger_cur,
-            amount(stmt_minor, stmt_cur) if stmt_cur else "", stmt_cur, reason, proposals,
-            detail)
+            ref, value_on.isoformat() if value_on else "", ledger, ledger_cur,
+            ledger if same else amount(stmt_minor, stmt_cur) if stmt_cur else "", stmt_cur,
+            reason, proposals, detail)
 
 
 def csv_records(records: Iterable[Sequence[Any]]) -> bytes:

@@ -233,7 +233,7 @@ class ReconciliationService:
             stored = await self._store(rail, opener, source)
             stored_sha.append(stored.sha256)
             return await self._run(rail, day, stored, scanner, first, report_dir, cal, progress,
-                                   proving=lambda: _checked_scan(adapter, opener, stored_sha))
+                                   reread=lambda: _checked_scan(adapter, opener, stored_sha))
         finally:
             await scanner.close()
 
@@ -272,7 +272,7 @@ class ReconciliationService:
                    scanner: _ScanThread | None, first: StatementItem | None,
                    report_dir: Path | None, cal: BusinessCalendar,
                    progress: Progress | None,
-                   proving: Callable[[], Iterator[StatementItem]] | None = None,
+                   reread: Callable[[], Iterator[StatementItem]] | None = None,
                    missing: str = "the rail never made it available") -> RunResult:
         sha = stmt.sha256 if stmt is not None else "none"
         run_key = _sha(f"{rail}|{day.isoformat()}|{sha}|{RULE_VERSION}".encode())
@@ -291,23 +291,21 @@ class ReconciliationService:
                         # whether it should have (its proofs come last): if not, the run is
                         # undone to here and done again from a second reading, moving none.
                         # Nearly every statement proves itself, and is read once.
-                        undo = await uow.conn.begin_nested()
                         try:
-                            pk, csv_sha, tmp = await run.execute(scanner, first, report_dir)
+                            async with uow.conn.begin_nested():  # left by _Unproven: undone
+                                pk, csv_sha, tmp = await run.execute(scanner, first,
+                                                                     report_dir)
                         except _Unproven:
                             run.discard_report()
-                            await undo.rollback()
-                            assert proving is not None  # only a statement's run is unproven
+                            assert reread is not None  # only a statement's run is unproven
                             run = _Run(self, uow.conn, rail, day, stmt, run_key, cal,
                                        progress, missing, trusted=False)
-                            again = _ScanThread(proving())
+                            again = _ScanThread(reread())
                             try:
                                 pk, csv_sha, tmp = await run.execute(
                                     again, await again.first(), report_dir)
                             finally:
                                 await again.close()
-                        else:
-                            await undo.commit()
                         await uow.commit()
                         committed = True
                         result = await self._result(pk, reused=False, report_dir=None)
@@ -594,7 +592,7 @@ class _Run:
         would = {} if self.trusted else await repo.moved_by(conn, self.pk, sorted(rows))
 
         def state_of(pk: int, r: repo.Matched) -> str:
-            return would.get(pk, r.state)  # type: ignore[no-any-return]
+            return would.get(pk, r.state)
 
         # Changed beside the hub: a line that would move one says so and moves nothing. The
         # lookup locked the rows and, where it could, compared them (``unchanged``); why one
