@@ -17,13 +17,17 @@ ids) is the default in production, ``text`` (the same fields, for a terminal) in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Literal
 
 import structlog
 
-__all__ = ["ACCESS_FIELDS", "LogFormat", "bind_ids", "clear_ids", "configure_logging"]
+__all__ = ["ACCESS_FIELDS", "HeldLogs", "LogFormat", "bind_ids", "clear_ids",
+           "configure_logging", "held_logs"]
 
 LogFormat = Literal["json", "text"]
 
@@ -44,6 +48,57 @@ def bind_ids(**ids: object) -> None:
 
 def clear_ids() -> None:
     structlog.contextvars.clear_contextvars()
+
+
+class HeldLogs:
+    """The records a ``held_logs`` block logged, kept back until it ends."""
+
+    def __init__(self) -> None:
+        self.records: list[logging.LogRecord] = []
+        self.dropped = False
+
+    def drop(self) -> None:
+        """Forget them: they describe writes that were undone (a savepoint rolled back)."""
+        self.dropped = True
+        self.records.clear()
+
+
+_HELD: ContextVar[HeldLogs | None] = ContextVar("px_held_logs", default=None)
+
+
+class _Hold(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        held = _HELD.get()
+        if held is None or held.dropped:
+            return held is None
+        held.records.append(record)
+        return False
+
+
+_HOLD = _Hold()
+
+
+@contextlib.contextmanager
+def held_logs(*names: str) -> Iterator[HeldLogs]:
+    """Keep back what the loggers ``names`` log in this context (the current task and the
+    tasks it starts) until the block ends; then log it, unless ``drop()`` was called or the
+    block raised. For work that may yet be undone: a record of a write that was rolled back
+    would tell ops of something that never happened. Other tasks log as ever."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if _HOLD not in logger.filters:
+            logger.addFilter(_HOLD)  # left installed: it passes everything outside a block
+    held = HeldLogs()
+    token = _HELD.set(held)
+    try:
+        yield held
+    except BaseException:
+        held.drop()
+        raise
+    finally:
+        _HELD.reset(token)
+        for record in held.records:
+            logging.getLogger(record.name).handle(record)
 
 
 def configure_logging(level: str = "INFO", fmt: LogFormat = "text") -> None:

@@ -47,6 +47,7 @@ from gateway.errors import (
 )
 from gateway.evidence import payments as payments_evidence
 from gateway.money import MINOR_UNITS, Money
+from gateway.observability.logs import held_logs
 from gateway.payments import repository as payments_repo
 from gateway.payments.domain import Cause, PaymentState, Transition
 from gateway.payments.rails import Settlement
@@ -100,6 +101,8 @@ _MAX_MET = 100_000
 _MOVABLE = frozenset({"paid", "reconciled"})
 _BACK = frozenset({LineKind.returned, LineKind.reversal})  # the money coming back
 
+# Told the lines read so far, after each batch. A statement that does not prove itself is
+# read twice (the second reading moves nothing), so its count starts again from zero once.
 Progress = Callable[[int], None]
 
 
@@ -221,6 +224,7 @@ class ReconciliationService:
             source = statement.name[-200:] if isinstance(statement, Path) else "bytes"
         opener = _opener(statement)
         stored_sha: list[str] = []
+        spare: BinaryIO | None = None
         scanner = _ScanThread(_checked_scan(adapter, opener, stored_sha))
         try:
             first = await scanner.first()  # not a statement: raises, stores none
@@ -230,12 +234,19 @@ class ReconciliationService:
                 # proof (incomplete, nothing moved), so the day has a run that says so.
                 raise InvalidMessageError("schema_violation", f"{_other_day(first, day)} "
                                           f"(statement {first.statement_id})")
+            # Opened now, for a second reading if the statement does not prove itself: the
+            # bytes begun with (checked against those stored), even if the file given is
+            # moved away or renamed over meanwhile.
+            spare = opener()
             stored = await self._store(rail, opener, source)
             stored_sha.append(stored.sha256)
             return await self._run(rail, day, stored, scanner, first, report_dir, cal, progress,
-                                   reread=lambda: _checked_scan(adapter, opener, stored_sha))
+                                   reread=lambda: _checked_scan(adapter, lambda: spare,
+                                                                stored_sha))
         finally:
             await scanner.close()
+            if spare is not None:
+                spare.close()
 
     async def _store(self, rail: str, opener: Callable[[], BinaryIO],
                      source: str) -> RowMapping:
@@ -292,9 +303,12 @@ class ReconciliationService:
                         # undone to here and done again from a second reading, moving none.
                         # Nearly every statement proves itself, and is read once.
                         try:
-                            async with uow.conn.begin_nested():  # left by _Unproven: undone
-                                pk, csv_sha, tmp = await run.execute(scanner, first,
-                                                                     report_dir)
+                            # What the moves log (a discrepancy opened, a notice) is held
+                            # back with them, and dropped if they are undone.
+                            with held_logs(PaymentService.__module__):
+                                async with uow.conn.begin_nested():  # undone if it raises
+                                    pk, csv_sha, tmp = await run.execute(scanner, first,
+                                                                         report_dir)
                         except _Unproven:
                             run.discard_report()
                             assert reread is not None  # only a statement's run is unproven

@@ -3,7 +3,10 @@
 One per request or job. Services and repositories receive ``uow.conn`` and never commit; a unit
 of work that is left without ``commit()`` rolls back, so an exception can never half-write.
 This module is the only one that calls ``begin()``/``commit()`` on a connection or transaction
-(besides the Alembic run in ``gateway.storage.migrate``).
+(besides the Alembic run in ``gateway.storage.migrate``). A service may open a savepoint in
+the unit of work it was handed (``async with conn.begin_nested():``) to undo part of it when
+a block raises (one pension schedule's failure; a reconciliation's first reading of a
+statement that does not prove itself); a savepoint commits nothing.
 
 Code that needs units of work is handed a ``UnitOfWorkFactory`` (the composition root's
 ``Hub.uow``, or ``factory_for(engine)``), never an engine, so a test can hand in its own.

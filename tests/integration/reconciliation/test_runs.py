@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from gateway.errors import (
 )
 from gateway.reconciliation.service import ReconciliationService
 from gateway.storage.tables import (
+    payment_discrepancies,
     payment_events,
     payments,
     recon_cases,
@@ -668,6 +670,41 @@ async def test_a_statement_is_read_once_unless_its_proofs_fail(
                 payment_events.c.from_state.is_not(None)))).all() == []
             runs = (await conn.execute(select(recon_runs.c.run_id))).all()
         assert [x.run_id for x in runs] == [r.run_id]  # the first reading's run is undone
+
+
+async def test_an_unproven_statement_logs_nothing_of_what_its_first_reading_undid(
+        hub: Hub, recon: ReconciliationService, caplog: pytest.LogCaptureFixture) -> None:
+    # The first reading moves and is rolled back: its log lines (a discrepancy opened, a
+    # notice not sent) would tell ops of things that never happened. A proven run logs them.
+    await add_payment(hub.uow, "P-1", partner_id="ID-BPJSTK", claim_ref="CLM-1")
+    await add_payment(hub.uow, "P-2", partner_id="ID-BPJSTK", claim_ref="CLM-2")
+    caplog.set_level(logging.INFO)
+    returned = [record(), line(1, e2e="P-1", kind="returned", credit=True, reason="AC06")]
+    r = await recon.run("fake", DAY, statement([*returned, proof(False, "balance")]))
+    assert r.verdict == "incomplete"
+    async with hub.engine.connect() as conn:
+        assert (await conn.execute(select(payment_discrepancies.c.pk))).all() == []
+    assert [m for m in caplog.messages if "P-1" in m] == []
+    caplog.clear()
+    await recon.run("fake", DAY, statement([*returned, proof(True, "balance")]))
+    assert any("P-1: discrepancy returned_after_paid opened" in m for m in caplog.messages)
+
+
+async def test_an_unproven_statement_is_read_again_even_if_its_file_is_gone(
+        hub: Hub, recon: ReconciliationService, tmp_path: Path) -> None:
+    # The second reading is of the bytes the run stored and began with: the file given may
+    # be moved away or renamed over while the first reading runs (a drop folder's cleanup).
+    await add_payment(hub.uow, "P-1")
+    path = tmp_path / "statement.jsonl"
+    path.write_bytes(statement([record(), line(1, e2e="P-1"), proof(False, "balance")]))
+
+    def progress(n: int) -> None:
+        if path.exists():
+            path.unlink()
+
+    r = await recon.run("fake", DAY, path, progress=progress)
+    assert r.verdict == "incomplete" and r.summary["counts"] == {"matched": 1}
+    assert await _states(hub) == {"P-1": "paid"}
 
 
 async def test_a_statement_of_another_day_is_refused_before_it_is_stored(

@@ -269,3 +269,10 @@ def test_an_ops_closed_case_reopens_only_when_its_cause_is_found_again(
         resolution: str | None, resolved_on: str | None, found_on: str | None,
         reopened: bool) -> None:
     assert domain.reopens(resolution, resolved_on, found_on) is reopened
+
+
+def test_a_lookup_row_is_read_into_matched_by_its_columns_names() -> None:
+    # Matched is made from the lookup's columns by position: its fields are their names.
+    from gateway.reconciliation import repository as repo
+
+    assert repo.Matched._fields == (*(c.name for c in repo._LINE_MATCH), "unchanged")
