@@ -372,7 +372,7 @@ async def payments_by_refs(conn: AsyncConnection, rail: str,
 
 def _matched(result: Any, rail: str) -> list[Matched]:
     make = Matched._make
-    return [m for m in map(make, result.tuples()) if m.rail == rail]
+    return [m for m in map(make, result) if m.rail == rail]
 
 
 async def expected_page(conn: AsyncConnection, rail: str, *, paid_before: datetime,
@@ -432,24 +432,28 @@ async def update_cases(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) ->
                                   for r in rows])
 
 
-async def close_cleared(conn: AsyncConnection, rail: str, *, superseded_pk: int | None,
-                        run_pk: int, note: str, now: datetime) -> int:
-    """Close the open cases this run no longer finds: those last found by the run it
-    supersedes, and missing_on_statement cases of payments this run found on the statement."""
-    n = 0
-    values = dict(state="closed", closed_at=now, closed_note=note, updated_at=now)
-    if superseded_pk is not None:
-        res = await conn.execute(update(recon_cases).where(
-            recon_cases.c.rail == rail, recon_cases.c.state == "open",
-            recon_cases.c.last_run_pk == superseded_pk).values(**values))
-        n += res.rowcount or 0
+async def close_cleared(conn: AsyncConnection, rail: str, *, replaced: Sequence[int],
+                        run_pk: int, note: str, now: datetime, apply: bool = True) -> int:
+    """Close the open cases this run no longer finds: those last found by a run it replaces
+    (every earlier run of its rail and date, as ``runs_of``), and missing_on_statement cases
+    of payments this run found on the statement; how many.
+
+    With ``apply`` false, only count them: a run that does not take its statement at its
+    word closes none, and says how many it would have.
+    """
     found = select(recon_items.c.subject).where(recon_items.c.run_pk == run_pk, _LINE_ITEM,
                                                 recon_items.c.payment_pk.is_not(None))
-    res = await conn.execute(update(recon_cases).where(
-        recon_cases.c.rail == rail, recon_cases.c.state == "open",
-        recon_cases.c.kind.in_(["missing_on_statement"]), recon_cases.c.last_run_pk != run_pk,
-        recon_cases.c.subject.in_(found)).values(**values))
-    return n + (res.rowcount or 0)
+    gone = [recon_cases.c.kind.in_(["missing_on_statement"]),
+            recon_cases.c.last_run_pk != run_pk, recon_cases.c.subject.in_(found)]
+    if replaced:
+        gone = [or_(recon_cases.c.last_run_pk.in_(list(replaced)), and_(*gone))]
+    where = [recon_cases.c.rail == rail, recon_cases.c.state == "open", *gone]
+    if not apply:
+        q = select(func.count()).select_from(recon_cases).where(*where)
+        return int((await conn.execute(q)).scalar_one())
+    res = await conn.execute(update(recon_cases).where(*where).values(
+        state="closed", closed_at=now, closed_note=note, updated_at=now))
+    return res.rowcount or 0
 
 
 async def cases_page(conn: AsyncConnection, *, state: str | None, kind: str | None,

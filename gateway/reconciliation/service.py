@@ -493,12 +493,19 @@ class _Run:
                              "not returned")
             problems.append("nothing was moved on this statement's word: "
                             + " and ".join(parts))
+        # Not trusted, the statement's word clears no case either: a payout it shows is not
+        # thereby on a statement, nor a discrepancy it no longer shows thereby gone. The
+        # cases stay open for the run that proves itself, which replaces this one too.
+        closed = await repo.close_cleared(
+            conn, self.rail, replaced=self.replaced, run_pk=self.pk,
+            note=f"cleared by run {self.run_id}", now=self.now, apply=self.trusted)
+        if not self.trusted and closed:
+            problems.append(f"no case was closed on this statement's word: {closed} case(s) "
+                            "it no longer finds stay open")
+            closed = 0
         verdict = domain.verdict(self.tally, failed_proofs=self.scan.proofs_failed,
                                  sequence_gaps=self.scan.gaps,
                                  statement_missing=self.stmt is None)
-        closed = await repo.close_cleared(
-            conn, self.rail, superseded_pk=self.superseded.pk if self.superseded else None,
-            run_pk=self.pk, note=f"cleared by run {self.run_id}", now=self.now)
         changes = await self._changes()
         if self._csv is not None:
             made, self._csv = self._csv, None

@@ -928,3 +928,52 @@ async def test_once_a_held_payment_is_restored_the_statement_is_done_again(
     async with hub.engine.connect() as conn:
         cases = {(c.subject, c.kind): c.state for c in await conn.execute(select(recon_cases))}
     assert cases[("P-HELD", "state_mismatch")] != "open", cases
+
+
+async def _cases(hub: Hub) -> list[tuple[str, str, str, str | None]]:
+    async with hub.engine.connect() as conn:
+        return [tuple(r) for r in await conn.execute(  # type: ignore[misc]
+            select(recon_cases.c.subject, recon_cases.c.kind, recon_cases.c.state,
+                   recon_cases.c.closed_note).order_by(recon_cases.c.subject))]
+
+
+@pytest.mark.parametrize("fault", ["proof", "sequence"])
+async def test_an_unproven_statement_closes_no_case(
+        hub: Hub, recon: ReconciliationService, fault: str) -> None:
+    """A statement not taken at its word moves no payment, and for the same reason clears
+    no case: a payout it shows is not thereby on a statement, nor is a discrepancy it no
+    longer shows thereby gone. Its cases stay open for the statement that proves itself,
+    which clears them however many unproven runs came between."""
+    await recon.run("fake", date(2026, 11, 30), statement([record(sequence=6,
+                                                                   day="2026-11-30")]))
+    await add_payment(hub.uow, "P-OLD", paid_at=OLD)  # missing on DAY's statement
+    await add_payment(hub.uow, "P-1")  # overpaid on DAY's statement
+    first = await recon.run("fake", DAY, statement([record(sequence=7),
+                                                   line(1, "101.00", e2e="P-1")]))
+    assert await _cases(hub) == [("P-1", "amount_mismatch", "open", None),
+                                 ("P-OLD", "missing_on_statement", "open", None)]
+
+    def day(lines: list[dict[str, Any]], *, proves: bool) -> bytes:
+        seq = 7 if proves or fault == "proof" else 9
+        return statement([record(sequence=seq), *lines,
+                          proof(proves or fault != "proof", "balance")])
+
+    shown = [line(1, e2e="P-1"), line(2, e2e="P-OLD")]  # both as the ledger has them
+    unproven = await recon.run("fake", DAY, day(shown, proves=False))
+    assert unproven.verdict == "incomplete" and unproven.summary["supersedes"] == first.run_id
+    assert unproven.summary["cases"]["closed"] == 0
+    assert ("no case was closed on this statement's word: 2 case(s) it no longer finds "
+            "stay open") in unproven.summary["problems"]
+    assert await _cases(hub) == [("P-1", "amount_mismatch", "open", None),
+                                 ("P-OLD", "missing_on_statement", "open", None)]
+    again = await recon.run("fake", DAY, day(shown, proves=False) + b"\n")  # other bytes
+    assert again.summary["supersedes"] == unproven.run_id
+    assert [c[2] for c in await _cases(hub)] == ["open", "open"]
+
+    fixed = await recon.run("fake", DAY, day(shown, proves=True))
+    assert fixed.verdict == "balanced" and fixed.summary["cases"]["closed"] == 2
+    assert not any("no case was closed" in p for p in fixed.summary["problems"])
+    note = f"cleared by run {fixed.run_id}"
+    assert await _cases(hub) == [("P-1", "amount_mismatch", "closed", note),
+                                 ("P-OLD", "missing_on_statement", "closed", note)]
+    assert await _states(hub) == {"P-1": "reconciled", "P-OLD": "reconciled"}
