@@ -354,6 +354,13 @@ class Tally:
         return any(n and ItemKind(k) not in SETTLED for k, n in self.counts.items())
 
 
+def taken_at_its_word(*, failed_proofs: int, sequence_gaps: int) -> bool:
+    """Is a statement acted on? Only one that proves itself (every proof holds, its sequence
+    numbers follow the statement before): the rail's whole, true day. One that does not is
+    still classified and reported, but moves no payment and clears no case."""
+    return not failed_proofs and not sequence_gaps
+
+
 def verdict(tally: Tally, *, failed_proofs: int, sequence_gaps: int,
             statement_missing: bool) -> Verdict:
     """The run's verdict (see the module docstring)."""

@@ -168,6 +168,15 @@ async def runs_of(conn: AsyncConnection, rail: str, day: date) -> list[int]:
     return [int(pk) for pk in (await conn.execute(q)).scalars()]
 
 
+async def summaries(conn: AsyncConnection, pks: Sequence[int]) -> list[tuple[int, str]]:
+    """(pk, summary.json) of the runs ``pks``, newest first."""
+    if not pks:
+        return []
+    q = (select(recon_runs.c.pk, recon_runs.c.summary).where(recon_runs.c.pk.in_(list(pks)))
+         .order_by(recon_runs.c.pk.desc()))
+    return [(int(pk), summary) for pk, summary in await conn.execute(q)]
+
+
 async def previous_run(conn: AsyncConnection, rail: str, day: date) -> RowMapping | None:
     """The current run of the latest earlier business date (for sequence continuity)."""
     q = (select(recon_runs).where(recon_runs.c.rail == rail, recon_runs.c.business_date < day,
@@ -404,12 +413,14 @@ async def candidates(conn: AsyncConnection, rail: str, *, pairs: Sequence[tuple[
 
 async def cases_of(conn: AsyncConnection, rail: str,
                    keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], RowMapping]:
-    """Existing cases of ``rail`` by (subject, kind)."""
+    """Existing cases of ``rail`` by (subject, kind), each with ``last_on``: the business
+    date of the run that last found it."""
     if not keys:
         return {}
-    q = select(recon_cases).where(recon_cases.c.rail == rail,
-                                  tuple_(recon_cases.c.subject, recon_cases.c.kind)
-                                  .in_(list(keys)))
+    q = (select(recon_cases, recon_runs.c.business_date.label("last_on"))
+         .outerjoin(recon_runs, recon_runs.c.pk == recon_cases.c.last_run_pk)
+         .where(recon_cases.c.rail == rail,
+                tuple_(recon_cases.c.subject, recon_cases.c.kind).in_(list(keys))))
     return {(r.subject, r.kind): r for r in (await conn.execute(q)).mappings()}
 
 

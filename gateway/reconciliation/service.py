@@ -418,6 +418,9 @@ class _Run:
         # runs it superseded in turn. This run replaces them all, so what any of them booked
         # is the booking this statement restates, never an earlier one.
         self.replaced: list[int] = []
+        # What ``changes`` compares with: the newest of them taken at its word, the statement
+        # the ledger and the cases were last set by (else the current one).
+        self.baseline: int | None = None
         self.opened = self.updated = self.kept_closed = 0
         # Whether the statement is taken at its word: first it is, and the run stops with
         # _Unproven at the end if its proofs fail; done again untrusted, its lines are
@@ -459,6 +462,10 @@ class _Run:
         self._csv = _ItemsCsv(report_dir)
         self.superseded = await repo.current_run(conn, self.rail, self.day)
         self.replaced = await repo.runs_of(conn, self.rail, self.day)
+        self.baseline = next(
+            (pk for pk, text in await repo.summaries(conn, self.replaced)
+             if _taken_at_its_word(json.loads(text))),
+            self.superseded.pk if self.superseded else None)
         previous = await repo.previous_run(conn, self.rail, self.day)
         self.follows = previous.run_id if previous else None
         self.scan.accounts = json.loads(previous.accounts) if previous else {}
@@ -470,7 +477,8 @@ class _Run:
             started_at=self.now, finished_at=self.now))
         if scanner is not None:
             await self._lines(scanner, first)
-        proved = not self.scan.proofs_failed and not self.scan.gaps
+        proved = domain.taken_at_its_word(failed_proofs=self.scan.proofs_failed,
+                                          sequence_gaps=self.scan.gaps)
         if self.trusted and not proved:
             raise _Unproven(self.run_id)
         if not self.trusted and proved:
@@ -856,9 +864,16 @@ class _Run:
             old = existing.get(key)
             line_ref = (f"{r['statement_id']}#{r['line_no']}" if r["line_no"] is not None
                         else None)
-            if (old is not None and old.state != "open"
-                    and not domain.reopens(old.resolution, old.line_ref, line_ref)):
-                self.kept_closed += 1  # ops closed it on this evidence: their word stands
+            if old is not None and old.last_on is not None and old.last_on > self.day:
+                # A later date's statement found it last: a correction of this one neither
+                # takes it over nor reopens it (nor, so, clears it when it no longer shows it).
+                continue
+            if old is not None and old.state != "open" and (
+                    not domain.reopens(old.resolution, old.line_ref, line_ref)
+                    or (old.resolution is not None and not self.trusted)):
+                # Ops closed it on this evidence, or the statement is not taken at its word:
+                # theirs stands.
+                self.kept_closed += 1
                 continue
             opened_on = old.business_date if old is not None and old.state == "open" else self.day
             terms = domain.case_terms(probe, opened_on, self.cal)
@@ -885,12 +900,13 @@ class _Run:
         self.updated += len(changed)
 
     async def _changes(self) -> dict[str, Any]:
-        """What this run says differently from the run it supersedes (items needing ops)."""
-        if self.superseded is None:
+        """What this run says differently (items needing ops) from the newest run it replaces
+        that was taken at its word (``baseline``)."""
+        if self.baseline is None:
             return {}
         out: dict[str, Any] = {}
-        for name, mine, theirs in (("opened", self.pk, self.superseded.pk),
-                                   ("closed", self.superseded.pk, self.pk)):
+        for name, mine, theirs in (("opened", self.pk, self.baseline),
+                                   ("closed", self.baseline, self.pk)):
             listed: list[str] = []
             changed_listed: list[str] = []
             count = after = changed = 0
@@ -952,6 +968,12 @@ class _Run:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+def _taken_at_its_word(summary: dict[str, Any]) -> bool:
+    """Was a stored run's statement acted on (from its summary.json)?"""
+    return domain.taken_at_its_word(failed_proofs=summary["proofs"]["failed"],
+                                    sequence_gaps=summary["sequence_gaps"])
+
 
 async def _latest(conn: AsyncConnection, run_key: str) -> tuple[str, RowMapping | None]:
     """The run to answer for ``run_key``, and its key: the run itself, or the run that did

@@ -977,3 +977,68 @@ async def test_an_unproven_statement_closes_no_case(
     assert await _cases(hub) == [("P-1", "amount_mismatch", "closed", note),
                                  ("P-OLD", "missing_on_statement", "closed", note)]
     assert await _states(hub) == {"P-1": "reconciled", "P-OLD": "reconciled"}
+
+
+async def test_a_correction_lists_what_it_clears_since_the_statement_last_acted_on(
+        hub: Hub, recon: ReconciliationService) -> None:
+    """``changes`` compares a run with the statement whose word was last acted on (the newest
+    run it replaces that proved itself), so the one that clears the cases lists them, and an
+    unproven run between lists what it would have cleared: the count its problem names."""
+    await add_payment(hub.uow, "P-OLD", paid_at=OLD)
+    await add_payment(hub.uow, "P-1")
+    await recon.run("fake", DAY, statement([record(), line(1, "101.00", e2e="P-1")]))
+    shown = [record(), line(1, e2e="P-1"), line(2, e2e="P-OLD")]
+    unproven = await recon.run("fake", DAY, statement([*shown, proof(False)]))
+    again = await recon.run("fake", DAY, statement([*shown, proof(False)]) + b"\n")
+    fixed = await recon.run("fake", DAY, statement([*shown, proof(True)]))
+    cleared = {"count": 2, "items": ["amount_mismatch P-1", "missing_on_statement P-OLD"]}
+    for run in (unproven, again, fixed):
+        assert run.summary["changes"]["closed"] == cleared, run.summary["changes"]
+    assert unproven.summary["cases"]["closed"] == again.summary["cases"]["closed"] == 0
+    assert fixed.summary["cases"]["closed"] == 2
+    assert [c[2] for c in await _cases(hub)] == ["closed", "closed"]
+
+
+async def test_an_unproven_statement_does_not_reopen_what_ops_closed(
+        hub: Hub, recon: ReconciliationService) -> None:
+    """Ops' resolution stands against a statement not taken at its word, even one that
+    shows the cause on another line; the statement that proves itself may reopen it."""
+    from gateway.reconciliation import repository as repo
+    await recon.run("fake", DAY, statement([record(), line(1, "5.00", ref="R-2")]))
+    (case,) = await _cases(hub)
+    assert case[:3] == ("line:R-2", "unknown_line", "open")
+    async with hub.uow() as uow:
+        pk = (await uow.conn.execute(select(recon_cases.c.pk))).scalar_one()
+        assert await repo.resolve_case(uow.conn, pk, resolution="written_off", by="ops-1",
+                                       note="accepted", proposal_pk=1,
+                                       now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+        await uow.commit()
+    moved = [record(), line(1, "1.00", kind="fee"), line(2, "5.00", ref="R-2")]
+    r = await recon.run("fake", DAY, statement([*moved, proof(False)]))
+    assert r.summary["cases"]["kept_closed"] == 1
+    async with hub.engine.connect() as conn:
+        row = (await conn.execute(select(recon_cases))).mappings().one()
+    assert (row["state"], row["resolution"], row["resolved_by"]) == (
+        "closed", "written_off", "ops-1")
+    await recon.run("fake", DAY, statement([*moved, proof(True)]))
+    async with hub.engine.connect() as conn:
+        row = (await conn.execute(select(recon_cases))).mappings().one()
+    assert (row["state"], row["resolution"]) == ("open", None)  # a new line: its cause again
+
+
+async def test_a_correction_of_an_earlier_date_leaves_a_later_dates_case_alone(
+        hub: Hub, recon: ReconciliationService) -> None:
+    """A case last found by a later business date's run is that run's: a correction of an
+    earlier date that shows it too does not take it over, so the earlier date's next
+    correction, no longer showing it, does not clear what the later statement still shows."""
+    nxt = date(2026, 12, 2)
+    await recon.run("fake", DAY, statement([record()]))
+    later = await recon.run("fake", nxt, statement([
+        record(sid="S2", day="2026-12-02"),
+        line(1, "9.00", ref="R-9", sid="S2", day="2026-12-02")]))
+    await recon.run("fake", DAY, statement([record(), line(1, "9.00", ref="R-9")]))
+    await recon.run("fake", DAY, statement([record(), proof(True)]))
+    async with hub.engine.connect() as conn:
+        row = (await conn.execute(select(recon_cases))).mappings().one()
+    assert (row["subject"], row["state"], row["last_run_pk"]) == ("line:R-9", "open",
+                                                                  later.pk)
